@@ -1,0 +1,137 @@
+"""`thresher` command line: run, validate, stages, stats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="pipeline YAML file")
+    p.add_argument("--output", "-o", metavar="DIR", help="override output.path (the run dir)")
+    p.add_argument("--workers", "-w", type=int, metavar="N", help="override executor.workers")
+    p.add_argument("--executor", metavar="KIND", help="override executor.kind")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any key, e.g. --set stages.langid.min_score=0.5 "
+                        "(value parsed as YAML; repeatable)")
+
+
+def _overrides(a: argparse.Namespace) -> dict:
+    return {"output": a.output, "workers": a.workers, "executor": a.executor, "sets": a.sets}
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    from .config import load_config
+    from .plan import make_plan
+
+    cfg = load_config(a.config, overrides=_overrides(a))
+    plan = make_plan(cfg)
+    if a.print:
+        sys.stdout.write(cfg.to_yaml(resolved=True))
+    else:
+        n_tasks = sum(p.n_tasks for p in plan.phases)
+        print(f"{a.config}: ok: {len(cfg.stages)} stages, {len(plan.inputs)} input files, "
+              f"{len(plan.phases)} phase(s), {n_tasks} tasks, executor {cfg.executor.kind}")
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .config import load_config
+    from .funnel import load_stats, make_console, print_funnel
+    from .runner import run_pipeline
+
+    cfg = load_config(a.config, overrides=_overrides(a))
+    run = run_pipeline(cfg, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet)
+    stats = load_stats(run.root)
+    out = make_console()
+    if not a.quiet:
+        print_funnel(stats, out, title=f"funnel: {cfg.name}")
+    n_shards = len(stats["output"]["shards"])
+    try:
+        where = run.data.relative_to(Path.cwd())
+    except ValueError:
+        where = run.data
+    out.print(f"wrote {stats['output']['rows']:,} documents in {n_shards} shard(s) to {where}/")
+    out.print(f"stats: {run.stats_json}   (thresher stats {run.root})")
+    return 0
+
+
+def cmd_stages(a: argparse.Namespace) -> int:
+    from .reference import render_markdown, render_text, stage_rows
+
+    if a.json:
+        print(json.dumps(stage_rows(), indent=1))
+    else:
+        sys.stdout.write(render_markdown() if a.markdown else render_text())
+    return 0
+
+
+def cmd_stats(a: argparse.Namespace) -> int:
+    from .funnel import by_language_table, load_stats, make_console, print_funnel
+
+    stats = load_stats(a.run)
+    if a.json:
+        print(json.dumps(stats, indent=1))
+        return 0
+    console = make_console()
+    print_funnel(stats, console, title=f"funnel: {stats.get('run', a.run)}")
+    if a.by == "language":
+        console.print(by_language_table(stats))
+    console.print(f"output: {stats['output']['rows']:,} documents in "
+                  f"{len(stats['output']['shards'])} shard(s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="thresher", description=__doc__)
+    ap.add_argument("-v", "--verbose", action="store_true", help="log INFO messages to stderr")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a pipeline")
+    _add_overrides(p)
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted run: only tasks not done are run")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing run dir first")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or funnel")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a config (and its input globs) without running")
+    _add_overrides(p)
+    p.add_argument("--print", action="store_true", help="print the resolved config")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("stages", help="list registered stages with their parameters")
+    p.add_argument("--markdown", action="store_true", help="render as docs/stages.md")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stages)
+
+    p = sub.add_parser("stats", help="print the funnel of a finished run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--by", choices=["language"], help="add a breakdown")
+    p.add_argument("--json", action="store_true", help="print stats.json")
+    p.set_defaults(func=cmd_stats)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except UserError as e:
+        for line in str(e).splitlines():
+            print(f"thresher: error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("thresher: interrupted; finish with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,451 @@
+"""Pipeline configuration: pydantic models, YAML (de)serialisation, overrides.
+
+The YAML file is the serialised form of a ``PipelineConfig``: ``load_config``
+parses and validates it (errors name the file, line, key path and what was
+expected), ``PipelineConfig.to_yaml`` writes it back. The *resolved* config
+(every default filled in) is what a run directory stores and what every task
+reads: it is the contract between the planner and the executors.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import registry
+from .errors import ConfigError, ConfigErrors, UserError
+from .stage import Params, Stage
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------------------- input
+
+class InputBase(Strict):
+    paths: list[str] = Field(min_length=1, description="glob patterns of input files")
+    root: str | None = Field(
+        None, description="directory that `source` paths are relative to "
+                          "(default: the fixed prefix of the first glob)")
+    batch_size: int = Field(256, gt=0, description="documents per Arrow batch")
+
+
+class WarcInput(InputBase):
+    format: Literal["warc"] = "warc"
+    content_types: list[str] = Field(
+        ["text/html", "application/xhtml+xml"],
+        description="HTTP Content-Type values kept; other responses are counted as not_html")
+    only_ok_status: bool = Field(
+        True, description="drop responses whose HTTP status is not 2xx (reason http_status)")
+    default_charset: str = Field(
+        "cp1252", description="charset for pages that declare none and are not valid UTF-8")
+
+
+class WetInput(InputBase):
+    format: Literal["wet"] = "wet"
+
+
+class JsonlInput(InputBase):
+    format: Literal["jsonl"] = "jsonl"
+    text_key: str = "text"
+    id_key: str = "id"
+    url_key: str = "url"
+    fields: list[str] = Field(
+        [], description="further top-level keys kept as string/number columns "
+                        "(the rest go into a `metadata` JSON column)")
+
+
+class ParquetInput(InputBase):
+    format: Literal["parquet"] = "parquet"
+    text_column: str = "text"
+    id_column: str = "id"
+    columns: list[str] | None = Field(None, description="columns to read (default: all)")
+
+
+InputConfig = Annotated[Union[WarcInput, WetInput, JsonlInput, ParquetInput],
+                        Field(discriminator="format")]
+INPUT_FORMATS = ("warc", "wet", "jsonl", "parquet")
+
+
+# ----------------------------------------------------------------------------- output
+
+class OutputConfig(Strict):
+    path: str = Field(description="run directory; shards go to <path>/data/")
+    format: Literal["parquet", "jsonl"] = "parquet"
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    compression_level: int | None = None
+    rows_per_row_group: int = Field(10_000, gt=0)
+    rows_per_file: int = Field(100_000, gt=0)
+    drop_columns: list[str] = Field([], description="columns not written to the final shards")
+
+
+# ----------------------------------------------------------------------------- executor
+
+class LocalExecutor(Strict):
+    kind: Literal["local"] = "local"
+    workers: int = Field(1, ge=1, description="worker processes")
+
+
+ExecutorConfig = LocalExecutor
+EXECUTOR_KINDS = ("local",)
+
+
+# ----------------------------------------------------------------------------- stages
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One configured stage: registered type, instance name, validated params."""
+
+    stage: str
+    name: str
+    params: Params
+
+    def build(self) -> Stage:
+        return registry.get(self.stage)(self.params, name=self.name)
+
+    def to_dict(self, resolved: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"stage": self.stage}
+        if resolved or self.name != self.stage:
+            out["name"] = self.name
+        out.update(self.params.model_dump(mode="json", exclude_unset=not resolved))
+        return out
+
+
+def stage(stage_name: str, name: str | None = None, **params: Any) -> StageSpec:
+    """Build a StageSpec from Python: ``stage("langid", languages=["en"])``."""
+    cls = registry.get(stage_name)
+    try:
+        p = cls.Params(**params)
+    except ValidationError as e:
+        raise UserError(f"stage {stage_name!r}: {_pydantic_message(e.errors()[0])}") from None
+    return StageSpec(stage_name, name or stage_name, p)
+
+
+class _Top(Strict):
+    name: str = "run"
+    seed: int = 0
+    input: InputConfig
+    output: OutputConfig
+    executor: ExecutorConfig = Field(default_factory=LocalExecutor)
+    stages: list[dict[str, Any]] = []
+
+
+class PipelineConfig(BaseModel):
+    """A whole pipeline. Build it from YAML (``load_config``) or from Python."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    name: str = "run"
+    seed: int = 0
+    input: InputConfig
+    output: OutputConfig
+    executor: ExecutorConfig = Field(default_factory=LocalExecutor)
+    stages: list[StageSpec] = []
+
+    def to_dict(self, resolved: bool = True) -> dict[str, Any]:
+        def dump(m: BaseModel) -> dict:
+            return m.model_dump(mode="json", exclude_unset=not resolved)
+
+        out: dict[str, Any] = {}
+        if resolved or "name" in self.model_fields_set:
+            out["name"] = self.name
+        if resolved or "seed" in self.model_fields_set:
+            out["seed"] = self.seed
+        out["input"] = dump(self.input)
+        if not resolved:
+            out["input"]["format"] = self.input.format
+        out["output"] = dump(self.output)
+        if resolved or "executor" in self.model_fields_set:
+            out["executor"] = dump(self.executor)
+            if not resolved:
+                out["executor"].setdefault("kind", self.executor.kind)
+        out["stages"] = [s.to_dict(resolved) for s in self.stages]
+        return out
+
+    def to_yaml(self, resolved: bool = True) -> str:
+        return yaml.safe_dump(self.to_dict(resolved), sort_keys=False, allow_unicode=True)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that decides the output (not the executor or output path)."""
+        d = self.to_dict(resolved=True)
+        d.pop("executor")
+        d["output"].pop("path")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    def with_overrides(self, **kw: Any) -> "PipelineConfig":
+        data = self.to_dict(resolved=False)
+        apply_overrides(data, **kw)
+        return config_from_dict(data)
+
+    def input_files(self) -> list[tuple[Path, str]]:
+        """(absolute path, source relative to the input root), sorted, deduplicated."""
+        return resolve_inputs(self.input)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def glob_root(pattern: str) -> str:
+    """The directory part of a glob before its first wildcard."""
+    parts = Path(pattern).parts
+    fixed = []
+    for p in parts:
+        if any(ch in p for ch in "*?["):
+            break
+        fixed.append(p)
+    else:  # a plain file path
+        fixed = fixed[:-1]
+    return str(Path(*fixed)) if fixed else "."
+
+
+def resolve_inputs(inp: InputBase) -> list[tuple[Path, str]]:
+    root = Path(inp.root or glob_root(inp.paths[0])).resolve()
+    seen: dict[Path, str] = {}
+    for i, pattern in enumerate(inp.paths):
+        matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        files = [Path(m).resolve() for m in matches if os.path.isfile(m)]
+        if not files:
+            what = "only directories" if matches else "no files"
+            raise ConfigError(f"glob {pattern!r} matched {what} "
+                              f"(relative to {os.getcwd()}); expected at least one input file",
+                              path=f"input.paths[{i}]")
+        for f in files:
+            try:
+                rel = f.relative_to(root).as_posix()
+            except ValueError:
+                rel = f.as_posix()
+            seen.setdefault(f, rel)
+    return sorted(seen.items(), key=lambda kv: (kv[1], str(kv[0])))
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
+                check_inputs: bool = True) -> PipelineConfig:
+    """Read, override and validate a YAML config; raises ConfigErrors with file:line."""
+    path = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read config: {e.strerror}") from None
+    return config_from_yaml(text, file=path, overrides=overrides, check_inputs=check_inputs)
+
+
+def config_from_yaml(text: str, file: str | None = None, overrides: dict[str, Any] | None = None,
+                     check_inputs: bool = False) -> PipelineConfig:
+    try:
+        data = yaml.safe_load(text)
+        root_node = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"invalid YAML: {problem}", file=file, line=line) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with keys input, output, stages", file=file)
+    try:
+        if overrides:
+            apply_overrides(data, **overrides)
+        cfg = config_from_dict(data)
+        if check_inputs:
+            cfg.input_files()
+        return cfg
+    except ConfigErrors as errs:
+        raise ConfigErrors([_located(e, file, root_node) for e in errs.errors]) from None
+    except ConfigError as e:
+        raise _located(e, file, root_node) from None
+
+
+def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
+    errors: list[ConfigError] = []
+    top = None
+    try:
+        top = _Top.model_validate(data)
+    except ValidationError as e:
+        errors += [ConfigError(_pydantic_message(err), path=_loc_path(err["loc"]))
+                   for err in e.errors()]
+    raw_stages = data.get("stages") if isinstance(data.get("stages"), list) else []
+    specs: list[StageSpec] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_stages or []):
+        try:
+            spec = _stage_spec(raw, i)
+        except ConfigError as e:
+            errors.append(e)
+            continue
+        if spec.name in seen:
+            errors.append(ConfigError(
+                f"duplicate stage name {spec.name!r} (also stages[{seen[spec.name]}]); "
+                "give one of them a distinct `name:`", path=f"stages[{i}].name"))
+        seen[spec.name] = i
+        specs.append(spec)
+    if errors:
+        raise ConfigErrors(errors)
+    assert top is not None
+    fields = {k: getattr(top, k) for k in top.model_fields_set if k != "stages"}
+    return PipelineConfig(stages=specs, **fields)
+
+
+RESERVED = ("stage", "name")
+PSEUDO_STAGES = ("read", "write")  # stats rows of the reader and the writer
+
+
+def _stage_spec(raw: Any, i: int) -> StageSpec:
+    where = f"stages[{i}]"
+    if not isinstance(raw, dict) or "stage" not in raw:
+        raise ConfigError("expected a mapping with a `stage:` key naming a registered stage",
+                          path=where)
+    kind = raw["stage"]
+    try:
+        cls = registry.get(str(kind))
+    except UserError as e:
+        raise ConfigError(str(e), path=f"{where}.stage") from None
+    name = raw.get("name", kind)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ConfigError("expected a name of letters, digits, _ . -", path=f"{where}.name")
+    if name in PSEUDO_STAGES:
+        raise ConfigError(f"{name!r} is reserved for the reader/writer statistics; "
+                          "choose another `name:`", path=f"{where}.name")
+    params = {k: v for k, v in raw.items() if k not in RESERVED}
+    try:
+        p = cls.Params.model_validate(params)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = _pydantic_message(err, cls.Params)
+        raise ConfigError(f"{msg} (stage {kind!r})",
+                          path=_loc_path((where, *err["loc"]))) from None
+    return StageSpec(str(kind), name, p)
+
+
+def _loc_path(loc: tuple) -> str:
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif i == 1 and loc[0] == "input" and item in INPUT_FORMATS:
+            continue  # pydantic's discriminator tag, not a key in the file
+        elif isinstance(item, str) and item.startswith("stages["):
+            parts.append(item)
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _pydantic_message(err: dict, model: type[BaseModel] | None = None) -> str:
+    typ = err["type"]
+    if typ == "extra_forbidden":
+        if model is None:
+            return "unknown key"
+        known = ", ".join(model.model_fields) or "(none)"
+        return f"unknown parameter; expected one of: {known}"
+    if typ == "missing":
+        return "required key is missing"
+    if typ == "union_tag_invalid":
+        return f"unknown format {err['input'].get('format')!r}; expected one of: " + \
+            ", ".join(INPUT_FORMATS)
+    if typ == "union_tag_not_found":
+        return "missing `format:`; expected one of: " + ", ".join(INPUT_FORMATS)
+    got = err.get("input")
+    got_s = "" if isinstance(got, (dict, list)) else f", got {got!r}"
+    return err["msg"][0].lower() + err["msg"][1:] + got_s
+
+
+def _located(e: ConfigError, file: str | None, node: yaml.Node | None) -> ConfigError:
+    return ConfigError(e.message, file=file, path=e.path, line=_line_of(node, e.path))
+
+
+def _line_of(node: yaml.Node | None, path: str) -> int | None:
+    """Line number of the deepest YAML node that exists along ``path``."""
+    if node is None or not path:
+        return None
+    line = node.start_mark.line + 1
+    for part in _split_path(path):
+        nxt = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for k, v in node.value:
+                if k.value == part:
+                    line, nxt = k.start_mark.line + 1, v
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                nxt = node.value[part]
+                line = nxt.start_mark.line + 1
+        if nxt is None:
+            break
+        node = nxt
+    return line
+
+
+def _split_path(path: str) -> list[str | int]:
+    out: list[str | int] = []
+    for tok in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        out.append(int(tok[1:-1]) if tok.startswith("[") else tok)
+    return out
+
+
+# ----------------------------------------------------------------------------- overrides
+
+def apply_overrides(data: dict[str, Any], output: str | None = None, workers: int | None = None,
+                    executor: str | None = None, sets: list[str] | None = None) -> None:
+    """Apply CLI overrides to raw config data, in place, before validation."""
+    if output is not None:
+        data.setdefault("output", {})
+        if not isinstance(data["output"], dict):
+            raise ConfigError("expected a mapping", path="output")
+        data["output"]["path"] = output
+    if executor is not None:
+        old = data.get("executor") if isinstance(data.get("executor"), dict) else {}
+        if old.get("kind", "local") != executor:
+            keep = {k: v for k, v in old.items() if k == "workers"}
+            data["executor"] = {"kind": executor, **keep}
+    if workers is not None:
+        if not isinstance(data.get("executor"), dict):
+            data["executor"] = {}
+        data["executor"]["workers"] = workers
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        set_path(data, key, yaml.safe_load(value) if value != "" else "")
+
+
+def set_path(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b[0].c`` (or ``stages.<stage name>.param``) in nested data."""
+    parts = _split_path(key)
+    cur: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(cur, list):
+            if isinstance(part, str) and part.isdigit():
+                part = int(part)
+            if isinstance(part, str):  # a stage addressed by its name
+                idx = [j for j, s in enumerate(cur)
+                       if isinstance(s, dict) and s.get("name", s.get("stage")) == part]
+                if not idx:
+                    raise ConfigError(f"--set {key}: no stage named {part!r}")
+                part = idx[0]
+            if not 0 <= part < len(cur):
+                raise ConfigError(f"--set {key}: index {part} out of range")
+            if last:
+                cur[part] = value
+            else:
+                cur = cur[part]
+        elif isinstance(cur, dict):
+            if last:
+                cur[str(part)] = value
+            else:
+                cur = cur.setdefault(str(part), {})
+        else:
+            raise ConfigError(f"--set {key}: {part!r} is not inside a mapping or list")
+
+
+def dump_resolved(cfg: PipelineConfig) -> str:
+    return "# resolved by thresher: every default filled in\n" + cfg.to_yaml(resolved=True)

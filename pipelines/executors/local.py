@@ -1,0 +1,54 @@
+"""Local executor: a pool of worker processes on this machine.
+
+With ``workers: 1`` tasks run in this process (simplest to debug); otherwise a
+``forkserver`` process pool runs them. Workers keep their loaded models across
+tasks. A failing task does not stop the others; the phase fails at the end with
+one message naming the first failed task and its log.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from ..config import LocalExecutor as LocalConfig
+from ..plan import Phase
+from ..rundir import RunDir
+from ..runner import run_task
+from .base import Executor, failure_message
+from .progress import TaskProgress
+
+
+class LocalExecutor(Executor):
+    def __init__(self, cfg: LocalConfig, progress: bool = False):
+        self.workers = cfg.workers
+        self.progress = progress
+
+    def run_phase(self, run: RunDir, phase: Phase, tasks: list[int]) -> None:
+        failures: dict[int, BaseException] = {}
+        with TaskProgress(phase, len(tasks), enabled=self.progress) as bar:
+            if self.workers == 1 or len(tasks) == 1:
+                for t in tasks:
+                    try:
+                        res = run_task(run.root, phase.name, t)
+                        bar.advance(res.docs_out)
+                    except Exception as exc:
+                        failures[t] = exc
+                        bar.advance(0)
+            else:
+                ctx = multiprocessing.get_context("forkserver")
+                n = min(self.workers, len(tasks))
+                with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+                    pending = {pool.submit(run_task, str(run.root), phase.name, t): t
+                               for t in tasks}
+                    while pending:
+                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in done:
+                            t = pending.pop(fut)
+                            try:
+                                bar.advance(fut.result().docs_out)
+                            except Exception as exc:
+                                failures[t] = exc
+                                bar.advance(0)
+        if failures:
+            raise failure_message(run, phase, failures)

@@ -1,0 +1,91 @@
+"""The funnel: a table of what every stage kept and dropped, from stats.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import UserError
+
+
+def load_stats(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "stats.json"
+    if not path.exists():
+        raise UserError(f"{path} does not exist: not a finished thresher run "
+                        "(finish it with `thresher run CONFIG --resume`)")
+    return json.loads(path.read_text())
+
+
+def _fmt_reasons(counts: dict[str, int], limit: int = 3) -> str:
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    s = ", ".join(f"{k} {v:,}" for k, v in items[:limit])
+    if len(items) > limit:
+        s += f", +{len(items) - limit} more"
+    return s
+
+
+def funnel_table(stats: dict[str, Any], title: str | None = None) -> Table:
+    t = Table(title=title, show_lines=False)
+    for col in ["stage", "docs in", "docs out", "kept", "dropped", "errors", "chars out",
+                "wall s", "docs/s"]:
+        t.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
+    for name, st in stats["stages"].items():
+        kept = f"{st['docs_out'] / st['docs_in']:.1%}" if st["docs_in"] else "-"
+        rate = f"{st['docs_in'] / st['wall_s']:,.0f}" if st["wall_s"] > 0 else "-"
+        t.add_row(name, f"{st['docs_in']:,}", f"{st['docs_out']:,}", kept,
+                  f"{sum(st['dropped'].values()):,}", f"{sum(st['errors'].values()):,}",
+                  f"{st['chars_out']:,}", f"{st['wall_s']:.2f}", rate)
+    return t
+
+
+def reason_lines(stats: dict[str, Any]) -> list[str]:
+    """One line per stage that dropped or failed anything: its reasons, largest first."""
+    out = []
+    for name, st in stats["stages"].items():
+        parts = []
+        if st["dropped"]:
+            parts.append("dropped " + _fmt_reasons(st["dropped"], limit=8))
+        if st["errors"]:
+            parts.append("errors " + _fmt_reasons(st["errors"], limit=8))
+        if parts:
+            out.append(f"  {name}: " + "; ".join(parts))
+    return out
+
+
+def print_funnel(stats: dict[str, Any], console: Console | None = None,
+                 title: str | None = None) -> None:
+    console = console or make_console()
+    console.print(funnel_table(stats, title))
+    lines = reason_lines(stats)
+    if lines:
+        console.print("reasons:", highlight=False)
+        for line in lines:
+            console.print(line, highlight=False, soft_wrap=True)
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that does not squeeze tables when output is piped to a file."""
+    c = Console(stderr=stderr)
+    if not c.is_terminal:
+        c = Console(stderr=stderr, width=120)
+    return c
+
+
+def by_language_table(stats: dict[str, Any]) -> Table:
+    """Documents and characters per language after the last stage that knew languages."""
+    last = None
+    for name, st in stats["stages"].items():
+        if st.get("by_language"):
+            last = (name, st["by_language"])
+    t = Table(title=f"by language after {last[0]}" if last else "by language")
+    t.add_column("language")
+    t.add_column("docs", justify="right")
+    t.add_column("chars", justify="right")
+    if last:
+        for lang, v in sorted(last[1].items(), key=lambda kv: -kv[1]["docs_out"]):
+            t.add_row(lang, f"{v['docs_out']:,}", f"{v['chars_out']:,}")
+    return t

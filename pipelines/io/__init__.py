@@ -1,0 +1,6 @@
+"""Readers (WARC, WET, JSONL, Parquet) and writers (Parquet, JSONL)."""
+
+from .readers import Reader, make_reader
+from .writers import ShardInfo, ShardWriter, make_writer
+
+__all__ = ["Reader", "make_reader", "ShardInfo", "ShardWriter", "make_writer"]

@@ -1,0 +1,297 @@
+"""Input readers: one file in, Arrow tables of documents out, every record counted.
+
+A reader counts each record it sees into ``stats.docs_in`` and every record it
+does not yield as a drop (``stats.drop``: a decision such as ``not_html``) or
+an error (``stats.error``: bad input such as ``bad_json``). The runner counts
+what is yielded, so ``docs_in == docs_out + dropped + errors`` for the reader.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
+from ..schema import HTML, ID, SOURCE, TEXT, URL, stable_id
+from ..stats import StageStats
+from .compression import open_binary, open_text
+from .html_charset import decode_html
+
+log = logging.getLogger(__name__)
+
+
+class Reader:
+    """Base reader: ``read(path, source, stats)`` yields Arrow tables."""
+
+    schema: pa.Schema
+
+    def __init__(self, cfg: InputBase):
+        self.cfg = cfg
+
+    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
+        raise NotImplementedError
+
+    def _batches(self, rows: Iterator[dict[str, Any]]) -> Iterator[pa.Table]:
+        buf: list[dict[str, Any]] = []
+        for row in rows:
+            buf.append(row)
+            if len(buf) >= self.cfg.batch_size:
+                yield pa.Table.from_pylist(buf, schema=self.schema)
+                buf = []
+        if buf:
+            yield pa.Table.from_pylist(buf, schema=self.schema)
+
+
+# ----------------------------------------------------------------------------- WARC / WET
+
+def _warc_records(path: Path, stats: StageStats):
+    """(index, record) for each WARC record; a corrupt tail is counted as one error."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    idx = 0
+    with open(path, "rb") as fh:
+        it = ArchiveIterator(fh, arc2warc=True)
+        while True:
+            try:
+                record = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:  # truncated gzip, garbage between records...
+                stats.docs_in += 1
+                stats.error("corrupt_warc")
+                log.warning("%s: unreadable after record %d (%s: %s); rest of file skipped",
+                            path, idx, type(exc).__name__, exc)
+                return
+            stats.docs_in += 1
+            yield idx, record
+            idx += 1
+
+
+def _record_id(record, source: str, idx: int) -> str:
+    rid = record.rec_headers.get_header("WARC-Record-ID")
+    return rid.strip().strip("<>") if rid else stable_id(source, idx)
+
+
+class WarcReader(Reader):
+    """WARC/ARC (.warc, .warc.gz, .arc.gz): HTML responses -> `html` column."""
+
+    schema = pa.schema([
+        pa.field(ID, pa.string()), pa.field(URL, pa.string()), pa.field(SOURCE, pa.string()),
+        pa.field(HTML, pa.string()), pa.field("warc_date", pa.string()),
+        pa.field("content_type", pa.string()), pa.field("charset", pa.string()),
+    ])
+    cfg: WarcInput
+
+    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
+        return self._batches(self._rows(path, source, stats))
+
+    def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
+        allowed = {c.lower() for c in self.cfg.content_types}
+        for idx, record in _warc_records(path, stats):
+            rtype = record.rec_type
+            if rtype != "response":
+                stats.drop(f"record_{rtype}")
+                continue
+            http = record.http_headers
+            if http is None:
+                stats.drop("no_http_headers")
+                continue
+            status = http.get_statuscode() or ""
+            if self.cfg.only_ok_status and not status.startswith("2"):
+                stats.drop("http_status")
+                continue
+            ctype_full = http.get_header("Content-Type") or ""
+            ctype = ctype_full.split(";")[0].strip().lower()
+            if ctype not in allowed:
+                stats.drop("not_html")
+                continue
+            try:
+                body = record.content_stream().read()
+            except Exception as exc:
+                stats.error("unreadable_body")
+                log.warning("%s record %d: %s: %s", path, idx, type(exc).__name__, exc)
+                continue
+            if not body.strip():
+                stats.drop("empty")
+                continue
+            html, charset = decode_html(body, ctype_full, self.cfg.default_charset)
+            yield {
+                ID: _record_id(record, source, idx),
+                URL: record.rec_headers.get_header("WARC-Target-URI"),
+                SOURCE: source,
+                HTML: html,
+                "warc_date": record.rec_headers.get_header("WARC-Date"),
+                "content_type": ctype,
+                "charset": charset,
+            }
+
+
+class WetReader(Reader):
+    """WET (.warc.wet.gz): `conversion` records -> `text` column."""
+
+    schema = pa.schema([
+        pa.field(ID, pa.string()), pa.field(URL, pa.string()), pa.field(SOURCE, pa.string()),
+        pa.field(TEXT, pa.string()), pa.field("warc_date", pa.string()),
+    ])
+    cfg: WetInput
+
+    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
+        return self._batches(self._rows(path, source, stats))
+
+    def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
+        for idx, record in _warc_records(path, stats):
+            if record.rec_type != "conversion":
+                stats.drop(f"record_{record.rec_type}")
+                continue
+            try:
+                text = record.content_stream().read().decode("utf-8", errors="replace")
+            except Exception as exc:
+                stats.error("unreadable_body")
+                log.warning("%s record %d: %s: %s", path, idx, type(exc).__name__, exc)
+                continue
+            if not text.strip():
+                stats.drop("empty")
+                continue
+            yield {
+                ID: _record_id(record, source, idx),
+                URL: record.rec_headers.get_header("WARC-Target-URI"),
+                SOURCE: source,
+                TEXT: text,
+                "warc_date": record.rec_headers.get_header("WARC-Date"),
+            }
+
+
+# ----------------------------------------------------------------------------- JSONL
+
+class JsonlReader(Reader):
+    """JSON Lines (.jsonl, .jsonl.gz, .jsonl.zst); one document per non-blank line."""
+
+    cfg: JsonlInput
+
+    def __init__(self, cfg: JsonlInput):
+        super().__init__(cfg)
+        extra = [pa.field(k, pa.string()) for k in cfg.fields]
+        self.schema = pa.schema([pa.field(ID, pa.string()), pa.field(TEXT, pa.string()),
+                                 pa.field(URL, pa.string()), pa.field(SOURCE, pa.string()),
+                                 *extra, pa.field("metadata", pa.string())])
+
+    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
+        return self._batches(self._rows(path, source, stats))
+
+    def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
+        c = self.cfg
+        taken = {c.text_key, c.id_key, c.url_key, *c.fields}
+        with open_text(path) as fh:
+            idx = -1
+            while True:
+                try:
+                    line = fh.readline()
+                except (UnicodeDecodeError, OSError, EOFError) as exc:
+                    stats.docs_in += 1
+                    stats.error("corrupt_file")
+                    log.warning("%s: unreadable after line %d (%s); rest skipped", path, idx, exc)
+                    return
+                if not line:
+                    return
+                idx += 1
+                if not line.strip():
+                    continue
+                stats.docs_in += 1
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    stats.error("bad_json")
+                    continue
+                if not isinstance(obj, dict):
+                    stats.error("not_an_object")
+                    continue
+                text = obj.get(c.text_key)
+                if not isinstance(text, str):
+                    stats.error("missing_text" if text is None else "text_not_string")
+                    continue
+                doc_id = obj.get(c.id_key)
+                url = obj.get(c.url_key)
+                rest = {k: v for k, v in obj.items() if k not in taken}
+                row = {
+                    ID: str(doc_id) if doc_id is not None else stable_id(source, idx),
+                    TEXT: text,
+                    URL: url if isinstance(url, str) else None,
+                    SOURCE: source,
+                    "metadata": json.dumps(rest, sort_keys=True, ensure_ascii=False)
+                    if rest else None,
+                }
+                for k in c.fields:
+                    v = obj.get(k)
+                    row[k] = v if v is None or isinstance(v, str) else json.dumps(v)
+                yield row
+
+
+# ----------------------------------------------------------------------------- Parquet
+
+class ParquetReader(Reader):
+    """Parquet files, e.g. thresher's or datatrove's output; all columns pass through."""
+
+    cfg: ParquetInput
+
+    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
+        c = self.cfg
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception as exc:
+            stats.docs_in += 1
+            stats.error("corrupt_parquet")
+            log.warning("%s: not readable as Parquet (%s)", path, exc)
+            return
+        names = pf.schema_arrow.names
+        n_rows = pf.metadata.num_rows
+        if c.text_column not in names:
+            stats.docs_in += n_rows
+            stats.error("missing_text_column", n_rows)
+            log.warning("%s: no column %r (has %s); %d rows counted as errors",
+                        path, c.text_column, names, n_rows)
+            return
+        columns = None if c.columns is None else sorted(
+            set(c.columns) | {c.text_column} | ({c.id_column} & set(names)),
+            key=names.index)
+        offset = 0
+        for batch in pf.iter_batches(batch_size=c.batch_size, columns=columns):
+            t = pa.Table.from_batches([batch])
+            stats.docs_in += t.num_rows
+            t = self._canonical(t, source, offset)
+            offset += batch.num_rows
+            yield t
+
+    def _canonical(self, t: pa.Table, source: str, offset: int) -> pa.Table:
+        c = self.cfg
+        if c.text_column != TEXT:
+            t = t.drop_columns([TEXT]) if TEXT in t.schema.names else t
+            t = t.rename_columns([TEXT if n == c.text_column else n for n in t.schema.names])
+        if not pa.types.is_string(t.schema.field(TEXT).type):
+            t = t.set_column(t.schema.get_field_index(TEXT), TEXT, t.column(TEXT).cast(pa.string()))
+        if c.id_column in t.schema.names:
+            ids = t.column(c.id_column).cast(pa.string())
+            if c.id_column != ID:
+                t = t.drop_columns([c.id_column])
+        else:
+            ids = pa.array([stable_id(source, offset + i) for i in range(t.num_rows)], pa.string())
+        if ID in t.schema.names:
+            t = t.drop_columns([ID])
+        t = t.add_column(0, pa.field(ID, pa.string()), ids)
+        if SOURCE not in t.schema.names:
+            t = t.append_column(pa.field(SOURCE, pa.string()),
+                                pa.array([source] * t.num_rows, pa.string()))
+        return t
+
+
+READERS: dict[str, type[Reader]] = {
+    "warc": WarcReader, "wet": WetReader, "jsonl": JsonlReader, "parquet": ParquetReader,
+}
+
+
+def make_reader(cfg: InputBase) -> Reader:
+    return READERS[cfg.format](cfg)  # type: ignore[attr-defined]

@@ -1,0 +1,48 @@
+"""Stage registry: short YAML names -> stage classes, imported lazily.
+
+Built-in stages are listed in ``stages.REGISTRY`` (one line per stage); other
+packages add theirs through the ``thresher.stages`` entry point group. The
+engine reaches concrete stages only through here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from .errors import UserError
+from .stage import Stage
+
+ENTRY_POINT_GROUP = "thresher.stages"
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, str]:
+    from stages import REGISTRY  # the built-in library
+
+    table = dict(REGISTRY)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        table.setdefault(ep.name, ep.value)
+    return table
+
+
+def names() -> list[str]:
+    return sorted(_table())
+
+
+def get(name: str) -> type[Stage]:
+    """The stage class registered as ``name``; a UserError lists the known names."""
+    target = _table().get(name)
+    if target is None:
+        raise UserError(f"unknown stage {name!r}; expected one of: {', '.join(names())}")
+    module, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Stage)):
+        raise UserError(f"stage {name!r} -> {target} is not a Stage subclass")
+    return cls
+
+
+def register(name: str, target: str) -> None:
+    """Register a stage at run time (tests, notebooks): ``register("x", "pkg.mod:Cls")``."""
+    _table()[name] = target

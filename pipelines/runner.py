@@ -1,0 +1,285 @@
+"""Running: ``run_task`` (one task, any executor) and ``run_pipeline`` (a whole run).
+
+Every executor calls ``run_task(run_dir, phase, task)``. It reads the resolved
+config and the plan from the run directory (nothing is pickled across
+processes), writes its shards under temporary names and renames them into place,
+and writes its stats file last: that file is what marks the task done. A task
+re-run after a crash first removes whatever its earlier attempt left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from . import __version__
+from .config import PipelineConfig, dump_resolved, load_config
+from .errors import UserError
+from .io import make_reader, make_writer
+from .plan import Plan, check_inputs_unchanged, make_plan
+from .rundir import RunDir
+from .stage import Stage, TaskContext
+from .stats import RunStats, StageStats, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+# Per-process cache: stages are built and set up (models loaded) once per worker.
+_CACHE: dict[tuple[str, str], tuple[PipelineConfig, Plan, list[Stage]]] = {}
+
+
+def _load(run: RunDir, phase: str) -> tuple[PipelineConfig, Plan, list[Stage]]:
+    key = (str(run.root), phase)
+    if key not in _CACHE:
+        cfg = load_config(run.config, check_inputs=False)
+        plan = Plan.load(run.plan)
+        names = set(plan.phase(phase).stages)
+        stages = [s.build() for s in cfg.stages if s.name in names]
+        for st in stages:
+            st.setup()
+        _CACHE[key] = (cfg, plan, stages)
+    return _CACHE[key]
+
+
+@dataclass
+class TaskResult:
+    phase: str
+    task: int
+    skipped: bool
+    docs_out: int = 0
+
+
+def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
+    """Run one task of one phase; a no-op if it is already done."""
+    run = RunDir(Path(run_dir).resolve())
+    if run.is_done(phase, task):
+        return TaskResult(phase, task, skipped=True)
+    cfg, plan, stages = _load(run, phase)
+    ph = plan.phase(phase)
+    if not 0 <= task < ph.n_tasks:
+        raise UserError(f"phase {phase!r} has tasks 0..{ph.n_tasks - 1}, not {task}")
+    prefix = f"part-{task:05d}"
+    out_dir = run.data if ph.final else run.phase_dir(phase)
+    _remove_leftovers(out_dir, prefix)
+    handler = _task_log(run, phase, task)
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        inp = plan.inputs[task]
+        ctx = TaskContext(run.root, phase, task, inp.source, cfg.seed)
+        stats = RunStats()
+        writer = make_writer(out_dir, prefix, cfg.output, run.root, final=ph.final)
+        try:
+            _run_map(Path(inp.path), ctx, cfg, stages, writer, stats)
+            shards = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        _check_balanced(stats, task)
+        record = {
+            "phase": phase, "task": task, "input": inp.source,
+            "thresher_version": __version__, "pid": os.getpid(),
+            "wall_s": round(time.perf_counter() - t0, 6),
+            "cpu_s": round(time.process_time() - c0, 6),
+            "shards": [s.to_dict() for s in shards],
+            "stages": stats.to_dict(),
+        }
+        write_json_atomic(run.task_stats(phase, task), record)  # marks the task done
+        log.info("task %d done: %d docs out in %d shards", task,
+                 stats["write"].docs_out, len(shards))
+        return TaskResult(phase, task, skipped=False, docs_out=stats["write"].docs_out)
+    except Exception:
+        log.exception("task %d of phase %s failed", task, phase)
+        raise
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def _run_map(path: Path, ctx: TaskContext, cfg: PipelineConfig, stages: list[Stage],
+             writer, stats: RunStats) -> None:
+    read = stats.stage("read")
+    per_stage = [stats.stage(s.name) for s in stages]
+    write = stats.stage("write")
+    for st in stages:
+        st.begin_task(ctx)
+    reader = make_reader(cfg.input)
+    for table in _timed(reader.read(path, ctx.source, read), read):
+        read.count_out(table)
+        for st, st_stats in zip(stages, per_stage):
+            st_stats.count_in(table)
+            t0, c0 = time.perf_counter(), time.process_time()
+            table = st.process(table, st_stats)
+            st_stats.wall_s += time.perf_counter() - t0
+            st_stats.cpu_s += time.process_time() - c0
+            st_stats.count_out(table)
+        write.count_in(table)
+        t0, c0 = time.perf_counter(), time.process_time()
+        writer.write(table)
+        write.wall_s += time.perf_counter() - t0
+        write.cpu_s += time.process_time() - c0
+        write.count_out(table)
+
+
+def _timed(it: Iterator[pa.Table], stats: StageStats) -> Iterator[pa.Table]:
+    """Charge the time spent inside the reader's generator to the `read` stats."""
+    it = iter(it)
+    while True:
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            table = next(it)
+        except StopIteration:
+            stats.wall_s += time.perf_counter() - t0
+            stats.cpu_s += time.process_time() - c0
+            return
+        stats.wall_s += time.perf_counter() - t0
+        stats.cpu_s += time.process_time() - c0
+        yield table
+
+
+def _check_balanced(stats: RunStats, task: int) -> None:
+    for name, st in stats.stages.items():
+        if not st.balanced():
+            raise RuntimeError(
+                f"bug: stage {name!r} in task {task} lost documents: in={st.docs_in} "
+                f"out={st.docs_out} dropped={st.n_dropped} errors={st.n_errors}")
+
+
+def _remove_leftovers(out_dir: Path, prefix: str) -> None:
+    """Delete shards (and temp files) an earlier, unfinished attempt of this task left."""
+    if not out_dir.is_dir():
+        return
+    for p in out_dir.iterdir():
+        if p.name.startswith(prefix + "-") or p.name.startswith(f".{prefix}-"):
+            p.unlink()
+
+
+def _task_log(run: RunDir, phase: str, task: int) -> logging.Handler:
+    path = run.task_log(phase, task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+# ----------------------------------------------------------------------------- whole runs
+
+def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False) -> RunDir:
+    """Create (or reopen, with ``resume``) the run directory; write config and plan."""
+    run = RunDir(Path(cfg.output.path).resolve())
+    if run.root.exists() and any(run.root.iterdir()):
+        if resume and run.looks_like_run():
+            old = load_config(run.config, check_inputs=False)
+            if old.fingerprint() != cfg.fingerprint():
+                raise UserError(
+                    f"{run.root} was made with a different config ({_first_difference(old, cfg)}); "
+                    "resume it with the same config, or use --overwrite to start over")
+            plan = Plan.load(run.plan)
+            check_inputs_unchanged(plan)
+            # the executor block may change between attempts; record the latest one
+            write_text_atomic(run.config, dump_resolved(cfg))
+            return run
+        if overwrite and run.looks_like_run():
+            shutil.rmtree(run.root)
+        elif overwrite:
+            raise UserError(f"{run.root} is not empty and is not a thresher run directory; "
+                            "refusing to delete it")
+        elif resume:
+            raise UserError(f"{run.root} holds no thresher run to resume")
+        else:
+            raise UserError(f"{run.root} already holds a run; use --resume to finish it "
+                            "or --overwrite to start over")
+    plan = make_plan(cfg)
+    run.root.mkdir(parents=True, exist_ok=True)
+    plan.save(run.plan)
+    write_text_atomic(run.config, dump_resolved(cfg))
+    return run
+
+
+def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False,
+                 progress: bool = False) -> RunDir:
+    """Plan and run every phase with the configured executor; merge the stats."""
+    from .executors import make_executor
+
+    run = prepare_run(cfg, resume=resume, overwrite=overwrite)
+    plan = Plan.load(run.plan)
+    executor = make_executor(cfg.executor, progress=progress)
+    for phase in plan.phases:
+        todo = [t for t in range(phase.n_tasks) if not run.is_done(phase.name, t)]
+        if todo:
+            executor.run_phase(run, phase, todo)
+    merge_stats(run, cfg, plan)
+    return run
+
+
+def merge_stats(run: RunDir, cfg: PipelineConfig, plan: Plan) -> dict:
+    """Sum every task's stats by stage name into stats.json."""
+    phases = {}
+    total = RunStats()
+    shards = []
+    for phase in plan.phases:
+        ph_stats = RunStats()
+        for t in range(phase.n_tasks):
+            rec = run.load_task_stats(phase.name, t)
+            ph_stats = ph_stats + RunStats.from_dict(rec["stages"])
+            if phase.final:
+                shards += rec["shards"]
+        phases[phase.name] = {"tasks": phase.n_tasks}
+        total = total + ph_stats
+    order = ["read", *[s.name for s in cfg.stages], "write"]
+    total = total.ordered(order)
+    doc = {
+        "run": cfg.name,
+        "config_fingerprint": cfg.fingerprint(),
+        "phases": phases,
+        "stages": total.to_dict(),
+        "output": {"rows": sum(s["rows"] for s in shards), "shards": shards},
+    }
+    write_json_atomic(run.stats_json, doc)
+    return doc
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _first_difference(a: PipelineConfig, b: PipelineConfig) -> str:
+    da, db = a.to_dict(), b.to_dict()
+    for d in (da, db):
+        d.pop("executor")
+        d["output"].pop("path")
+
+    def walk(x, y, path):
+        if type(x) is not type(y):
+            return path or "<root>"
+        if isinstance(x, dict):
+            for k in list(x) + [k for k in y if k not in x]:
+                if k not in x or k not in y:
+                    return f"{path}.{k}".lstrip(".")
+                r = walk(x[k], y[k], f"{path}.{k}")
+                if r:
+                    return r.lstrip(".")
+            return None
+        if isinstance(x, list):
+            if len(x) != len(y):
+                return f"{path} (length)"
+            for i, (u, v) in enumerate(zip(x, y)):
+                r = walk(u, v, f"{path}[{i}]")
+                if r:
+                    return r
+            return None
+        return None if x == y else path.lstrip(".")
+
+    where = walk(da, db, "")
+    return f"first difference at {where}" if where else "differs"

@@ -1,0 +1,184 @@
+"""The stage protocol: a small base a user can subclass in ten lines.
+
+A stage turns an Arrow table of documents into another one and counts what it
+did into a ``StageStats``. Most stages are naturally per document; for those,
+subclass ``Filter`` (return a drop *reason*, never a bare bool) or ``Annotator``
+(return new columns) and the base class does the batching, the counting, the
+``mode: annotate`` switch and per-document error isolation::
+
+    class MinWords(Filter):
+        '''Drop documents with fewer than `min_words` words.'''
+        class Params(Filter.Params):
+            min_words: int = 50
+
+        def check(self, doc):
+            if len(doc["text"].split()) < self.params.min_words:
+                return "too_few_words"
+
+Stages that can work on whole columns override ``process`` (or ``check_batch``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from .schema import TEXT
+from .stats import StageStats
+
+log = logging.getLogger(__name__)
+
+
+class Params(BaseModel):
+    """Base of every stage's parameters: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a stage may know about the task it runs in (never the worker)."""
+
+    run_dir: Path
+    phase: str
+    task: int
+    source: str
+    seed: int = 0
+
+
+class ErrorReason(str):
+    """A reason that marks an error (bad input or a stage bug), not a decision."""
+
+
+class Stage:
+    """Base of all stages.
+
+    ``name`` is the instance name used in stats (the YAML ``name:``, which
+    defaults to the registered stage name). ``setup`` runs once per process
+    before the first task (load models there); ``begin_task`` before each task.
+    """
+
+    Params: ClassVar[type[Params]] = Params
+    kind: ClassVar[Literal["map", "global"]] = "map"
+
+    def __init__(self, params: Params | None = None, name: str | None = None):
+        self.params = params if params is not None else self.Params()
+        self.name = name or type(self).__name__.lower()
+
+    def setup(self) -> None:
+        """Load models and other per-process state."""
+
+    def begin_task(self, ctx: TaskContext) -> None:
+        """Reset per-task state (caches that would make output order-dependent)."""
+
+    def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
+        raise NotImplementedError
+
+    def model_files(self) -> dict[str, str]:
+        """Model files this stage loads: path -> expected sha256 (for the manifest)."""
+        return {}
+
+
+def set_column(table: pa.Table, name: str, values: pa.Array | list, type_: pa.DataType) -> pa.Table:
+    """Add or replace column ``name`` with typed ``values``."""
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type_)
+    idx = table.schema.get_field_index(name)
+    field = pa.field(name, type_)
+    if idx >= 0:
+        return table.set_column(idx, field, arr)
+    return table.append_column(field, arr)
+
+
+def iter_docs(table: pa.Table, columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """One small dict per row with just ``columns`` (missing columns give None)."""
+    names = [c for c in columns if c in table.schema.names]
+    cols = [table.column(c).to_pylist() for c in names]
+    missing = [c for c in columns if c not in names]
+    for row in zip(*cols) if cols else ({} for _ in range(table.num_rows)):
+        doc = dict(zip(names, row))
+        for c in missing:
+            doc[c] = None
+        yield doc
+
+
+def _error_reason(stage: Stage, doc: dict, exc: BaseException) -> ErrorReason:
+    log.warning("stage %s: %s on document %s: %s", stage.name, type(exc).__name__,
+                doc.get("id"), exc)
+    return ErrorReason(f"exception:{type(exc).__name__}")
+
+
+class FilterParams(Params):
+    mode: Literal["filter", "annotate"] = "filter"
+    """filter: drop documents; annotate: keep all and write a `<name>_reason` column."""
+
+
+class Filter(Stage):
+    """Keeps or drops each document, always saying why it dropped one.
+
+    ``check(doc)`` returns ``None`` to keep, a reason string to drop, or
+    ``(reason_or_None, {column: value})`` to also annotate. ``columns`` lists the
+    columns ``doc`` carries; ``annotations`` the typed columns ``check`` may add.
+    """
+
+    Params: ClassVar[type[Params]] = FilterParams
+    columns: ClassVar[tuple[str, ...]] = ("id", TEXT)
+    annotations: ClassVar[dict[str, pa.DataType]] = {}
+
+    def check(self, doc: dict[str, Any]) -> str | None | tuple[str | None, dict[str, Any]]:
+        raise NotImplementedError
+
+    def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
+        reasons: list[str | None] = []
+        cols: dict[str, list] = {c: [] for c in self.annotations}
+        for doc in iter_docs(table, self.columns):
+            try:
+                out = self.check(doc)
+            except Exception as exc:  # one bad document must not kill the task
+                out = _error_reason(self, doc, exc)
+            values: dict[str, Any] = {}
+            if isinstance(out, tuple):
+                out, values = out
+            reasons.append(out)
+            for c in cols:
+                cols[c].append(values.get(c))
+        return reasons, cols
+
+    def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
+        reasons, cols = self.check_batch(table)
+        for c, values in cols.items():
+            table = set_column(table, c, values, self.annotations[c])
+        keep = []
+        annotate = getattr(self.params, "mode", "filter") == "annotate"
+        for r in reasons:
+            if r is None:
+                keep.append(True)
+            elif isinstance(r, ErrorReason):
+                stats.error(r)
+                keep.append(False)
+            elif annotate:
+                keep.append(True)
+            else:
+                stats.drop(r)
+                keep.append(False)
+        if annotate:
+            table = set_column(table, f"{self.name}_reason",
+                               [None if isinstance(r, ErrorReason) else r for r in reasons],
+                               pa.string())
+        return table.filter(pa.array(keep, pa.bool_()))
+
+
+class Annotator(Filter):
+    """Adds columns, never drops (except documents it fails on, counted as errors)."""
+
+    Params: ClassVar[type[Params]] = Params
+
+    def annotate(self, doc: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def check(self, doc: dict[str, Any]):
+        return None, self.annotate(doc)

@@ -1,0 +1,197 @@
+"""Per-stage counters that merge associatively across tasks, phases and runs.
+
+Every stage of every task keeps one ``StageStats``. Two of them add with ``+``;
+a ``RunStats`` is an ordered mapping stage name -> ``StageStats`` and merges by
+stage name (never by position), so partial, resumed or distributed runs merge
+to the same totals.
+
+The bookkeeping invariant every stage keeps (checked at the end of each task):
+``docs_in == docs_out + sum(dropped) + sum(errors)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .schema import content_column
+
+LANGUAGE = "language"
+
+
+@dataclass
+class StageStats:
+    docs_in: int = 0
+    docs_out: int = 0
+    chars_in: int = 0
+    chars_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    # language -> [docs_out, chars_out], filled once a `language` column exists
+    by_language: dict = field(default_factory=dict)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.dropped[reason] += n
+
+    def error(self, reason: str, n: int = 1) -> None:
+        self.errors[reason] += n
+
+    @property
+    def n_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def n_errors(self) -> int:
+        return sum(self.errors.values())
+
+    def balanced(self) -> bool:
+        return self.docs_in == self.docs_out + self.n_dropped + self.n_errors
+
+    def count_in(self, table: pa.Table | pa.RecordBatch) -> None:
+        self.docs_in += table.num_rows
+        c, b = _sizes(table)
+        self.chars_in += c
+        self.bytes_in += b
+
+    def count_out(self, table: pa.Table | pa.RecordBatch) -> None:
+        self.docs_out += table.num_rows
+        c, b = _sizes(table)
+        self.chars_out += c
+        self.bytes_out += b
+        if LANGUAGE in table.schema.names and table.num_rows:
+            col = content_column(table)
+            lengths = pc.utf8_length(table.column(col)) if col else None
+            for lang, docs, chars in _group_counts(table.column(LANGUAGE), lengths):
+                entry = self.by_language.setdefault(lang, [0, 0])
+                entry[0] += docs
+                entry[1] += chars
+
+    def __add__(self, other: "StageStats") -> "StageStats":
+        langs = {k: list(v) for k, v in self.by_language.items()}
+        for k, (d, c) in other.by_language.items():
+            e = langs.setdefault(k, [0, 0])
+            e[0] += d
+            e[1] += c
+        return StageStats(
+            docs_in=self.docs_in + other.docs_in,
+            docs_out=self.docs_out + other.docs_out,
+            chars_in=self.chars_in + other.chars_in,
+            chars_out=self.chars_out + other.chars_out,
+            bytes_in=self.bytes_in + other.bytes_in,
+            bytes_out=self.bytes_out + other.bytes_out,
+            dropped=self.dropped + other.dropped,
+            errors=self.errors + other.errors,
+            wall_s=self.wall_s + other.wall_s,
+            cpu_s=self.cpu_s + other.cpu_s,
+            by_language=langs,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "docs_in": self.docs_in,
+            "docs_out": self.docs_out,
+            "dropped": dict(sorted(self.dropped.items())),
+            "errors": dict(sorted(self.errors.items())),
+            "chars_in": self.chars_in,
+            "chars_out": self.chars_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "wall_s": round(self.wall_s, 6),
+            "cpu_s": round(self.cpu_s, 6),
+            "by_language": {k: {"docs_out": v[0], "chars_out": v[1]}
+                            for k, v in sorted(self.by_language.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StageStats":
+        return cls(
+            docs_in=d["docs_in"], docs_out=d["docs_out"],
+            chars_in=d["chars_in"], chars_out=d["chars_out"],
+            bytes_in=d.get("bytes_in", 0), bytes_out=d.get("bytes_out", 0),
+            dropped=Counter(d.get("dropped", {})), errors=Counter(d.get("errors", {})),
+            wall_s=d.get("wall_s", 0.0), cpu_s=d.get("cpu_s", 0.0),
+            by_language={k: [v["docs_out"], v["chars_out"]]
+                         for k, v in d.get("by_language", {}).items()},
+        )
+
+
+class RunStats:
+    """Ordered stage name -> StageStats; ``+`` merges by name."""
+
+    def __init__(self, stages: dict[str, StageStats] | None = None):
+        self.stages: dict[str, StageStats] = dict(stages or {})
+
+    def __getitem__(self, name: str) -> StageStats:
+        return self.stages[name]
+
+    def stage(self, name: str) -> StageStats:
+        """The stats of ``name``, created empty (and ordered last) if new."""
+        return self.stages.setdefault(name, StageStats())
+
+    def __add__(self, other: "RunStats") -> "RunStats":
+        merged = dict(self.stages)
+        for name, st in other.stages.items():
+            merged[name] = merged[name] + st if name in merged else st
+        return RunStats(merged)
+
+    @classmethod
+    def sum(cls, items: Iterable["RunStats"]) -> "RunStats":
+        total = cls()
+        for item in items:
+            total = total + item
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: st.to_dict() for name, st in self.stages.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunStats":
+        return cls({name: StageStats.from_dict(v) for name, v in d.items()})
+
+    def ordered(self, order: list[str]) -> "RunStats":
+        """Same stats with stages in pipeline order (unknown names last)."""
+        names = [n for n in order if n in self.stages]
+        names += [n for n in self.stages if n not in names]
+        return RunStats({n: self.stages[n] for n in names})
+
+
+def _sizes(table: pa.Table | pa.RecordBatch) -> tuple[int, int]:
+    col = content_column(table)
+    if col is None or table.num_rows == 0:
+        return 0, 0
+    arr = table.column(col)
+    chars = pc.sum(pc.utf8_length(arr)).as_py() or 0
+    nbytes = pc.sum(pc.binary_length(arr)).as_py() or 0
+    return int(chars), int(nbytes)
+
+
+def _group_counts(langs: pa.ChunkedArray | pa.Array, lengths) -> list[tuple[str, int, int]]:
+    t = pa.table({"l": pc.fill_null(langs, "unknown"),
+                  "c": lengths if lengths is not None else pa.nulls(len(langs), pa.int64())})
+    g = t.group_by("l").aggregate([("l", "count"), ("c", "sum")])
+    return [(lang, int(n), int(c or 0)) for lang, n, c in
+            zip(g["l"].to_pylist(), g["l_count"].to_pylist(), g["c_sum"].to_pylist())]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON under a temporary name, fsync, then rename into place."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,12 @@
+"""thresher's stage library. One line per stage: YAML name -> "module:Class".
+
+Modules are imported only when a pipeline uses the stage, so a missing optional
+dependency only matters to the pipelines that need it.
+"""
+
+REGISTRY: dict[str, str] = {
+    "extract": "stages.extract:Extract",
+    "langid": "stages.langid:LangId",
+    "gopher_quality": "stages.gopher:GopherQuality",
+    "length": "stages.length:LengthFilter",
+}

@@ -1,0 +1,91 @@
+"""HTML -> main text with trafilatura 2.x."""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar, Literal
+
+import pyarrow as pa
+from pydantic import Field
+
+from pipelines.schema import HTML, TEXT, URL
+from pipelines.stage import Params, Stage, TaskContext, iter_docs, set_column
+from pipelines.stats import StageStats
+
+log = logging.getLogger(__name__)
+
+
+class ExtractParams(Params):
+    favor_precision: bool = Field(False, description="prefer less text, less boilerplate")
+    favor_recall: bool = Field(False, description="prefer more text")
+    include_comments: bool = Field(False, description="keep user comments below the content")
+    include_tables: bool = Field(True, description="keep text inside <table>")
+    include_links: bool = False
+    include_formatting: bool = False
+    deduplicate: bool = Field(
+        False, description="drop repeated text segments (cache reset per task, so the "
+                           "result does not depend on task order)")
+    fast: bool = Field(False, description="skip trafilatura's fallback extractors")
+    output_format: Literal["txt", "markdown"] = "txt"
+    target_language: str | None = Field(None, description="ISO 639-1 code trafilatura keeps")
+    keep_html: bool = Field(False, description="keep the `html` column after extraction")
+
+
+class Extract(Stage):
+    """Extracts main text from the `html` column with trafilatura; drops pages with none.
+
+    Reasons: `no_text` (trafilatura found no main content), `no_html`.
+    """
+
+    Params: ClassVar[type[Params]] = ExtractParams
+    params: ExtractParams
+
+    def setup(self) -> None:
+        import trafilatura  # noqa: F401  (imported once per process)
+
+    def begin_task(self, ctx: TaskContext) -> None:
+        from trafilatura.deduplication import LRUCache
+
+        self._dedup_cache = LRUCache(maxsize=2**20) if self.params.deduplicate else False
+
+    def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
+        import trafilatura
+
+        p = self.params
+        if HTML not in table.schema.names:
+            stats.drop("no_html", table.num_rows)
+            return table.slice(0, 0)
+        texts: list[str | None] = []
+        keep: list[bool] = []
+        for doc in iter_docs(table, ("id", HTML, URL)):
+            html = doc[HTML]
+            text = None
+            if html:
+                try:
+                    text = trafilatura.extract(
+                        html, url=doc[URL], favor_precision=p.favor_precision,
+                        favor_recall=p.favor_recall, include_comments=p.include_comments,
+                        include_tables=p.include_tables, include_links=p.include_links,
+                        include_formatting=p.include_formatting, fast=p.fast,
+                        deduplicate=getattr(self, "_dedup_cache", False),
+                        output_format=p.output_format, target_language=p.target_language)
+                except Exception as exc:  # one bad page must not kill the task
+                    log.warning("extract: %s on %s: %s", type(exc).__name__, doc["id"], exc)
+                    stats.error(f"exception:{type(exc).__name__}")
+                    texts.append(None)
+                    keep.append(False)
+                    continue
+            if not text or not text.strip():
+                stats.drop("no_text" if html else "no_html")
+                texts.append(None)
+                keep.append(False)
+            else:
+                texts.append(text)
+                keep.append(True)
+        if TEXT in table.schema.names:
+            table = set_column(table, TEXT, texts, pa.string())
+        else:  # right after `id`, where readers of the output expect it
+            table = table.add_column(1, pa.field(TEXT, pa.string()), pa.array(texts, pa.string()))
+        if not p.keep_html:
+            table = table.drop_columns([HTML])
+        return table.filter(pa.array(keep, pa.bool_()))

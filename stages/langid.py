@@ -1,0 +1,96 @@
+"""Language identification with a fastText model (lid.176.ftz ships with thresher)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import Field
+
+from pipelines.errors import UserError
+from pipelines.schema import TEXT
+from pipelines.stage import Filter, FilterParams, Params, iter_docs
+
+BUNDLED_MODEL = Path(__file__).parent / "models" / "lid.176.ftz"
+BUNDLED_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
+
+
+class LangIdParams(FilterParams):
+    languages: list[str] = Field(
+        [], description="languages kept (fastText labels without __label__, e.g. en, de, zh); "
+                        "empty keeps every language")
+    min_score: float | dict[str, float] = Field(
+        0.0, description="minimum score of the top language; a mapping gives a threshold per "
+                         "language, with `default` for the rest")
+    model: str | None = Field(
+        None, description="path of a fastText LID model (lid.176.bin, GlotLID, ...); "
+                          "default: the bundled lid.176.ftz")
+    model_sha256: str | None = Field(
+        None, description="expected sha256 of `model`; checked before loading")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class LangId(Filter):
+    """Writes `language` and `language_score`; drops `other_language` and `low_score`."""
+
+    Params: ClassVar[type[Params]] = LangIdParams
+    params: LangIdParams
+    annotations: ClassVar[dict[str, pa.DataType]] = {
+        "language": pa.string(), "language_score": pa.float64()}
+
+    def model_path(self) -> Path:
+        return Path(self.params.model).expanduser() if self.params.model else BUNDLED_MODEL
+
+    def expected_sha256(self) -> str | None:
+        return self.params.model_sha256 or (None if self.params.model else BUNDLED_SHA256)
+
+    def model_files(self) -> dict[str, str]:
+        return {str(self.model_path()): self.expected_sha256() or _sha256(self.model_path())}
+
+    def setup(self) -> None:
+        import fasttext
+
+        path = self.model_path()
+        if not path.is_file():
+            raise UserError(f"stage {self.name}: model file {path} does not exist")
+        want = self.expected_sha256()
+        if want is not None and (got := _sha256(path)) != want:
+            raise UserError(f"stage {self.name}: model {path} has sha256 {got}, expected {want}")
+        fasttext.FastText.eprint = lambda *a, **k: None  # silence its load_model warning
+        self._model = fasttext.load_model(str(path))
+        self._allowed = set(self.params.languages)
+        ms = self.params.min_score
+        self._thresholds = ms if isinstance(ms, dict) else {"default": ms}
+
+    def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
+        texts = [(d[TEXT] or "").replace("\n", " ") for d in iter_docs(table, (TEXT,))]
+        labels, probs = self._model.predict(texts, k=1) if texts else ([], [])
+        reasons: list[str | None] = []
+        langs: list[str | None] = []
+        scores: list[float | None] = []
+        default = self._thresholds.get("default", 0.0)
+        for lab, prob in zip(labels, probs):
+            lang = lab[0].removeprefix("__label__") if len(lab) else None
+            score = float(prob[0]) if len(prob) else 0.0
+            langs.append(lang)
+            scores.append(score)
+            if self._allowed and lang not in self._allowed:
+                reasons.append("other_language")
+            elif score < self._thresholds.get(lang, default):
+                reasons.append("low_score")
+            else:
+                reasons.append(None)
+        return reasons, {"language": langs, "language_score": scores}
+
+    def check(self, doc: dict[str, Any]):  # per-document form, used by tests/notebooks
+        reasons, cols = self.check_batch(pa.table({TEXT: [doc[TEXT]]}))
+        return reasons[0], {k: v[0] for k, v in cols.items()}

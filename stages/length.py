@@ -1,0 +1,50 @@
+"""Length filter on characters and whitespace words: vectorised over the batch."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from pipelines.schema import TEXT
+from pipelines.stage import Filter, FilterParams, Params
+
+
+class LengthParams(FilterParams):
+    min_chars: int | None = Field(None, description="drop shorter texts (reason too_short)")
+    max_chars: int | None = Field(None, description="drop longer texts (reason too_long)")
+    min_words: int | None = Field(None, description="drop texts with fewer whitespace words")
+    max_words: int | None = None
+
+
+class LengthFilter(Filter):
+    """Drops texts outside [min, max] characters or whitespace-separated words."""
+
+    Params: ClassVar[type[Params]] = LengthParams
+    params: LengthParams
+
+    def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
+        p = self.params
+        text = pc.fill_null(table.column(TEXT), "")
+        chars = pc.utf8_length(text).to_pylist()
+        need_words = p.min_words is not None or p.max_words is not None
+        words = (pc.list_value_length(pc.utf8_split_whitespace(text)).to_pylist()
+                 if need_words else [0] * len(chars))
+        reasons: list[str | None] = []
+        for c, w in zip(chars, words):
+            if p.min_chars is not None and c < p.min_chars:
+                reasons.append("too_short")
+            elif p.max_chars is not None and c > p.max_chars:
+                reasons.append("too_long")
+            elif p.min_words is not None and w < p.min_words:
+                reasons.append("too_few_words")
+            elif p.max_words is not None and w > p.max_words:
+                reasons.append("too_many_words")
+            else:
+                reasons.append(None)
+        return reasons, {}
+
+    def check(self, doc):
+        return self.check_batch(pa.table({TEXT: [doc[TEXT]]}))[0][0]

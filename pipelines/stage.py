@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .schema import TEXT
 from .stats import StageStats
@@ -113,8 +113,9 @@ def _error_reason(stage: Stage, doc: dict, exc: BaseException) -> ErrorReason:
 
 
 class FilterParams(Params):
-    mode: Literal["filter", "annotate"] = "filter"
-    """filter: drop documents; annotate: keep all and write a `<name>_reason` column."""
+    mode: Literal["filter", "annotate"] = Field(
+        "filter", description="filter: drop documents; annotate: keep them all and write "
+                              "the reason into a `<name>_reason` column")
 
 
 class Filter(Stage):

@@ -1,0 +1,46 @@
+# thresher: `make demo` and `make test` set everything up on a fresh Debian machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test docs check-docs lint clean lock
+
+install: $(STAMP)
+
+# The venv is rebuilt when the lock or the project metadata changes.
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "thresher needs Python >= 3.10"'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
+	  echo "python3-venv missing: installing it with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv python3-dev; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+demo: install
+	$(BIN)/thresher run configs/demo.yaml --overwrite
+
+test: install check-docs
+	$(BIN)/python -m pytest -q
+
+docs: install
+	$(BIN)/thresher stages --markdown > docs/stages.md
+
+check-docs: install
+	@$(BIN)/thresher stages --markdown | diff -u docs/stages.md - \
+	  || { echo "docs/stages.md is stale: run 'make docs'"; exit 1; }
+
+lint: install
+	$(BIN)/ruff check pipelines stages tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
+
+# Re-pin every dependency from the ranges in pyproject.toml (needs the network).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install -q ".[dev]" && .lockvenv/bin/pip uninstall -q -y thresher
+	.lockvenv/bin/pip freeze > requirements.lock && rm -rf .lockvenv

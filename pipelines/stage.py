@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Iterator, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import UserError
 from .schema import TEXT
 from .stats import StageStats
 
@@ -106,6 +107,16 @@ def iter_docs(table: pa.Table, columns: tuple[str, ...]) -> Iterator[dict[str, A
         yield doc
 
 
+def require_columns(stage: Stage, table: pa.Table, names: tuple[str, ...]) -> None:
+    """A clear error when a stage is placed before the stage that makes its input."""
+    missing = [c for c in names if c not in table.schema.names]
+    if missing:
+        hint = " (put `extract` before it)" if missing == [TEXT] and "html" in \
+            table.schema.names else ""
+        raise UserError(f"stage {stage.name!r} needs column(s) {', '.join(missing)}, which "
+                        f"its input does not have{hint}; columns: {', '.join(table.schema.names)}")
+
+
 def _error_reason(stage: Stage, doc: dict, exc: BaseException) -> ErrorReason:
     log.warning("stage %s: %s on document %s: %s", stage.name, type(exc).__name__,
                 doc.get("id"), exc)
@@ -128,6 +139,7 @@ class Filter(Stage):
 
     Params: ClassVar[type[Params]] = FilterParams
     columns: ClassVar[tuple[str, ...]] = ("id", TEXT)
+    required: ClassVar[tuple[str, ...]] = (TEXT,)
     annotations: ClassVar[dict[str, pa.DataType]] = {}
 
     def check(self, doc: dict[str, Any]) -> str | None | tuple[str | None, dict[str, Any]]:
@@ -150,6 +162,7 @@ class Filter(Stage):
         return reasons, cols
 
     def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
+        require_columns(self, table, self.required)
         reasons, cols = self.check_batch(table)
         for c, values in cols.items():
             table = set_column(table, c, values, self.annotations[c])

@@ -1,0 +1,20 @@
+"""A test-only stage that fails a whole task (not one document) when told to."""
+
+from __future__ import annotations
+
+import os
+
+from pipelines.stage import Stage
+
+
+class FailOnSource(Stage):
+    """Raises in `process` for the task whose source contains $THRESHER_TEST_FAIL_SOURCE."""
+
+    def begin_task(self, ctx):
+        self._fail = bool(os.environ.get("THRESHER_TEST_FAIL_SOURCE")) and \
+            os.environ["THRESHER_TEST_FAIL_SOURCE"] in ctx.source
+
+    def process(self, table, stats):
+        if self._fail:
+            raise RuntimeError("simulated crash in a stage")
+        return table

@@ -87,6 +87,34 @@ def cmd_stats(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(a: argparse.Namespace) -> int:
+    from .manifest import load_manifest, verify
+
+    problems = verify(load_manifest(a.manifest), Path(a.run))
+    for p in problems:
+        print(f"DIFF {p}")
+    n = len(load_manifest(a.manifest)["outputs"])
+    if problems:
+        print(f"{a.run}: {len(problems)} difference(s) from {a.manifest}", file=sys.stderr)
+        return 1
+    print(f"{a.run}: all {n} shard(s) match {a.manifest} byte for byte")
+    return 0
+
+
+def cmd_reproduce(a: argparse.Namespace) -> int:
+    from .manifest import reproduce
+
+    run, problems = reproduce(Path(a.manifest), a.out, workers=a.workers,
+                              warn=lambda m: print(f"thresher: warning: {m}", file=sys.stderr))
+    for p in problems:
+        print(f"DIFF {p}")
+    if problems:
+        print(f"{run.root}: reproduced with {len(problems)} difference(s)", file=sys.stderr)
+        return 1
+    print(f"{run.root}: reproduced; every shard matches the manifest byte for byte")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="thresher", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="log INFO messages to stderr")
@@ -115,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=["language"], help="add a breakdown")
     p.add_argument("--json", action="store_true", help="print stats.json")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("verify", help="compare a run's shards with a manifest (exit 1 on any difference)")
+    p.add_argument("manifest")
+    p.add_argument("run", help="run directory")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("reproduce", help="re-run a manifest's pipeline after checking its inputs and models")
+    p.add_argument("manifest")
+    p.add_argument("out", help="new run directory")
+    p.add_argument("--workers", "-w", type=int, metavar="N")
+    p.set_defaults(func=cmd_reproduce)
     return ap
 
 

@@ -23,6 +23,7 @@ from . import __version__
 from .config import PipelineConfig, dump_resolved, load_config
 from .errors import UserError
 from .io import make_reader, make_writer
+from .io.writers import sha256_file
 from .plan import Plan, check_inputs_unchanged, make_plan
 from .rundir import RunDir
 from .stage import Stage, TaskContext
@@ -71,6 +72,9 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         inp = plan.inputs[task]
+        h0 = time.perf_counter()
+        input_sha256 = sha256_file(Path(inp.path))
+        hash_s = time.perf_counter() - h0
         ctx = TaskContext(run.root, phase, task, inp.source, cfg.seed)
         stats = RunStats()
         writer = make_writer(out_dir, prefix, cfg.output, run.root, final=ph.final)
@@ -83,6 +87,8 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
         _check_balanced(stats, task)
         record = {
             "phase": phase, "task": task, "input": inp.source,
+            "input_sha256": input_sha256, "input_hash_s": round(hash_s, 6),
+            "models": {p: h for st in stages for p, h in st.model_files().items()},
             "thresher_version": __version__, "pid": os.getpid(),
             "wall_s": round(time.perf_counter() - t0, 6),
             "cpu_s": round(time.process_time() - c0, 6),
@@ -209,6 +215,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
                  progress: bool = False) -> RunDir:
     """Plan and run every phase with the configured executor; merge the stats."""
     from .executors import make_executor
+    from .manifest import write_manifest
 
     run = prepare_run(cfg, resume=resume, overwrite=overwrite)
     plan = Plan.load(run.plan)
@@ -217,7 +224,8 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
         todo = [t for t in range(phase.n_tasks) if not run.is_done(phase.name, t)]
         if todo:
             executor.run_phase(run, phase, todo)
-    merge_stats(run, cfg, plan)
+    stats = merge_stats(run, cfg, plan)
+    write_manifest(run, cfg, plan, stats)
     return run
 
 

@@ -54,7 +54,7 @@ class LangId(Filter):
         return self.params.model_sha256 or (None if self.params.model else BUNDLED_SHA256)
 
     def model_files(self) -> dict[str, str]:
-        return {str(self.model_path()): self.expected_sha256() or _sha256(self.model_path())}
+        return {str(self.model_path()): self._sha256}
 
     def setup(self) -> None:
         import fasttext
@@ -63,8 +63,10 @@ class LangId(Filter):
         if not path.is_file():
             raise UserError(f"stage {self.name}: model file {path} does not exist")
         want = self.expected_sha256()
-        if want is not None and (got := _sha256(path)) != want:
-            raise UserError(f"stage {self.name}: model {path} has sha256 {got}, expected {want}")
+        self._sha256 = _sha256(path)
+        if want is not None and self._sha256 != want:
+            raise UserError(f"stage {self.name}: model {path} has sha256 {self._sha256}, "
+                            f"expected {want}")
         fasttext.FastText.eprint = lambda *a, **k: None  # silence its load_model warning
         self._model = fasttext.load_model(str(path))
         self._allowed = set(self.params.languages)

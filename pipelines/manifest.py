@@ -1,0 +1,170 @@
+"""manifest.json: the snapshot lock of a run, and checking a run against it.
+
+The manifest records what decides a corpus: the resolved config and its
+fingerprint, thresher's version and git commit (with a dirty flag), Python and
+every installed distribution, each input file (size, sha256), each model file
+(sha256), each output shard (rows, bytes, sha256) and the merged stats.
+Input hashes are computed by the task that reads the input (one extra
+sequential read of a file the reader has just pulled into the page cache).
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import time
+from importlib.metadata import distributions
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import PipelineConfig
+from .plan import Plan
+from .rundir import RunDir
+from .stats import write_json_atomic
+
+MANIFEST_VERSION = 1
+
+
+def git_state(path: Path) -> dict[str, Any]:
+    """Commit and dirty flag of the source tree thresher runs from (None if not a checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(path), *args], capture_output=True,
+                                 text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def installed_packages() -> dict[str, str]:
+    pkgs = {}
+    for d in distributions():
+        name = d.metadata.get("Name")
+        if name:
+            pkgs[name.lower()] = d.version
+    return dict(sorted(pkgs.items()))
+
+
+def build_manifest(run: RunDir, cfg: PipelineConfig, plan: Plan, stats: dict) -> dict[str, Any]:
+    inputs, models = [], {}
+    for phase in plan.phases:
+        for t in range(phase.n_tasks):
+            rec = run.load_task_stats(phase.name, t)
+            if "input" in rec and phase.name == plan.phases[0].name:
+                f = plan.inputs[t]
+                inputs.append({"path": f.path, "source": f.source, "size": f.size,
+                               "sha256": rec.get("input_sha256")})
+            for path, digest in rec.get("models", {}).items():
+                models[path] = digest
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "run": cfg.name,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config_fingerprint": cfg.fingerprint(),
+        "config": cfg.to_dict(resolved=True),
+        "thresher": {"version": __version__, **git_state(Path(__file__).resolve().parent)},
+        "python": {"version": platform.python_version(), "implementation":
+                   platform.python_implementation(), "platform": sys.platform},
+        "packages": installed_packages(),
+        "inputs": inputs,
+        "models": [{"path": p, "sha256": h} for p, h in sorted(models.items())],
+        "outputs": stats["output"]["shards"],
+        "stats": stats["stages"],
+    }
+
+
+def write_manifest(run: RunDir, cfg: PipelineConfig, plan: Plan, stats: dict) -> dict:
+    manifest = build_manifest(run, cfg, plan, stats)
+    write_json_atomic(run.manifest, manifest)
+    return manifest
+
+
+def verify(manifest: dict, run_dir: Path) -> list[str]:
+    """Differences between the manifest's output shards and those in ``run_dir``."""
+    from .io.writers import sha256_file
+
+    problems = []
+    expected = {s["path"]: s for s in manifest["outputs"]}
+    present = {p.relative_to(run_dir).as_posix()
+               for p in (run_dir / "data").glob("*") if p.is_file() and not p.name.startswith(".")}
+    for path, s in sorted(expected.items()):
+        f = run_dir / path
+        if not f.exists():
+            problems.append(f"missing shard {path}")
+            continue
+        got = sha256_file(f)
+        if got != s["sha256"]:
+            problems.append(f"{path}: sha256 {got[:12]}… != expected {s['sha256'][:12]}…")
+        try:
+            import pyarrow.parquet as pq
+
+            rows = pq.ParquetFile(f).metadata.num_rows if path.endswith(".parquet") else None
+        except Exception:
+            rows = None
+        if rows is not None and rows != s["rows"]:
+            problems.append(f"{path}: {rows} rows != expected {s['rows']}")
+    for path in sorted(present - set(expected)):
+        problems.append(f"unexpected shard {path}")
+    return problems
+
+
+def load_manifest(path: str | Path) -> dict:
+    import json
+
+    from .errors import UserError
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "manifest.json"
+    try:
+        return json.loads(p.read_text())
+    except OSError as e:
+        raise UserError(f"{p}: cannot read manifest: {e.strerror}") from None
+    except ValueError as e:
+        raise UserError(f"{p}: not a JSON manifest: {e}") from None
+
+
+def reproduce(manifest_path: Path, out: str, workers: int | None = None,
+              warn=lambda msg: None) -> tuple[RunDir, list[str]]:
+    """Check inputs and models against their hashes, re-run, and verify the outputs."""
+    from .config import config_from_dict
+    from .errors import UserError
+    from .io.writers import sha256_file
+    from .runner import run_pipeline
+
+    m = load_manifest(manifest_path)
+    for f in m["inputs"]:
+        p = Path(f["path"])
+        if not p.is_file():
+            raise UserError(f"input {p} named in the manifest is missing")
+        if p.stat().st_size != f["size"] or sha256_file(p) != f["sha256"]:
+            raise UserError(f"input {p} changed since the snapshot (sha256 differs)")
+    for model in m["models"]:
+        p = Path(model["path"])
+        if not p.is_file():
+            raise UserError(f"model {p} named in the manifest is missing")
+        if sha256_file(p) != model["sha256"]:
+            raise UserError(f"model {p} changed since the snapshot (sha256 differs)")
+    if m["thresher"]["version"] != __version__:
+        warn(f"thresher {__version__} differs from the snapshot's {m['thresher']['version']}")
+    now = installed_packages()
+    for name, ver in m["packages"].items():
+        if now.get(name) != ver:
+            warn(f"package {name} {now.get(name, 'missing')} differs from the snapshot's {ver}")
+    data = dict(m["config"])
+    data["output"] = {**data["output"], "path": str(out)}
+    if workers is not None:
+        data["executor"] = {**data["executor"], "workers": workers}
+    cfg = config_from_dict(data)
+    if cfg.fingerprint() != m["config_fingerprint"]:
+        warn("the config's fingerprint differs from the manifest's (defaults changed?)")
+    run = run_pipeline(cfg)
+    return run, verify(m, run.root)

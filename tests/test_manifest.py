@@ -1,0 +1,74 @@
+"""manifest.json records inputs, models and outputs; verify and reproduce use it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, shard_hashes, thresher
+from pipelines import run_pipeline, stage
+from pipelines.config import JsonlInput, OutputConfig, PipelineConfig
+from pipelines.errors import UserError
+from pipelines.manifest import load_manifest, reproduce, verify
+
+
+@pytest.fixture
+def snapshot(tmp_path: Path) -> Path:
+    src = tmp_path / "inputs"
+    src.mkdir()
+    lines = (DATA / "lid" / "lingua-sentences-12lang.jsonl").read_text().splitlines(True)
+    (src / "a.jsonl").write_text("".join(lines[:200]))
+    (src / "b.jsonl").write_text("".join(lines[200:]))
+    cfg = PipelineConfig(input=JsonlInput(paths=[str(src / "*.jsonl")]),
+                         output=OutputConfig(path=str(tmp_path / "run")),
+                         stages=[stage("langid", languages=["de", "en", "it"], min_score=0.5)])
+    return run_pipeline(cfg).root
+
+
+def test_manifest_records_everything(snapshot: Path):
+    m = load_manifest(snapshot)
+    assert m["config_fingerprint"] and m["config"]["stages"][0]["stage"] == "langid"
+    assert [i["source"] for i in m["inputs"]] == ["a.jsonl", "b.jsonl"]
+    assert all(len(i["sha256"]) == 64 and i["size"] > 0 for i in m["inputs"])
+    assert m["models"][0]["sha256"].startswith("8f3472cf")
+    assert {"pyarrow", "trafilatura", "pydantic"} <= set(m["packages"])
+    assert sum(o["rows"] for o in m["outputs"]) == m["stats"]["write"]["docs_out"] > 0
+    assert m["thresher"]["version"]
+    assert verify(m, snapshot) == []
+
+
+def test_verify_detects_changed_missing_and_extra_shards(snapshot: Path):
+    m = load_manifest(snapshot)
+    first = snapshot / m["outputs"][0]["path"]
+    data = bytearray(first.read_bytes())
+    data[100] ^= 0xFF
+    first.write_bytes(bytes(data))
+    shutil.copy(first, snapshot / "data" / "part-99999-0000.parquet")
+    (snapshot / m["outputs"][-1]["path"]).unlink()
+    problems = verify(m, snapshot)
+    assert any("sha256" in p for p in problems)
+    assert any(p.startswith("missing shard") for p in problems)
+    assert any(p.startswith("unexpected shard") for p in problems)
+    proc = thresher("verify", str(snapshot / "manifest.json"), str(snapshot), check=False)
+    assert proc.returncode == 1 and "DIFF" in proc.stdout
+
+
+def test_reproduce_is_byte_identical(snapshot: Path, tmp_path: Path):
+    run, problems = reproduce(snapshot / "manifest.json", str(tmp_path / "again"), workers=2)
+    assert problems == []
+    assert shard_hashes(run.root) == shard_hashes(snapshot)
+
+
+def test_reproduce_refuses_a_modified_input(snapshot: Path, tmp_path: Path):
+    m = load_manifest(snapshot)
+    changed = Path(m["inputs"][1]["path"])
+    changed.write_text(changed.read_text().replace("a", "e", 1))
+    with pytest.raises(UserError, match=r"b\.jsonl changed since the snapshot"):
+        reproduce(snapshot / "manifest.json", str(tmp_path / "again"))
+    proc = thresher("reproduce", str(snapshot / "manifest.json"), str(tmp_path / "x"),
+                    check=False)
+    assert proc.returncode == 2 and "b.jsonl changed" in proc.stderr
+    assert json.loads((snapshot / "stats.json").read_text())  # the snapshot itself is untouched

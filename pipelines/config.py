@@ -96,8 +96,21 @@ class LocalExecutor(Strict):
     workers: int = Field(1, ge=1, description="worker processes")
 
 
-ExecutorConfig = LocalExecutor
-EXECUTOR_KINDS = ("local",)
+class RayExecutor(Strict):
+    kind: Literal["ray"] = "ray"
+    address: str = Field(
+        "local", description="local: start a private Ray cluster for this run; auto: join the "
+                             "cluster started with `ray start`; or host:port")
+    workers: int | None = Field(
+        None, ge=1, description="at most this many tasks at once (and the CPUs of a local "
+                                "cluster); default: all CPUs of the cluster")
+    cpus_per_task: float = Field(1.0, gt=0)
+    max_retries: int = Field(3, ge=0, description="retries of a task whose worker died")
+    object_store_mb: int = Field(100, ge=80, description="object store of a local cluster")
+
+
+ExecutorConfig = Annotated[Union[LocalExecutor, RayExecutor], Field(discriminator="kind")]
+EXECUTOR_KINDS = ("local", "ray")
 
 
 # ----------------------------------------------------------------------------- stages
@@ -128,7 +141,12 @@ def stage(stage_name: str, name: str | None = None, **params: Any) -> StageSpec:
         p = cls.Params(**params)
     except ValidationError as e:
         raise UserError(f"stage {stage_name!r}: {_pydantic_message(e.errors()[0])}") from None
-    return StageSpec(stage_name, name or stage_name, p)
+    return StageSpec(stage_name, name or default_stage_name(stage_name), p)
+
+
+def default_stage_name(stage_type: str) -> str:
+    """A stage's instance name: its registered name, or the class name for import paths."""
+    return stage_type.rpartition(":")[2].lower() if ":" in stage_type else stage_type
 
 
 class _Top(Strict):
@@ -309,7 +327,7 @@ def _stage_spec(raw: Any, i: int) -> StageSpec:
         cls = registry.get(str(kind))
     except UserError as e:
         raise ConfigError(str(e), path=f"{where}.stage") from None
-    name = raw.get("name", kind)
+    name = raw.get("name", default_stage_name(str(kind)))
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ConfigError("expected a name of letters, digits, _ . -", path=f"{where}.name")
     if name in PSEUDO_STAGES:
@@ -333,6 +351,8 @@ def _loc_path(loc: tuple) -> str:
             parts.append(f"[{item}]")
         elif i == 1 and loc[0] == "input" and item in INPUT_FORMATS:
             continue  # pydantic's discriminator tag, not a key in the file
+        elif i == 1 and loc[0] == "executor" and item in EXECUTOR_KINDS:
+            continue
         elif isinstance(item, str) and item.startswith("stages["):
             parts.append(item)
         else:
@@ -349,11 +369,12 @@ def _pydantic_message(err: dict, model: type[BaseModel] | None = None) -> str:
         return f"unknown parameter; expected one of: {known}"
     if typ == "missing":
         return "required key is missing"
-    if typ == "union_tag_invalid":
-        return f"unknown format {err['input'].get('format')!r}; expected one of: " + \
-            ", ".join(INPUT_FORMATS)
-    if typ == "union_tag_not_found":
-        return "missing `format:`; expected one of: " + ", ".join(INPUT_FORMATS)
+    if typ in ("union_tag_invalid", "union_tag_not_found"):
+        key = err.get("ctx", {}).get("discriminator", "").strip("'")
+        choices = INPUT_FORMATS if key == "format" else EXECUTOR_KINDS
+        if typ == "union_tag_not_found":
+            return f"missing `{key}:`; expected one of: " + ", ".join(choices)
+        return f"unknown {key} {err['input'].get(key)!r}; expected one of: " + ", ".join(choices)
     got = err.get("input")
     got_s = "" if isinstance(got, (dict, list)) else f", got {got!r}"
     return err["msg"][0].lower() + err["msg"][1:] + got_s

@@ -32,12 +32,21 @@ def names() -> list[str]:
 
 
 def get(name: str) -> type[Stage]:
-    """The stage class registered as ``name``; a UserError lists the known names."""
+    """The stage class registered as ``name`` (or at import path ``module:Class``).
+
+    A UserError lists the known names.
+    """
     target = _table().get(name)
+    if target is None and ":" in name:
+        target = name  # an unregistered stage by import path, e.g. "mypkg.filters:MyFilter"
     if target is None:
-        raise UserError(f"unknown stage {name!r}; expected one of: {', '.join(names())}")
+        raise UserError(f"unknown stage {name!r}; expected one of: {', '.join(names())} "
+                        "(or an import path module:Class)")
     module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"stage {name!r}: cannot import {target}: {e}") from None
     if not (isinstance(cls, type) and issubclass(cls, Stage)):
         raise UserError(f"stage {name!r} -> {target} is not a Stage subclass")
     return cls

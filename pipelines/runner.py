@@ -220,10 +220,13 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     run = prepare_run(cfg, resume=resume, overwrite=overwrite)
     plan = Plan.load(run.plan)
     executor = make_executor(cfg.executor, progress=progress)
-    for phase in plan.phases:
-        todo = [t for t in range(phase.n_tasks) if not run.is_done(phase.name, t)]
-        if todo:
-            executor.run_phase(run, phase, todo)
+    try:
+        for phase in plan.phases:
+            todo = [t for t in range(phase.n_tasks) if not run.is_done(phase.name, t)]
+            if todo:
+                executor.run_phase(run, phase, todo)
+    finally:
+        executor.close()
     stats = merge_stats(run, cfg, plan)
     write_manifest(run, cfg, plan, stats)
     return run

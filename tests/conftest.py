@@ -42,3 +42,45 @@ def shard_hashes(run_dir: Path) -> dict[str, str]:
     """sha256 of every final shard, by relative path."""
     return {p.relative_to(run_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted((run_dir / "data").glob("*")) if p.is_file()}
+
+
+DEMO = REPO / "configs" / "demo.yaml"
+
+
+def demo_config(tmp: Path, **executor) -> Path:
+    """configs/demo.yaml on all bundled WARCs (absolute paths), with the given executor."""
+    import yaml
+
+    cfg = yaml.safe_load(DEMO.read_text())
+    cfg["input"]["paths"] = [str(WARC_DIR / "*.warc.gz")]
+    cfg["executor"] = {"kind": "local", **executor}
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory) -> Path:
+    """The demo pipeline with 2 local workers, uninterrupted: the bytes others must match."""
+    tmp = tmp_path_factory.mktemp("ref")
+    cfg = demo_config(tmp, workers=2)
+    thresher("run", str(cfg), "--output", str(tmp / "run"), "--quiet")
+    return tmp / "run"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """One real local Ray cluster for the whole test session, torn down at the end."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # workers must import test-only stages (tests/plugins) and see the kill marker
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    os.environ["THRESHER_TEST_KILL_MARKER"] = str(tmp_path_factory.mktemp("ray") / "killed")
+    import ray
+
+    ray.init(address="local", num_cpus=2, object_store_memory=100 * 2**20,
+             include_dashboard=False, log_to_driver=False,
+             _temp_dir=str(tmp_path_factory.mktemp("raytmp")))
+    yield ray
+    ray.shutdown()

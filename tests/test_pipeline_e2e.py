@@ -12,30 +12,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from conftest import REPO, WARC_DIR, shard_hashes, thresher
-
-DEMO = REPO / "configs" / "demo.yaml"
-
-
-def _config(tmp: Path, **executor) -> Path:
-    cfg = yaml.safe_load(DEMO.read_text())
-    cfg["input"]["paths"] = [str(WARC_DIR / "*.warc.gz")]
-    cfg["executor"] = {"kind": "local", **executor}
-    path = tmp / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory) -> Path:
-    """The demo pipeline with 2 workers, uninterrupted."""
-    tmp = tmp_path_factory.mktemp("ref")
-    cfg = _config(tmp, workers=2)
-    thresher("run", str(cfg), "--output", str(tmp / "run"), "--quiet")
-    return tmp / "run"
-
+from conftest import REPO, WARC_DIR, demo_config, shard_hashes, thresher
 
 def test_every_record_is_accounted_for(reference_run: Path):
     stats = json.loads((reference_run / "stats.json").read_text())
@@ -84,20 +62,20 @@ def test_stats_files_and_resolved_config(reference_run: Path):
 
 
 def test_one_and_two_workers_identical(reference_run: Path, tmp_path: Path):
-    cfg = _config(tmp_path, workers=1)
+    cfg = demo_config(tmp_path, workers=1)
     thresher("run", str(cfg), "--output", str(tmp_path / "run"), "--quiet")
     assert shard_hashes(tmp_path / "run") == shard_hashes(reference_run)
 
 
 def test_rerun_without_resume_refuses(reference_run: Path, tmp_path: Path):
-    cfg = _config(tmp_path, workers=1)
+    cfg = demo_config(tmp_path, workers=1)
     proc = thresher("run", str(cfg), "--output", str(reference_run), check=False)
     assert proc.returncode == 2
     assert "already holds a run" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_resume_refuses_changed_config(reference_run: Path, tmp_path: Path):
-    cfg = _config(tmp_path, workers=1)
+    cfg = demo_config(tmp_path, workers=1)
     proc = thresher("run", str(cfg), "--output", str(reference_run), "--resume",
                     "--set", "stages.langid.min_score=0.5", check=False)
     assert proc.returncode == 2
@@ -106,7 +84,7 @@ def test_resume_refuses_changed_config(reference_run: Path, tmp_path: Path):
 
 def test_resume_of_finished_run_is_noop(reference_run: Path, tmp_path: Path):
     before = shard_hashes(reference_run)
-    cfg = _config(tmp_path, workers=1)
+    cfg = demo_config(tmp_path, workers=1)
     t0 = time.time()
     thresher("run", str(cfg), "--output", str(reference_run), "--resume", "--quiet")
     assert shard_hashes(reference_run) == before
@@ -116,7 +94,7 @@ def test_resume_of_finished_run_is_noop(reference_run: Path, tmp_path: Path):
 @pytest.mark.parametrize("done_before_kill", [1, 3])
 def test_sigkill_then_resume_is_byte_identical(reference_run: Path, tmp_path: Path,
                                                done_before_kill: int):
-    cfg = _config(tmp_path, workers=1)
+    cfg = demo_config(tmp_path, workers=1)
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", str(cfg), "--output", str(run), "--quiet"],

@@ -10,6 +10,10 @@ from .local import LocalExecutor
 def make_executor(cfg: ExecutorConfig, progress: bool = False) -> Executor:
     if cfg.kind == "local":
         return LocalExecutor(cfg, progress=progress)
+    if cfg.kind == "ray":
+        from .ray import RayExecutor
+
+        return RayExecutor(cfg, progress=progress)
     raise ValueError(f"unknown executor kind {cfg.kind!r}")
 
 

@@ -12,6 +12,9 @@ class Executor:
         """Run ``tasks`` of ``phase``; raise TaskError naming the tasks that failed."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the executor started (a Ray cluster, ...)."""
+
 
 def failure_message(run: RunDir, phase: Phase, failures: dict[int, BaseException]) -> TaskError:
     first, exc = sorted(failures.items())[0]

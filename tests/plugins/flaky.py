@@ -18,3 +18,19 @@ class FailOnSource(Stage):
         if self._fail:
             raise RuntimeError("simulated crash in a stage")
         return table
+
+
+class KillOnce(Stage):
+    """SIGKILLs its own worker process, once per $THRESHER_TEST_KILL_MARKER, mid-task.
+
+    Simulates an OOM kill or a lost node: the executor must retry the task and the
+    output must have no lost or duplicated document.
+    """
+
+    def process(self, table, stats):
+        marker = os.environ.get("THRESHER_TEST_KILL_MARKER")
+        if marker and not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write(str(os.getpid()))
+            os.kill(os.getpid(), 9)
+        return table

@@ -1,0 +1,81 @@
+"""Ray executor: one Ray task per shard, each calling the same ``run_task``.
+
+``address: local`` starts a private, small cluster for the run (no dashboard,
+100 MB object store, usage stats and token auth off) and stops it afterwards;
+``auto`` or ``host:port`` joins a cluster started with ``ray start``. If Ray is
+already initialised in this process (a notebook, the test session) that
+connection is used as it is. A task whose worker dies (OOM kill, node loss) is
+retried up to ``max_retries`` times; a task that raises is not (it would fail
+the same way again) and is reported with its log path.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..config import RayExecutor as RayConfig
+from ..plan import Phase
+from ..rundir import RunDir
+from ..runner import run_task
+from .base import Executor, failure_message
+from .progress import TaskProgress
+
+
+def _ray_env() -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+class RayExecutor(Executor):
+    def __init__(self, cfg: RayConfig, progress: bool = False):
+        self.cfg = cfg
+        self.progress = progress
+        self._started = False
+
+    def _connect(self):
+        _ray_env()
+        import ray
+
+        if ray.is_initialized():
+            return ray
+        if self.cfg.address == "local":
+            ray.init(address="local", num_cpus=self.cfg.workers or os.cpu_count(),
+                     object_store_memory=self.cfg.object_store_mb * 2**20,
+                     include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        else:
+            ray.init(address=self.cfg.address, log_to_driver=False, configure_logging=False)
+        self._started = True
+        return ray
+
+    def run_phase(self, run: RunDir, phase: Phase, tasks: list[int]) -> None:
+        ray = self._connect()
+        remote = ray.remote(num_cpus=self.cfg.cpus_per_task,
+                            max_retries=self.cfg.max_retries,
+                            retry_exceptions=False)(run_task)
+        limit = self.cfg.workers or len(tasks)
+        queue = list(tasks)
+        pending: dict = {}
+        failures: dict[int, BaseException] = {}
+        with TaskProgress(phase, len(tasks), enabled=self.progress) as bar:
+            while queue or pending:
+                while queue and len(pending) < limit:
+                    t = queue.pop(0)
+                    pending[remote.remote(str(run.root), phase.name, t)] = t
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    t = pending.pop(ref)
+                    try:
+                        bar.advance(ray.get(ref).docs_out)
+                    except Exception as exc:  # RayTaskError wraps the task's exception
+                        failures[t] = getattr(exc, "cause", None) or exc
+                        bar.advance(0)
+        if failures:
+            raise failure_message(run, phase, failures)
+
+    def close(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False

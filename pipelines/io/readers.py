@@ -8,6 +8,7 @@ what is yielded, so ``docs_in == docs_out + dropped + errors`` for the reader.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from pathlib import Path
@@ -54,7 +55,9 @@ def _warc_records(path: Path, stats: StageStats):
     from warcio.archiveiterator import ArchiveIterator
 
     idx = 0
-    with open(path, "rb") as fh:
+    # Python's gzip (not warcio's own inflater) so a truncated file raises instead of
+    # silently ending; warcio reads the decompressed stream as an uncompressed WARC.
+    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as fh:
         it = ArchiveIterator(fh, arc2warc=True)
         while True:
             try:

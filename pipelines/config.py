@@ -155,7 +155,7 @@ class _Top(Strict):
     input: InputConfig
     output: OutputConfig
     executor: ExecutorConfig = Field(default_factory=LocalExecutor)
-    stages: list[dict[str, Any]] = []
+    stages: list[Any] = []  # each entry is validated against its stage's Params
 
 
 class PipelineConfig(BaseModel):
@@ -314,6 +314,8 @@ def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
 
 
 RESERVED = ("stage", "name")
+# pydantic names the member of a union in error locations (`min_score.float`): not a key
+_UNION_TAG = re.compile(r"^(float|int|str|bool|none|(list|dict|literal)\[.*\])$", re.I)
 PSEUDO_STAGES = ("read", "write")  # stats rows of the reader and the writer
 
 
@@ -339,8 +341,8 @@ def _stage_spec(raw: Any, i: int) -> StageSpec:
     except ValidationError as e:
         err = e.errors()[0]
         msg = _pydantic_message(err, cls.Params)
-        raise ConfigError(f"{msg} (stage {kind!r})",
-                          path=_loc_path((where, *err["loc"]))) from None
+        loc = [x for x in err["loc"] if not (isinstance(x, str) and _UNION_TAG.match(x))]
+        raise ConfigError(f"{msg} (stage {kind!r})", path=_loc_path((where, *loc))) from None
     return StageSpec(str(kind), name, p)
 
 

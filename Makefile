@@ -23,7 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 demo: install
 	$(BIN)/thresher run configs/demo.yaml --overwrite
 
-test: install check-docs
+test: install check-docs lint
 	$(BIN)/python -m pytest -q
 
 docs: install
@@ -34,7 +34,7 @@ check-docs: install
 	  || { echo "docs/stages.md is stale: run 'make docs'"; exit 1; }
 
 lint: install
-	$(BIN)/ruff check pipelines stages tests benchmarks
+	$(BIN)/ruff check pipelines stages tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -16,13 +16,24 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 
-from .config import PipelineConfig, config_from_dict, config_from_yaml, load_config, stage  # noqa: E402
-from .runner import run_pipeline, run_task  # noqa: E402
-from .stage import Annotator, Filter, Params, Stage  # noqa: E402
-from .stats import RunStats, StageStats  # noqa: E402
+from .config import PipelineConfig, config_from_dict, config_from_yaml, load_config, stage
+from .runner import run_pipeline, run_task
+from .stage import Annotator, Filter, Params, Stage
+from .stats import RunStats, StageStats
 
 __all__ = [
-    "PipelineConfig", "load_config", "config_from_yaml", "config_from_dict", "stage",
-    "run_pipeline", "run_task", "Stage", "Filter", "Annotator", "Params",
-    "RunStats", "StageStats", "__version__",
+    "Annotator",
+    "Filter",
+    "Params",
+    "PipelineConfig",
+    "RunStats",
+    "Stage",
+    "StageStats",
+    "__version__",
+    "config_from_dict",
+    "config_from_yaml",
+    "load_config",
+    "run_pipeline",
+    "run_task",
+    "stage",
 ]

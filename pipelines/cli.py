@@ -144,12 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print stats.json")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("verify", help="compare a run's shards with a manifest (exit 1 on any difference)")
+    p = sub.add_parser("verify",
+                       help="compare a run's shards with a manifest (exit 1 on any difference)")
     p.add_argument("manifest")
     p.add_argument("run", help="run directory")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("reproduce", help="re-run a manifest's pipeline after checking its inputs and models")
+    p = sub.add_parser("reproduce",
+                       help="re-run a manifest's pipeline after checking its inputs and models")
     p.add_argument("manifest")
     p.add_argument("out", help="new run directory")
     p.add_argument("--workers", "-w", type=int, metavar="N")

@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -72,7 +72,7 @@ class ParquetInput(InputBase):
     columns: list[str] | None = Field(None, description="columns to read (default: all)")
 
 
-InputConfig = Annotated[Union[WarcInput, WetInput, JsonlInput, ParquetInput],
+InputConfig = Annotated[WarcInput | WetInput | JsonlInput | ParquetInput,
                         Field(discriminator="format")]
 INPUT_FORMATS = ("warc", "wet", "jsonl", "parquet")
 
@@ -109,7 +109,7 @@ class RayExecutor(Strict):
     object_store_mb: int = Field(100, ge=80, description="object store of a local cluster")
 
 
-ExecutorConfig = Annotated[Union[LocalExecutor, RayExecutor], Field(discriminator="kind")]
+ExecutorConfig = Annotated[LocalExecutor | RayExecutor, Field(discriminator="kind")]
 EXECUTOR_KINDS = ("local", "ray")
 
 
@@ -200,7 +200,7 @@ class PipelineConfig(BaseModel):
         d["output"].pop("path")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
-    def with_overrides(self, **kw: Any) -> "PipelineConfig":
+    def with_overrides(self, **kw: Any) -> PipelineConfig:
         data = self.to_dict(resolved=False)
         apply_overrides(data, **kw)
         return config_from_dict(data)
@@ -315,7 +315,7 @@ def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
 
 RESERVED = ("stage", "name")
 # pydantic names the member of a union in error locations (`min_score.float`): not a key
-_UNION_TAG = re.compile(r"^(float|int|str|bool|none|(list|dict|literal)\[.*\])$", re.I)
+_UNION_TAG = re.compile(r"^(float|int|str|bool|none|(list|dict|literal)\[.*\])$", re.IGNORECASE)
 PSEUDO_STAGES = ("read", "write")  # stats rows of the reader and the writer
 
 

@@ -53,14 +53,14 @@ class Plan:
                 "inputs": [asdict(i) for i in self.inputs]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Plan":
+    def from_dict(cls, d: dict) -> Plan:
         return cls([Phase(**p) for p in d["phases"]], [InputFile(**i) for i in d["inputs"]])
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: Path) -> "Plan":
+    def load(cls, path: Path) -> Plan:
         return cls.from_dict(json.loads(path.read_text()))
 
 

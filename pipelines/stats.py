@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -76,7 +77,7 @@ class StageStats:
                 entry[0] += docs
                 entry[1] += chars
 
-    def __add__(self, other: "StageStats") -> "StageStats":
+    def __add__(self, other: StageStats) -> StageStats:
         langs = {k: list(v) for k, v in self.by_language.items()}
         for k, (d, c) in other.by_language.items():
             e = langs.setdefault(k, [0, 0])
@@ -113,7 +114,7 @@ class StageStats:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "StageStats":
+    def from_dict(cls, d: dict[str, Any]) -> StageStats:
         return cls(
             docs_in=d["docs_in"], docs_out=d["docs_out"],
             chars_in=d["chars_in"], chars_out=d["chars_out"],
@@ -138,14 +139,14 @@ class RunStats:
         """The stats of ``name``, created empty (and ordered last) if new."""
         return self.stages.setdefault(name, StageStats())
 
-    def __add__(self, other: "RunStats") -> "RunStats":
+    def __add__(self, other: RunStats) -> RunStats:
         merged = dict(self.stages)
         for name, st in other.stages.items():
             merged[name] = merged[name] + st if name in merged else st
         return RunStats(merged)
 
     @classmethod
-    def sum(cls, items: Iterable["RunStats"]) -> "RunStats":
+    def sum(cls, items: Iterable[RunStats]) -> RunStats:
         total = cls()
         for item in items:
             total = total + item
@@ -155,10 +156,10 @@ class RunStats:
         return {name: st.to_dict() for name, st in self.stages.items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunStats":
+    def from_dict(cls, d: dict[str, Any]) -> RunStats:
         return cls({name: StageStats.from_dict(v) for name, v in d.items()})
 
-    def ordered(self, order: list[str]) -> "RunStats":
+    def ordered(self, order: list[str]) -> RunStats:
         """Same stats with stages in pipeline order (unknown names last)."""
         names = [n for n in order if n in self.stages]
         names += [n for n in self.stages if n not in names]

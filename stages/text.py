@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from typing import Callable
+from collections.abc import Callable
 
 _WORD_OR_PUNCT = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]+", re.UNICODE)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, WARC_DIR, thresher
+
 from pipelines import config_from_yaml, load_config, stage
 from pipelines.config import LocalExecutor, OutputConfig, PipelineConfig, WarcInput
 from pipelines.errors import UserError
@@ -38,7 +38,8 @@ CATALOGUE = [
     (("    min_score: 0.65", "    min_score: high"), "stages[1].min_score: ", 14),
     (("  workers: 2", "  workers: two"), "executor.workers: input should be a valid integer", 9),
     (("  workers: 2", "  workers: 0"), "executor.workers: input should be greater than", 9),
-    (("  kind: local", "  kind: k8s"), "executor: unknown kind 'k8s'; expected one of: local, ray", 7),
+    (("  kind: local", "  kind: k8s"),
+     "executor: unknown kind 'k8s'; expected one of: local, ray", 7),
     (("  format: warc", "  format: csv"),
      "input: unknown format 'csv'; expected one of: warc, wet, jsonl, parquet", 2),
     (("  path: runs/t", "  pth: runs/t"), "output.pth: unknown key", 6),
@@ -50,7 +51,8 @@ CATALOGUE = [
      "input.paths[0]: glob '/nonexistent/*.warc.gz' matched no files", 4),
     ((f'["{WARC_DIR}/*.warc.gz"]', f'["{WARC_DIR}"]'),
      "input.paths[0]: glob", 4),
-    (("    languages: [en]", "    languages: en"), "stages[1].languages: input should be a valid list", 13),
+    (("    languages: [en]", "    languages: en"),
+     "stages[1].languages: input should be a valid list", 13),
     (("  - stage: extract", "  - stage: extract\n  - stage: extract"),
      "stages[1].name: duplicate stage name 'extract'", 12),
     (("  - stage: extract", "  - stage: extract\n    name: read"),
@@ -63,7 +65,8 @@ CATALOGUE = [
      "output.compression: input should be 'zstd', 'snappy', 'gzip' or 'none'", 7),
     (("    min_score: 0.65", "    min_score: 0.65\n   bad: [unclosed"), "invalid YAML", None),
     (("  - stage: langid", "  - stage: no.such.module:Cls"),
-     "stages[1].stage: stage 'no.such.module:Cls': cannot import", 12),]
+     "stages[1].stage: stage 'no.such.module:Cls': cannot import", 12),
+]
 
 
 @pytest.mark.parametrize("edit,expected,line", CATALOGUE, ids=[c[1][:40] for c in CATALOGUE])

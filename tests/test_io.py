@@ -10,13 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from conftest import WARC_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from conftest import WARC_DIR
 from pipelines.config import JsonlInput, OutputConfig, ParquetInput, WarcInput, WetInput
 from pipelines.io import make_reader, make_writer
 from pipelines.io.html_charset import decode_html
@@ -111,7 +111,7 @@ def test_charsets_declared_sniffed_and_fallback(tmp_path: Path):
         (('<html><head><meta http-equiv="Content-Type" content="text/html; charset=gb2312">'
           f'</head><body>{zh}</body></html>').encode("gbk"), "text/html"),
         (f"<html><body>{text}</body></html>".encode("cp1252"), "text/html"),  # undeclared
-        (f"<html><body>{text}</body></html>".encode("utf-8"), "text/html"),
+        (f"<html><body>{text}</body></html>".encode(), "text/html"),
         (b"<html><body>bad \xff\xfe bytes \x81</body></html>", "text/html; charset=utf-8"),
         (b"\x89PNG\r\n", "image/png"),
     ]

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import DATA, shard_hashes, thresher
+
 from pipelines import run_pipeline, stage
 from pipelines.config import JsonlInput, OutputConfig, PipelineConfig
 from pipelines.errors import UserError

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import REPO, WARC_DIR, demo_config, shard_hashes, thresher
+
 
 def test_every_record_is_accounted_for(reference_run: Path):
     stats = json.loads((reference_run / "stats.json").read_text())

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from conftest import REPO, WARC_DIR, shard_hashes
+
 from pipelines import config_from_yaml, load_config, registry, run_pipeline, stage
 from pipelines.config import JsonlInput, OutputConfig, PipelineConfig, WarcInput
 from pipelines.errors import TaskError

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
 from conftest import WARC_DIR, demo_config, shard_hashes
+
 from pipelines import load_config, run_pipeline, stage
 from pipelines.config import OutputConfig, PipelineConfig, RayExecutor, WarcInput
 

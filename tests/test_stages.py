@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
 from conftest import DATA, WARC_DIR
+
 from pipelines import stage as make_spec
 from pipelines.config import WarcInput
 from pipelines.errors import UserError

@@ -23,7 +23,7 @@ class TaskProgress:
             disable=not self.enabled)
         self._task = self._p.add_task(phase.name, total=total, docs=0, rate="-")
 
-    def __enter__(self) -> "TaskProgress":
+    def __enter__(self) -> TaskProgress:
         self._p.__enter__()
         return self
 

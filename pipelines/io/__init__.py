@@ -3,4 +3,4 @@
 from .readers import Reader, make_reader
 from .writers import ShardInfo, ShardWriter, make_writer
 
-__all__ = ["Reader", "make_reader", "ShardInfo", "ShardWriter", "make_writer"]
+__all__ = ["Reader", "ShardInfo", "ShardWriter", "make_reader", "make_writer"]

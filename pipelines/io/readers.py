@@ -11,8 +11,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 from ..config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
 from ..schema import HTML, ID, SOURCE, TEXT, URL, stable_id
 from ..stats import StageStats
-from .compression import open_binary, open_text
+from .compression import open_text
 from .html_charset import decode_html
 
 log = logging.getLogger(__name__)

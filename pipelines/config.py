@@ -9,6 +9,7 @@ reads: it is the contract between the planner and the executors.
 
 from __future__ import annotations
 
+import copy
 import glob
 import hashlib
 import json
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import registry
 from .errors import ConfigError, ConfigErrors, UserError
@@ -128,7 +129,7 @@ class StageSpec:
 
     def to_dict(self, resolved: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"stage": self.stage}
-        if resolved or self.name != self.stage:
+        if resolved or self.name != default_stage_name(self.stage):
             out["name"] = self.name
         out.update(self.params.model_dump(mode="json", exclude_unset=not resolved))
         return out
@@ -140,8 +141,13 @@ def stage(stage_name: str, name: str | None = None, **params: Any) -> StageSpec:
     try:
         p = cls.Params(**params)
     except ValidationError as e:
-        raise UserError(f"stage {stage_name!r}: {_pydantic_message(e.errors()[0])}") from None
-    return StageSpec(stage_name, name or default_stage_name(stage_name), p)
+        loc, msg = _params_error(e, cls.Params)
+        raise UserError(f"stage {stage_name!r}: {_loc_path(tuple(loc))}: {msg}") from None
+    name = name or default_stage_name(stage_name)
+    problem = _name_problem(name)
+    if problem:
+        raise UserError(f"stage {stage_name!r}: name {name!r}: {problem}")
+    return StageSpec(stage_name, name, p)
 
 
 def default_stage_name(stage_type: str) -> str:
@@ -169,6 +175,16 @@ class PipelineConfig(BaseModel):
     output: OutputConfig
     executor: ExecutorConfig = Field(default_factory=LocalExecutor)
     stages: list[StageSpec] = []
+
+    @model_validator(mode="after")
+    def _unique_stage_names(self) -> PipelineConfig:
+        seen: dict[str, int] = {}
+        for i, s in enumerate(self.stages):
+            if s.name in seen:
+                raise ConfigError(_duplicate_message(s.name, seen[s.name]),
+                                  path=f"stages[{i}].name")
+            seen[s.name] = i
+        return self
 
     def to_dict(self, resolved: bool = True) -> dict[str, Any]:
         def dump(m: BaseModel) -> dict:
@@ -252,9 +268,12 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     """Read, override and validate a YAML config; raises ConfigErrors with file:line."""
     path = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise UserError(f"{path}: cannot read config: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: cannot read config: not UTF-8 text "
+                        f"(byte {e.start}: {e.reason})") from None
     return config_from_yaml(text, file=path, overrides=overrides, check_inputs=check_inputs)
 
 
@@ -270,6 +289,7 @@ def config_from_yaml(text: str, file: str | None = None, overrides: dict[str, An
         raise ConfigError(f"invalid YAML: {problem}", file=file, line=line) from None
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with keys input, output, stages", file=file)
+    before = copy.deepcopy(data) if overrides else data  # to tell file errors from flag errors
     try:
         if overrides:
             apply_overrides(data, **overrides)
@@ -278,9 +298,10 @@ def config_from_yaml(text: str, file: str | None = None, overrides: dict[str, An
             cfg.input_files()
         return cfg
     except ConfigErrors as errs:
-        raise ConfigErrors([_located(e, file, root_node) for e in errs.errors]) from None
+        raise ConfigErrors([_located(e, file, root_node, before, data)
+                            for e in errs.errors]) from None
     except ConfigError as e:
-        raise _located(e, file, root_node) from None
+        raise _located(e, file, root_node, before, data) from None
 
 
 def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
@@ -289,7 +310,7 @@ def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
     try:
         top = _Top.model_validate(data)
     except ValidationError as e:
-        errors += [ConfigError(_pydantic_message(err), path=_loc_path(err["loc"]))
+        errors += [ConfigError(_pydantic_message(err), path=_error_path(err))
                    for err in e.errors()]
     raw_stages = data.get("stages") if isinstance(data.get("stages"), list) else []
     specs: list[StageSpec] = []
@@ -301,9 +322,8 @@ def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
             errors.append(e)
             continue
         if spec.name in seen:
-            errors.append(ConfigError(
-                f"duplicate stage name {spec.name!r} (also stages[{seen[spec.name]}]); "
-                "give one of them a distinct `name:`", path=f"stages[{i}].name"))
+            errors.append(ConfigError(_duplicate_message(spec.name, seen[spec.name]),
+                                      path=f"stages[{i}].name"))
         seen[spec.name] = i
         specs.append(spec)
     if errors:
@@ -319,31 +339,65 @@ _UNION_TAG = re.compile(r"^(float|int|str|bool|none|(list|dict|literal)\[.*\])$"
 PSEUDO_STAGES = ("read", "write")  # stats rows of the reader and the writer
 
 
+def _duplicate_message(name: str, first: int) -> str:
+    return (f"duplicate stage name {name!r} (also stages[{first}]); "
+            "give one of them a distinct `name:`")
+
+
+def _name_problem(name: Any) -> str | None:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        return "expected a name of letters, digits, _ . -"
+    if name in PSEUDO_STAGES:
+        return f"{name!r} is reserved for the reader/writer statistics; choose another `name:`"
+    return None
+
+
 def _stage_spec(raw: Any, i: int) -> StageSpec:
     where = f"stages[{i}]"
     if not isinstance(raw, dict) or "stage" not in raw:
         raise ConfigError("expected a mapping with a `stage:` key naming a registered stage",
                           path=where)
     kind = raw["stage"]
+    if not isinstance(kind, str):
+        raise ConfigError("expected a registered stage name or an import path module:Class, "
+                          f"got {kind!r}", path=f"{where}.stage")
     try:
         cls = registry.get(str(kind))
     except UserError as e:
         raise ConfigError(str(e), path=f"{where}.stage") from None
     name = raw.get("name", default_stage_name(str(kind)))
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise ConfigError("expected a name of letters, digits, _ . -", path=f"{where}.name")
-    if name in PSEUDO_STAGES:
-        raise ConfigError(f"{name!r} is reserved for the reader/writer statistics; "
-                          "choose another `name:`", path=f"{where}.name")
+    problem = _name_problem(name)
+    if problem:
+        raise ConfigError(problem, path=f"{where}.name")
     params = {k: v for k, v in raw.items() if k not in RESERVED}
     try:
         p = cls.Params.model_validate(params)
     except ValidationError as e:
-        err = e.errors()[0]
-        msg = _pydantic_message(err, cls.Params)
-        loc = [x for x in err["loc"] if not (isinstance(x, str) and _UNION_TAG.match(x))]
+        loc, msg = _params_error(e, cls.Params)
         raise ConfigError(f"{msg} (stage {kind!r})", path=_loc_path((where, *loc))) from None
     return StageSpec(str(kind), name, p)
+
+
+def _params_error(e: ValidationError, model: type[BaseModel]) -> tuple[list, str]:
+    """Key path inside the params and message of the first error of a stage's params."""
+    errs = e.errors()
+    # for a union param, report the member that got furthest (`min_score: {en: x}`
+    # fails in the mapping branch at `.en`, not as "not a number")
+    err = max((x for x in errs if x["loc"][:1] == errs[0]["loc"][:1]),
+              key=lambda x: len(x["loc"]))
+    loc = [x for x in err["loc"] if not (isinstance(x, str) and _UNION_TAG.match(x))]
+    return loc, _pydantic_message(err, model)
+
+
+def _error_path(err: dict) -> str:
+    """Key path of a top-level validation error, as the user wrote it in the file."""
+    loc = tuple(err["loc"])
+    if err["type"] == "invalid_key":  # pydantic puts the offending key itself in loc
+        return _loc_path(loc[:-1])
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        key = err.get("ctx", {}).get("discriminator", "").strip("'")
+        return _loc_path((*loc, key)) if key else _loc_path(loc)
+    return _loc_path(loc)
 
 
 def _loc_path(loc: tuple) -> str:
@@ -371,19 +425,41 @@ def _pydantic_message(err: dict, model: type[BaseModel] | None = None) -> str:
         return f"unknown parameter; expected one of: {known}"
     if typ == "missing":
         return "required key is missing"
+    if typ == "invalid_key":
+        return f"key {err['input']!r} is not a string; quote it"
     if typ in ("union_tag_invalid", "union_tag_not_found"):
         key = err.get("ctx", {}).get("discriminator", "").strip("'")
         choices = INPUT_FORMATS if key == "format" else EXECUTOR_KINDS
         if typ == "union_tag_not_found":
-            return f"missing `{key}:`; expected one of: " + ", ".join(choices)
+            return "required key is missing; expected one of: " + ", ".join(choices)
         return f"unknown {key} {err['input'].get(key)!r}; expected one of: " + ", ".join(choices)
     got = err.get("input")
     got_s = "" if isinstance(got, (dict, list)) else f", got {got!r}"
     return err["msg"][0].lower() + err["msg"][1:] + got_s
 
 
-def _located(e: ConfigError, file: str | None, node: yaml.Node | None) -> ConfigError:
+def _located(e: ConfigError, file: str | None, node: yaml.Node | None,
+             before: Any = None, after: Any = None) -> ConfigError:
+    if e.path and before is not after:
+        parts = _split_path(e.path)
+        if _value_at(before, parts) != _value_at(after, parts):
+            # the bad value came from an override: a line of the file would point elsewhere
+            return ConfigError(f"{e.message} (set by an override)", file=file, path=e.path)
     return ConfigError(e.message, file=file, path=e.path, line=_line_of(node, e.path))
+
+
+_MISSING = object()
+
+
+def _value_at(data: Any, parts: list[str | int]) -> Any:
+    for part in parts:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return _MISSING
+    return data
 
 
 def _line_of(node: yaml.Node | None, path: str) -> int | None:
@@ -419,6 +495,7 @@ def _split_path(path: str) -> list[str | int]:
 def apply_overrides(data: dict[str, Any], output: str | None = None, workers: int | None = None,
                     executor: str | None = None, sets: list[str] | None = None) -> None:
     """Apply CLI overrides to raw config data, in place, before validation."""
+    had_executor = data.get("executor") is not None
     if output is not None:
         data.setdefault("output", {})
         if not isinstance(data["output"], dict):
@@ -437,7 +514,16 @@ def apply_overrides(data: dict[str, Any], output: str | None = None, workers: in
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key.path=value")
-        set_path(data, key, yaml.safe_load(value) if value != "" else "")
+        try:
+            parsed = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({problem}); "
+                              "quote it to pass a string") from None
+        set_path(data, key, parsed)
+    if not had_executor and isinstance(data.get("executor"), dict):
+        # the overrides created the executor section: it starts as the default executor
+        data["executor"].setdefault("kind", "local")
 
 
 def set_path(data: dict[str, Any], key: str, value: Any) -> None:
@@ -450,10 +536,12 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> None:
             if isinstance(part, str) and part.isdigit():
                 part = int(part)
             if isinstance(part, str):  # a stage addressed by its name
-                idx = [j for j, s in enumerate(cur)
-                       if isinstance(s, dict) and s.get("name", s.get("stage")) == part]
+                names = [s.get("name", default_stage_name(str(s.get("stage"))))
+                         if isinstance(s, dict) else None for s in cur]
+                idx = [j for j, n in enumerate(names) if n == part]
                 if not idx:
-                    raise ConfigError(f"--set {key}: no stage named {part!r}")
+                    have = ", ".join(str(n) for n in names if n is not None) or "none"
+                    raise ConfigError(f"--set {key}: no stage named {part!r} (stages: {have})")
                 part = idx[0]
             if not 0 <= part < len(cur):
                 raise ConfigError(f"--set {key}: index {part} out of range")

@@ -23,15 +23,25 @@ _WHATWG = {
 }
 
 
+# Python codecs no browser knows as a charset: bytes-to-bytes codecs (base64, hex, zlib...)
+# are excluded by _is_text_encoding; these are text codecs that raise on any input
+# (undefined), cannot decode with errors="replace" (idna) or are not charsets at all.
+_NOT_CHARSETS = {"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape",
+                 "utf-7"}
+
+
 def normalize_charset(label: str | None) -> str | None:
     if not label:
         return None
     label = label.strip().strip("\"'").lower()
     label = _WHATWG.get(label, label)
     try:
-        return codecs.lookup(label).name
+        info = codecs.lookup(label)
     except LookupError:
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
 
 
 def declared_charset(body: bytes, content_type: str | None) -> str | None:
@@ -41,7 +51,9 @@ def declared_charset(body: bytes, content_type: str | None) -> str | None:
             return cs
     m = _META_CHARSET.search(body[:4096])
     if m:
-        return normalize_charset(m.group(1).decode("ascii", "ignore"))
+        cs = normalize_charset(m.group(1).decode("ascii", "ignore"))
+        # a <meta> that could be read as ASCII cannot be UTF-16 (WHATWG: use UTF-8)
+        return "utf-8" if cs in ("utf-16", "utf-16-le", "utf-16-be") else cs
     return None
 
 

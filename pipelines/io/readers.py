@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 from ..config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
 from ..schema import HTML, ID, SOURCE, TEXT, URL, stable_id
 from ..stats import StageStats
-from .compression import open_text
+from .compression import open_binary
 from .html_charset import decode_html
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,29 @@ class Reader:
 
 # ----------------------------------------------------------------------------- WARC / WET
 
+class _ShortReads:
+    """A file whose ``read(n)`` returns what one step gives (``read1``) and notes an early end.
+
+    ``GzipFile.read(n)`` throws away all it decompressed in that call when the file turns
+    out truncated, which loses complete records just before the cut; and warcio ends its
+    iteration silently on an EOFError met while parsing a record's headers, so
+    ``truncated`` remembers that the file did end early.
+    """
+
+    def __init__(self, fh):
+        self.fh, self.truncated = fh, False
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.fh.read() if size is None or size < 0 else self.fh.read1(size)
+        except EOFError:
+            self.truncated = True
+            raise
+
+
 def _warc_records(path: Path, stats: StageStats):
     """(index, record) for each WARC record; a corrupt tail is counted as one error."""
     from warcio.archiveiterator import ArchiveIterator
@@ -59,21 +83,45 @@ def _warc_records(path: Path, stats: StageStats):
     # Python's gzip (not warcio's own inflater) so a truncated file raises instead of
     # silently ending; warcio reads the decompressed stream as an uncompressed WARC.
     with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as fh:
-        it = ArchiveIterator(fh, arc2warc=True)
+        src = _ShortReads(fh)
+        it = ArchiveIterator(src, arc2warc=True)
+        record = None
         while True:
             try:
                 record = next(it)
+                problem = None
             except StopIteration:
-                return
+                # warcio ends without an error when an uncompressed file is cut inside a
+                # record's body or WARC headers, or inside the HTTP headers (a line left over)
+                if not (src.truncated or _cut_short(record) or getattr(it, "next_line", None)):
+                    return
+                problem = "EOFError: file ends inside a record"
             except Exception as exc:  # truncated gzip, garbage between records...
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem is not None:
                 stats.docs_in += 1
                 stats.error("corrupt_warc")
-                log.warning("%s: unreadable after record %d (%s: %s); rest of file skipped",
-                            path, idx, type(exc).__name__, exc)
+                log.warning("%s: unreadable after record %d (%s); rest of file skipped",
+                            path, idx, problem)
                 return
             stats.docs_in += 1
             yield idx, record
             idx += 1
+
+
+def _cut_short(record) -> bool:
+    """Whether the file ended inside this (fully read) record: before its Content-Length
+    did, or inside its WARC headers (no Content-Length, which every WARC record has)."""
+    return record is not None and getattr(record.raw_stream, "limit", None) != 0
+
+
+def _payload(record) -> bytes:
+    """The record's payload; EOFError if the file ends before the record does."""
+    body = record.content_stream().read()
+    record.raw_stream.read()
+    if _cut_short(record):
+        raise EOFError("file ends inside the record")
+    return body
 
 
 def _record_id(record, source: str, idx: int) -> str:
@@ -115,7 +163,7 @@ class WarcReader(Reader):
                 stats.drop("not_html")
                 continue
             try:
-                body = record.content_stream().read()
+                body = _payload(record)
             except Exception as exc:
                 stats.error("unreadable_body")
                 log.warning("%s record %d: %s: %s", path, idx, type(exc).__name__, exc)
@@ -153,7 +201,7 @@ class WetReader(Reader):
                 stats.drop(f"record_{record.rec_type}")
                 continue
             try:
-                text = record.content_stream().read().decode("utf-8", errors="replace")
+                text = _payload(record).decode("utf-8", errors="replace")
             except Exception as exc:
                 stats.error("unreadable_body")
                 log.warning("%s record %d: %s: %s", path, idx, type(exc).__name__, exc)
@@ -171,6 +219,17 @@ class WetReader(Reader):
 
 
 # ----------------------------------------------------------------------------- JSONL
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _valid_unicode(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
 
 class JsonlReader(Reader):
     """JSON Lines (.jsonl, .jsonl.gz, .jsonl.zst); one document per non-blank line."""
@@ -190,26 +249,37 @@ class JsonlReader(Reader):
     def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
         c = self.cfg
         taken = {c.text_key, c.id_key, c.url_key, *c.fields}
-        with open_text(path) as fh:
+        # bytes, decoded line by line: a text reader decodes ahead in chunks, so one bad
+        # byte would fail the lines before it too
+        with open_binary(path) as fh:
             idx = -1
             while True:
                 try:
-                    line = fh.readline()
-                except (UnicodeDecodeError, OSError, EOFError) as exc:
+                    raw = fh.readline()
+                except (OSError, EOFError) as exc:
                     stats.docs_in += 1
                     stats.error("corrupt_file")
                     log.warning("%s: unreadable after line %d (%s); rest skipped", path, idx, exc)
                     return
-                if not line:
+                if not raw:
                     return
                 idx += 1
-                if not line.strip():
+                if not raw.strip():
                     continue
                 stats.docs_in += 1
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    stats.error("bad_unicode")
+                    continue
                 try:
                     obj = json.loads(line)
                 except ValueError:
                     stats.error("bad_json")
+                    continue
+                # JSON may escape lone surrogates ("\ud83d"), which no Arrow string holds
+                if _SURROGATE_ESCAPE.search(line) and not _valid_unicode(obj):
+                    stats.error("bad_unicode")
                     continue
                 if not isinstance(obj, dict):
                     stats.error("not_an_object")

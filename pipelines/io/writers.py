@@ -179,7 +179,9 @@ class JsonlShardWriter(ShardWriter):
     def _open_file(self, tmp: Path) -> None:
         raw = open(tmp, "wb")
         if self.cfg.compression == "gzip":
-            self._fh: io.RawIOBase = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+            # filename="": else the header names the temporary file, pid included
+            self._fh: io.RawIOBase = gzip.GzipFile(filename="", fileobj=raw, mode="wb",
+                                                   mtime=0)
             self._raw = raw
         elif self.cfg.compression == "zstd":
             level = self.cfg.compression_level or 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,6 +9,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
+from pipelines.io.writers import sha256_file
 from pipelines.schema import TEXT
 from pipelines.stage import Filter, FilterParams, Params, iter_docs
 
@@ -29,14 +29,6 @@ class LangIdParams(FilterParams):
                           "default: the bundled lid.176.ftz")
     model_sha256: str | None = Field(
         None, description="expected sha256 of `model`; checked before loading")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class LangId(Filter):
@@ -63,7 +55,7 @@ class LangId(Filter):
         if not path.is_file():
             raise UserError(f"stage {self.name}: model file {path} does not exist")
         want = self.expected_sha256()
-        self._sha256 = _sha256(path)
+        self._sha256 = sha256_file(path)
         if want is not None and self._sha256 != want:
             raise UserError(f"stage {self.name}: model {path} has sha256 {self._sha256}, "
                             f"expected {want}")

@@ -115,6 +115,15 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finalize(a: argparse.Namespace) -> int:
+    from .runner import finalize_run
+
+    stats = finalize_run(a.run)
+    print(f"{a.run}: finalized: {stats['output']['rows']:,} documents in "
+          f"{len(stats['output']['shards'])} shard(s); stats.json and manifest.json written")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="thresher", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="log INFO messages to stderr")
@@ -156,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="new run directory")
     p.add_argument("--workers", "-w", type=int, metavar="N")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("finalize", help="merge the stats and write the manifest of a run whose "
+                                        "tasks are all done (what a Slurm run's last job does)")
+    p.add_argument("run", help="run directory")
+    p.set_defaults(func=cmd_finalize)
     return ap
 
 

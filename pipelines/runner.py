@@ -215,7 +215,6 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
                  progress: bool = False) -> RunDir:
     """Plan and run every phase with the configured executor; merge the stats."""
     from .executors import make_executor
-    from .manifest import write_manifest
 
     run = prepare_run(cfg, resume=resume, overwrite=overwrite)
     plan = Plan.load(run.plan)
@@ -227,9 +226,29 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
                 executor.run_phase(run, phase, todo)
     finally:
         executor.close()
+    finalize_run(run)
+    return run
+
+
+def finalize_run(run_dir: str | Path | RunDir) -> dict:
+    """Once every task of every phase is done: merge stats, write the manifest.
+
+    Idempotent, and reads only the run dir, so a Slurm job can run it
+    (``thresher finalize RUN``) after the last phase's array.
+    """
+    from .manifest import write_manifest
+
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir).resolve())
+    cfg = load_config(run.config, check_inputs=False)
+    plan = Plan.load(run.plan)
+    missing = [f"{p.name}/{t}" for p in plan.phases for t in range(p.n_tasks)
+               if not run.is_done(p.name, t)]
+    if missing:
+        raise UserError(f"{run.root}: {len(missing)} task(s) not done (first: {missing[0]}); "
+                        "finish them with --resume before finalizing")
     stats = merge_stats(run, cfg, plan)
     write_manifest(run, cfg, plan, stats)
-    return run
+    return stats
 
 
 def merge_stats(run: RunDir, cfg: PipelineConfig, plan: Plan) -> dict:

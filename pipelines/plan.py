@@ -1,5 +1,13 @@
 """Planning: split the stage chain into phases, and each phase into tasks.
 
+A chain without global stages is one map phase, ``main``. Each global stage G
+cuts the chain: the map phase before G also *collects* for G, then come G's
+step phases (``G.<step>``), then a map phase ``apply-G`` that re-reads the
+previous map phase's intermediate shards, applies G and runs the stages after
+it. Map phases have one task per input shard. Every phase depends on all the
+phases before it; each phase's task count is fixed here, before anything runs,
+so a batch scheduler can submit the whole run at once.
+
 Sharding is by input, never by worker: task ``i`` of a phase depends only on
 its input and the resolved config, which is what makes the output identical
 whatever the executor or the number of workers. The plan (phases, task counts,
@@ -30,10 +38,13 @@ class Phase:
     """A sharded job: ``n_tasks`` independent tasks that run the same code."""
 
     name: str
-    kind: str  # "map": read -> stages -> write
+    kind: str  # "map": read -> stages -> write; "step": one step of a global stage
     n_tasks: int
-    stages: list[str] = field(default_factory=list)  # stage instance names
-    final: bool = True
+    stages: list[str] = field(default_factory=list)  # stage instance names, in order
+    final: bool = True  # a map phase writing the run's output shards to data/
+    source: str = ""  # map: phase whose intermediate shards it reads ("" = the inputs)
+    collect: str = ""  # map: global stage whose collect() sees this phase's output
+    step: str = ""  # step: the global stage's step name (stages[0] is the stage)
 
 
 @dataclass(frozen=True)
@@ -66,12 +77,26 @@ class Plan:
 
 def make_plan(cfg: PipelineConfig) -> Plan:
     files = [InputFile(str(p), src, p.stat().st_size) for p, src in cfg.input_files()]
-    specs: list[StageSpec] = cfg.stages
-    global_stages = [s.name for s in specs if s.build().kind == "global"]
-    if global_stages:
-        raise UserError(f"stage {global_stages[0]!r} needs a global phase, "
-                        "which this version of the planner does not run yet")
-    return Plan([Phase("main", "map", len(files), [s.name for s in specs], final=True)], files)
+    return Plan(plan_phases(cfg.stages, len(files)), files)
+
+
+def plan_phases(specs: list[StageSpec], n_shards: int) -> list[Phase]:
+    phases: list[Phase] = []
+    current: list[str] = []  # stages of the map phase being built
+    name, source = "main", ""
+    for spec in specs:
+        stage = spec.build()
+        if stage.kind != "global":
+            current.append(spec.name)
+            continue
+        phases.append(Phase(name, "map", n_shards, current, final=False, source=source,
+                            collect=spec.name))
+        for st in stage.steps(n_shards):
+            phases.append(Phase(f"{spec.name}.{st.name}", "step", st.n_tasks, [spec.name],
+                                final=False, step=st.name))
+        source, name, current = name, f"apply-{spec.name}", [spec.name]
+    phases.append(Phase(name, "map", n_shards, current, final=True, source=source))
+    return phases
 
 
 def check_inputs_unchanged(plan: Plan) -> None:

@@ -3,7 +3,8 @@
     <run>/config.yaml                 resolved config (the contract every task reads)
     <run>/plan.json                   phases, task counts and the input file list
     <run>/data/part-00000-0000.parquet  final shards (task 0, file 0)
-    <run>/phases/<phase>/...          intermediate outputs of multi-phase runs
+    <run>/phases/<phase>/part-...     intermediate shards of a map phase before a global stage
+    <run>/work/<stage>/...            a global stage's side files (signatures, buckets, ...)
     <run>/stats/<phase>/task-00000.json  per-task stats; its presence marks the task done
     <run>/stats.json                  merged stats (by stage name)
     <run>/logs/<phase>/task-00000.log per-task log
@@ -42,6 +43,9 @@ class RunDir:
 
     def phase_dir(self, phase: str) -> Path:
         return self.root / "phases" / phase
+
+    def work_dir(self, stage: str) -> Path:
+        return self.root / "work" / stage
 
     def task_stats(self, phase: str, task: int) -> Path:
         return self.root / "stats" / phase / f"task-{task:05d}.json"

@@ -13,18 +13,21 @@ import logging
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import __version__
 from .config import PipelineConfig, dump_resolved, load_config
 from .errors import UserError
+from .global_stage import GlobalContext, GlobalStage, doc_keys
 from .io import make_reader, make_writer
 from .io.writers import sha256_file
-from .plan import Plan, check_inputs_unchanged, make_plan
+from .plan import Phase, Plan, check_inputs_unchanged, make_plan
 from .rundir import RunDir
 from .stage import Stage, TaskContext
 from .stats import RunStats, StageStats, write_json_atomic
@@ -36,12 +39,15 @@ _CACHE: dict[tuple[str, str], tuple[PipelineConfig, Plan, list[Stage]]] = {}
 
 
 def _load(run: RunDir, phase: str) -> tuple[PipelineConfig, Plan, list[Stage]]:
+    """Config, plan and the set-up stages of ``phase`` (its collecting stage last)."""
     key = (str(run.root), phase)
     if key not in _CACHE:
         cfg = load_config(run.config, check_inputs=False)
         plan = Plan.load(run.plan)
-        names = set(plan.phase(phase).stages)
-        stages = [s.build() for s in cfg.stages if s.name in names]
+        ph = plan.phase(phase)
+        by_name = {s.name: s for s in cfg.stages}
+        names = ph.stages + ([ph.collect] if ph.collect else [])
+        stages = [by_name[n].build() for n in names]
         for st in stages:
             st.setup()
         _CACHE[key] = (cfg, plan, stages)
@@ -65,40 +71,24 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     ph = plan.phase(phase)
     if not 0 <= task < ph.n_tasks:
         raise UserError(f"phase {phase!r} has tasks 0..{ph.n_tasks - 1}, not {task}")
-    prefix = f"part-{task:05d}"
-    out_dir = run.data if ph.final else run.phase_dir(phase)
-    _remove_leftovers(out_dir, prefix)
     handler = _task_log(run, phase, task)
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        inp = plan.inputs[task]
-        h0 = time.perf_counter()
-        input_sha256 = sha256_file(Path(inp.path))
-        hash_s = time.perf_counter() - h0
-        ctx = TaskContext(run.root, phase, task, inp.source, cfg.seed)
-        stats = RunStats()
-        writer = make_writer(out_dir, prefix, cfg.output, run.root, final=ph.final)
-        try:
-            _run_map(Path(inp.path), ctx, cfg, stages, writer, stats)
-            shards = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        _check_balanced(stats, task)
+        if ph.kind == "step":
+            record = _step_task(run, cfg, plan, ph, task, stages[0])
+        else:
+            record = _map_task(run, cfg, plan, ph, task, stages)
         record = {
-            "phase": phase, "task": task, "input": inp.source,
-            "input_sha256": input_sha256, "input_hash_s": round(hash_s, 6),
+            "phase": phase, "task": task, **record,
             "models": {p: h for st in stages for p, h in st.model_files().items()},
             "thresher_version": __version__, "pid": os.getpid(),
             "wall_s": round(time.perf_counter() - t0, 6),
             "cpu_s": round(time.process_time() - c0, 6),
-            "shards": [s.to_dict() for s in shards],
-            "stages": stats.to_dict(),
         }
         write_json_atomic(run.task_stats(phase, task), record)  # marks the task done
-        log.info("task %d done: %d docs out in %d shards", task,
-                 stats["write"].docs_out, len(shards))
-        return TaskResult(phase, task, skipped=False, docs_out=stats["write"].docs_out)
+        docs_out = sum(s["rows"] for s in record.get("shards", []))
+        log.info("task %d of phase %s done", task, phase)
+        return TaskResult(phase, task, skipped=False, docs_out=docs_out)
     except Exception:
         log.exception("task %d of phase %s failed", task, phase)
         raise
@@ -107,29 +97,116 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
         handler.close()
 
 
-def _run_map(path: Path, ctx: TaskContext, cfg: PipelineConfig, stages: list[Stage],
-             writer, stats: RunStats) -> None:
-    read = stats.stage("read")
+def _global_ctx(run: RunDir, cfg: PipelineConfig, plan: Plan, stage: Stage, task: int,
+                n_tasks: int) -> GlobalContext:
+    return GlobalContext(run.work_dir(stage.name), task, n_tasks, len(plan.inputs), cfg.seed)
+
+
+def _step_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int,
+               stage: Stage) -> dict:
+    assert isinstance(stage, GlobalStage)
+    metrics = stage.run_step(ph.step, _global_ctx(run, cfg, plan, stage, task, ph.n_tasks))
+    return {"metrics": dict(metrics), "shards": [], "stages": {}}
+
+
+def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int,
+              stages: list[Stage]) -> dict:
+    prefix = f"part-{task:05d}"
+    out_dir = run.data if ph.final else run.phase_dir(ph.name)
+    _remove_leftovers(out_dir, prefix)
+    collector = stages[-1] if ph.collect else None
+    stages = stages[:-1] if ph.collect else stages
+    stats = RunStats()
+    record: dict = {}
+    if ph.source:  # re-read the shards the previous map phase wrote for this task
+        prev = run.load_task_stats(ph.source, task)
+        record["input"] = prev.get("input")
+        source = prev.get("input", str(task))
+        paths = [run.root / s["path"] for s in prev["shards"]]
+        tables = _read_intermediate(paths, cfg.input.batch_size)
+    else:
+        inp = plan.inputs[task]
+        h0 = time.perf_counter()
+        record["input"] = source = inp.source
+        record["input_sha256"] = sha256_file(Path(inp.path))
+        record["input_hash_s"] = round(time.perf_counter() - h0, 6)
+        read = stats.stage("read")
+        tables = _timed(make_reader(cfg.input).read(Path(inp.path), source, read), read)
+    ctx = TaskContext(run.root, ph.name, task, source, cfg.seed)
+    writer = make_writer(out_dir, prefix, cfg.output, run.root, final=ph.final)
+    try:
+        _run_map(tables, ctx, stages, collector, writer, stats, final=ph.final,
+                 gctx=lambda st: _global_ctx(run, cfg, plan, st, task, ph.n_tasks))
+        shards = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    _check_balanced(stats, task)
+    record["shards"] = [s.to_dict() for s in shards]
+    record["stages"] = stats.to_dict()
+    return record
+
+
+def _read_intermediate(paths: list[Path], batch_size: int) -> Iterator[pa.Table]:
+    for path in paths:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=batch_size):
+            yield pa.Table.from_batches([batch])
+
+
+def _run_map(tables: Iterator[pa.Table], ctx: TaskContext, stages: list[Stage],
+             collector: Stage | None, writer, stats: RunStats, final: bool, gctx) -> None:
+    """Push each batch through the stages (a leading global stage applies its decision),
+    let the collecting global stage see what comes out, and write it."""
+    if "read" in stats.stages:
+        read = stats.stages["read"]
+    else:
+        read = None
     per_stage = [stats.stage(s.name) for s in stages]
-    write = stats.stage("write")
+    write = stats.stage("write") if final else StageStats()  # intermediate writes: not counted
     for st in stages:
-        st.begin_task(ctx)
-    reader = make_reader(cfg.input)
-    for table in _timed(reader.read(path, ctx.source, read), read):
-        read.count_out(table)
+        if isinstance(st, GlobalStage):
+            st.begin_apply(gctx(st))
+        else:
+            st.begin_task(ctx)
+    if collector is not None:
+        assert isinstance(collector, GlobalStage)
+        collector.begin_collect(gctx(collector))
+    applied = collected = 0
+    for table in tables:
+        if read is not None:
+            read.count_out(table)
         for st, st_stats in zip(stages, per_stage):
             st_stats.count_in(table)
             t0, c0 = time.perf_counter(), time.process_time()
-            table = st.process(table, st_stats)
+            if isinstance(st, GlobalStage):
+                keys = doc_keys(ctx.task, applied, table.num_rows)
+                applied += table.num_rows
+                table = st.apply(table, keys, st_stats)
+            else:
+                table = st.process(table, st_stats)
             st_stats.wall_s += time.perf_counter() - t0
             st_stats.cpu_s += time.process_time() - c0
             st_stats.count_out(table)
+        if collector is not None:
+            t0, c0 = time.perf_counter(), time.process_time()
+            collector.collect(table, doc_keys(ctx.task, collected, table.num_rows))
+            collected += table.num_rows
+            cs = stats.stage(collector.name)
+            cs.wall_s += time.perf_counter() - t0
+            cs.cpu_s += time.process_time() - c0
         write.count_in(table)
         t0, c0 = time.perf_counter(), time.process_time()
         writer.write(table)
         write.wall_s += time.perf_counter() - t0
         write.cpu_s += time.process_time() - c0
         write.count_out(table)
+    if collector is not None:
+        t0, c0 = time.perf_counter(), time.process_time()
+        collector.end_collect()
+        cs = stats.stage(collector.name)
+        cs.wall_s += time.perf_counter() - t0
+        cs.cpu_s += time.process_time() - c0
 
 
 def _timed(it: Iterator[pa.Table], stats: StageStats) -> Iterator[pa.Table]:
@@ -258,12 +335,16 @@ def merge_stats(run: RunDir, cfg: PipelineConfig, plan: Plan) -> dict:
     shards = []
     for phase in plan.phases:
         ph_stats = RunStats()
+        metrics: Counter = Counter()
         for t in range(phase.n_tasks):
             rec = run.load_task_stats(phase.name, t)
             ph_stats = ph_stats + RunStats.from_dict(rec["stages"])
+            metrics.update(rec.get("metrics", {}))
             if phase.final:
                 shards += rec["shards"]
-        phases[phase.name] = {"tasks": phase.n_tasks}
+        phases[phase.name] = {"kind": phase.kind, "tasks": phase.n_tasks}
+        if metrics:
+            phases[phase.name]["metrics"] = dict(sorted(metrics.items()))
         total = total + ph_stats
     order = ["read", *[s.name for s in cfg.stages], "write"]
     total = total.ordered(order)

@@ -9,4 +9,5 @@ REGISTRY: dict[str, str] = {
     "langid": "stages.langid:LangId",
     "gopher_quality": "stages.gopher:GopherQuality",
     "length": "stages.length:LengthFilter",
+    "exact_dedup": "stages.exact_dedup:ExactDedup",
 }

@@ -1,0 +1,160 @@
+"""exact_dedup: a global stage run as collect -> group -> apply phases on real sentences.
+
+The corpus is built from the Leipzig sentences in tests/data/lid: every
+sentence once, plus repeats of some of them (verbatim, re-cased, re-spaced)
+spread over several input files, so the expected survivors can be computed
+independently here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import unicodedata
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import DATA, shard_hashes
+
+from pipelines import PipelineConfig, config_from_dict, run_pipeline
+from pipelines.plan import make_plan
+
+SENTENCES = [json.loads(line) for line in
+             (DATA / "lid" / "lingua-sentences-12lang.jsonl").read_text().splitlines()]
+
+
+def make_corpus(root: Path, n_files: int = 4, seed: int = 7) -> list[dict]:
+    """Write n_files JSONL files; return every document written, in file order."""
+    rng = random.Random(seed)
+    docs = []
+    for s in SENTENCES:
+        docs.append({"id": f"{s['id']}", "text": s["text"], "lang": s["gold"]})
+        for r in range(rng.choice([0, 0, 0, 1, 2, 3])):
+            variant = rng.choice(["same", "upper", "spaces"])
+            text = {"same": s["text"], "upper": s["text"].upper(),
+                    "spaces": "  " + s["text"].replace(" ", "   ") + "\n"}[variant]
+            docs.append({"id": f"{s['id']}-copy{r}-{variant}", "text": text, "lang": s["gold"]})
+    rng.shuffle(docs)
+    root.mkdir(parents=True, exist_ok=True)
+    for f in range(n_files):
+        with open(root / f"part{f}.jsonl", "w") as fh:
+            for d in docs[f::n_files]:
+                fh.write(json.dumps(d, ensure_ascii=False) + "\n")
+    return docs
+
+
+def config(tmp: Path, data: Path, *, workers: int = 1, partitions: int = 4,
+           out: str = "run", **params) -> PipelineConfig:
+    return config_from_dict({
+        "name": "exact",
+        "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")], "id_key": "id",
+                  "fields": ["lang"]},
+        "output": {"path": str(tmp / out)},
+        "executor": {"kind": "local", "workers": workers},
+        "stages": [{"stage": "exact_dedup", "partitions": partitions, **params},
+                   {"stage": "length", "min_chars": 1}],
+    })
+
+
+def read_rows(run: Path) -> list[dict]:
+    rows = []
+    for p in sorted((run / "data").glob("*.parquet")):
+        rows += pq.read_table(p).to_pylist()
+    return rows
+
+
+def norm(text: str, lowercase: bool) -> str:
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
+    return text.lower() if lowercase else text
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exact")
+    docs = make_corpus(root / "in")
+    return root, docs
+
+
+def test_plan_has_collect_group_apply_phases(corpus):
+    root, _ = corpus
+    plan = make_plan(config(root, root / "in", partitions=5, out="plan"))
+    assert [(p.name, p.kind, p.n_tasks) for p in plan.phases] == [
+        ("main", "map", 4), ("exact_dedup.group", "step", 5), ("apply-exact_dedup", "map", 4)]
+    assert plan.phases[0].collect == "exact_dedup" and not plan.phases[0].final
+    assert plan.phases[2].source == "main" and plan.phases[2].stages == ["exact_dedup", "length"]
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_survivors_are_the_smallest_id_of_each_group(corpus, tmp_path, lowercase):
+    root, docs = corpus
+    run = run_pipeline(config(tmp_path, root / "in", lowercase=lowercase))
+    rows = read_rows(run.root)
+    groups: dict[str, list[dict]] = {}
+    for d in docs:
+        groups.setdefault(norm(d["text"], lowercase), []).append(d)
+    expected = {min(g, key=lambda d: d["id"])["id"]: len(g) for g in groups.values()}
+    assert {r["id"]: r["exact_cluster_size"] for r in rows} == expected
+    for r in rows:
+        assert r["exact_cluster_id"] == r["id"]  # the survivor names its cluster
+    stats = json.loads((run.root / "stats.json").read_text())
+    st = stats["stages"]["exact_dedup"]
+    assert st["docs_in"] == len(docs)
+    assert st["dropped"] == {"duplicate": len(docs) - len(expected)}
+    assert stats["phases"]["exact_dedup.group"]["metrics"]["duplicates"] == \
+        len(docs) - len(expected)
+    assert stats["output"]["rows"] == len(expected)
+
+
+def test_same_bytes_whatever_workers_and_partitions(corpus, tmp_path):
+    root, _ = corpus
+    a = run_pipeline(config(tmp_path, root / "in", workers=1, partitions=1, out="a"))
+    b = run_pipeline(config(tmp_path, root / "in", workers=2, partitions=7, out="b"))
+    assert shard_hashes(a.root) == shard_hashes(b.root)
+    assert len(shard_hashes(a.root)) == 4
+
+
+def test_annotate_keeps_all_and_marks_duplicates(corpus, tmp_path):
+    root, docs = corpus
+    run = run_pipeline(config(tmp_path, root / "in", mode="annotate"))
+    rows = read_rows(run.root)
+    assert len(rows) == len(docs)
+    filtered = {r["id"] for r in read_rows(run_pipeline(config(tmp_path, root / "in",
+                                                              out="f")).root)}
+    assert {r["id"] for r in rows if r["exact_dedup_reason"] is None} == filtered
+    assert {r["exact_dedup_reason"] for r in rows} == {None, "duplicate"}
+
+
+def test_keep_longest_and_scope(tmp_path):
+    data = tmp_path / "in"
+    data.mkdir()
+    rows = [{"id": "a", "text": "same text", "lang": "en", "q": 0.1},
+            {"id": "b", "text": "same  text ", "lang": "en", "q": 0.9},
+            {"id": "c", "text": "same text", "lang": "de", "q": 0.5}]
+    (data / "x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = {"name": "k", "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")],
+                                   "id_key": "id", "fields": ["lang", "q"]},
+            "executor": {"kind": "local", "workers": 1}}
+
+    def run(out, **params):
+        cfg = config_from_dict({**base, "output": {"path": str(tmp_path / out)},
+                                             "stages": [{"stage": "exact_dedup", **params}]})
+        return sorted(r["id"] for r in read_rows(run_pipeline(cfg).root))
+
+    assert run("first") == ["a"]
+    assert run("longest", keep="longest") == ["b"]
+    assert run("maxq", keep="max:q") == ["b"]
+    assert run("scoped", scope="lang") == ["a", "c"]
+
+
+def test_missing_scope_column_is_a_clear_error(corpus, tmp_path):
+    root, _ = corpus
+    with pytest.raises(Exception, match="needs column.*nope"):
+        run_pipeline(config(tmp_path, root / "in", scope="nope"))
+
+
+def test_bad_keep_policy_is_a_config_error(corpus, tmp_path):
+    root, _ = corpus
+    with pytest.raises(Exception, match="keep must be"):
+        config(tmp_path, root / "in", keep="biggest")

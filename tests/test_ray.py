@@ -44,3 +44,67 @@ def test_killed_worker_is_retried_without_loss_or_duplicates(ray_cluster, tmp_pa
     assert len(ids) == len(set(ids))
     stats = json.loads(run.stats_json.read_text())
     assert stats["stages"]["langid"]["docs_out"] == len(ids)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_joins_a_cluster_started_with_ray_start(reference_run: Path, tmp_path: Path):
+    """`executor: {kind: ray, address: auto}` against a head started by the `ray` CLI."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from conftest import thresher
+
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit
+    log = tmp_path / "ray-start.log"
+    ray_bin = Path(sys.executable).with_name("ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--object-store-memory=100000000",
+         f"--temp-dir={temp}"],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    try:
+        address = f"127.0.0.1:{port}"
+        for _ in range(120):
+            ok = subprocess.run([str(ray_bin), "status", f"--address={address}"], env=env,
+                                capture_output=True).returncode == 0
+            if ok:
+                break
+            assert head.poll() is None, f"ray start exited: {log.read_text()[-2000:]}"
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the ray head did not come up")
+        os.environ["RAY_ADDRESS"] = address
+        try:
+            thresher("run", str(demo_config(tmp_path)), "--executor", "ray",
+                     "--set", "executor.address=auto", "--output", str(tmp_path / "run"),
+                     "--quiet")
+        finally:
+            del os.environ["RAY_ADDRESS"]
+        assert shard_hashes(tmp_path / "run") == shard_hashes(reference_run)
+    finally:
+        head.terminate()  # `ray start --block` stops what it started on SIGTERM
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_global_stage_on_ray_is_byte_identical_to_local(ray_cluster, tmp_path: Path):
+    from test_exact_dedup import config, make_corpus
+
+    make_corpus(tmp_path / "in")
+    local = run_pipeline(config(tmp_path, tmp_path / "in", workers=2, out="local"))
+    cfg = config(tmp_path, tmp_path / "in", out="ray")
+    on_ray = run_pipeline(cfg.model_copy(update={"executor": RayExecutor()}))
+    assert shard_hashes(on_ray.root) == shard_hashes(local.root)
+    assert json.loads(on_ray.stats_json.read_text())["stages"]["exact_dedup"]["dropped"]

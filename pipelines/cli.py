@@ -115,6 +115,14 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dups(a: argparse.Namespace) -> int:
+    from .dups import print_dups
+    from .funnel import make_console
+
+    print_dups(a.run, make_console(), stage=a.stage, top=a.top, per_cluster=a.per_cluster)
+    return 0
+
+
 def cmd_finalize(a: argparse.Namespace) -> int:
     from .runner import finalize_run
 
@@ -165,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="new run directory")
     p.add_argument("--workers", "-w", type=int, metavar="N")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("dups", help="show the largest duplicate clusters of a run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--stage", help="only this dedup stage (default: all)")
+    p.add_argument("--top", "-n", type=int, default=10, help="clusters to show")
+    p.add_argument("--per-cluster", type=int, default=3, help="removed members to show each")
+    p.set_defaults(func=cmd_dups)
 
     p = sub.add_parser("finalize", help="merge the stats and write the manifest of a run whose "
                                         "tasks are all done (what a Slurm run's last job does)")

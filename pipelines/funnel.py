@@ -30,15 +30,19 @@ def _fmt_reasons(counts: dict[str, int], limit: int = 3) -> str:
 
 def funnel_table(stats: dict[str, Any], title: str | None = None) -> Table:
     t = Table(title=title, show_lines=False)
-    for col in ["stage", "docs in", "docs out", "kept", "dropped", "errors", "chars out",
-                "wall s", "docs/s"]:
+    tokens = any(st.get("tokens_out") for st in stats["stages"].values())
+    cols = ["stage", "docs in", "docs out", "kept", "dropped", "errors", "chars out"]
+    cols += ["tokens out"] if tokens else []
+    for col in cols + ["wall s", "docs/s"]:
         t.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
     for name, st in stats["stages"].items():
         kept = f"{st['docs_out'] / st['docs_in']:.1%}" if st["docs_in"] else "-"
         rate = f"{st['docs_in'] / st['wall_s']:,.0f}" if st["wall_s"] > 0 else "-"
-        t.add_row(name, f"{st['docs_in']:,}", f"{st['docs_out']:,}", kept,
-                  f"{sum(st['dropped'].values()):,}", f"{sum(st['errors'].values()):,}",
-                  f"{st['chars_out']:,}", f"{st['wall_s']:.2f}", rate)
+        row = [name, f"{st['docs_in']:,}", f"{st['docs_out']:,}", kept,
+               f"{sum(st['dropped'].values()):,}", f"{sum(st['errors'].values()):,}",
+               f"{st['chars_out']:,}"]
+        row += [f"{st.get('tokens_out', 0):,}"] if tokens else []
+        t.add_row(*row, f"{st['wall_s']:.2f}", rate)
     return t
 
 
@@ -85,7 +89,9 @@ def by_language_table(stats: dict[str, Any]) -> Table:
     t.add_column("language")
     t.add_column("docs", justify="right")
     t.add_column("chars", justify="right")
+    t.add_column("tokens", justify="right")
     if last:
         for lang, v in sorted(last[1].items(), key=lambda kv: -kv[1]["docs_out"]):
-            t.add_row(lang, f"{v['docs_out']:,}", f"{v['chars_out']:,}")
+            t.add_row(lang, f"{v['docs_out']:,}", f"{v['chars_out']:,}",
+                      f"{v.get('tokens_out', 0):,}")
     return t

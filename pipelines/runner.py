@@ -165,7 +165,7 @@ def _run_map(tables: Iterator[pa.Table], ctx: TaskContext, stages: list[Stage],
     per_stage = [stats.stage(s.name) for s in stages]
     write = stats.stage("write") if final else StageStats()  # intermediate writes: not counted
     for st in stages:
-        if isinstance(st, GlobalStage):
+        if st.kind == "global":
             st.begin_apply(gctx(st))
         else:
             st.begin_task(ctx)
@@ -179,7 +179,7 @@ def _run_map(tables: Iterator[pa.Table], ctx: TaskContext, stages: list[Stage],
         for st, st_stats in zip(stages, per_stage):
             st_stats.count_in(table)
             t0, c0 = time.perf_counter(), time.process_time()
-            if isinstance(st, GlobalStage):
+            if st.kind == "global":
                 keys = doc_keys(ctx.task, applied, table.num_rows)
                 applied += table.num_rows
                 table = st.apply(table, keys, st_stats)
@@ -230,7 +230,8 @@ def _check_balanced(stats: RunStats, task: int) -> None:
         if not st.balanced():
             raise RuntimeError(
                 f"bug: stage {name!r} in task {task} lost documents: in={st.docs_in} "
-                f"out={st.docs_out} dropped={st.n_dropped} errors={st.n_errors}")
+                f"added={st.docs_added} out={st.docs_out} dropped={st.n_dropped} "
+                f"errors={st.n_errors}")
 
 
 def _remove_leftovers(out_dir: Path, prefix: str) -> None:

@@ -6,7 +6,12 @@ stage name (never by position), so partial, resumed or distributed runs merge
 to the same totals.
 
 The bookkeeping invariant every stage keeps (checked at the end of each task):
-``docs_in == docs_out + sum(dropped) + sum(errors)``.
+``docs_in + docs_added == docs_out + sum(dropped) + sum(errors)``, where
+``docs_added`` counts copies a rebalancing stage wrote.
+
+Tokens are counted wherever documents carry an ``n_tokens`` column (the
+``count_tokens`` stage adds it), so token totals cost a column sum, not a
+tokenizer call per stage.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import pyarrow.compute as pc
 from .schema import content_column
 
 LANGUAGE = "language"
+TOKENS = "n_tokens"
 
 
 @dataclass
@@ -38,8 +44,11 @@ class StageStats:
     errors: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
     cpu_s: float = 0.0
-    # language -> [docs_out, chars_out], filled once a `language` column exists
+    # language -> [docs_out, chars_out, tokens_out], filled once a `language` column exists
     by_language: dict = field(default_factory=dict)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    docs_added: int = 0  # copies written by a stage that replicates documents
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] += n
@@ -56,33 +65,38 @@ class StageStats:
         return sum(self.errors.values())
 
     def balanced(self) -> bool:
-        return self.docs_in == self.docs_out + self.n_dropped + self.n_errors
+        return self.docs_in + self.docs_added == self.docs_out + self.n_dropped + self.n_errors
 
     def count_in(self, table: pa.Table | pa.RecordBatch) -> None:
         self.docs_in += table.num_rows
         c, b = _sizes(table)
         self.chars_in += c
         self.bytes_in += b
+        self.tokens_in += _tokens(table)
 
     def count_out(self, table: pa.Table | pa.RecordBatch) -> None:
         self.docs_out += table.num_rows
         c, b = _sizes(table)
         self.chars_out += c
         self.bytes_out += b
+        self.tokens_out += _tokens(table)
         if LANGUAGE in table.schema.names and table.num_rows:
             col = content_column(table)
             lengths = pc.utf8_length(table.column(col)) if col else None
-            for lang, docs, chars in _group_counts(table.column(LANGUAGE), lengths):
-                entry = self.by_language.setdefault(lang, [0, 0])
+            tokens = table.column(TOKENS) if TOKENS in table.schema.names else None
+            for lang, docs, chars, toks in _group_counts(table.column(LANGUAGE), lengths,
+                                                         tokens):
+                entry = self.by_language.setdefault(lang, [0, 0, 0])
                 entry[0] += docs
                 entry[1] += chars
+                entry[2] += toks
 
     def __add__(self, other: StageStats) -> StageStats:
         langs = {k: list(v) for k, v in self.by_language.items()}
-        for k, (d, c) in other.by_language.items():
-            e = langs.setdefault(k, [0, 0])
-            e[0] += d
-            e[1] += c
+        for k, v in other.by_language.items():
+            e = langs.setdefault(k, [0, 0, 0])
+            for i, x in enumerate(v):
+                e[i] += x
         return StageStats(
             docs_in=self.docs_in + other.docs_in,
             docs_out=self.docs_out + other.docs_out,
@@ -95,6 +109,9 @@ class StageStats:
             wall_s=self.wall_s + other.wall_s,
             cpu_s=self.cpu_s + other.cpu_s,
             by_language=langs,
+            tokens_in=self.tokens_in + other.tokens_in,
+            tokens_out=self.tokens_out + other.tokens_out,
+            docs_added=self.docs_added + other.docs_added,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,8 +126,11 @@ class StageStats:
             "bytes_out": self.bytes_out,
             "wall_s": round(self.wall_s, 6),
             "cpu_s": round(self.cpu_s, 6),
-            "by_language": {k: {"docs_out": v[0], "chars_out": v[1]}
+            "by_language": {k: {"docs_out": v[0], "chars_out": v[1], "tokens_out": v[2]}
                             for k, v in sorted(self.by_language.items())},
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "docs_added": self.docs_added,
         }
 
     @classmethod
@@ -121,8 +141,10 @@ class StageStats:
             bytes_in=d.get("bytes_in", 0), bytes_out=d.get("bytes_out", 0),
             dropped=Counter(d.get("dropped", {})), errors=Counter(d.get("errors", {})),
             wall_s=d.get("wall_s", 0.0), cpu_s=d.get("cpu_s", 0.0),
-            by_language={k: [v["docs_out"], v["chars_out"]]
+            by_language={k: [v["docs_out"], v["chars_out"], v.get("tokens_out", 0)]
                          for k, v in d.get("by_language", {}).items()},
+            tokens_in=d.get("tokens_in", 0), tokens_out=d.get("tokens_out", 0),
+            docs_added=d.get("docs_added", 0),
         )
 
 
@@ -176,12 +198,22 @@ def _sizes(table: pa.Table | pa.RecordBatch) -> tuple[int, int]:
     return int(chars), int(nbytes)
 
 
-def _group_counts(langs: pa.ChunkedArray | pa.Array, lengths) -> list[tuple[str, int, int]]:
+def _tokens(table: pa.Table | pa.RecordBatch) -> int:
+    if TOKENS not in table.schema.names or table.num_rows == 0:
+        return 0
+    return int(pc.sum(table.column(TOKENS)).as_py() or 0)
+
+
+def _group_counts(langs: pa.ChunkedArray | pa.Array, lengths,
+                  tokens=None) -> list[tuple[str, int, int, int]]:
+    n = len(langs)
     t = pa.table({"l": pc.fill_null(langs, "unknown"),
-                  "c": lengths if lengths is not None else pa.nulls(len(langs), pa.int64())})
-    g = t.group_by("l").aggregate([("l", "count"), ("c", "sum")])
-    return [(lang, int(n), int(c or 0)) for lang, n, c in
-            zip(g["l"].to_pylist(), g["l_count"].to_pylist(), g["c_sum"].to_pylist())]
+                  "c": lengths if lengths is not None else pa.nulls(n, pa.int64()),
+                  "t": tokens if tokens is not None else pa.nulls(n, pa.int64())})
+    g = t.group_by("l").aggregate([("l", "count"), ("c", "sum"), ("t", "sum")])
+    return [(lang, int(k), int(c or 0), int(tk or 0)) for lang, k, c, tk in
+            zip(g["l"].to_pylist(), g["l_count"].to_pylist(), g["c_sum"].to_pylist(),
+                g["t_sum"].to_pylist())]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -22,9 +22,12 @@ def stage_stats(draw) -> StageStats:
         s.drop(r, draw(st.integers(1, 50)))
     for r in draw(st.lists(st.sampled_from(["exception:ValueError", "bad_json"]), max_size=2)):
         s.error(r)
-    s.docs_in = s.docs_out + s.n_dropped + s.n_errors
+    s.docs_added = draw(st.integers(0, s.docs_out))  # copies a rebalancing stage wrote
+    s.docs_in = s.docs_out + s.n_dropped + s.n_errors - s.docs_added
+    s.tokens_in, s.tokens_out = draw(st.integers(0, 10**6)), draw(st.integers(0, 10**6))
     for lang in draw(st.lists(st.sampled_from(["en", "de", "zh"]), max_size=3, unique=True)):
-        s.by_language[lang] = [draw(st.integers(0, 10)), draw(st.integers(0, 1000))]
+        s.by_language[lang] = [draw(st.integers(0, 10)), draw(st.integers(0, 1000)),
+                               draw(st.integers(0, 1000))]
     return s
 
 
@@ -71,4 +74,4 @@ def test_counts_chars_bytes_and_languages():
     t = pa.table({"text": ["héllo", "日本語", None], "language": ["fr", "ja", None]})
     s.count_out(t)
     assert (s.docs_out, s.chars_out, s.bytes_out) == (3, 8, 15)
-    assert s.by_language == {"fr": [1, 5], "ja": [1, 3], "unknown": [1, 0]}
+    assert s.by_language == {"fr": [1, 5, 0], "ja": [1, 3, 0], "unknown": [1, 0, 0]}

@@ -69,6 +69,15 @@ def print_funnel(stats: dict[str, Any], console: Console | None = None,
         console.print("reasons:", highlight=False)
         for line in lines:
             console.print(line, highlight=False, soft_wrap=True)
+    steps = [(name, ph["metrics"]) for name, ph in stats.get("phases", {}).items()
+             if ph.get("metrics")]
+    if steps:
+        console.print("global steps:", highlight=False)
+        for name, metrics in steps:
+            shown = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:g}"
+                              for k, v in list(metrics.items())[:12])
+            more = f", +{len(metrics) - 12} more" if len(metrics) > 12 else ""
+            console.print(f"  {name}: {shown}{more}", highlight=False, soft_wrap=True)
 
 
 def make_console(stderr: bool = False) -> Console:

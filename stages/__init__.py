@@ -10,4 +10,6 @@ REGISTRY: dict[str, str] = {
     "gopher_quality": "stages.gopher:GopherQuality",
     "length": "stages.length:LengthFilter",
     "exact_dedup": "stages.exact_dedup:ExactDedup",
+    "count_tokens": "stages.tokens:CountTokens",
+    "rebalance": "stages.rebalance:Rebalance",
 }

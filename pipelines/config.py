@@ -88,6 +88,9 @@ class OutputConfig(Strict):
     rows_per_row_group: int = Field(10_000, gt=0)
     rows_per_file: int = Field(100_000, gt=0)
     drop_columns: list[str] = Field([], description="columns not written to the final shards")
+    keep_intermediate: bool = Field(
+        False, description="keep the intermediate shards of multi-phase runs (phases/) after "
+                           "the run is finalized; global stages' side files (work/) are kept")
 
 
 # ----------------------------------------------------------------------------- executor
@@ -214,6 +217,7 @@ class PipelineConfig(BaseModel):
         d = self.to_dict(resolved=True)
         d.pop("executor")
         d["output"].pop("path")
+        d["output"].pop("keep_intermediate", None)  # housekeeping, not output
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def with_overrides(self, **kw: Any) -> PipelineConfig:

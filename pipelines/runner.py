@@ -326,6 +326,8 @@ def finalize_run(run_dir: str | Path | RunDir) -> dict:
                         "finish them with --resume before finalizing")
     stats = merge_stats(run, cfg, plan)
     write_manifest(run, cfg, plan, stats)
+    if not cfg.output.keep_intermediate and (run.root / "phases").is_dir():
+        shutil.rmtree(run.root / "phases")  # a full copy of the corpus; nothing reads it now
     return stats
 
 

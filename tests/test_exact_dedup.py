@@ -158,3 +158,15 @@ def test_bad_keep_policy_is_a_config_error(corpus, tmp_path):
     root, _ = corpus
     with pytest.raises(Exception, match="keep must be"):
         config(tmp_path, root / "in", keep="biggest")
+
+
+def test_intermediate_shards_removed_unless_kept(corpus, tmp_path):
+    root, _ = corpus
+    run = run_pipeline(config(tmp_path, root / "in", out="gone"))
+    assert not (run.root / "phases").exists() and (run.root / "work" / "exact_dedup").is_dir()
+    cfg = config(tmp_path, root / "in", out="kept")
+    cfg = cfg.model_copy(update={"output": cfg.output.model_copy(
+        update={"keep_intermediate": True})})
+    kept = run_pipeline(cfg)
+    assert sorted(p.name for p in (kept.root / "phases" / "main").iterdir()) == [
+        f"part-{t:05d}-0000.parquet" for t in range(4)]

@@ -81,7 +81,7 @@ def cmd_stats(a: argparse.Namespace) -> int:
     console = make_console()
     print_funnel(stats, console, title=f"funnel: {stats.get('run', a.run)}")
     if a.by == "language":
-        console.print(by_language_table(stats))
+        console.print(by_language_table(stats, a.stages.split(",") if a.stages else None))
     console.print(f"output: {stats['output']['rows']:,} documents in "
                   f"{len(stats['output']['shards'])} shard(s)")
     return 0
@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="print the funnel of a finished run")
     p.add_argument("run", help="run directory")
     p.add_argument("--by", choices=["language"], help="add a breakdown")
+    p.add_argument("--stages", metavar="A,B",
+                   help="with --by language: the stages to compare (default: first and last)")
     p.add_argument("--json", action="store_true", help="print stats.json")
     p.set_defaults(func=cmd_stats)
 

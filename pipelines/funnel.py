@@ -88,19 +88,33 @@ def make_console(stderr: bool = False) -> Console:
     return c
 
 
-def by_language_table(stats: dict[str, Any]) -> Table:
-    """Documents and characters per language after the last stage that knew languages."""
-    last = None
-    for name, st in stats["stages"].items():
-        if st.get("by_language"):
-            last = (name, st["by_language"])
-    t = Table(title=f"by language after {last[0]}" if last else "by language")
+def by_language_table(stats: dict[str, Any], stages: list[str] | None = None) -> Table:
+    """Documents, characters and tokens per language after each of ``stages``.
+
+    Default: the first stage that knew languages and the last one, side by side, so
+    what filtering, dedup and rebalancing did to each language is one glance.
+    """
+    known = [name for name, st in stats["stages"].items() if st.get("by_language")]
+    if stages is None:
+        stages = list(dict.fromkeys(known[:1] + known[-1:]))
+    unknown = [s for s in stages if s not in stats["stages"]]
+    if unknown:
+        raise UserError(f"no stage named {unknown[0]!r} in this run "
+                        f"(have: {', '.join(stats['stages'])})")
+    t = Table(title="by language, after " + " / ".join(stages) if stages else "by language")
     t.add_column("language")
-    t.add_column("docs", justify="right")
-    t.add_column("chars", justify="right")
-    t.add_column("tokens", justify="right")
-    if last:
-        for lang, v in sorted(last[1].items(), key=lambda kv: -kv[1]["docs_out"]):
-            t.add_row(lang, f"{v['docs_out']:,}", f"{v['chars_out']:,}",
-                      f"{v.get('tokens_out', 0):,}")
+    for s in stages:
+        for col in ("docs", "chars", "tokens"):
+            t.add_column(f"{col}\n{s}" if len(stages) > 1 else col, justify="right")
+    langs: dict[str, int] = {}
+    for s in stages:
+        for lang, v in stats["stages"][s].get("by_language", {}).items():
+            langs[lang] = max(langs.get(lang, 0), v["docs_out"])
+    for lang in sorted(langs, key=lambda k: (-langs[k], k)):
+        row = [lang]
+        for s in stages:
+            v = stats["stages"][s].get("by_language", {}).get(lang)
+            row += [f"{v['docs_out']:,}", f"{v['chars_out']:,}", f"{v.get('tokens_out', 0):,}"] \
+                if v else ["-", "-", "-"]
+        t.add_row(*row)
     return t

@@ -93,6 +93,14 @@ class OutputConfig(Strict):
                            "the run is finalized; global stages' side files (work/) are kept")
 
 
+class SamplesConfig(Strict):
+    """Samples of dropped documents (samples/<stage>.parquet); they do not change the output."""
+
+    per_reason: int = Field(20, ge=0, description="documents kept per stage and reason (the "
+                                                  "smallest hash of seed and id); 0: none")
+    max_chars: int = Field(2000, gt=0, description="text of each sample cut to this length")
+
+
 # ----------------------------------------------------------------------------- executor
 
 class LocalExecutor(Strict):
@@ -163,6 +171,7 @@ class _Top(Strict):
     seed: int = 0
     input: InputConfig
     output: OutputConfig
+    samples: SamplesConfig = Field(default_factory=SamplesConfig)
     executor: ExecutorConfig = Field(default_factory=LocalExecutor)
     stages: list[Any] = []  # each entry is validated against its stage's Params
 
@@ -176,6 +185,7 @@ class PipelineConfig(BaseModel):
     seed: int = 0
     input: InputConfig
     output: OutputConfig
+    samples: SamplesConfig = Field(default_factory=SamplesConfig)
     executor: ExecutorConfig = Field(default_factory=LocalExecutor)
     stages: list[StageSpec] = []
 
@@ -202,6 +212,8 @@ class PipelineConfig(BaseModel):
         if not resolved:
             out["input"]["format"] = self.input.format
         out["output"] = dump(self.output)
+        if resolved or "samples" in self.model_fields_set:
+            out["samples"] = dump(self.samples)
         if resolved or "executor" in self.model_fields_set:
             out["executor"] = dump(self.executor)
             if not resolved:
@@ -218,6 +230,7 @@ class PipelineConfig(BaseModel):
         d.pop("executor")
         d["output"].pop("path")
         d["output"].pop("keep_intermediate", None)  # housekeeping, not output
+        d.pop("samples", None)  # what is shown about drops, not what is kept
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def with_overrides(self, **kw: Any) -> PipelineConfig:

@@ -59,9 +59,11 @@ def print_dups(run_dir: str | Path, console: Console, stage: str | None = None,
             console.print(f"\n[bold]cluster {cid}[/] ({size} documents)")
             for m in members[:per_cluster + 1]:
                 tag = "[green]kept   [/]" if m["keep"] else "[red]removed[/]"
-                console.print(f"  {tag} {m['id']}  {m['url'] or ''}  ({m['length']:,} chars)")
+                console.print(f"  {tag} {m['id']}  {m['url'] or ''}  ({m['length']:,} chars)",
+                              overflow="ellipsis", no_wrap=True, highlight=False)
                 snippet = " ".join((m["snippet"] or "").split())[:width]
-                console.print(Text("          " + snippet, style="dim"))
+                console.print(Text("          " + snippet, style="dim"), overflow="ellipsis",
+                              no_wrap=True)
             if len(members) > per_cluster + 1:
                 console.print(f"  ... and {len(members) - per_cluster - 1} more")
         console.print()

@@ -7,6 +7,8 @@
     <run>/work/<stage>/...            a global stage's side files (signatures, buckets, ...)
     <run>/stats/<phase>/task-00000.json  per-task stats; its presence marks the task done
     <run>/stats.json                  merged stats (by stage name)
+    <run>/samples/<phase>/task-00000.parquet  per-task samples of dropped documents
+    <run>/samples/<stage>.parquet     merged samples: per reason, the N smallest hash(seed, id)
     <run>/logs/<phase>/task-00000.log per-task log
 """
 
@@ -49,6 +51,16 @@ class RunDir:
 
     def task_stats(self, phase: str, task: int) -> Path:
         return self.root / "stats" / phase / f"task-{task:05d}.json"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    def task_samples(self, phase: str, task: int) -> Path:
+        return self.samples / phase / f"task-{task:05d}.parquet"
+
+    def stage_samples(self, stage: str) -> Path:
+        return self.samples / f"{stage}.parquet"
 
     def task_log(self, phase: str, task: int) -> Path:
         return self.root / "logs" / phase / f"task-{task:05d}.log"

@@ -29,6 +29,7 @@ from .io import make_reader, make_writer
 from .io.writers import sha256_file
 from .plan import Phase, Plan, check_inputs_unchanged, make_plan
 from .rundir import RunDir
+from .samples import TaskSampler, merge_samples
 from .stage import Stage, TaskContext
 from .stats import RunStats, StageStats, write_json_atomic
 
@@ -116,7 +117,9 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
     _remove_leftovers(out_dir, prefix)
     collector = stages[-1] if ph.collect else None
     stages = stages[:-1] if ph.collect else stages
-    stats = RunStats()
+    sc = cfg.samples
+    stats = RunStats(sampler=TaskSampler(cfg.seed, sc.per_reason, sc.max_chars)
+                     if sc.per_reason > 0 else None)
     record: dict = {}
     if ph.source:  # re-read the shards the previous map phase wrote for this task
         prev = run.load_task_stats(ph.source, task)
@@ -144,6 +147,8 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
     _check_balanced(stats, task)
     record["shards"] = [s.to_dict() for s in shards]
     record["stages"] = stats.to_dict()
+    if stats.sampler is not None:  # before the stats file, which marks the task done
+        stats.sampler.write(run.task_samples(ph.name, task))
     return record
 
 
@@ -325,6 +330,8 @@ def finalize_run(run_dir: str | Path | RunDir) -> dict:
         raise UserError(f"{run.root}: {len(missing)} task(s) not done (first: {missing[0]}); "
                         "finish them with --resume before finalizing")
     stats = merge_stats(run, cfg, plan)
+    merge_samples(run, [(p.name, p.n_tasks) for p in plan.phases if p.kind == "map"],
+                  cfg.samples.per_reason)
     write_manifest(run, cfg, plan, stats)
     if not cfg.output.keep_intermediate and (run.root / "phases").is_dir():
         shutil.rmtree(run.root / "phases")  # a full copy of the corpus; nothing reads it now

@@ -169,17 +169,17 @@ class Filter(Stage):
             table = set_column(table, c, values, self.annotations[c])
         keep = []
         annotate = getattr(self.params, "mode", "filter") == "annotate"
-        for r in reasons:
-            if r is None:
-                keep.append(True)
-            elif isinstance(r, ErrorReason):
-                stats.error(r)
-                keep.append(False)
-            elif annotate:
+        dropped: dict[tuple[str, bool], list[int]] = {}  # (reason, is error) -> rows
+        for i, r in enumerate(reasons):
+            if r is None or (annotate and not isinstance(r, ErrorReason)):
                 keep.append(True)
             else:
-                stats.drop(r)
+                dropped.setdefault((r, isinstance(r, ErrorReason)), []).append(i)
                 keep.append(False)
+        score = next((c for c, t in self.annotations.items() if pa.types.is_floating(t)), None)
+        for (r, error), rows in dropped.items():  # counts, chars and samples per reason
+            stats.drop_rows(str(r), table, rows, error=error, score=score,
+                            details=tuple(self.annotations))
         if annotate:
             table = set_column(table, f"{self.name}_reason",
                                [None if isinstance(r, ErrorReason) else r for r in reasons],

@@ -12,6 +12,11 @@ The bookkeeping invariant every stage keeps (checked at the end of each task):
 Tokens are counted wherever documents carry an ``n_tokens`` column (the
 ``count_tokens`` stage adds it), so token totals cost a column sum, not a
 tokenizer call per stage.
+
+A stage that passes the dropped document (``drop(reason, doc=...)``) or rows
+(``drop_rows``) also gets its characters counted per reason and, when the task
+samples drops (``sampler``, see samples.py), the document offered to the sample;
+a bare ``drop(reason)`` still works and is only counted.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .schema import content_column
+from .schema import HTML, TEXT, content_column
 
 LANGUAGE = "language"
 TOKENS = "n_tokens"
@@ -49,12 +55,50 @@ class StageStats:
     tokens_in: int = 0
     tokens_out: int = 0
     docs_added: int = 0  # copies written by a stage that replicates documents
+    # reason -> characters of the documents dropped or failed for it, where they were given
+    chars_by_reason: Counter = field(default_factory=Counter)
+    sampler: Any = field(default=None, repr=False, compare=False)  # samples.StageSampler
 
-    def drop(self, reason: str, n: int = 1) -> None:
+    def drop(self, reason: str, n: int = 1, doc: dict | None = None) -> None:
+        """Count ``n`` documents dropped for ``reason``; ``doc`` (one of them, a mapping with
+        ``id`` and ``text``/``url``/...) is also measured and offered to the sample."""
         self.dropped[reason] += n
+        if doc is not None:
+            self._note(reason, doc, error=False)
 
-    def error(self, reason: str, n: int = 1) -> None:
+    def error(self, reason: str, n: int = 1, doc: dict | None = None) -> None:
         self.errors[reason] += n
+        if doc is not None:
+            self._note(reason, doc, error=True)
+
+    def _note(self, reason: str, doc, error: bool) -> None:
+        content = doc.get(TEXT)
+        content = doc.get(HTML) if content is None else content
+        if isinstance(content, str):
+            self.chars_by_reason[reason] += len(content)
+        if self.sampler is not None:
+            self.sampler.offer(reason, doc, error=error)
+
+    def drop_rows(self, reason: str, table: pa.Table, rows=None, error: bool = False,
+                  score: str | None = None, details: tuple[str, ...] = ()) -> None:
+        """Count rows of ``table`` as dropped (or, with ``error``, failed) for ``reason``:
+        all rows, or ``rows`` (indices or a boolean mask). For vectorised stages: counts,
+        characters and samples in one call. ``score``/``details`` name columns to sample."""
+        if rows is None:
+            idx = np.arange(table.num_rows)
+        else:
+            idx = np.asarray(rows)
+            idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+        if not len(idx):
+            return
+        (self.errors if error else self.dropped)[reason] += len(idx)
+        col = content_column(table)
+        if col is not None:
+            taken = table.column(col).take(pa.array(idx, pa.int64()))
+            self.chars_by_reason[reason] += int(pc.sum(pc.utf8_length(taken)).as_py() or 0)
+        if self.sampler is not None:
+            self.sampler.offer_rows(reason, table, idx, error=error, score=score,
+                                    details=details)
 
     @property
     def n_dropped(self) -> int:
@@ -112,6 +156,7 @@ class StageStats:
             tokens_in=self.tokens_in + other.tokens_in,
             tokens_out=self.tokens_out + other.tokens_out,
             docs_added=self.docs_added + other.docs_added,
+            chars_by_reason=_add_counts(self.chars_by_reason, other.chars_by_reason),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,6 +176,7 @@ class StageStats:
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
             "docs_added": self.docs_added,
+            "chars_by_reason": dict(sorted(self.chars_by_reason.items())),
         }
 
     @classmethod
@@ -145,21 +191,26 @@ class StageStats:
                          for k, v in d.get("by_language", {}).items()},
             tokens_in=d.get("tokens_in", 0), tokens_out=d.get("tokens_out", 0),
             docs_added=d.get("docs_added", 0),
+            chars_by_reason=Counter(d.get("chars_by_reason", {})),
         )
 
 
 class RunStats:
     """Ordered stage name -> StageStats; ``+`` merges by name."""
 
-    def __init__(self, stages: dict[str, StageStats] | None = None):
+    def __init__(self, stages: dict[str, StageStats] | None = None, sampler: Any = None):
         self.stages: dict[str, StageStats] = dict(stages or {})
+        self.sampler = sampler  # samples.TaskSampler: stages created by stage() sample drops
 
     def __getitem__(self, name: str) -> StageStats:
         return self.stages[name]
 
     def stage(self, name: str) -> StageStats:
         """The stats of ``name``, created empty (and ordered last) if new."""
-        return self.stages.setdefault(name, StageStats())
+        if name not in self.stages:
+            self.stages[name] = StageStats(
+                sampler=self.sampler.stage(name) if self.sampler is not None else None)
+        return self.stages[name]
 
     def __add__(self, other: RunStats) -> RunStats:
         merged = dict(self.stages)
@@ -186,6 +237,13 @@ class RunStats:
         names = [n for n in order if n in self.stages]
         names += [n for n in self.stages if n not in names]
         return RunStats({n: self.stages[n] for n in names})
+
+
+def _add_counts(a: Counter, b: Counter) -> Counter:
+    """a + b keeping zero entries (a reason whose documents were all empty has 0 chars)."""
+    out = Counter(a)
+    out.update(b)
+    return out
 
 
 def _sizes(table: pa.Table | pa.RecordBatch) -> tuple[int, int]:

@@ -10,6 +10,7 @@ REGISTRY: dict[str, str] = {
     "gopher_quality": "stages.gopher:GopherQuality",
     "length": "stages.length:LengthFilter",
     "exact_dedup": "stages.exact_dedup:ExactDedup",
+    "minhash_dedup": "stages.minhash:MinHashDedup",
     "count_tokens": "stages.tokens:CountTokens",
     "rebalance": "stages.rebalance:Rebalance",
 }

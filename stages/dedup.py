@@ -160,8 +160,10 @@ class DedupStage(GlobalStage):
         if self.params.mode == "annotate":
             reason = [None if k else self.drop_reason for k in keep]
             return set_column(table, f"{self.name}_reason", reason, pa.string())
-        if n_dup:
-            stats.drop(self.drop_reason, n_dup)
+        if n_dup:  # counted, measured and sampled with their cluster
+            stats.drop_rows(self.drop_reason, table, ~keep,
+                            details=(f"{self.column_prefix}_cluster_id",
+                                     f"{self.column_prefix}_cluster_size"))
         return table.filter(pa.array(keep, pa.bool_()))
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from pipelines.schema import HTML, TEXT, URL
+from pipelines.schema import HTML, SOURCE, TEXT, URL
 from pipelines.stage import Params, Stage, TaskContext, iter_docs, set_column
 from pipelines.stats import StageStats
 
@@ -53,11 +53,11 @@ class Extract(Stage):
 
         p = self.params
         if HTML not in table.schema.names:
-            stats.drop("no_html", table.num_rows)
+            stats.drop_rows("no_html", table)
             return table.slice(0, 0)
         texts: list[str | None] = []
         keep: list[bool] = []
-        for doc in iter_docs(table, ("id", HTML, URL)):
+        for doc in iter_docs(table, ("id", HTML, URL, SOURCE)):
             html = doc[HTML]
             text = None
             if html:
@@ -71,12 +71,12 @@ class Extract(Stage):
                         output_format=p.output_format, target_language=p.target_language)
                 except Exception as exc:  # one bad page must not kill the task
                     log.warning("extract: %s on %s: %s", type(exc).__name__, doc["id"], exc)
-                    stats.error(f"exception:{type(exc).__name__}")
+                    stats.error(f"exception:{type(exc).__name__}", doc=doc)
                     texts.append(None)
                     keep.append(False)
                     continue
             if not text or not text.strip():
-                stats.drop("no_text" if html else "no_html")
+                stats.drop("no_text" if html else "no_html", doc=doc)
                 texts.append(None)
                 keep.append(False)
             else:

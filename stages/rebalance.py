@@ -164,7 +164,7 @@ class Rebalance(GlobalStage):
             copies += (self._uniform(table.column(ID).to_pylist()) < frac).astype(np.int64)
         n_zero = int((copies == 0).sum())
         if n_zero:
-            stats.drop("downsampled", n_zero)
+            stats.drop_rows("downsampled", table, copies == 0)
         parts = []
         for r in range(int(copies.max()) if len(copies) else 0):
             idx = np.flatnonzero(copies > r)

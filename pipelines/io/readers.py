@@ -4,6 +4,8 @@ A reader counts each record it sees into ``stats.docs_in`` and every record it
 does not yield as a drop (``stats.drop``: a decision such as ``not_html``) or
 an error (``stats.error``: bad input such as ``bad_json``). The runner counts
 what is yielded, so ``docs_in == docs_out + dropped + errors`` for the reader.
+When the task samples drops, each dropped record is described (id, url, source,
+record index, a few headers) so ``thresher samples RUN read`` can show it.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class _ShortReads:
             raise
 
 
-def _warc_records(path: Path, stats: StageStats):
+def _warc_records(path: Path, stats: StageStats, source: str = ""):
     """(index, record) for each WARC record; a corrupt tail is counted as one error."""
     from warcio.archiveiterator import ArchiveIterator
 
@@ -100,7 +102,7 @@ def _warc_records(path: Path, stats: StageStats):
                 problem = f"{type(exc).__name__}: {exc}"
             if problem is not None:
                 stats.docs_in += 1
-                stats.error("corrupt_warc")
+                stats.error("corrupt_warc", doc=_at(stats, source, idx, problem=problem))
                 log.warning("%s: unreadable after record %d (%s); rest of file skipped",
                             path, idx, problem)
                 return
@@ -129,6 +131,24 @@ def _record_id(record, source: str, idx: int) -> str:
     return rid.strip().strip("<>") if rid else stable_id(source, idx)
 
 
+def _about(stats: StageStats, record, source: str, idx: int, **details) -> dict | None:
+    """A dropped WARC record as the sample sees it (None when the task does not sample)."""
+    if stats.sampler is None:
+        return None
+    return {ID: _record_id(record, source, idx), URL:
+            record.rec_headers.get_header("WARC-Target-URI"), SOURCE: source, "record": idx,
+            "details": details}
+
+
+def _at(stats: StageStats, source: str, idx: int, text: str | None = None,
+        doc_id: str | None = None, **details) -> dict | None:
+    """A dropped record known only by its position (a bad line, a corrupt tail)."""
+    if stats.sampler is None:
+        return None
+    return {ID: doc_id if doc_id is not None else stable_id(source, idx), SOURCE: source,
+            "record": idx, TEXT: text, "details": details}
+
+
 class WarcReader(Reader):
     """WARC/ARC (.warc, .warc.gz, .arc.gz): HTML responses -> `html` column."""
 
@@ -144,32 +164,34 @@ class WarcReader(Reader):
 
     def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
         allowed = {c.lower() for c in self.cfg.content_types}
-        for idx, record in _warc_records(path, stats):
+        for idx, record in _warc_records(path, stats, source):
             rtype = record.rec_type
             if rtype != "response":
-                stats.drop(f"record_{rtype}")
+                stats.drop(f"record_{rtype}", doc=_about(stats, record, source, idx))
                 continue
             http = record.http_headers
             if http is None:
-                stats.drop("no_http_headers")
+                stats.drop("no_http_headers", doc=_about(stats, record, source, idx))
                 continue
             status = http.get_statuscode() or ""
             if self.cfg.only_ok_status and not status.startswith("2"):
-                stats.drop("http_status")
+                stats.drop("http_status", doc=_about(stats, record, source, idx, status=status))
                 continue
             ctype_full = http.get_header("Content-Type") or ""
             ctype = ctype_full.split(";")[0].strip().lower()
             if ctype not in allowed:
-                stats.drop("not_html")
+                stats.drop("not_html", doc=_about(stats, record, source, idx,
+                                                  content_type=ctype_full))
                 continue
             try:
                 body = _payload(record)
             except Exception as exc:
-                stats.error("unreadable_body")
+                stats.error("unreadable_body", doc=_about(
+                    stats, record, source, idx, problem=f"{type(exc).__name__}: {exc}"))
                 log.warning("%s record %d: %s: %s", path, idx, type(exc).__name__, exc)
                 continue
             if not body.strip():
-                stats.drop("empty")
+                stats.drop("empty", doc=_about(stats, record, source, idx))
                 continue
             html, charset = decode_html(body, ctype_full, self.cfg.default_charset)
             yield {
@@ -196,18 +218,19 @@ class WetReader(Reader):
         return self._batches(self._rows(path, source, stats))
 
     def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
-        for idx, record in _warc_records(path, stats):
+        for idx, record in _warc_records(path, stats, source):
             if record.rec_type != "conversion":
-                stats.drop(f"record_{record.rec_type}")
+                stats.drop(f"record_{record.rec_type}", doc=_about(stats, record, source, idx))
                 continue
             try:
                 text = _payload(record).decode("utf-8", errors="replace")
             except Exception as exc:
-                stats.error("unreadable_body")
+                stats.error("unreadable_body", doc=_about(
+                    stats, record, source, idx, problem=f"{type(exc).__name__}: {exc}"))
                 log.warning("%s record %d: %s: %s", path, idx, type(exc).__name__, exc)
                 continue
             if not text.strip():
-                stats.drop("empty")
+                stats.drop("empty", doc=_about(stats, record, source, idx))
                 continue
             yield {
                 ID: _record_id(record, source, idx),
@@ -258,7 +281,7 @@ class JsonlReader(Reader):
                     raw = fh.readline()
                 except (OSError, EOFError) as exc:
                     stats.docs_in += 1
-                    stats.error("corrupt_file")
+                    stats.error("corrupt_file", doc=_at(stats, source, idx + 1, problem=str(exc)))
                     log.warning("%s: unreadable after line %d (%s); rest skipped", path, idx, exc)
                     return
                 if not raw:
@@ -270,23 +293,27 @@ class JsonlReader(Reader):
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    stats.error("bad_unicode")
+                    stats.error("bad_unicode", doc=_at(
+                        stats, source, idx, raw.decode("utf-8", errors="replace")))
                     continue
                 try:
                     obj = json.loads(line)
                 except ValueError:
-                    stats.error("bad_json")
+                    stats.error("bad_json", doc=_at(stats, source, idx, line))
                     continue
                 # JSON may escape lone surrogates ("\ud83d"), which no Arrow string holds
                 if _SURROGATE_ESCAPE.search(line) and not _valid_unicode(obj):
-                    stats.error("bad_unicode")
+                    stats.error("bad_unicode", doc=_at(stats, source, idx, line))
                     continue
                 if not isinstance(obj, dict):
-                    stats.error("not_an_object")
+                    stats.error("not_an_object", doc=_at(stats, source, idx, line))
                     continue
                 text = obj.get(c.text_key)
                 if not isinstance(text, str):
-                    stats.error("missing_text" if text is None else "text_not_string")
+                    own = obj.get(c.id_key)
+                    stats.error("missing_text" if text is None else "text_not_string",
+                                doc=_at(stats, source, idx, line,
+                                        doc_id=None if own is None else str(own)))
                     continue
                 doc_id = obj.get(c.id_key)
                 url = obj.get(c.url_key)
@@ -318,14 +345,15 @@ class ParquetReader(Reader):
             pf = pq.ParquetFile(path)
         except Exception as exc:
             stats.docs_in += 1
-            stats.error("corrupt_parquet")
+            stats.error("corrupt_parquet", doc=_at(stats, source, 0, problem=str(exc)))
             log.warning("%s: not readable as Parquet (%s)", path, exc)
             return
         names = pf.schema_arrow.names
         n_rows = pf.metadata.num_rows
         if c.text_column not in names:
             stats.docs_in += n_rows
-            stats.error("missing_text_column", n_rows)
+            stats.error("missing_text_column", n_rows, doc=_at(  # one sample for the file
+                stats, source, 0, rows=n_rows, columns=", ".join(names)))
             log.warning("%s: no column %r (has %s); %d rows counted as errors",
                         path, c.text_column, names, n_rows)
             return

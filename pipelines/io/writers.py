@@ -4,6 +4,13 @@ A writer writes each file under a hidden temporary name and renames it into
 place only when it is complete (after fsync), so a crash never leaves a
 half-written file under a final name. Whether the *task* is done is decided by
 its stats file, written after all of its shards (see ``runner``).
+
+Batches may disagree on their schema (a column all null so far, hence typed
+null; a column a stage adds only to some batches): the writer widens its schema
+deterministically (``_widen``) and rewrites what it already wrote of the task,
+so every shard of a task has one schema. A full disk or a read-only output is an
+``OutputError`` naming the file; ``abort`` then closes and removes the unfinished
+file and never raises.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +30,11 @@ import pyarrow.parquet as pq
 import zstandard
 
 from ..config import OutputConfig
+from ..errors import UserError
+
+
+class OutputError(UserError):
+    """The output cannot be written: disk full, read-only, or batches of clashing types."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +75,11 @@ class ShardWriter:
         self.drop_columns = set(drop_columns or [])
         self.shards: list[ShardInfo] = []
         self.schema: pa.Schema | None = None
+        self._shard_schemas: list[pa.Schema] = []  # the schema each closed shard has
         self._file_rows = 0
         self._tmp: Path | None = None
-        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._io("create the output directory"):
+            self.dir.mkdir(parents=True, exist_ok=True)
 
     # -- public
     def write(self, table: pa.Table) -> None:
@@ -73,8 +89,17 @@ class ShardWriter:
             return
         if self.schema is None:
             self.schema = table.schema
-        elif table.schema != self.schema:
-            table = table.select(self.schema.names).cast(self.schema)
+        elif not table.schema.equals(self.schema):
+            wider = _widen(self.schema, table.schema)
+            if not wider.equals(self.schema):
+                self.schema = wider
+                with self._io("rewrite the open shard with a wider schema"):
+                    self._schema_widened()
+            table = _fit(table, self.schema)
+        with self._io("write a shard"):
+            self._write_rows(table)
+
+    def _write_rows(self, table: pa.Table) -> None:
         start = 0
         while start < table.num_rows:
             if self._tmp is None:
@@ -87,15 +112,39 @@ class ShardWriter:
                 self._close_file()
 
     def close(self) -> list[ShardInfo]:
-        if self._tmp is not None:
-            self._close_file()
+        with self._io("finish a shard"):
+            if self._tmp is not None:
+                self._close_file()
+            for i, schema in enumerate(self._shard_schemas):
+                if self.schema is not None and not schema.equals(self.schema):
+                    self._rewrite_shard(i)
         return self.shards
 
     def abort(self) -> None:
-        """Remove the temporary file of an unfinished shard."""
-        if self._tmp is not None and self._tmp.exists():
-            self._tmp.unlink()
+        """Close and remove the unfinished shard; never raises (it runs on a failure path)."""
+        if self._tmp is None:
+            return
+        try:
+            self._abort_file()
+        except Exception:  # e.g. a full disk refusing the footer: the file goes anyway
+            pass
+        try:
+            self._tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         self._tmp = None
+
+    @contextmanager
+    def _io(self, what: str) -> Iterator[None]:
+        """Turn an OSError (disk full, read-only...) into one line naming the place."""
+        try:
+            yield
+        except OutputError:
+            raise
+        except OSError as exc:
+            why = exc.strerror or str(exc).splitlines()[0]
+            where = exc.filename or self._tmp or self.dir
+            raise OutputError(f"cannot {what} in {self.dir}: {why} ({where})") from exc
 
     # -- per format
     def _open_file(self, tmp: Path) -> None:
@@ -106,6 +155,15 @@ class ShardWriter:
 
     def _finish_file(self) -> None:
         raise NotImplementedError
+
+    def _abort_file(self) -> None:
+        """Close whatever handle the unfinished file has open."""
+
+    def _schema_widened(self) -> None:
+        """The schema grew: make the open file's flushed part match it."""
+
+    def _rewrite_shard(self, i: int) -> None:
+        """Rewrite closed shard ``i`` with the (wider) current schema."""
 
     # -- shared
     def _final_path(self) -> Path:
@@ -125,11 +183,55 @@ class ShardWriter:
         final = self._final_path()
         os.replace(self._tmp, final)
         _fsync_dir(self.dir)
-        self.shards.append(ShardInfo(
-            path=final.relative_to(self.run_dir).as_posix(), rows=self._file_rows,
-            bytes=final.stat().st_size, sha256=sha256_file(final)))
+        self.shards.append(self._info(final, self._file_rows))
+        self._shard_schemas.append(self.schema)
         self._tmp = None
         self._file_rows = 0
+
+    def _info(self, final: Path, rows: int) -> ShardInfo:
+        return ShardInfo(path=final.relative_to(self.run_dir).as_posix(), rows=rows,
+                         bytes=final.stat().st_size, sha256=sha256_file(final))
+
+
+def _widen(schema: pa.Schema, other: pa.Schema) -> pa.Schema:
+    """``schema`` grown to hold ``other``'s batches: null-typed columns take other's type
+    (also inside lists and structs), other's new columns come last; both nullable where
+    one side lacks them. Order and types otherwise stay ``schema``'s, so the result
+    depends only on the order of the batches, not on how they are cut."""
+    fields = []
+    for f in schema:
+        if f.name not in other.names:
+            fields.append(f.with_nullable(True))
+            continue
+        o = other.field(f.name)
+        try:  # 'default' promotion merges null types only
+            f = pa.unify_schemas([pa.schema([f]), pa.schema([o])]).field(0)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            pass  # other's batches are cast to f's type (or fail, naming the column)
+        fields.append(f)
+    fields += [o.with_nullable(True) for o in other if o.name not in schema.names]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _fit(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns, order and types (missing columns as nulls)."""
+    cols = []
+    for f in schema:
+        if f.name not in table.schema.names:
+            cols.append(pa.nulls(table.num_rows, f.type))
+            continue
+        col = table.column(f.name)
+        if not col.type.equals(f.type):
+            try:
+                col = col.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise OutputError(
+                    f"column {f.name!r} is {f.type} in earlier documents of this task and "
+                    f"{col.type} in later ones, which cannot be converted "
+                    f"({str(exc).splitlines()[0]}); make the input or stage give one type"
+                ) from None
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
 class ParquetShardWriter(ShardWriter):
@@ -154,6 +256,7 @@ class ParquetShardWriter(ShardWriter):
             self._pending_rows = rest.num_rows
 
     def _flush(self, table: pa.Table) -> None:
+        table = _fit(table, self.schema)  # row groups read back after a widening
         if self._writer is None:
             comp = None if self.cfg.compression == "none" else self.cfg.compression
             self._writer = pq.ParquetWriter(
@@ -167,6 +270,47 @@ class ParquetShardWriter(ShardWriter):
             self._pending = []
         assert self._writer is not None
         self._writer.close()
+        self._writer = None
+
+    def _abort_file(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
+
+    def _schema_widened(self) -> None:
+        if self._tmp is None:
+            return
+        self._pending = [_fit(t, self.schema) for t in self._pending]
+        if self._writer is None:
+            return  # nothing flushed yet
+        self._writer.close()
+        self._writer = None
+        old = self._tmp.with_name(self._tmp.name + "-old")  # a leftover a retry removes
+        os.replace(self._tmp, old)
+        try:
+            src = pq.ParquetFile(old)
+            for g in range(src.num_row_groups):  # the same row groups, in the new schema
+                self._flush(src.read_row_group(g))
+        finally:
+            old.unlink(missing_ok=True)
+
+    def _rewrite_shard(self, i: int) -> None:
+        final = self.run_dir / self.shards[i].path
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        src = pq.ParquetFile(final)
+        comp = None if self.cfg.compression == "none" else self.cfg.compression
+        with pq.ParquetWriter(tmp, self.schema, compression=comp,
+                              compression_level=self.cfg.compression_level,
+                              write_statistics=True) as w:
+            for g in range(src.num_row_groups):
+                w.write_table(_fit(src.read_row_group(g), self.schema),
+                              row_group_size=self.cfg.rows_per_row_group)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(self.dir)
+        self.shards[i] = self._info(final, self.shards[i].rows)
+        self._shard_schemas[i] = self.schema
 
 
 class JsonlShardWriter(ShardWriter):
@@ -198,6 +342,17 @@ class JsonlShardWriter(ShardWriter):
         self._fh.close()
         if self._raw is not None:
             self._raw.close()
+
+    def _abort_file(self) -> None:
+        for fh in (self._fh, self._raw):
+            if fh is not None:
+                try:
+                    fh.close()
+                except Exception:
+                    pass
+
+    def _rewrite_shard(self, i: int) -> None:
+        """JSON rows name their keys: earlier shards need no rewrite."""
 
 
 def make_writer(directory: Path, prefix: str, cfg: OutputConfig, run_dir: Path,

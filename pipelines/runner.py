@@ -73,6 +73,7 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     if not 0 <= task < ph.n_tasks:
         raise UserError(f"phase {phase!r} has tasks 0..{ph.n_tasks - 1}, not {task}")
     handler = _task_log(run, phase, task)
+    started = time.time()
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         if ph.kind == "step":
@@ -85,6 +86,8 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
             "thresher_version": __version__, "pid": os.getpid(),
             "wall_s": round(time.perf_counter() - t0, 6),
             "cpu_s": round(time.process_time() - c0, 6),
+            "started": round(started, 3), "finished": round(time.time(), 3),
+            "max_rss_mb": _max_rss_mb(),  # of the worker process so far (it may be reused)
         }
         write_json_atomic(run.task_stats(phase, task), record)  # marks the task done
         docs_out = sum(s["rows"] for s in record.get("shards", []))
@@ -96,6 +99,12 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+def _max_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
 def _global_ctx(run: RunDir, cfg: PipelineConfig, plan: Plan, stage: Stage, task: int,
@@ -346,13 +355,21 @@ def merge_stats(run: RunDir, cfg: PipelineConfig, plan: Plan) -> dict:
     for phase in plan.phases:
         ph_stats = RunStats()
         metrics: Counter = Counter()
-        for t in range(phase.n_tasks):
-            rec = run.load_task_stats(phase.name, t)
+        recs = [run.load_task_stats(phase.name, t) for t in range(phase.n_tasks)]
+        for rec in recs:
             ph_stats = ph_stats + RunStats.from_dict(rec["stages"])
             metrics.update(rec.get("metrics", {}))
             if phase.final:
                 shards += rec["shards"]
-        phases[phase.name] = {"kind": phase.kind, "tasks": phase.n_tasks}
+        starts = [r["started"] for r in recs if "started" in r]
+        ends = [r["finished"] for r in recs if "finished" in r]
+        phases[phase.name] = {
+            "kind": phase.kind, "tasks": phase.n_tasks,
+            # first start to last end (spans executor gaps of a resumed run)
+            "elapsed_s": round(max(ends) - min(starts), 3) if starts and ends else None,
+            "task_wall_s": round(sum(r.get("wall_s", 0) for r in recs), 3),
+            "max_rss_mb": max((r.get("max_rss_mb", 0) for r in recs), default=0),
+        }
         if metrics:
             phases[phase.name]["metrics"] = dict(sorted(metrics.items()))
         total = total + ph_stats

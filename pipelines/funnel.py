@@ -69,15 +69,19 @@ def print_funnel(stats: dict[str, Any], console: Console | None = None,
         console.print("reasons:", highlight=False)
         for line in lines:
             console.print(line, highlight=False, soft_wrap=True)
-    steps = [(name, ph["metrics"]) for name, ph in stats.get("phases", {}).items()
-             if ph.get("metrics")]
-    if steps:
-        console.print("global steps:", highlight=False)
-        for name, metrics in steps:
+    phases = stats.get("phases", {})
+    if len(phases) > 1:  # multi-phase run: time, memory and what each global step found
+        console.print("phases:", highlight=False)
+        for name, ph in phases.items():
+            head = f"  {name}: {ph['tasks']} task(s)"
+            if ph.get("elapsed_s") is not None:
+                head += f", {ph['elapsed_s']:.1f} s, max RSS {ph.get('max_rss_mb', 0):,.0f} MB"
+            metrics = ph.get("metrics", {})
             shown = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:g}"
                               for k, v in list(metrics.items())[:12])
             more = f", +{len(metrics) - 12} more" if len(metrics) > 12 else ""
-            console.print(f"  {name}: {shown}{more}", highlight=False, soft_wrap=True)
+            console.print(head + (f"; {shown}{more}" if shown else ""), highlight=False,
+                          soft_wrap=True)
 
 
 def make_console(stderr: bool = False) -> Console:

@@ -215,6 +215,17 @@ def shingle_hashes(text: str, spec: MinHashSpec) -> np.ndarray:
     return np.unique(sh)
 
 
+def shingle_sets(texts: Sequence[str], spec: MinHashSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``shingle_hashes`` of every text, concatenated, and the set size of each."""
+    sh, counts = _shingles(*_token_hashes(texts, spec), spec.n)
+    doc = np.repeat(np.arange(len(counts)), counts)
+    order = np.lexsort((sh, doc))
+    sh, doc = sh[order], doc[order]
+    new = np.ones(len(sh), bool)
+    new[1:] = (sh[1:] != sh[:-1]) | (doc[1:] != doc[:-1])
+    return sh[new], np.bincount(doc[new], minlength=len(counts)).astype(np.int64)
+
+
 @lru_cache(maxsize=64)
 def _permutations(seed: int, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) of x -> a*x + b mod 2**64, a odd: a bijection of 64-bit values per row.

@@ -78,6 +78,11 @@ def cmd_stats(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(stats, indent=1))
         return 0
+    if a.csv:
+        from .funnel import stats_csv
+
+        sys.stdout.write(stats_csv(stats, by=a.by))
+        return 0
     console = make_console()
     print_funnel(stats, console, title=f"funnel: {stats.get('run', a.run)}")
     if a.by == "language":
@@ -101,11 +106,36 @@ def cmd_verify(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_samples(a: argparse.Namespace) -> int:
+    from .funnel import make_console
+    from .samples import load_samples, print_samples
+
+    if a.json:
+        rows = load_samples(a.run, a.stage, a.reason)
+        print(json.dumps(rows, indent=1))
+        return 0
+    print_samples(a.run, a.stage, a.reason, n=a.n, chars=a.chars, console=make_console())
+    return 0
+
+
+def cmd_diff(a: argparse.Namespace) -> int:
+    from .diff import diff_runs, print_diff
+    from .funnel import make_console
+
+    d = diff_runs(a.a, a.b)
+    if a.json:
+        print(json.dumps(d, indent=1))
+    else:
+        print_diff(d, make_console())
+    return 0
+
+
 def cmd_reproduce(a: argparse.Namespace) -> int:
-    from .manifest import reproduce
+    from .manifest import parse_remap, reproduce
 
     run, problems = reproduce(Path(a.manifest), a.out, workers=a.workers,
-                              warn=lambda m: print(f"thresher: warning: {m}", file=sys.stderr))
+                              warn=lambda m: print(f"thresher: warning: {m}", file=sys.stderr),
+                              remap=parse_remap(a.remap))
     for p in problems:
         print(f"DIFF {p}")
     if problems:
@@ -161,7 +191,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", metavar="A,B",
                    help="with --by language: the stages to compare (default: first and last)")
     p.add_argument("--json", action="store_true", help="print stats.json")
+    p.add_argument("--csv", action="store_true",
+                   help="CSV for notebooks: stage,kind,reason,docs,chars (with --by language: "
+                        "stage,language,docs,chars,tokens)")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("samples", help="show sampled dropped documents of a stage")
+    p.add_argument("run", help="run directory")
+    p.add_argument("stage", help="stage name (read for the reader's drops)")
+    p.add_argument("reason", nargs="?", help="only this drop or error reason")
+    p.add_argument("-n", type=int, default=5, metavar="N", help="samples shown per reason")
+    p.add_argument("--chars", type=int, default=600, help="characters of text shown each")
+    p.add_argument("--json", action="store_true", help="every stored sample as JSON")
+    p.set_defaults(func=cmd_samples)
+
+    p = sub.add_parser("diff", help="compare two runs (run dirs or manifests): config, inputs, "
+                                    "versions and per-reason counts; exit 0 either way")
+    p.add_argument("a", help="run directory or manifest.json")
+    p.add_argument("b", help="run directory or manifest.json")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("verify",
                        help="compare a run's shards with a manifest (exit 1 on any difference)")
@@ -174,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest")
     p.add_argument("out", help="new run directory")
     p.add_argument("--workers", "-w", type=int, metavar="N")
+    p.add_argument("--remap", action="append", default=[], metavar="OLD=NEW",
+                   help="inputs and models now live under NEW instead of OLD (path prefix; "
+                        "repeatable); their hashes are still checked")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("dups", help="show the largest duplicate clusters of a run")

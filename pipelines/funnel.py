@@ -122,3 +122,29 @@ def by_language_table(stats: dict[str, Any], stages: list[str] | None = None) ->
                 if v else ["-", "-", "-"]
         t.add_row(*row)
     return t
+
+
+def stats_csv(stats: dict[str, Any], by: str | None = None) -> str:
+    """The stats as CSV for notebooks: per stage its in/out rows and one row per drop or
+    error reason (``chars`` empty where a stage did not report the dropped texts); with
+    ``by="language"`` one row per stage and language instead."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if by == "language":
+        w.writerow(["stage", "language", "docs", "chars", "tokens"])
+        for name, st in stats["stages"].items():
+            for lang, v in sorted(st.get("by_language", {}).items()):
+                w.writerow([name, lang, v["docs_out"], v["chars_out"], v.get("tokens_out", 0)])
+        return buf.getvalue()
+    w.writerow(["stage", "kind", "reason", "docs", "chars"])
+    for name, st in stats["stages"].items():
+        chars = st.get("chars_by_reason", {})
+        w.writerow([name, "in", "", st["docs_in"], st["chars_in"]])
+        w.writerow([name, "out", "", st["docs_out"], st["chars_out"]])
+        for kind, counts in (("dropped", st["dropped"]), ("error", st["errors"])):
+            for reason, n in counts.items():
+                w.writerow([name, kind, reason, n, chars.get(reason, "")])
+    return buf.getvalue()

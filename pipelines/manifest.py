@@ -132,23 +132,65 @@ def load_manifest(path: str | Path) -> dict:
         raise UserError(f"{p}: not a JSON manifest: {e}") from None
 
 
+def parse_remap(items: list[str]) -> list[tuple[str, str]]:
+    """``OLD=NEW`` strings (``--remap``) as (old, new) prefix pairs."""
+    from .errors import UserError
+
+    pairs = []
+    for item in items:
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise UserError(f"--remap {item!r}: expected OLD_PREFIX=NEW_PREFIX")
+        pairs.append((old, new))
+    return pairs
+
+
+def remap_path(path: str, remap: list[tuple[str, str]]) -> str:
+    """``path`` with the first matching old prefix replaced (whole path components only)."""
+    for old, new in remap:
+        o = old.rstrip("/")
+        if o and (path == o or path.startswith(o + "/")):
+            return new.rstrip("/") + path[len(o):]
+    return path
+
+
+def _remap_config(data: dict, remap: list[tuple[str, str]]) -> dict:
+    """Input globs and root, and every string parameter of a stage (model and tokenizer
+    paths), moved to where they live now."""
+    data = dict(data)
+    inp = dict(data["input"])
+    inp["paths"] = [remap_path(p, remap) for p in inp["paths"]]
+    if inp.get("root"):
+        inp["root"] = remap_path(inp["root"], remap)
+    data["input"] = inp
+    data["stages"] = [{k: remap_path(v, remap) if isinstance(v, str) and k not in
+                       ("stage", "name") else v for k, v in st.items()}
+                      for st in data["stages"]]
+    return data
+
+
 def reproduce(manifest_path: Path, out: str, workers: int | None = None,
-              warn=lambda msg: None) -> tuple[RunDir, list[str]]:
-    """Check inputs and models against their hashes, re-run, and verify the outputs."""
+              warn=lambda msg: None,
+              remap: list[tuple[str, str]] | None = None) -> tuple[RunDir, list[str]]:
+    """Check inputs and models against their hashes, re-run, and verify the outputs.
+
+    ``remap`` ((old prefix, new prefix) pairs) reproduces a snapshot made where the
+    inputs and models lived elsewhere: paths are moved, hashes are still checked."""
     from .config import config_from_dict
     from .errors import UserError
     from .io.writers import sha256_file
     from .runner import run_pipeline
 
+    remap = remap or []
     m = load_manifest(manifest_path)
     for f in m["inputs"]:
-        p = Path(f["path"])
+        p = Path(remap_path(f["path"], remap))
         if not p.is_file():
             raise UserError(f"input {p} named in the manifest is missing")
         if p.stat().st_size != f["size"] or sha256_file(p) != f["sha256"]:
             raise UserError(f"input {p} changed since the snapshot (sha256 differs)")
     for model in m["models"]:
-        p = Path(model["path"])
+        p = Path(remap_path(model["path"], remap))
         if not p.is_file():
             raise UserError(f"model {p} named in the manifest is missing")
         if sha256_file(p) != model["sha256"]:
@@ -166,5 +208,7 @@ def reproduce(manifest_path: Path, out: str, workers: int | None = None,
     cfg = config_from_dict(data)
     if cfg.fingerprint() != m["config_fingerprint"]:
         warn("the config's fingerprint differs from the manifest's (defaults changed?)")
+    if remap:
+        cfg = config_from_dict(_remap_config(data, remap))
     run = run_pipeline(cfg)
     return run, verify(m, run.root)

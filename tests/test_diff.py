@@ -1,0 +1,153 @@
+"""`thresher diff` between real runs, and `thresher reproduce --remap`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import DATA, shard_hashes, thresher
+
+from pipelines import run_pipeline, stage
+from pipelines.config import JsonlInput, OutputConfig, PipelineConfig
+from pipelines.diff import diff_runs
+from pipelines.errors import UserError
+from pipelines.manifest import remap_path, reproduce
+
+
+def make_inputs(src: Path) -> Path:
+    src.mkdir(parents=True)
+    lines = (DATA / "lid" / "lingua-sentences-12lang.jsonl").read_text().splitlines(True)
+    (src / "a.jsonl").write_text("".join(lines[:200]))
+    (src / "b.jsonl").write_text("".join(lines[200:]))
+    return src
+
+
+def langid_run(src: Path, out: Path, min_score: float) -> Path:
+    cfg = PipelineConfig(input=JsonlInput(paths=[str(src / "*.jsonl")]),
+                         output=OutputConfig(path=str(out)),
+                         stages=[stage("langid", languages=["de", "en", "it"],
+                                       min_score=min_score)])
+    return run_pipeline(cfg).root
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """Two runs differing in langid.min_score, and a third on a modified copy of the inputs."""
+    tmp = tmp_path_factory.mktemp("diff")
+    src = make_inputs(tmp / "inputs")
+    a = langid_run(src, tmp / "a", 0.5)
+    b = langid_run(src, tmp / "b", 0.9)
+    moved = tmp / "inputs2"
+    shutil.copytree(src, moved)
+    b_jsonl = moved / "b.jsonl"
+    b_jsonl.write_text("".join(b_jsonl.read_text().splitlines(True)[:-10]))
+    c = langid_run(moved, tmp / "c", 0.5)
+    return a, b, c
+
+
+def test_threshold_change_and_count_deltas(runs):
+    a, b, _ = runs
+    d = diff_runs(a, b)
+    assert d["config"] == [{"key": "stages.langid.min_score", "a": 0.5, "b": 0.9}]
+    assert not d["same_fingerprint"]
+    assert d["inputs"] == {"added": [], "removed": [], "changed": []}
+    assert d["packages"] == [] and d["thresher"] == []
+    sa = json.loads((a / "stats.json").read_text())["stages"]
+    sb = json.loads((b / "stats.json").read_text())["stages"]
+    counts = {(c["stage"], c["kind"], c["reason"]): c for c in d["counts"]}
+    low = counts[("langid", "dropped", "low_score")]
+    assert (low["a"], low["b"]) == (sa["langid"]["dropped"].get("low_score", 0),
+                                    sb["langid"]["dropped"]["low_score"])
+    assert low["delta"] == low["b"] - low["a"] > 0
+    out = counts[("langid", "docs_out", "")]
+    assert out["delta"] == sb["langid"]["docs_out"] - sa["langid"]["docs_out"] < 0
+    assert ("read", "docs_in", "") not in counts  # unchanged rows are not listed
+    assert d["output_rows"]["delta"] == out["delta"]
+
+
+def test_modified_input_is_detected(runs):
+    a, _, c = runs
+    d = diff_runs(a / "manifest.json", c / "manifest.json")
+    assert d["inputs"]["added"] == d["inputs"]["removed"] == []
+    [changed] = d["inputs"]["changed"]
+    assert changed["source"] == "b.jsonl" and changed["a"]["sha256"] != changed["b"]["sha256"]
+    assert [x["key"] for x in d["config"]] == ["input.paths"]  # the copy lives elsewhere
+    read = {(x["stage"], x["kind"]): x for x in d["counts"]}[("read", "docs_in")]
+    assert read["delta"] == -10
+
+
+def test_identical_runs_have_no_differences(runs):
+    a, _, _ = runs
+    d = diff_runs(a, a / "manifest.json")
+    assert d["same_fingerprint"] and not d["config"] and not d["counts"]
+    out = thresher("diff", str(a), str(a)).stdout
+    assert "no differences" in out
+
+
+def test_cli_report_and_json(runs):
+    a, b, c = runs
+    proc = thresher("diff", str(a), str(b))
+    assert proc.returncode == 0
+    assert "stages.langid.min_score" in proc.stdout and "0.5" in proc.stdout
+    assert "low_score" in proc.stdout and "inputs: identical" in proc.stdout
+    js = json.loads(thresher("diff", str(a), str(c), "--json").stdout)
+    assert js["inputs"]["changed"][0]["source"] == "b.jsonl"
+    out = thresher("diff", str(a), str(c)).stdout
+    assert "b.jsonl" in out and "changed" in out and "sha256" in out
+
+
+def test_unreadable_argument_exits_2(runs, tmp_path: Path):
+    a, _, _ = runs
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for other, msg in ((tmp_path / "nope", "no such run"), (bad, "not a JSON manifest"),
+                       (tmp_path, "not a finished thresher run")):
+        proc = thresher("diff", str(a), str(other), check=False)
+        assert proc.returncode == 2 and msg in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_dir_without_manifest_compares_config_and_counts(runs, tmp_path: Path):
+    a, b, _ = runs
+    bare = tmp_path / "bare"
+    shutil.copytree(b, bare)
+    (bare / "manifest.json").unlink()
+    d = diff_runs(a, bare)
+    assert d["config"] == [{"key": "stages.langid.min_score", "a": 0.5, "b": 0.9}]
+    assert d["packages"] == [] and d["inputs"]["changed"] == []  # sizes match; no hashes
+    assert d["counts"]
+
+
+# ----------------------------------------------------------------------------- --remap
+
+def test_remap_path_matches_whole_components():
+    remap = [("/data/old", "/mnt/new"), ("/data", "/other")]
+    assert remap_path("/data/old/x.jsonl", remap) == "/mnt/new/x.jsonl"
+    assert remap_path("/data/older/x.jsonl", remap) == "/other/older/x.jsonl"
+    assert remap_path("/data/old", remap) == "/mnt/new"
+    assert remap_path("/elsewhere/x", remap) == "/elsewhere/x"
+    assert remap_path("/data/old/*.jsonl", [("/data/old/", "/mnt/new/")]) == "/mnt/new/*.jsonl"
+
+
+def test_reproduce_with_remapped_inputs(tmp_path: Path):
+    src = make_inputs(tmp_path / "machine1" / "inputs")
+    snap = langid_run(src, tmp_path / "snap", 0.5)
+    shutil.move(tmp_path / "machine1", tmp_path / "machine2")
+    manifest = snap / "manifest.json"
+    with pytest.raises(UserError, match="a.jsonl named in the manifest is missing"):
+        reproduce(manifest, str(tmp_path / "x"))
+    old, new = str(tmp_path / "machine1"), str(tmp_path / "machine2")
+    proc = thresher("reproduce", str(manifest), str(tmp_path / "again"),
+                    "--remap", f"{old}={new}")
+    assert "every shard matches" in proc.stdout and "fingerprint" not in proc.stderr
+    assert shard_hashes(tmp_path / "again") == shard_hashes(snap)
+    # hashes are still checked at the new place
+    moved = tmp_path / "machine2" / "inputs" / "b.jsonl"
+    moved.write_text(moved.read_text().replace("a", "e", 1))
+    proc = thresher("reproduce", str(manifest), str(tmp_path / "again2"),
+                    "--remap", f"{old}={new}", check=False)
+    assert proc.returncode == 2 and f"{new}/inputs/b.jsonl changed" in proc.stderr
+    proc = thresher("reproduce", str(manifest), str(tmp_path / "again3"), "--remap", "nonsense",
+                    check=False)
+    assert proc.returncode == 2 and "expected OLD_PREFIX=NEW_PREFIX" in proc.stderr

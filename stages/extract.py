@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import Field
 
+from pipelines.deadline import CpuDeadline
 from pipelines.schema import HTML, SOURCE, TEXT, URL
 from pipelines.stage import Params, Stage, TaskContext, iter_docs, set_column
 from pipelines.stats import StageStats
@@ -29,12 +31,17 @@ class ExtractParams(Params):
     output_format: Literal["txt", "markdown"] = "txt"
     target_language: str | None = Field(None, description="ISO 639-1 code trafilatura keeps")
     keep_html: bool = Field(False, description="keep the `html` column after extraction")
+    timeout_s: float | None = Field(
+        60.0, gt=0, description="CPU seconds one page may take; a page that takes longer is "
+                                "counted as error extract_timeout (null: no limit)")
 
 
 class Extract(Stage):
     """Extracts main text from the `html` column with trafilatura; drops pages with none.
 
-    Reasons: `no_text` (trafilatura found no main content), `no_html`.
+    Reasons: `no_text` (trafilatura found no main content), `no_html`; errors:
+    `extract_timeout` (the page took more than `timeout_s` CPU seconds),
+    `exception:<Type>` (trafilatura raised).
     """
 
     Params: ClassVar[type[Params]] = ExtractParams
@@ -42,6 +49,8 @@ class Extract(Stage):
 
     def setup(self) -> None:
         import trafilatura  # noqa: F401  (imported once per process)
+
+        self._deadline = CpuDeadline(self.params.timeout_s)
 
     def begin_task(self, ctx: TaskContext) -> None:
         from trafilatura.deduplication import LRUCache
@@ -55,6 +64,7 @@ class Extract(Stage):
         if HTML not in table.schema.names:
             stats.drop_rows("no_html", table)
             return table.slice(0, 0)
+        deadline = getattr(self, "_deadline", None) or CpuDeadline(p.timeout_s)
         texts: list[str | None] = []
         keep: list[bool] = []
         for doc in iter_docs(table, ("id", HTML, URL, SOURCE)):
@@ -62,16 +72,24 @@ class Extract(Stage):
             text = None
             if html:
                 try:
-                    text = trafilatura.extract(
-                        html, url=doc[URL], favor_precision=p.favor_precision,
+                    timed_out, text = deadline.call(partial(
+                        trafilatura.extract, html, url=doc[URL],
+                        favor_precision=p.favor_precision,
                         favor_recall=p.favor_recall, include_comments=p.include_comments,
                         include_tables=p.include_tables, include_links=p.include_links,
                         include_formatting=p.include_formatting, fast=p.fast,
                         deduplicate=getattr(self, "_dedup_cache", False),
-                        output_format=p.output_format, target_language=p.target_language)
+                        output_format=p.output_format, target_language=p.target_language))
                 except Exception as exc:  # one bad page must not kill the task
                     log.warning("extract: %s on %s: %s", type(exc).__name__, doc["id"], exc)
                     stats.error(f"exception:{type(exc).__name__}", doc=doc)
+                    texts.append(None)
+                    keep.append(False)
+                    continue
+                if timed_out:
+                    log.warning("extract: %s (%s, %d chars) took over %ss of CPU; skipped",
+                                doc["id"], doc[URL], len(html), p.timeout_s)
+                    stats.error("extract_timeout", doc=doc)
                     texts.append(None)
                     keep.append(False)
                     continue

@@ -46,6 +46,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .runner import run_pipeline
 
     cfg = load_config(a.config, overrides=_overrides(a))
+    if cfg.executor.kind == "slurm" and not a.wait:
+        return _submit_only(cfg, a)
     run = run_pipeline(cfg, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet)
     stats = load_stats(run.root)
     out = make_console()
@@ -58,6 +60,41 @@ def cmd_run(a: argparse.Namespace) -> int:
         where = run.data
     out.print(f"wrote {stats['output']['rows']:,} documents in {n_shards} shard(s) to {where}/")
     out.print(f"stats: {run.stats_json}   (thresher stats {run.root})")
+    return 0
+
+
+def _submit_only(cfg, a: argparse.Namespace) -> int:
+    """Slurm without --wait: submit the run's job arrays and return their ids."""
+    from .executors import make_executor
+
+    sub = make_executor(cfg.executor).submit(cfg, resume=a.resume, overwrite=a.overwrite)
+    if sub is None:
+        print(f"{cfg.output.path}: every task was already done; finalized")
+        return 0
+    for line in sub.describe():
+        print(line)
+    print(f"submitted {len(sub.jobs)} Slurm job(s); follow with: thresher status {sub.run.root}")
+    return 0
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    from .funnel import make_console
+    from .status import print_status, run_status
+
+    status = run_status(a.run)
+    if a.json:
+        print(json.dumps(status, indent=1))
+    else:
+        print_status(status, make_console())
+    return 1 if status["state"] == "failed" else 0
+
+
+def cmd_run_task(a: argparse.Namespace) -> int:
+    from .runner import run_task
+
+    res = run_task(a.run, a.phase, a.task)
+    print(f"thresher: {a.phase}/{a.task}: "
+          + ("already done" if res.skipped else f"done, {res.docs_out:,} documents out"))
     return 0
 
 
@@ -173,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finish an interrupted run: only tasks not done are run")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run dir first")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or funnel")
+    p.add_argument("--wait", action="store_true",
+                   help="slurm: wait for the submitted jobs and print the funnel (default: "
+                        "print the job ids and return)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a config (and its input globs) without running")
@@ -239,6 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
                                         "tasks are all done (what a Slurm run's last job does)")
     p.add_argument("run", help="run directory")
     p.set_defaults(func=cmd_finalize)
+
+    p = sub.add_parser("status", help="per phase: tasks done / running / pending / failed, with "
+                                      "the log and error of each failed task (exit 1 if any)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("run-task", help="run one task of a planned run (what a Slurm array "
+                                        "task runs); a no-op if it is done")
+    p.add_argument("run", help="run directory")
+    p.add_argument("phase")
+    p.add_argument("task", type=int)
+    p.set_defaults(func=cmd_run_task)
     return ap
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -121,8 +122,47 @@ class RayExecutor(Strict):
     object_store_mb: int = Field(100, ge=80, description="object store of a local cluster")
 
 
-ExecutorConfig = Annotated[LocalExecutor | RayExecutor, Field(discriminator="kind")]
-EXECUTOR_KINDS = ("local", "ray")
+class SlurmExecutor(Strict):
+    kind: Literal["slurm"] = "slurm"
+    partition: str | None = Field(None, description="sbatch --partition (default: the "
+                                                    "cluster's default partition)")
+    account: str | None = Field(None, description="sbatch --account")
+    qos: str | None = Field(None, description="sbatch --qos")
+    time: str | None = Field(None, description="time limit of one task, e.g. '2:00:00' (quoted: "
+                                               "YAML reads 2:00:00 as a number)")
+    cpus_per_task: int = Field(1, ge=1, description="sbatch --cpus-per-task")
+    mem: str | None = Field(None, description="memory of one task, e.g. 4G (sbatch --mem)")
+    max_parallel: int | None = Field(
+        None, ge=1, validation_alias=pydantic.AliasChoices("max_parallel", "workers"),
+        description="at most this many tasks running at once (array %throttle); "
+                    "`workers` / --workers set it too")
+    sbatch_args: list[str] = Field([], description="extra sbatch arguments, e.g. [--exclusive]")
+    setup: list[str] = Field([], description="shell lines run before each task "
+                                             "(module load, venv activation)")
+    template: str | None = Field(None, description="job script template; default "
+                                                   "slurm/task.sbatch")
+    python: str | None = Field(None, description="python on the compute nodes; default: the "
+                                                 "interpreter running thresher")
+
+    @pydantic.field_validator("time", mode="before")
+    @classmethod
+    def _time_is_text(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            raise ValueError("quote the time limit, e.g. time: '2:00:00' (YAML reads an "
+                             "unquoted 2:00:00 as the number 7200)")
+        return v
+
+    @pydantic.field_validator("mem")
+    @classmethod
+    def _mem_is_slurm_size(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d+[KMGT]?", v):
+            raise ValueError("expected a size as sbatch --mem takes it, e.g. 4G or 4000 (MB)")
+        return v
+
+
+ExecutorConfig = Annotated[LocalExecutor | RayExecutor | SlurmExecutor,
+                           Field(discriminator="kind")]
+EXECUTOR_KINDS = ("local", "ray", "slurm")
 
 
 # ----------------------------------------------------------------------------- stages

@@ -308,9 +308,13 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
     """Plan and run every phase with the configured executor; merge the stats."""
     from .executors import make_executor
 
+    executor = make_executor(cfg.executor, progress=progress)
+    if hasattr(executor, "submit"):
+        # a batch scheduler (Slurm) takes the whole remaining plan at once; wait for it
+        executor.submit(cfg, resume=resume, overwrite=overwrite, wait=True)
+        return RunDir(Path(cfg.output.path).resolve())
     run = prepare_run(cfg, resume=resume, overwrite=overwrite)
     plan = Plan.load(run.plan)
-    executor = make_executor(cfg.executor, progress=progress)
     try:
         for phase in plan.phases:
             todo = [t for t in range(phase.n_tasks) if not run.is_done(phase.name, t)]

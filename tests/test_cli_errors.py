@@ -162,7 +162,7 @@ def test_executor_override(tmp_path: Path):
     # there is no such executor: the error names executor.kind, not a line of the file
     assert_user_error(cli("validate", str(path), "--executor", "k8s", cwd=tmp_path),
                       f"thresher: error: {path}: executor.kind: unknown kind 'k8s'; expected "
-                      "one of: local, ray (set by an override)")
+                      "one of: local, ray, slurm (set by an override)")
 
 
 def test_bad_overrides(tmp_path: Path):

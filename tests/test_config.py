@@ -94,9 +94,9 @@ CATALOGUE = [
      "input should be greater than or equal to 1, got 0", 9),
     ("executor_unknown_key", "  workers: 2", "  wrkers: 2", "executor.wrkers", "unknown key", 9),
     ("executor_unknown_kind", "  kind: local", "  kind: k8s", "executor.kind",
-     "unknown kind 'k8s'; expected one of: local, ray", 8),
+     "unknown kind 'k8s'; expected one of: local, ray, slurm", 8),
     ("executor_missing_kind", "  kind: local\n", "", "executor.kind",
-     "required key is missing; expected one of: local, ray", 7),
+     "required key is missing; expected one of: local, ray, slurm", 7),
     ("executor_not_mapping", "executor:\n  kind: local\n  workers: 2", "executor: local",
      "executor", "input should be a valid dictionary", 7),
     # input
@@ -322,7 +322,8 @@ def test_bad_set_is_a_clear_error(good: Path, sets, message):
 
 
 @pytest.mark.parametrize("overrides,keypath,message", [
-    ({"executor": "k8s"}, "executor.kind", "unknown kind 'k8s'; expected one of: local, ray"),
+    ({"executor": "k8s"}, "executor.kind",
+     "unknown kind 'k8s'; expected one of: local, ray, slurm"),
     ({"workers": 0}, "executor.workers", "input should be greater than or equal to 1, got 0"),
     ({"sets": ["stages.langid.min_scor=0.5"]}, "stages[1].min_scor", "unknown parameter"),
     ({"sets": ["stages[1].min_score=high"]}, "stages[1].min_score", "valid number"),

@@ -14,6 +14,10 @@ def make_executor(cfg: ExecutorConfig, progress: bool = False) -> Executor:
         from .ray import RayExecutor
 
         return RayExecutor(cfg, progress=progress)
+    if cfg.kind == "slurm":
+        from .slurm import SlurmExecutor
+
+        return SlurmExecutor(cfg, progress=progress)
     raise ValueError(f"unknown executor kind {cfg.kind!r}")
 
 

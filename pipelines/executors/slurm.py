@@ -1,0 +1,254 @@
+"""Slurm executor: the whole remaining plan is submitted at once, as job arrays.
+
+The plan is static (every phase's task count is known before anything runs), so
+there is no driver process to keep alive: each phase becomes one job array over
+its undone tasks, depending ``afterok`` on every job of the phases before it, and
+a last job runs ``thresher finalize RUN`` after the final phase. A failed task
+therefore stops everything downstream (``--kill-on-invalid-dep`` cancels it) while
+its siblings finish; ``thresher status RUN`` shows what failed and ``--resume``
+resubmits only the tasks that are not done.
+
+MaxArraySize bounds the array *index*, not only the count, so a phase whose task ids
+go past it is split into several arrays, each with an offset added to
+``SLURM_ARRAY_TASK_ID``. ``max_parallel`` becomes the array's ``%`` throttle; the
+arrays of one split phase then run one after the other (``afterany``) so the bound
+holds for the phase. Each job script is rendered from a template (default
+``slurm/task.sbatch``) into ``<run>/slurm/`` and Slurm's own output of each array
+task goes to ``<run>/logs/<phase>/slurm-<job>_<index>.out``, next to the task log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import PipelineConfig
+from ..config import SlurmExecutor as SlurmConfig
+from ..errors import TaskError, UserError
+from ..plan import Phase, Plan
+from ..rundir import RunDir
+from .base import Executor
+from .slurm_queue import (
+    Job,
+    SlurmError,
+    compress_ranges,
+    load_submissions,
+    max_array_size,
+    queue_states,
+    record_submission,
+    sbatch,
+    scancel,
+)
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "slurm" / "task.sbatch"
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Submission:
+    run: RunDir
+    jobs: list[Job]
+
+    def describe(self) -> list[str]:
+        lines = []
+        for j in self.jobs:
+            what = "finalize" if j.phase == "finalize" else \
+                f"{j.phase}: {len(j.task_ids())} task(s) [{j.tasks}]"
+            lines.append(f"job {j.id}: {what}")
+        return lines
+
+
+def split_arrays(tasks: list[int], max_size: int) -> list[tuple[int, list[int]]]:
+    """Group sorted task ids into (offset, tasks) so every ``task - offset < max_size``."""
+    groups: list[tuple[int, list[int]]] = []
+    for t in sorted(tasks):
+        if groups and t - groups[-1][0] < max_size:
+            groups[-1][1].append(t)
+        else:
+            groups.append((t, [t]))
+    return groups
+
+
+class SlurmExecutor(Executor):
+    def __init__(self, cfg: SlurmConfig, progress: bool = False):
+        self.cfg = cfg
+        self.progress = progress
+
+    # -------------------------------------------------------------------- the whole run
+
+    def submit(self, cfg: PipelineConfig, resume: bool = False, overwrite: bool = False,
+               wait: bool = False) -> Submission | None:
+        """Submit every undone task of the run; None if nothing was left to run.
+
+        Refuses while jobs of an earlier submission of this run are pending or running
+        (a resumed or overwritten run would race with them); jobs that can never run
+        (their dependency failed) are cancelled first.
+        """
+        from ..runner import finalize_run, prepare_run
+
+        run = RunDir(Path(cfg.output.path).resolve())
+        template, limit = self._template(), max_array_size()  # fail before touching the run
+        self._check_no_live_jobs(run)
+        run = prepare_run(cfg, resume=resume, overwrite=overwrite)
+        plan = Plan.load(run.plan)
+        todo = {p.name: [t for t in range(p.n_tasks) if not run.is_done(p.name, t)]
+                for p in plan.phases}
+        if not any(todo.values()):
+            finalize_run(run)  # every task done earlier: nothing for Slurm to do
+            return None
+        sub = Submission(run, self._submit_plan(run, cfg.name, plan, todo, template, limit))
+        if wait:
+            self.wait(sub)
+        return sub
+
+    def run_phase(self, run: RunDir, phase: Phase, tasks: list[int]) -> None:
+        raise NotImplementedError("the slurm executor submits whole runs: use submit()")
+
+    def _check_no_live_jobs(self, run: RunDir) -> None:
+        ids = [j.id for s in load_submissions(run) for j in s["jobs"]]
+        states = queue_states(ids, active_only=True)
+        stale = sorted({k[0] for k, s in states.items() if s.blocked})
+        live = sorted({k[0] for k, s in states.items() if not s.blocked})
+        if live:
+            raise UserError(f"{run.root}: job(s) {', '.join(live)} of this run are still "
+                            f"pending or running; wait for them (thresher status {run.root}) "
+                            "or scancel them first")
+        if stale:
+            scancel(stale)
+
+    def _submit_plan(self, run: RunDir, name: str, plan: Plan, todo: dict[str, list[int]],
+                     template: str, limit: int) -> list[Job]:
+        submitted: list[Job] = []
+        before: list[str] = []  # every job of the earlier phases: afterok on all of them
+        try:
+            for phase in plan.phases:
+                if not todo[phase.name]:
+                    continue
+                (run.root / "logs" / phase.name).mkdir(parents=True, exist_ok=True)
+                this_phase: list[str] = []
+                for offset, tasks in split_arrays(todo[phase.name], limit):
+                    deps = [f"afterok:{':'.join(before)}"] if before else []
+                    if this_phase and self.cfg.max_parallel:
+                        deps.append(f"afterany:{this_phase[-1]}")  # one throttle per phase
+                    spec = compress_ranges([t - offset for t in tasks])
+                    if self.cfg.max_parallel:
+                        spec += f"%{self.cfg.max_parallel}"
+                    cmd = (f"exec {self._python()} -m pipelines.cli run-task "
+                           f"{shlex.quote(str(run.root))} {shlex.quote(phase.name)} "
+                           f'"$((SLURM_ARRAY_TASK_ID + {offset}))"')
+                    script = self._write_script(run, f"{phase.name}.{offset:05d}", template,
+                                                cmd, phase.name)
+                    out = run.root / "logs" / phase.name / "slurm-%A_%a.out"
+                    job = sbatch([f"--job-name={name}.{phase.name}", f"--array={spec}",
+                                  f"--output={out}", *self._resources(),
+                                  *self._deps(deps), *self.cfg.sbatch_args], script)
+                    submitted.append(Job(job, phase.name, compress_ranges(tasks), offset,
+                                         str(script.relative_to(run.root))))
+                    this_phase.append(job)
+                before += this_phase
+            cmd = f"exec {self._python()} -m pipelines.cli finalize {shlex.quote(str(run.root))}"
+            script = self._write_script(run, "finalize", template, cmd, "finalize")
+            out = run.root / "logs" / "slurm-finalize-%j.out"
+            job = sbatch([f"--job-name={name}.finalize", f"--output={out}",
+                          *self._resources(cpus=1), *self._deps([f"afterok:{':'.join(before)}"]),
+                          *self.cfg.sbatch_args], script)
+            submitted.append(Job(job, "finalize", script=str(script.relative_to(run.root))))
+        except BaseException:
+            try:  # never leave half a run queued: its dependencies would be wrong
+                scancel([j.id for j in submitted])
+            except SlurmError:
+                pass
+            raise
+        record_submission(run, submitted)
+        return submitted
+
+    # -------------------------------------------------------------------- sbatch pieces
+
+    def _resources(self, cpus: int | None = None) -> list[str]:
+        c = self.cfg
+        args = [f"--cpus-per-task={cpus or c.cpus_per_task}", f"--chdir={os.getcwd()}",
+                "--kill-on-invalid-dep=yes"]
+        for flag, value in (("partition", c.partition), ("account", c.account),
+                            ("qos", c.qos), ("time", c.time), ("mem", c.mem)):
+            if value:
+                args.append(f"--{flag}={value}")
+        return args
+
+    @staticmethod
+    def _deps(deps: list[str]) -> list[str]:
+        return [f"--dependency={','.join(deps)}"] if deps else []
+
+    def _python(self) -> str:
+        return shlex.quote(self.cfg.python or sys.executable)
+
+    def _template(self) -> str:
+        path = Path(self.cfg.template) if self.cfg.template else DEFAULT_TEMPLATE
+        if not path.is_file():
+            raise UserError(f"executor.template: job script template {path} does not exist"
+                            + ("" if self.cfg.template else
+                               " (thresher is not installed from a source tree; set "
+                               "executor.template to a copy of slurm/task.sbatch)"))
+        text = path.read_text()
+        if "{{command}}" not in text:
+            raise UserError(f"executor.template: {path} has no {{{{command}}}} placeholder; "
+                            "the job would not run thresher")
+        unknown = set(re.findall(r"{{(\w+)}}", text)) - {"setup", "command", "run_dir",
+                                                         "phase", "python"}
+        if unknown:
+            raise UserError(f"executor.template: {path}: unknown placeholder(s) "
+                            f"{', '.join(sorted(unknown))}; expected setup, command, "
+                            "run_dir, phase, python")
+        return text
+
+    def _write_script(self, run: RunDir, stem: str, template: str, command: str,
+                      phase: str) -> Path:
+        values = {"setup": "\n".join(self.cfg.setup), "command": command,
+                  "run_dir": shlex.quote(str(run.root)), "phase": shlex.quote(phase),
+                  "python": self._python()}
+        text = re.sub(r"{{(\w+)}}", lambda m: values[m.group(1)], template)
+        path = run.root / "slurm" / f"{stem}.sh"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    # -------------------------------------------------------------------- --wait
+
+    def wait(self, sub: Submission) -> None:
+        """Poll squeue until no job of ``sub`` can still run; raise TaskError on failure.
+
+        Jobs left waiting on a dependency that failed are cancelled here.
+        """
+        from ..status import failure_summary, run_status
+
+        ids = [j.id for j in sub.jobs]
+        shown = ""
+        try:
+            while True:
+                states = queue_states(ids, active_only=True)
+                if self.progress:
+                    line = _progress_line(sub.run)
+                    if line != shown:
+                        print(f"thresher: {line}", file=sys.stderr, flush=True)
+                        shown = line
+                if all(s.blocked for s in states.values()):
+                    break
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            raise UserError(f"stopped waiting; the Slurm jobs keep running: thresher status "
+                            f"{sub.run.root}") from None
+        stale = sorted({k[0] for k in states})
+        if stale:
+            scancel(stale)
+        status = run_status(sub.run)
+        if status["state"] != "finished":
+            raise TaskError(failure_summary(status))
+
+
+def _progress_line(run: RunDir) -> str:
+    plan = Plan.load(run.plan)
+    return "  ".join(f"{p.name} {len(run.done_tasks(p.name))}/{p.n_tasks}" for p in plan.phases)

@@ -1,0 +1,338 @@
+"""The Slurm executor against a real one-node Slurm (slurm/slurm-up.sh).
+
+Tests that need Slurm skip when `sinfo` is missing or cannot reach a controller;
+CI brings Slurm up with SLURM_MAX_ARRAY_SIZE=5 and sets THRESHER_REQUIRE_SLURM=1,
+which turns those skips into failures. Jobs run the repo's own interpreter and see
+this process's environment (sbatch exports it), so PYTHONPATH=tests lets them
+import the test-only stages in tests/plugins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import DATA, REPO, WARC_DIR, shard_hashes, thresher
+
+from pipelines import config_from_dict, load_config, run_pipeline
+from pipelines.errors import UserError
+from pipelines.executors.slurm import SlurmExecutor, split_arrays
+from pipelines.executors.slurm_queue import compress_ranges, expand_ranges
+
+SENTENCES = (DATA / "lid" / "lingua-sentences-12lang.jsonl").read_text().splitlines()
+
+
+def _slurm_problem() -> str | None:
+    if shutil.which("sinfo") is None:
+        return "Slurm is not installed (no sinfo); bring it up with: sudo bash slurm/slurm-up.sh"
+    try:
+        p = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                           timeout=30)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 30 s"
+    if p.returncode != 0:
+        return f"Slurm is not reachable: sinfo: {p.stderr.strip() or p.returncode}"
+    if not {"idle", "mix", "alloc"} & set(p.stdout.split()):
+        return f"no usable Slurm node (sinfo states: {p.stdout.split()})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    """A reachable Slurm; at the end, no job of this module may still be queued or running."""
+    problem = _slurm_problem()
+    if problem:
+        if os.environ.get("THRESHER_REQUIRE_SLURM") == "1":
+            pytest.fail(f"THRESHER_REQUIRE_SLURM=1 but {problem}")
+        pytest.skip(problem)
+    before = set(_active_jobs())
+    yield
+    left = sorted(set(_active_jobs()) - before)
+    if left:
+        subprocess.run(["scancel", *left], check=False)
+    assert not left, f"tests left Slurm jobs queued or running: {left}"
+
+
+def _active_jobs() -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%F"], capture_output=True, text=True).stdout
+    return out.split()
+
+
+@pytest.fixture
+def test_env(monkeypatch):
+    """Jobs must import tests/plugins (sbatch exports the submitting environment)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.delenv("THRESHER_TEST_FAIL_SOURCE", raising=False)
+    return monkeypatch
+
+
+def jsonl_inputs(root: Path, n_files: int) -> Path:
+    """Real sentences spread over n_files JSONL files (more files = more tasks)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n_files):
+        (root / f"part{i:03d}.jsonl").write_text("\n".join(SENTENCES[i::n_files]) + "\n")
+    return root
+
+
+def write_config(path: Path, data: Path, out: Path, executor: dict, stages: list[dict],
+                 fields: tuple[str, ...] = ("gold",)) -> Path:
+    path.write_text(yaml.safe_dump({
+        "name": "slurmtest",
+        "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")], "id_key": "id",
+                  "fields": list(fields)},
+        "output": {"path": str(out)},
+        "executor": executor,
+        "stages": stages,
+    }))
+    return path
+
+
+def counts(run: Path) -> dict:
+    """The funnel of a finished run without its timings (which differ between runs)."""
+    stages = json.loads((run / "stats.json").read_text())["stages"]
+    return {name: {k: v for k, v in st.items() if not k.endswith("_s")}
+            for name, st in stages.items()}
+
+
+def status_json(run: Path) -> dict:
+    return json.loads(thresher("status", str(run), "--json", check=False).stdout)
+
+
+def wait_until_settled(run: Path, limit_s: float = 600) -> dict:
+    """Poll `thresher status` until nothing of the run is pending or running."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        st = status_json(run)
+        if not any(p["running"] or p["pending"] for p in st["phases"]):
+            return st
+        assert time.monotonic() < deadline, f"run still running after {limit_s} s: {st}"
+        time.sleep(0.5)
+
+
+# ----------------------------------------------------------------------------- no Slurm needed
+
+@pytest.mark.parametrize("tasks,size", [
+    (list(range(13)), 5), ([3, 7, 8, 20], 5), ([0], 1), ([4, 5, 6], 1001), ([999, 1000], 1000),
+])
+def test_split_arrays_keeps_every_index_below_max_array_size(tasks, size):
+    groups = split_arrays(tasks, size)
+    assert sorted(t for _, ts in groups for t in ts) == sorted(tasks)
+    for offset, ts in groups:
+        assert offset == ts[0] and all(0 <= t - offset < size for t in ts)
+
+
+def test_split_arrays_uses_as_few_arrays_as_the_index_bound_allows():
+    assert split_arrays(list(range(13)), 5) == [(0, [0, 1, 2, 3, 4]), (5, [5, 6, 7, 8, 9]),
+                                               (10, [10, 11, 12])]
+    assert split_arrays([3, 7, 8, 20], 5) == [(3, [3, 7]), (8, [8]), (20, [20])]
+
+
+def test_ranges_round_trip():
+    assert compress_ranges([7, 0, 1, 2, 5, 8]) == "0-2,5,7-8"
+    assert expand_ranges("0-2,5,7-8") == [0, 1, 2, 5, 7, 8]
+    assert compress_ranges([]) == "" and expand_ranges("") == []
+
+
+def slurm_cfg(tmp_path: Path, **executor):
+    return config_from_dict({
+        "input": {"format": "jsonl", "paths": [str(DATA / "lid" / "*.jsonl")]},
+        "output": {"path": str(tmp_path / "run")},
+        "executor": {"kind": "slurm", **executor}, "stages": []})
+
+
+def test_slurm_config_errors_say_what_to_write(tmp_path: Path):
+    with pytest.raises(UserError, match=r"executor.time: .*quote the time limit"):
+        slurm_cfg(tmp_path, time=7200)  # what YAML makes of an unquoted 2:00:00
+    with pytest.raises(UserError, match=r"executor.mem: .*e.g. 4G"):
+        slurm_cfg(tmp_path, mem="4GB")
+    cfg = slurm_cfg(tmp_path, time="2:00:00", mem="4G", workers=3)
+    assert cfg.executor.max_parallel == 3 and cfg.executor.time == "2:00:00"
+    local = tmp_path / "local.yaml"
+    write_config(local, tmp_path, tmp_path / "out", {"kind": "local", "workers": 2}, [])
+    (tmp_path / "x.jsonl").write_text(SENTENCES[0] + "\n")
+    switched = load_config(local, overrides={"executor": "slurm"})  # --executor slurm
+    assert switched.executor.kind == "slurm" and switched.executor.max_parallel == 2
+
+
+def test_template_must_run_thresher(tmp_path: Path):
+    bad = tmp_path / "bad.sbatch"
+    bad.write_text("#!/bin/bash\n{{setup}}\necho hello\n")
+    with pytest.raises(UserError, match="no {{command}} placeholder"):
+        SlurmExecutor(slurm_cfg(tmp_path, template=str(bad)).executor)._template()
+    bad.write_text("#!/bin/bash\n{{modules}}\n{{command}}\n")
+    with pytest.raises(UserError, match="unknown placeholder.*modules"):
+        SlurmExecutor(slurm_cfg(tmp_path, template=str(bad)).executor)._template()
+
+
+def test_status_of_an_unfinished_local_run(tmp_path: Path):
+    data = jsonl_inputs(tmp_path / "in", 3)
+    cfg = write_config(tmp_path / "p.yaml", data, tmp_path / "run", {"kind": "local"},
+                       [{"stage": "length", "min_chars": 20}])
+    thresher("run", str(cfg), "--quiet")
+    assert status_json(tmp_path / "run")["state"] == "finished"
+    (tmp_path / "run" / "stats" / "main" / "task-00001.json").unlink()
+    st = status_json(tmp_path / "run")
+    assert st["state"] == "incomplete"
+    assert st["phases"][0] == {"phase": "main", "tasks": 3, "done": 2, "running": 0,
+                               "pending": 0, "failed": 0, "blocked": 0, "todo": 1}
+    proc = thresher("status", str(tmp_path / "run"))
+    assert "thresher run CONFIG --resume" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- real Slurm
+
+def test_demo_on_slurm_is_byte_identical_to_local(slurm, reference_run: Path, tmp_path: Path):
+    cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    cfg["input"]["paths"] = [str(WARC_DIR / "*.warc.gz")]
+    cfg["executor"] = {"kind": "slurm", "max_parallel": 2}
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = thresher("run", str(path), "--output", str(tmp_path / "run"), "--wait")
+    assert "funnel: demo" in proc.stdout  # --wait prints the funnel like a local run
+    run = tmp_path / "run"
+    assert shard_hashes(run) == shard_hashes(reference_run)
+    assert counts(run) == counts(reference_run)
+    assert (run / "manifest.json").exists()
+    st = status_json(run)
+    assert st["state"] == "finished" and all(p["done"] == p["tasks"] for p in st["phases"])
+    # Slurm's own output of each array task sits next to the task's log
+    jobs = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"][0]["jobs"]
+    main = [j for j in jobs if j["phase"] == "main"]
+    for j in main:
+        for t in expand_ranges(j["tasks"]):
+            out = run / "logs" / "main" / f"slurm-{j['id']}_{t - j['offset']}.out"
+            assert f"main/{t}: done" in out.read_text()
+
+
+def test_failed_task_is_reported_blocks_dependents_and_resume_finishes(
+        slurm, test_env, tmp_path: Path):
+    from test_exact_dedup import make_corpus
+
+    data = tmp_path / "in"
+    make_corpus(data)  # real sentences with duplicates, in part0..part3.jsonl
+    stages = [{"stage": "plugins.flaky:FailOnSource"},
+              {"stage": "exact_dedup", "partitions": 2},
+              {"stage": "length", "min_chars": 20}]
+    run = tmp_path / "run"
+    # --hold: every job waits for `scontrol release`, so the refusal below is not a race
+    cfg = write_config(tmp_path / "p.yaml", data, run,
+                       {"kind": "slurm", "sbatch_args": ["--hold"]}, stages, fields=("lang",))
+    test_env.setenv("THRESHER_TEST_FAIL_SOURCE", "part1")
+    proc = thresher("run", str(cfg))  # returns once submitted, printing the job ids
+    jobs = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"]
+    assert [j["phase"] for j in jobs[0]["jobs"]] == [
+        "main", "exact_dedup.group", "apply-exact_dedup", "finalize"]
+    for j in jobs[0]["jobs"]:
+        assert f"job {j['id']}: {j['phase']}" in proc.stdout
+    assert status_json(run)["state"] == "running"
+
+    refused = thresher("run", str(cfg), "--resume", check=False)
+    assert refused.returncode == 2
+    assert "still pending or running" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+    jobs = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"]
+    assert len(jobs) == 1  # the refused resume submitted nothing
+    assert not (run / "stats").exists()  # and nothing ran while held
+    subprocess.run(["scontrol", "release", ",".join(j["id"] for j in jobs[0]["jobs"])],
+                   check=True)
+    st = wait_until_settled(run)
+
+    assert st["state"] == "failed"
+    by_phase = {p["phase"]: p for p in st["phases"]}
+    assert by_phase["main"]["done"] == 3 and by_phase["main"]["failed"] == 1
+    for later in ("exact_dedup.group", "apply-exact_dedup", "finalize"):
+        assert by_phase[later]["done"] == 0 and by_phase[later]["blocked"] == by_phase[later][
+            "tasks"], by_phase[later]
+    [failure] = st["failed"]
+    assert (failure["phase"], failure["task"]) == ("main", 1)
+    assert failure["error"] == "RuntimeError: simulated crash in a stage"
+    assert failure["log"] == str(run / "logs" / "main" / "task-00001.log")
+    assert "FAILED" in failure["slurm_state"] and Path(failure["slurm_log"]).exists()
+    # the dependent phases and the finalize job never ran
+    assert not (run / "stats" / "exact_dedup.group").exists()
+    assert not (run / "stats.json").exists() and not (run / "manifest.json").exists()
+    shown = thresher("status", str(run), check=False)
+    assert shown.returncode == 1
+    assert "main/1" in shown.stdout and "simulated crash" in shown.stdout
+
+    test_env.delenv("THRESHER_TEST_FAIL_SOURCE")
+    thresher("run", str(cfg), "--resume", "--wait", "--quiet",
+             "--set", "executor.sbatch_args=[]")
+    assert status_json(run)["state"] == "finished"
+    resumed = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"][1]["jobs"]
+    assert [(j["phase"], j["tasks"]) for j in resumed][0] == ("main", "1")  # only the undone
+
+    local = write_config(tmp_path / "local.yaml", data, tmp_path / "local",
+                         {"kind": "local", "workers": 2}, stages, fields=("lang",))
+    thresher("run", str(local), "--quiet")
+    assert shard_hashes(run) == shard_hashes(tmp_path / "local")
+    assert counts(run) == counts(tmp_path / "local")
+    assert counts(run)["exact_dedup"]["dropped"]  # the corpus has duplicates: dedup worked
+
+
+def _max_array_size() -> int:
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("MaxArraySize"):
+            return int(line.split("=")[1])
+    return 1001
+
+
+def test_phase_above_max_array_size_is_split_and_resumes_high_task_ids(slurm, tmp_path: Path):
+    size = _max_array_size()
+    if size > 40:
+        pytest.skip(f"MaxArraySize is {size}; this test wants a small one "
+                    "(CI: SLURM_MAX_ARRAY_SIZE=5 bash slurm/slurm-up.sh)")
+    n = 2 * size + 1
+    data = jsonl_inputs(tmp_path / "in", n)
+    marks = tmp_path / "setup-ran"
+    marks.mkdir()
+    stages = [{"stage": "length", "min_chars": 20}]
+    run = tmp_path / "run"
+    cfg = write_config(tmp_path / "p.yaml", data, run, {
+        "kind": "slurm", "max_parallel": 2,
+        "setup": [f"touch {marks}/task-$SLURM_ARRAY_JOB_ID-$SLURM_ARRAY_TASK_ID"]}, stages)
+    thresher("run", str(cfg), "--wait", "--quiet")
+
+    jobs = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"][0]["jobs"]
+    main = [j for j in jobs if j["phase"] == "main"]
+    assert [(j["offset"], j["tasks"]) for j in main] == [
+        (0, f"0-{size - 1}"), (size, f"{size}-{2 * size - 1}"), (2 * size, f"{2 * size}")]
+    assert len(list(marks.iterdir())) == n + 1  # the setup lines ran in every job
+    local = write_config(tmp_path / "local.yaml", data, tmp_path / "local",
+                         {"kind": "local"}, stages)
+    thresher("run", str(local), "--quiet")
+    assert shard_hashes(run) == shard_hashes(tmp_path / "local")
+
+    # forget the two highest tasks: the resubmitted array starts at index 0 with an offset
+    for t in (n - 2, n - 1):
+        (run / "stats" / "main" / f"task-{t:05d}.json").unlink()
+    for p in (run / "data").glob(f"part-{n - 1:05d}-*"):
+        p.unlink()
+    thresher("run", str(cfg), "--resume", "--wait", "--quiet")
+    again = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"][1]["jobs"]
+    assert [(j["phase"], j["offset"], j["tasks"]) for j in again] == [
+        ("main", n - 2, f"{n - 2}-{n - 1}"), ("finalize", 0, "")]
+    assert shard_hashes(run) == shard_hashes(tmp_path / "local")
+
+
+def test_python_api_waits_and_raises_on_failure(slurm, test_env, tmp_path: Path):
+    data = jsonl_inputs(tmp_path / "in", 2)
+    cfg = config_from_dict({
+        "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")]},
+        "output": {"path": str(tmp_path / "run")},
+        "executor": {"kind": "slurm"},
+        "stages": [{"stage": "plugins.flaky:FailOnSource"}]})
+    test_env.setenv("THRESHER_TEST_FAIL_SOURCE", "part000")
+    with pytest.raises(UserError, match=r"phase main: task 0 failed: FAILED .*simulated crash"):
+        run_pipeline(cfg)
+    test_env.delenv("THRESHER_TEST_FAIL_SOURCE")
+    run = run_pipeline(cfg, resume=True)
+    assert run.manifest.exists() and len(shard_hashes(run.root)) == 2

@@ -199,6 +199,33 @@ def cmd_finalize(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_classifier(a: argparse.Namespace) -> int:
+    from .train import FastTextParams, TrainSpec, format_report, train_classifier
+
+    ft = FastTextParams(epoch=a.epoch, lr=a.lr, dim=a.dim, min_count=a.min_count)
+    spec = TrainSpec(positive=a.positive, negative=a.negative, out=a.out, text_key=a.text_key,
+                     max_docs=a.max_docs, test_fraction=a.test_fraction, seed=a.seed,
+                     max_chars=a.max_chars, positive_label=a.positive_label,
+                     negative_label=a.negative_label, fasttext=ft)
+    meta = train_classifier(spec, log=lambda m: print(m, file=sys.stderr))
+    print(format_report(meta))
+    return 0
+
+
+def cmd_materialize(a: argparse.Namespace) -> int:
+    from .funnel import load_stats, make_console, print_funnel
+    from .materialize import materialize
+
+    run = materialize(a.run, a.out, a.sets, overwrite=a.overwrite)
+    stats = load_stats(run.root)
+    out = make_console()
+    if not a.quiet:
+        print_funnel(stats, out, title=f"materialized: {stats.get('run')}")
+    out.print(f"wrote {stats['output']['rows']:,} documents in "
+              f"{len(stats['output']['shards'])} shard(s) to {run.data}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="thresher", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="log INFO messages to stderr")
@@ -292,6 +319,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("phase")
     p.add_argument("task", type=int)
     p.set_defaults(func=cmd_run_task)
+
+    p = sub.add_parser("train-classifier",
+                       help="train a fastText quality classifier from positive and negative "
+                            "JSONL/Parquet files; prints held-out precision/recall")
+    p.add_argument("--positive", action="append", required=True, metavar="GLOB",
+                   help="files of the positive class (repeatable)")
+    p.add_argument("--negative", action="append", required=True, metavar="GLOB",
+                   help="files of the negative class (repeatable)")
+    p.add_argument("--out", "-o", required=True, help="model file; metadata goes to OUT.json")
+    p.add_argument("--text-key", default="text", help="JSON key / Parquet column of the text")
+    p.add_argument("--max-docs", type=int, metavar="N", help="sample at most N per class")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="held-out share")
+    p.add_argument("--seed", type=int, default=0, help="sampling, split and fastText seed")
+    p.add_argument("--max-chars", type=int, metavar="N",
+                   help="train on the first N characters of each document")
+    p.add_argument("--positive-label", default="hq")
+    p.add_argument("--negative-label", default="lq")
+    p.add_argument("--epoch", type=int, default=10, help="fastText epochs")
+    p.add_argument("--lr", type=float, default=0.2, help="fastText learning rate")
+    p.add_argument("--dim", type=int, default=32, help="fastText vector size")
+    p.add_argument("--min-count", type=int, default=1, help="rarer words are ignored")
+    p.set_defaults(func=cmd_train_classifier)
+
+    p = sub.add_parser("materialize",
+                       help="re-filter a run whose filters ran with mode: annotate at new "
+                            "thresholds, from its stored columns, into a new run directory")
+    p.add_argument("run", help="the annotated run directory")
+    p.add_argument("out", help="new run directory")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="STAGE.PARAM=V",
+                   help="new parameter, e.g. --set quality_classifier.min_score=0.7 "
+                        "(repeatable; STAGE.mode=annotate keeps a stage annotating)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT run")
+    p.add_argument("--quiet", "-q", action="store_true", help="no funnel")
+    p.set_defaults(func=cmd_materialize)
     return ap
 
 

@@ -146,6 +146,15 @@ class Filter(Stage):
     def check(self, doc: dict[str, Any]) -> str | None | tuple[str | None, dict[str, Any]]:
         raise NotImplementedError
 
+    def decide_from_columns(self, table: pa.Table) -> list[str | None]:
+        """Optional: reasons at the current params from columns an annotate run stored.
+
+        ``thresher materialize`` calls it to re-filter an annotated run at new
+        thresholds without recomputing scores; override it when the decision is a
+        threshold on columns the stage writes (see docs/filters.md).
+        """
+        raise NotImplementedError
+
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
         reasons: list[str | None] = []
         cols: dict[str, list] = {c: [] for c in self.annotations}

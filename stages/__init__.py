@@ -13,4 +13,6 @@ REGISTRY: dict[str, str] = {
     "minhash_dedup": "stages.minhash:MinHashDedup",
     "count_tokens": "stages.tokens:CountTokens",
     "rebalance": "stages.rebalance:Rebalance",
+    "quality_classifier": "stages.quality_classifier:QualityClassifier",
+    "keep_top": "stages.keep_top:KeepTop",
 }

@@ -61,29 +61,40 @@ class LangId(Filter):
                             f"expected {want}")
         fasttext.FastText.eprint = lambda *a, **k: None  # silence its load_model warning
         self._model = fasttext.load_model(str(path))
-        self._allowed = set(self.params.languages)
-        ms = self.params.min_score
-        self._thresholds = ms if isinstance(ms, dict) else {"default": ms}
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
         texts = [(d[TEXT] or "").replace("\n", " ") for d in iter_docs(table, (TEXT,))]
         labels, probs = self._model.predict(texts, k=1) if texts else ([], [])
-        reasons: list[str | None] = []
         langs: list[str | None] = []
         scores: list[float | None] = []
-        default = self._thresholds.get("default", 0.0)
         for lab, prob in zip(labels, probs):
-            lang = lab[0].removeprefix("__label__") if len(lab) else None
-            score = float(prob[0]) if len(prob) else 0.0
-            langs.append(lang)
-            scores.append(score)
-            if self._allowed and lang not in self._allowed:
+            langs.append(lab[0].removeprefix("__label__") if len(lab) else None)
+            scores.append(float(prob[0]) if len(prob) else 0.0)
+        return self._decide(langs, scores), {"language": langs, "language_score": scores}
+
+    def _decide(self, langs: list[str | None], scores: list[float | None]) -> list[str | None]:
+        allowed = set(self.params.languages)
+        ms = self.params.min_score
+        thresholds = ms if isinstance(ms, dict) else {"default": ms}
+        default = thresholds.get("default", 0.0)
+        reasons: list[str | None] = []
+        for lang, score in zip(langs, scores):
+            if allowed and lang not in allowed:
                 reasons.append("other_language")
-            elif score < self._thresholds.get(lang, default):
+            elif score is None or score < thresholds.get(lang, default):
                 reasons.append("low_score")
             else:
                 reasons.append(None)
-        return reasons, {"language": langs, "language_score": scores}
+        return reasons
+
+    def decide_from_columns(self, table: pa.Table) -> list[str | None]:
+        """`thresher materialize`: the decision at new thresholds from the stored columns."""
+        missing = [c for c in self.annotations if c not in table.schema.names]
+        if missing:
+            raise UserError(f"stage {self.name}: the run has no {', '.join(missing)} column(s) "
+                            "to decide from")
+        return self._decide(table.column("language").to_pylist(),
+                            table.column("language_score").to_pylist())
 
     def check(self, doc: dict[str, Any]):  # per-document form, used by tests/notebooks
         reasons, cols = self.check_batch(pa.table({TEXT: [doc[TEXT]]}))

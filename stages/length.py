@@ -46,5 +46,9 @@ class LengthFilter(Filter):
                 reasons.append(None)
         return reasons, {}
 
+    def decide_from_columns(self, table: pa.Table) -> list[str | None]:
+        """`thresher materialize`: lengths are cheap to recount from the stored text."""
+        return self.check_batch(table)[0]
+
     def check(self, doc):
         return self.check_batch(pa.table({TEXT: [doc[TEXT]]}))[0][0]

@@ -1,0 +1,189 @@
+"""Annotate once, filter many: `thresher materialize` must write exactly what filtering
+directly at the same thresholds writes (byte for byte), from stored columns alone."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import WARC_DIR, shard_hashes, thresher
+from qc_helpers import MAX_CHARS, corpus, trained_model
+
+from pipelines import config_from_dict, run_pipeline
+from pipelines.errors import UserError
+from pipelines.materialize import materialize
+
+
+def chain(model: dict, mode: str, **over) -> list[dict]:
+    """langid -> length -> quality_classifier -> keep_top, all in ``mode``."""
+    stages = [
+        {"stage": "langid", "min_score": 0.5},
+        {"stage": "length", "min_chars": 200},
+        {"stage": "quality_classifier", "model": model["stage"]["model"],
+         "model_sha256": model["sha256"], "max_chars": MAX_CHARS, "min_score": 0.1},
+        {"stage": "keep_top", "fraction": 0.5, "by": ["language"]},
+    ]
+    for st in stages:
+        st["mode"] = mode
+        st.update(over.get(st["stage"], {}))
+    return stages
+
+
+def config(data: Path, out: Path, stages: list[dict], fmt: str = "parquet"):
+    return config_from_dict({
+        "name": "mat",
+        "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")], "fields": ["label"]},
+        "output": {"path": str(out), "rows_per_file": 150, "format": fmt},
+        "stages": stages,
+    })
+
+
+def sets_of(over: dict) -> list[str]:
+    return [f"{st}.{k}={json.dumps(v)}" for st, params in over.items() for k, v in params.items()]
+
+
+def dropped(run: Path) -> dict:
+    stats = json.loads((run / "stats.json").read_text())["stages"]
+    return {k: (v["docs_in"], v["docs_out"], v["dropped"]) for k, v in stats.items()
+            if k not in ("read",)}
+
+
+@pytest.fixture(scope="module")
+def annotated(tmp_path_factory):
+    model = trained_model(tmp_path_factory)
+    root = tmp_path_factory.mktemp("mat")
+    docs = corpus(root / "in", 3, every=2)
+    run = run_pipeline(config(root / "in", root / "annotated", chain(model, "annotate")))
+    return {"model": model, "root": root, "data": root / "in", "run": run.root,
+            "n_docs": len(docs)}
+
+
+NEW_THRESHOLDS = [
+    {"langid": {"min_score": 0.8}, "length": {"min_chars": 600},
+     "quality_classifier": {"min_score": 0.5}, "keep_top": {"fraction": 0.3}},
+    {"langid": {"languages": ["en"]}, "keep_top": {"fraction": 0.1, "by": []}},
+    {},  # the annotated thresholds themselves
+]
+
+
+@pytest.mark.parametrize("over", NEW_THRESHOLDS, ids=["all", "lang+top", "same"])
+def test_materialize_equals_filtering_directly(annotated, tmp_path, over):
+    direct = run_pipeline(config(annotated["data"], tmp_path / "direct",
+                                 chain(annotated["model"], "filter", **over)))
+    mat = materialize(annotated["run"], tmp_path / "mat", sets_of(over))
+    assert shard_hashes(mat.root) == shard_hashes(direct.root)
+    assert len(shard_hashes(mat.root)) >= 3  # 3 tasks, at most 150 rows per file
+    assert dropped(mat.root) == dropped(direct.root)
+    total = sum(pq.ParquetFile(p).metadata.num_rows for p in (annotated["run"] / "data").glob("*"))
+    assert total == annotated["n_docs"]  # annotate kept every document
+    cfg = yaml.safe_load((mat.root / "config.yaml").read_text())
+    assert cfg == yaml.safe_load((direct.root / "config.yaml").read_text()) | \
+        {"output": cfg["output"]}  # the new run says what it is: the direct pipeline
+
+
+def test_keep_annotating_a_stage(annotated, tmp_path):
+    """STAGE.mode=annotate: documents stay, the reason column is recomputed at the new
+    threshold; the same as a direct run with that stage annotating."""
+    over = {"quality_classifier": {"min_score": 0.9, "mode": "annotate"}}
+    direct = run_pipeline(config(annotated["data"], tmp_path / "direct",
+                                 chain(annotated["model"], "filter", **over)))
+    mat = materialize(annotated["run"], tmp_path / "mat", sets_of(over))
+    assert shard_hashes(mat.root) == shard_hashes(direct.root)
+    rows = pq.read_table(mat.root / "data").to_pylist()
+    assert {r["quality_classifier_reason"] for r in rows} == {None, "low_quality"}
+
+
+def test_cli_records_source_and_reproduces(annotated, tmp_path):
+    out = tmp_path / "mat"
+    proc = thresher("materialize", str(annotated["run"]), str(out),
+                    "--set", "quality_classifier.min_score=0.7",
+                    "--set", "stages.keep_top.fraction=0.25")
+    assert "materialized: mat" in proc.stdout and "below_threshold" in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    src = manifest["materialized_from"]
+    assert src["run"] == str(annotated["run"])
+    assert src["sets"] == ["stages.quality_classifier.min_score=0.7",
+                           "stages.keep_top.fraction=0.25"]
+    assert src["manifest_sha256"] and len(src["shards"]) >= 3
+    qc = next(s for s in manifest["config"]["stages"] if s["stage"] == "quality_classifier")
+    assert qc["min_score"] == 0.7 and qc["mode"] == "filter"
+    assert manifest["models"] == json.loads((annotated["run"] / "manifest.json").read_text())[
+        "models"]
+    thresholds = json.loads((out / "work" / "keep_top" / "thresholds.json").read_text())
+    assert thresholds["fraction"] == 0.25
+    thresher("verify", str(out / "manifest.json"), str(out))
+    # the manifest names the raw inputs: reproducing runs the direct pipeline from scratch
+    proc = thresher("reproduce", str(out / "manifest.json"), str(tmp_path / "again"))
+    assert "every shard matches the manifest byte for byte" in proc.stdout
+
+
+def test_what_cannot_be_materialized_is_refused(annotated, tmp_path):
+    run = annotated["run"]
+    with pytest.raises(UserError, match="no stage named 'qualty'"):
+        materialize(run, tmp_path / "a", ["qualty.min_score=0.5"])
+    with pytest.raises(UserError, match="cannot change `input`"):
+        materialize(run, tmp_path / "a", ["input.batch_size=7"])
+    with pytest.raises(UserError, match="must differ from RUN"):
+        materialize(run, run, [])
+    materialize(run, tmp_path / "b", [])
+    with pytest.raises(UserError, match="already exists; use --overwrite"):
+        materialize(run, tmp_path / "b", [])
+    materialize(run, tmp_path / "b", [], overwrite=True)
+    with pytest.raises(UserError, match="not a finished thresher run"):
+        materialize(tmp_path / "nowhere", tmp_path / "c", [])
+
+
+def test_filter_mode_and_global_stages_after_annotate_are_refused(annotated, tmp_path):
+    model, data = annotated["model"], annotated["data"]
+    stages = chain(model, "annotate")[:3]
+    stages[1]["mode"] = "filter"  # length dropped its documents for good
+    stages.append({"stage": "exact_dedup"})  # saw documents annotate-mode filters flagged
+    run = run_pipeline(config(data, tmp_path / "run", stages))
+    with pytest.raises(UserError, match="stage 'length' ran as mode: filter"):
+        materialize(run.root, tmp_path / "a", ["length.min_chars=10"])
+    with pytest.raises(UserError, match="stage 'exact_dedup' \\(exact_dedup\\) ran after "
+                                        "annotate-mode stage 'langid'"):
+        materialize(run.root, tmp_path / "a", [])
+
+
+def test_tampered_or_jsonl_runs_are_refused(annotated, tmp_path):
+    model, data = annotated["model"], annotated["data"]
+    run = run_pipeline(config(data, tmp_path / "jsonl", chain(model, "annotate")[1:2], "jsonl"))
+    with pytest.raises(UserError, match="output.format: parquet"):
+        materialize(run.root, tmp_path / "a", [])
+    run = run_pipeline(config(data, tmp_path / "pq", chain(model, "annotate")[1:2]))
+    shard = sorted((run.root / "data").glob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\0")
+    with pytest.raises(UserError, match=f"shard data/{shard.name} changed since the run"):
+        materialize(run.root, tmp_path / "b", [])
+
+
+def test_real_pages_with_gopher_stored_reasons(tmp_path):
+    """extract -> langid -> gopher_quality on real WARCs. gopher cannot decide from columns
+    (its per-rule measurements are not stored), so its thresholds are fixed, but its stored
+    reasons still apply while langid's threshold changes."""
+    stages = [{"stage": "extract"}, {"stage": "langid", "min_score": 0.3, "mode": "annotate"},
+              {"stage": "gopher_quality", "mode": "annotate"}]
+    base = {"name": "warc", "input": {"format": "warc",
+                                      "paths": [str(WARC_DIR / "dolma-*-0000.warc.gz")]},
+            "output": {"path": str(tmp_path / "ann")}, "stages": stages}
+    ann = run_pipeline(config_from_dict(base))
+    direct_cfg = copy.deepcopy(base)
+    direct_cfg["output"]["path"] = str(tmp_path / "direct")
+    for st in direct_cfg["stages"][1:]:
+        st["mode"] = "filter"
+    direct_cfg["stages"][1]["min_score"] = 0.9
+    direct = run_pipeline(config_from_dict(direct_cfg))
+    mat = materialize(ann.root, tmp_path / "mat", ["langid.min_score=0.9"])
+    assert shard_hashes(mat.root) == shard_hashes(direct.root)
+    assert dropped(mat.root)["gopher_quality"] == dropped(direct.root)["gopher_quality"]
+    assert dropped(mat.root)["gopher_quality"][2]  # some pages did fail a Gopher rule
+    with pytest.raises(UserError, match="stage 'gopher_quality' \\(gopher_quality\\) cannot "
+                                        "decide from stored columns, so min_doc_words cannot "
+                                        "change here; materialize supports new parameters "
+                                        "for: .*keep_top.*langid.*quality_classifier"):
+        materialize(ann.root, tmp_path / "x", ["gopher_quality.min_doc_words=10"])

@@ -54,6 +54,13 @@ def sample_key(seed: int, doc_id: str) -> int:
     return int.from_bytes(h.digest(), "big")
 
 
+def sample_keys(seed: int, ids: list[str]) -> np.ndarray:
+    """``sample_key`` of many ids at once (uint64)."""
+    pre, b2 = f"{seed}\x00".encode(), hashlib.blake2b
+    digests = b"".join([b2(pre + i.encode(), digest_size=8).digest() for i in map(str, ids)])
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+
+
 def _order(e: dict) -> tuple:
     """Total order of sample entries (ties on key only for the same id)."""
     rec = e["record"]
@@ -84,8 +91,14 @@ class StageSampler:
         self.per_reason, self.max_chars = per_reason, max_chars
         self.buckets: dict[str, _Bucket] = {}
 
+    def _bucket(self, reason: str) -> _Bucket:
+        b = self.buckets.get(reason)
+        if b is None:
+            b = self.buckets[reason] = _Bucket()
+        return b
+
     def _admit(self, reason: str, key: int) -> _Bucket | None:
-        b = self.buckets.setdefault(reason, _Bucket())
+        b = self._bucket(reason)
         if b.limit is not None and key > b.limit:
             return None
         return b
@@ -125,15 +138,26 @@ class StageSampler:
         names = table.schema.names
         text_col = TEXT if TEXT in names else HTML if HTML in names else None
         details = [c for c in details if c in names and c != score]
+        rows = np.asarray(rows, dtype=np.int64)
         ids = table.column(ID).take(pa.array(rows, pa.int64())).to_pylist()
-        for i, doc_id in zip(rows, ids):
-            if doc_id is None:
+        present = [j for j, x in enumerate(ids) if x is not None]
+        if len(present) < len(ids):
+            rows, ids = rows[present], [ids[j] for j in present]
+        if not ids:
+            return
+        keys = sample_keys(self.seed, ids)
+        # only rows that can enter the sample go on: under the bucket's limit, and not
+        # beyond the batch's own N smallest (ties on the N-th key all go on)
+        b = self._bucket(reason)
+        cand = np.arange(len(keys)) if b.limit is None else \
+            np.flatnonzero(keys <= np.uint64(b.limit))
+        if len(cand) > self.per_reason:
+            kth = np.partition(keys[cand], self.per_reason - 1)[self.per_reason - 1]
+            cand = cand[keys[cand] <= kth]
+        for j in cand:
+            i, doc_id, key = int(rows[j]), ids[j], int(keys[j])
+            if self._admit(reason, key) is None:
                 continue
-            key = sample_key(self.seed, doc_id)
-            b = self._admit(reason, key)
-            if b is None:
-                continue
-            i = int(i)
 
             def value(col: str | None, i: int = i) -> Any:
                 return table.column(col)[i].as_py() if col in names else None

@@ -18,7 +18,7 @@ from conftest import DATA, REPO, WARC_DIR, demo_config, thresher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines import Stage, run_pipeline, stage
+from pipelines import Filter, Stage, run_pipeline, stage
 from pipelines.config import JsonlInput, OutputConfig, PipelineConfig, SamplesConfig
 from pipelines.samples import StageSampler, TaskSampler, load_samples, sample_key
 from pipelines.stats import RunStats
@@ -92,6 +92,15 @@ class DropOdd(Stage):
         keep = [len(t) % 2 == 0 for t in table.column("text").to_pylist()]
         stats.drop("odd", keep.count(False))
         return table.filter(pa.array(keep))
+
+
+class FailOnDigits(Filter):
+    """Raises on texts with a digit (an error, sampled as such); drops texts with a '?'."""
+
+    def check(self, doc):
+        if any(ch.isdigit() for ch in doc["text"]):
+            raise ValueError("digits")
+        return "question" if "?" in doc["text"] else None
 
 
 # ----------------------------------------------------------------------------- real runs
@@ -274,3 +283,45 @@ def test_no_samples_when_disabled(tmp_path: Path):
     jsonl_inputs(tmp_path)
     run = run_pipeline(jsonl_config(tmp_path, "run", per_reason=0)).root
     assert not (run / "samples").exists()
+
+
+def test_global_stage_drops_are_sampled_across_phases(tmp_path: Path):
+    """exact_dedup drops in its apply phase (after a collect and a step phase): the merged
+    sample covers it like any map stage, with each duplicate's cluster."""
+    src = tmp_path / "inputs"
+    src.mkdir()
+    lines = (DATA / "lid" / "lingua-sentences-12lang.jsonl").read_text().splitlines()
+    docs = [json.loads(x) for x in lines[:60]]
+    for f, part in (("a.jsonl", docs[:40]), ("b.jsonl", docs[20:])):  # 20 shared texts
+        (src / f).write_text("".join(json.dumps({**d, "id": f"{f}-{d['id']}"}) + "\n"
+                                     for d in part))
+    cfg = jsonl_config(tmp_path, "run", per_reason=8,
+                       stages=[stage("langid"), stage("exact_dedup")])
+    run = run_pipeline(cfg).root
+    stats = json.loads((run / "stats.json").read_text())
+    assert stats["stages"]["exact_dedup"]["dropped"] == {"duplicate": 20}
+    assert "apply-exact_dedup" in stats["phases"]
+    rows = load_samples(run, "exact_dedup", "duplicate")
+    assert len(rows) == 8
+    kept_ids = set(pq.read_table(run / "data", columns=["id"]).column("id").to_pylist())
+    for r in rows:
+        assert r["id"] not in kept_ids and r["text"]
+        details = json.loads(r["details"])
+        assert details["exact_cluster_size"] == 2 and details["exact_cluster_id"] in kept_ids
+
+
+def test_errors_are_sampled_with_their_reason(tmp_path: Path):
+    jsonl_inputs(tmp_path)
+    run = run_pipeline(jsonl_config(tmp_path, "run", per_reason=50, stages=[
+        stage("test_samples:FailOnDigits", name="fussy")])).root
+    st_ = json.loads((run / "stats.json").read_text())["stages"]["fussy"]
+    rows = load_samples(run, "fussy")
+    assert min(50, st_["errors"]["exception:ValueError"]) == sum(
+        r["reason"] == "exception:ValueError" for r in rows) > 0
+    assert min(50, st_["dropped"]["question"]) == sum(
+        r["reason"] == "question" for r in rows) > 0
+    for r in rows:
+        assert r["kind"] == ("error" if r["reason"].startswith("exception:") else "drop")
+        assert r["text_chars"] > 0
+    out = thresher("samples", str(run), "fussy", "exception:ValueError", "-n", "1").stdout
+    assert f"{st_['errors']['exception:ValueError']} failed" in out

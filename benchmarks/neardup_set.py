@@ -443,7 +443,8 @@ class Generator:
 
 
 def generate(n_docs: int, seed: int = 0, seeds: list[Seed] | None = None) -> list[dict]:
-    """The set as rows (id, text, family, parent, seed, source, edits), in shuffled order."""
+    """The set as rows, in shuffled order: id, text, family, parent, seed, source, edits
+    (this variant's own), noise (every noise kind in the text, inherited ones too)."""
     docs = Generator(seeds if seeds is not None else load_seeds(), n_docs, seed).run()
     order = list(range(len(docs)))
     random.Random(f"order:{seed}").shuffle(order)
@@ -454,7 +455,8 @@ def generate(n_docs: int, seed: int = 0, seeds: list[Seed] | None = None) -> lis
         rows.append({"id": f"d{new_id[d.key]:06d}", "text": d.text(),
                      "family": f"f{d.family:05d}",
                      "parent": None if d.parent is None else f"d{new_id[d.parent]:06d}",
-                     "seed": d.seed.id, "source": d.seed.source, "edits": d.edits})
+                     "seed": d.seed.id, "source": d.seed.source, "edits": d.edits,
+                     "noise": sorted({n["kind"] for n in d.page.noise})})
     for r in rows:  # splice donors by their final ids
         for e in r["edits"]:
             if e.get("op") == "splice":

@@ -175,7 +175,7 @@ def _token_hashes(texts: Sequence[str], spec: MinHashSpec) -> tuple[np.ndarray, 
             lens.append(norm.lens)
         else:
             starts, ends, doc = tn.word_spans(norm)
-            up, down = _powers(1 << max(10, int(len(norm.cps)).bit_length()))
+            up, down = _powers(max(_CHARS, 1 << int(len(norm.cps)).bit_length()))
             prefix = np.zeros(len(norm.cps) + 1, U64)
             np.cumsum(norm.cps.astype(U64) * up[:len(norm.cps)], out=prefix[1:])
             h = (prefix[ends] - prefix[starts]) * down[starts]
@@ -191,22 +191,32 @@ def _shingles(tok: np.ndarray, lens: np.ndarray, n: int) -> tuple[np.ndarray, np
     """Hashes of all n-token windows of each document, concatenated, and counts per doc.
 
     A window never crosses a document boundary; a document shorter than n tokens
-    gets one window of all its tokens; an empty one gets none.
+    gets one window of all its tokens; an empty one gets none. Windows are built for
+    every position of the batch with slices (after step j, h[i] combines tokens
+    i..i+j), then the ones that cross a boundary are dropped.
     """
-    total = len(tok)
-    if total == 0:
-        return np.zeros(0, U64), np.zeros(len(lens), np.int64)
-    doc = np.repeat(np.arange(len(lens)), lens)
+    lens = np.asarray(lens, np.int64)
+    counts = np.where(lens >= n, lens - n + 1, np.minimum(lens, 1))
+    if len(tok) == 0:
+        return np.zeros(0, U64), counts
     starts = np.cumsum(lens) - lens
-    pos = np.arange(total)
-    end = (starts + lens)[doc]
+    short = np.flatnonzero((lens > 0) & (lens < n))
     h = tok.copy()
+    whole = tok[starts[short]]  # the one shingle of each short document
     for j in range(1, n):
-        nxt = pos + j
-        inside = nxt < end
-        h = np.where(inside, h * U64(0x100000001B3) + tok[np.minimum(nxt, total - 1)], h)
-    keep = (pos + n <= end) | ((pos == starts[doc]) & (lens[doc] < n))
-    return _fmix64(h[keep]), np.bincount(doc[keep], minlength=len(lens)).astype(np.int64)
+        h[:-j] *= U64(0x100000001B3)
+        h[:-j] += tok[j:]
+        done = lens[short] == j + 1
+        whole[done] = h[starts[short][done]]
+    keep = np.ones(len(tok), bool)
+    tails = lens >= n  # the last n-1 positions of a document start no full window
+    drop = (starts + lens - n + 1)[tails][:, None] + np.arange(n - 1)
+    keep[drop.reshape(-1)] = False
+    rest = lens[short] - 1  # a short document keeps only its first position
+    first = np.repeat(starts[short] + 1 - (np.cumsum(rest) - rest), rest)
+    keep[first + np.arange(len(first))] = False
+    h[starts[short]] = whole
+    return _fmix64(h[keep]), counts
 
 
 def shingle_hashes(text: str, spec: MinHashSpec) -> np.ndarray:

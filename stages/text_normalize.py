@@ -1,10 +1,11 @@
 """Vectorised text normalization and word splitting for hashing (dedup).
 
 Dedup needs the *same* text to give the *same* units on both sides of a comparison,
-fast, for any language; it does not need linguistic tokens. So after the two
-native string steps (Unicode normal form, lowercase), a batch of texts becomes one
-numpy array of code points, and every character is classified once through a
-table built from the Unicode database:
+fast, for any language; it does not need linguistic tokens. So a batch of texts
+becomes one numpy array of code points: Unicode normal form first (``unicodedata``,
+called only for the texts that hold a character it may change), then a table
+lowercases every character (context-free case folding: a word folds the same
+wherever it is) and a table built once from the Unicode database classifies it:
 
 - whitespace; punctuation = categories P*, S* and non-space controls; format
   characters (Cf: zero-width space and joiners, soft hyphen, BOM), which are
@@ -82,12 +83,55 @@ class Normalized:
                                                                            "surrogatepass")
 
 
+@lru_cache(maxsize=4)
+def _may_change(form: str) -> np.ndarray:
+    """True for the code points whose presence can make ``unicodedata.normalize(form)``
+    change a text; a text without any is left as it is (most text: the check is one
+    numpy gather, the normalization a Python call per text).
+
+    Flagged: characters not in the form on their own, combining marks (reordering,
+    composition with the previous character), second halves of canonical pairs
+    (e.g. Bengali or Tamil vowel signs that compose with ccc 0), and Hangul jamo.
+    """
+    second = set()
+    for cp in range(0x30000):
+        d = unicodedata.decomposition(chr(cp))
+        if d and not d.startswith("<") and len(d.split()) == 2:
+            second.add(int(d.split()[1], 16))
+    table = np.zeros(0x110000, bool)
+    for cp in (*range(0x40000), *range(0xE0000, 0xF0000)):
+        ch = chr(cp)
+        if not unicodedata.is_normalized(form, ch) or unicodedata.combining(ch) or cp in second:
+            table[cp] = True
+    for lo, hi in ((0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xD7B0, 0xD7FF)):
+        table[lo:hi + 1] = True
+    return table
+
+
+@lru_cache(maxsize=1)
+def _lowercase() -> np.ndarray:
+    """Case fold of every code point to one code point (only planes 0-1 have case).
+
+    Context-free, unlike str.lower: Σ and ς both become σ, İ becomes i (its combining
+    dot is dropped); the one-character case folding where there is one, else the
+    first character of the lowercase (ß stays ß).
+    """
+    table = np.arange(0x110000, dtype=np.uint32)
+    for cp in range(0x20000):
+        ch = chr(cp)
+        fold = ch.casefold()
+        low = fold if len(fold) == 1 else ch.lower()
+        if low != ch:
+            table[cp] = ord(low[0])
+    return table
+
+
 @lru_cache(maxsize=8)
-def _tables(strip_punctuation: bool, normalize_digits: bool, delete_format: bool,
-            collapse_whitespace: bool) -> tuple[np.ndarray, np.ndarray]:
+def _tables(lowercase: bool, strip_punctuation: bool, normalize_digits: bool,
+            delete_format: bool, collapse_whitespace: bool) -> tuple[np.ndarray, np.ndarray]:
     """(output code point, output class) of every code point under these options."""
     cls = char_classes().copy()
-    cp = np.arange(0x110000, dtype=np.uint32)
+    cp = _lowercase().copy() if lowercase else np.arange(0x110000, dtype=np.uint32)
     if normalize_digits:
         cp[cls == DIGIT] = ord("0")
     cls[cls == DIGIT] = WORD
@@ -101,24 +145,37 @@ def _tables(strip_punctuation: bool, normalize_digits: bool, delete_format: bool
     return cp, cls
 
 
+def segment_counts(mask: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Number of True values of ``mask`` in each consecutive segment of the given lengths."""
+    out = np.zeros(len(lens), np.int64)
+    full = lens > 0
+    if full.any():  # empty segments would confuse reduceat: skip them
+        starts = (np.cumsum(lens) - lens)[full]
+        out[full] = np.add.reduceat(mask.view(np.uint8), starts, dtype=np.int64)
+    return out
+
+
 def _compact(keep: np.ndarray, lens: np.ndarray, *arrays: np.ndarray) -> tuple:
     """Keep the marked characters: (new lengths per text, *arrays[keep])."""
-    kept = np.zeros(len(keep) + 1, np.int64)
-    np.cumsum(keep, out=kept[1:])
-    ends = np.cumsum(lens)
-    return (kept[ends] - kept[ends - lens], *(a[keep] for a in arrays))
+    return (segment_counts(keep, lens), *(a[keep] for a in arrays))
+
+
+def _code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    lens = np.fromiter(map(len, texts), np.int64, len(texts))
+    return lens, np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
 
 
 def normalize_batch(texts: Sequence[str], opts: NormOptions) -> Normalized:
     """Normalize every text; see the module doc for what each option does."""
     form = None if opts.unicode == "none" else opts.unicode
-    strs = [unicodedata.normalize(form, t) if form else t for t in texts]
-    if opts.lowercase:
-        strs = [t.lower() for t in strs]
-    lens = np.fromiter(map(len, strs), np.int64, len(strs))
-    raw = np.frombuffer("".join(strs).encode("utf-32-le", "surrogatepass"), np.uint32)
-    table_cp, table_cls = _tables(opts.strip_punctuation, opts.normalize_digits, bool(form),
-                                  opts.collapse_whitespace)
+    lens, raw = _code_points(texts)
+    if form:
+        change = segment_counts(_may_change(form)[raw], lens) > 0
+        if change.any():
+            lens, raw = _code_points([unicodedata.normalize(form, t) if c else t
+                                      for t, c in zip(texts, change.tolist())])
+    table_cp, table_cls = _tables(opts.lowercase, opts.strip_punctuation, opts.normalize_digits,
+                                  bool(form), opts.collapse_whitespace)
     cps, cls = table_cp[raw], table_cls[raw]
     if form:
         fmt = cls == FORMAT

@@ -73,6 +73,7 @@ def test_params_for_threshold_weights_and_errors():
     ("Café ＣＡＦÉ cafe\u0301", "café café café"),       # composed, fullwidth, combining
     ("٣ apples ३", "0 apples 0"),                      # Arabic-Indic, Devanagari digits
     ("a_b", "a b"),
+    ("ΣΊΣΥΦΟΣ σίσυφος İstanbul Straße", "σίσυφοσ σίσυφοσ istanbul straße"),  # case fold
 ])
 def test_normalize_default(text, expected):
     assert core.normalize(text, SPEC) == expected
@@ -94,6 +95,26 @@ def test_normalize_batch_equals_one_by_one():
     assert [norm.text(i) for i in range(len(texts))] == [core.normalize(t, SPEC) for t in texts]
 
 
+def _normalized_first(texts: list[str], spec: MinHashSpec) -> list[str]:
+    import unicodedata
+
+    pre = [unicodedata.normalize(spec.unicode, t) for t in texts]
+    return [core.normalize(t, spec) for t in pre]
+
+
+@pytest.mark.parametrize("form", ["NFKC", "NFC", "NFD", "NFKD"])
+def test_normal_form_is_skipped_only_when_it_would_change_nothing(form):
+    spec = MinHashSpec(unicode=form)
+    texts = SENTENCES + ["e\u0301", "\u09c7\u09be", "\u1100\u1161\u11a8", "ｶﾞ", "ﬁ", "한국어"]
+    assert [core.normalize(t, spec) for t in texts] == _normalized_first(texts, spec)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_normal_form_skip_on_random_text(text):
+    assert core.normalize(text, SPEC) == _normalized_first([text], SPEC)[0]
+
+
 def test_words_split_scripts_without_spaces_per_character():
     assert core.tokens("日本語のテキスト、Hello world!", SPEC) == \
         ["日", "本", "語", "の", "テ", "キ", "ス", "ト", "hello", "world"]
@@ -110,6 +131,15 @@ def test_char_unit_shingles_include_spaces():
 
 
 # ---------------------------------------------------------------- shingles and signatures
+def test_many_short_documents_in_one_batch():
+    texts = ["a", "b c", "", "d e f g h i", "j k l", "m"] * 50
+    flat, sizes = core.shingle_sets(texts, SPEC)
+    assert sizes.tolist() == [1, 1, 0, 2, 1, 1] * 50
+    for i in range(6):
+        assert np.array_equal(np.split(flat, np.cumsum(sizes)[:-1])[i],
+                              core.shingle_hashes(texts[i], SPEC))
+
+
 def test_short_and_empty_documents():
     five = MinHashSpec(n=5)
     assert len(core.shingle_hashes("one two three", five)) == 1

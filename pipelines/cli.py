@@ -86,7 +86,7 @@ def cmd_status(a: argparse.Namespace) -> int:
         print(json.dumps(status, indent=1))
     else:
         print_status(status, make_console())
-    return 1 if status["state"] == "failed" else 0
+    return 1 if status["failed"] else 0
 
 
 def cmd_run_task(a: argparse.Namespace) -> int:

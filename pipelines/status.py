@@ -78,10 +78,10 @@ def run_status(run_dir: str | Path | RunDir) -> dict:
 
     if finished:
         state = "finished"
+    elif any(p["running"] or p["pending"] for p in phases):
+        state = "running"  # failures so far are listed all the same
     elif problems or blocked_jobs:
         state = "failed"
-    elif any(p["running"] or p["pending"] for p in phases):
-        state = "running"
     else:
         state = "incomplete"
     return {"run": str(run.root), "state": state, "phases": phases, "failed": problems,
@@ -112,8 +112,9 @@ def _last_error(task_log: Path | None, slurm_log: Path) -> str:
         if last_record >= 0 and " ERROR " in lines[last_record] and lines[-1] != \
                 lines[last_record]:
             return lines[-1].strip()
-    if slurm_log.exists():
-        lines = [ln for ln in slurm_log.read_text(errors="replace").splitlines() if ln.strip()]
+    if slurm_log.exists():  # skip the job script's banner and log chatter: a kill says nothing
+        lines = [ln for ln in slurm_log.read_text(errors="replace").splitlines()
+                 if ln.strip() and not ln.startswith(("thresher: job ", "INFO "))]
         if lines:
             return lines[-1].strip()
     return ""
@@ -139,6 +140,9 @@ def failure_summary(status: dict) -> str:
 def print_status(status: dict, console) -> None:
     from rich.table import Table
 
+    def say(text: str) -> None:  # plain text, never wrapped: paths stay copyable
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     t = Table(title=f"{status['run']}: {status['state']}")
     t.add_column("phase", no_wrap=True)
     for col in ("tasks", *COLUMNS):
@@ -147,20 +151,18 @@ def print_status(status: dict, console) -> None:
         t.add_row(p["phase"], *(f"{p[c]:,}" if p[c] else "-" for c in ("tasks", *COLUMNS)))
     console.print(t)
     if status["warning"]:
-        console.print(f"warning: {status['warning']}", markup=False, highlight=False)
+        say(f"warning: {status['warning']}")
     for f in status["failed"]:
         name = "finalize" if f["task"] is None else f"{f['phase']}/{f['task']}"
-        console.print(f"failed: {name} (job {f['job']}, {f['slurm_state']})"
-                      + (f": {f['error']}" if f["error"] else ""), markup=False, highlight=False)
+        say(f"failed: {name} (job {f['job']}, {f['slurm_state']})"
+            + (f": {f['error']}" if f["error"] else ""))
         for key in ("log", "slurm_log"):
             if f[key]:
-                console.print(f"  {key.replace('_', ' ')}: {f[key]}", markup=False,
-                              highlight=False)
+                say(f"  {key.replace('_', ' ')}: {f[key]}")
     if status["blocked_jobs"]:
-        console.print(f"job(s) {', '.join(status['blocked_jobs'])} will never run: a job they "
-                      "depend on failed (DependencyNeverSatisfied)", markup=False,
-                      highlight=False)
+        say(f"job(s) {', '.join(status['blocked_jobs'])} will never run: a job they depend on "
+            "failed (DependencyNeverSatisfied)")
     hint = {"failed": "fix the cause, then: thresher run CONFIG --resume",
             "incomplete": "nothing is queued: thresher run CONFIG --resume finishes it"}
     if status["state"] in hint:
-        console.print(hint[status["state"]], markup=False, highlight=False)
+        say(hint[status["state"]])

@@ -323,16 +323,27 @@ def test_phase_above_max_array_size_is_split_and_resumes_high_task_ids(slurm, tm
     assert shard_hashes(run) == shard_hashes(tmp_path / "local")
 
 
-def test_python_api_waits_and_raises_on_failure(slurm, test_env, tmp_path: Path):
-    data = jsonl_inputs(tmp_path / "in", 2)
-    cfg = config_from_dict({
-        "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")]},
-        "output": {"path": str(tmp_path / "run")},
-        "executor": {"kind": "slurm"},
-        "stages": [{"stage": "plugins.flaky:FailOnSource"}]})
-    test_env.setenv("THRESHER_TEST_FAIL_SOURCE", "part000")
-    with pytest.raises(UserError, match=r"phase main: task 0 failed: FAILED .*simulated crash"):
-        run_pipeline(cfg)
-    test_env.delenv("THRESHER_TEST_FAIL_SOURCE")
-    run = run_pipeline(cfg, resume=True)
-    assert run.manifest.exists() and len(shard_hashes(run.root)) == 2
+def test_python_api_waits_and_a_killed_task_is_resumed(slurm, test_env, tmp_path: Path):
+    """run_pipeline() waits for the jobs; a task SIGKILLed mid-way (as by the OOM killer)
+    fails its array task, Slurm does not retry it, and resume=True finishes the run."""
+    data = jsonl_inputs(tmp_path / "in", 3)
+    marker = tmp_path / "killed"
+    test_env.setenv("THRESHER_TEST_KILL_MARKER", str(marker))
+
+    def cfg(kind: str, out: str):
+        return config_from_dict({
+            "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")]},
+            "output": {"path": str(tmp_path / out)},
+            "executor": {"kind": kind, **({"max_parallel": 1} if kind == "slurm" else {})},
+            "stages": [{"stage": "plugins.flaky:KillOnce"}, {"stage": "length", "min_chars": 20}]})
+
+    with pytest.raises(UserError, match=r"phase main: task \d failed: FAILED \(signal 9"):
+        run_pipeline(cfg("slurm", "run"))
+    assert marker.exists()  # disarmed from now on: the resumed task is not killed again
+    st = status_json(tmp_path / "run")
+    assert st["state"] == "failed" and st["failed"][0]["slurm_state"].startswith("FAILED")
+    run = run_pipeline(cfg("slurm", "run"), resume=True)
+    assert run.manifest.exists()
+    local = run_pipeline(cfg("local", "local"))
+    assert shard_hashes(run.root) == shard_hashes(local.root)
+    assert counts(run.root) == counts(local.root)

@@ -21,7 +21,14 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from . import registry
 from .errors import ConfigError, ConfigErrors, UserError
@@ -51,10 +58,16 @@ class WarcInput(InputBase):
         True, description="drop responses whose HTTP status is not 2xx (reason http_status)")
     default_charset: str = Field(
         "cp1252", description="charset for pages that declare none and are not valid UTF-8")
+    max_record_bytes: int | None = Field(
+        10 * 2**20, gt=0, description="larger records are dropped without being read into "
+                                      "memory (reason too_large); null: no limit")
 
 
 class WetInput(InputBase):
     format: Literal["wet"] = "wet"
+    max_record_bytes: int | None = Field(
+        10 * 2**20, gt=0, description="larger records are dropped without being read into "
+                                      "memory (reason too_large); null: no limit")
 
 
 class JsonlInput(InputBase):
@@ -65,6 +78,9 @@ class JsonlInput(InputBase):
     fields: list[str] = Field(
         [], description="further top-level keys kept as string/number columns "
                         "(the rest go into a `metadata` JSON column)")
+    max_record_bytes: int | None = Field(
+        64 * 2**20, gt=0, description="longer lines are skipped without being held in memory "
+                                      "(reason too_large); null: no limit")
 
 
 class ParquetInput(InputBase):
@@ -201,6 +217,24 @@ def stage(stage_name: str, name: str | None = None, **params: Any) -> StageSpec:
     return StageSpec(stage_name, name, p)
 
 
+def _check_error_rate(v: Any) -> Any:
+    """``max_error_rate``: a fraction, or {stage name or `default`: fraction}."""
+    def fraction(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
+
+    if v is None or fraction(v):
+        return v
+    if isinstance(v, dict) and all(isinstance(k, str) and fraction(x) for k, x in v.items()):
+        return v
+    raise ValueError("expected a fraction between 0 and 1, or a mapping of stage name (or "
+                     "`default`) to such a fraction")
+
+
+ErrorRate = Annotated[float | dict[str, float] | None, BeforeValidator(_check_error_rate),
+                      Field(description="a task fails when a stage's errors exceed this share of "
+                                        "its documents (per stage: {read: 0.5, default: 0.1})")]
+
+
 def default_stage_name(stage_type: str) -> str:
     """A stage's instance name: its registered name, or the class name for import paths."""
     return stage_type.rpartition(":")[2].lower() if ":" in stage_type else stage_type
@@ -212,6 +246,7 @@ class _Top(Strict):
     input: InputConfig
     output: OutputConfig
     samples: SamplesConfig = Field(default_factory=SamplesConfig)
+    max_error_rate: ErrorRate = None
     executor: ExecutorConfig = Field(default_factory=LocalExecutor)
     stages: list[Any] = []  # each entry is validated against its stage's Params
 
@@ -226,6 +261,7 @@ class PipelineConfig(BaseModel):
     input: InputConfig
     output: OutputConfig
     samples: SamplesConfig = Field(default_factory=SamplesConfig)
+    max_error_rate: ErrorRate = None
     executor: ExecutorConfig = Field(default_factory=LocalExecutor)
     stages: list[StageSpec] = []
 
@@ -238,6 +274,21 @@ class PipelineConfig(BaseModel):
                                   path=f"stages[{i}].name")
             seen[s.name] = i
         return self
+
+    @model_validator(mode="after")
+    def _error_rate_names_stages(self) -> PipelineConfig:
+        if isinstance(self.max_error_rate, dict):
+            known = ["default", *PSEUDO_STAGES, *(s.name for s in self.stages)]
+            for key in self.max_error_rate:
+                if key not in known:
+                    raise ConfigError(f"no stage named {key!r}; expected one of: "
+                                      + ", ".join(known), path=f"max_error_rate.{key}")
+        return self
+
+    def error_rate_limit(self, stage: str) -> float | None:
+        """The ``max_error_rate`` that applies to ``stage`` (None: no limit)."""
+        m = self.max_error_rate
+        return m.get(stage, m.get("default")) if isinstance(m, dict) else m
 
     def to_dict(self, resolved: bool = True) -> dict[str, Any]:
         def dump(m: BaseModel) -> dict:
@@ -254,6 +305,8 @@ class PipelineConfig(BaseModel):
         out["output"] = dump(self.output)
         if resolved or "samples" in self.model_fields_set:
             out["samples"] = dump(self.samples)
+        if resolved or "max_error_rate" in self.model_fields_set:
+            out["max_error_rate"] = self.max_error_rate
         if resolved or "executor" in self.model_fields_set:
             out["executor"] = dump(self.executor)
             if not resolved:
@@ -271,6 +324,7 @@ class PipelineConfig(BaseModel):
         d["output"].pop("path")
         d["output"].pop("keep_intermediate", None)  # housekeeping, not output
         d.pop("samples", None)  # what is shown about drops, not what is kept
+        d.pop("max_error_rate", None)  # whether a task may finish, not what it writes
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def with_overrides(self, **kw: Any) -> PipelineConfig:

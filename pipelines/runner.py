@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .config import PipelineConfig, dump_resolved, load_config
-from .errors import UserError
+from .errors import TaskError, UserError
 from .global_stage import GlobalContext, GlobalStage, doc_keys
 from .io import make_reader, make_writer
 from .io.writers import sha256_file
@@ -154,6 +154,7 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
         writer.abort()
         raise
     _check_balanced(stats, task)
+    _check_error_rate(cfg, stats, task, source, out_dir, prefix)
     record["shards"] = [s.to_dict() for s in shards]
     record["stages"] = stats.to_dict()
     if stats.sampler is not None:  # before the stats file, which marks the task done
@@ -246,6 +247,22 @@ def _check_balanced(stats: RunStats, task: int) -> None:
                 f"bug: stage {name!r} in task {task} lost documents: in={st.docs_in} "
                 f"added={st.docs_added} out={st.docs_out} dropped={st.n_dropped} "
                 f"errors={st.n_errors}")
+
+
+def _check_error_rate(cfg: PipelineConfig, stats: RunStats, task: int, source: str,
+                      out_dir: Path, prefix: str) -> None:
+    """Fail the task when a stage's errors exceed ``max_error_rate`` of its documents
+    (bad input on a scale that needs a look); its shards go, so nothing looks done."""
+    for name, st in stats.stages.items():
+        limit = cfg.error_rate_limit(name)
+        if limit is None or not st.docs_in or st.n_errors <= limit * st.docs_in:
+            continue
+        _remove_leftovers(out_dir, prefix)
+        worst = sorted(st.errors.items(), key=lambda kv: (-kv[1], kv[0]))
+        raise TaskError(
+            f"stage {name!r} in task {task} ({source}): {st.n_errors} errors in {st.docs_in} "
+            f"documents ({st.n_errors / st.docs_in:.1%}) exceed max_error_rate {limit:g} ("
+            + ", ".join(f"{r} {n}" for r, n in worst) + ")")
 
 
 def _remove_leftovers(out_dir: Path, prefix: str) -> None:

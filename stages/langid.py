@@ -29,6 +29,10 @@ class LangIdParams(FilterParams):
                           "default: the bundled lid.176.ftz")
     model_sha256: str | None = Field(
         None, description="expected sha256 of `model`; checked before loading")
+    max_chars: int | None = Field(
+        None, gt=0, description="identify the language from the first N characters only "
+                                "(fastText's cost grows with the text; 2000 is ~2x faster on "
+                                "5k-character pages); default: the whole text")
 
 
 class LangId(Filter):
@@ -63,7 +67,8 @@ class LangId(Filter):
         self._model = fasttext.load_model(str(path))
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
-        texts = [(d[TEXT] or "").replace("\n", " ") for d in iter_docs(table, (TEXT,))]
+        n = self.params.max_chars
+        texts = [(d[TEXT] or "")[:n].replace("\n", " ") for d in iter_docs(table, (TEXT,))]
         labels, probs = self._model.predict(texts, k=1) if texts else ([], [])
         langs: list[str | None] = []
         scores: list[float | None] = []

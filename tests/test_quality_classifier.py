@@ -153,9 +153,10 @@ def test_keep_top_matches_exact_quantiles_within_the_bound(model, scored, inputs
 
 
 def test_coarse_sketch_error_stays_within_its_bound(scored):
-    """With 6 mantissa bits buckets are wide: extra documents appear, all within the bound."""
+    """With 6 mantissa bits buckets are wide: extra documents appear, all within the bound;
+    with 23 the sketch is exact for float32 scores."""
     scores = np.array([r["quality_score"] for r in scored])
-    for bits in (6, 10, 20):
+    for bits in (6, 10, 20, 23):
         uniq, counts = np.unique(bucket_of(scores, bits), return_counts=True)
         half = len(uniq) // 2  # two partial sketches, merged
         parts = [pa.table({"group": ["*"] * len(u), "bucket": u, "count": c}, schema=SKETCH)
@@ -167,6 +168,8 @@ def test_coarse_sketch_error_stays_within_its_bound(scored):
             exact_cut = np.sort(scores)[::-1][k - 1]
             assert t["floor"] <= exact_cut and exact_cut - t["floor"] < 2.0 ** -bits * exact_cut
             assert t["kept"] == int((scores >= t["floor"]).sum()) >= k
+            if bits == 23:  # fastText's scores are float32: 23 bits tell them all apart
+                assert t["floor"] == exact_cut and t["kept"] == int((scores >= exact_cut).sum())
             assert bucket_floor(t["bucket"], bits) == t["floor"]
 
 

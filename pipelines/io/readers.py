@@ -6,11 +6,17 @@ an error (``stats.error``: bad input such as ``bad_json``). The runner counts
 what is yielded, so ``docs_in == docs_out + dropped + errors`` for the reader.
 When the task samples drops, each dropped record is described (id, url, source,
 record index, a few headers) so ``thresher samples RUN read`` can show it.
+
+Bad input never ends a task: a damaged WARC region, a bad JSONL line, a Parquet row
+without text is one counted error and reading goes on (docs/reliability.md lists
+every reason). Memory stays bounded: records over ``max_record_bytes`` are dropped
+unread (``too_large``) and batches are cut at ``BATCH_CHARS`` characters.
 """
 
 from __future__ import annotations
 
-import gzip
+import bisect
+import itertools
 import json
 import logging
 import re
@@ -19,15 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
 from ..schema import HTML, ID, SOURCE, TEXT, URL, stable_id
 from ..stats import StageStats
 from .compression import open_binary
-from .html_charset import decode_html
+from .html_charset import decode_html, looks_binary
+from .warc_stream import cut_short, iter_warc
 
 log = logging.getLogger(__name__)
+BATCH_CHARS = 64 * 2**20
 
 
 class Reader:
@@ -42,88 +51,57 @@ class Reader:
         raise NotImplementedError
 
     def _batches(self, rows: Iterator[dict[str, Any]]) -> Iterator[pa.Table]:
+        """Tables of ``batch_size`` rows, cut earlier when their text reaches
+        ``BATCH_CHARS`` (a batch of huge pages must not hold gigabytes)."""
         buf: list[dict[str, Any]] = []
+        chars = 0
         for row in rows:
             buf.append(row)
-            if len(buf) >= self.cfg.batch_size:
+            chars += len(row.get(HTML) or row.get(TEXT) or "")
+            if len(buf) >= self.cfg.batch_size or chars >= BATCH_CHARS:
                 yield pa.Table.from_pylist(buf, schema=self.schema)
-                buf = []
+                buf, chars = [], 0
         if buf:
             yield pa.Table.from_pylist(buf, schema=self.schema)
 
 
 # ----------------------------------------------------------------------------- WARC / WET
 
-class _ShortReads:
-    """A file whose ``read(n)`` returns what one step gives (``read1``) and notes an early end.
-
-    ``GzipFile.read(n)`` throws away all it decompressed in that call when the file turns
-    out truncated, which loses complete records just before the cut; and warcio ends its
-    iteration silently on an EOFError met while parsing a record's headers, so
-    ``truncated`` remembers that the file did end early.
-    """
-
-    def __init__(self, fh):
-        self.fh, self.truncated = fh, False
-
-    def tell(self) -> int:
-        return self.fh.tell()
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return self.fh.read() if size is None or size < 0 else self.fh.read1(size)
-        except EOFError:
-            self.truncated = True
-            raise
-
-
 def _warc_records(path: Path, stats: StageStats, source: str = ""):
-    """(index, record) for each WARC record; a corrupt tail is counted as one error."""
-    from warcio.archiveiterator import ArchiveIterator
-
-    idx = 0
-    # Python's gzip (not warcio's own inflater) so a truncated file raises instead of
-    # silently ending; warcio reads the decompressed stream as an uncompressed WARC.
-    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as fh:
-        src = _ShortReads(fh)
-        it = ArchiveIterator(src, arc2warc=True)
-        record = None
-        while True:
-            try:
-                record = next(it)
-                problem = None
-            except StopIteration:
-                # warcio ends without an error when an uncompressed file is cut inside a
-                # record's body or WARC headers, or inside the HTTP headers (a line left over)
-                if not (src.truncated or _cut_short(record) or getattr(it, "next_line", None)):
-                    return
-                problem = "EOFError: file ends inside a record"
-            except Exception as exc:  # truncated gzip, garbage between records...
-                problem = f"{type(exc).__name__}: {exc}"
-            if problem is not None:
-                stats.docs_in += 1
-                stats.error("corrupt_warc", doc=_at(stats, source, idx, problem=problem))
-                log.warning("%s: unreadable after record %d (%s); rest of file skipped",
-                            path, idx, problem)
-                return
-            stats.docs_in += 1
-            yield idx, record
-            idx += 1
+    """(index, offset, record) for each WARC record. Each unreadable region (a truncated
+    tail, garbage between records, a record that does not parse) is counted as one
+    ``corrupt_warc`` error, and reading goes on at the next record found after it."""
+    for idx, offset, record, problem in iter_warc(path):
+        stats.docs_in += 1
+        if problem is None:
+            yield idx, offset, record
+            continue
+        stats.error("corrupt_warc", doc=_at(stats, source, idx, problem=problem, offset=offset))
+        log.warning("%s: unreadable data at offset %d, after record %d (%s); skipped to the "
+                    "next record", path, offset, idx - 1, problem)
 
 
-def _cut_short(record) -> bool:
-    """Whether the file ended inside this (fully read) record: before its Content-Length
-    did, or inside its WARC headers (no Content-Length, which every WARC record has)."""
-    return record is not None and getattr(record.raw_stream, "limit", None) != 0
+class _TooLarge(Exception):
+    pass
 
 
-def _payload(record) -> bytes:
-    """The record's payload; EOFError if the file ends before the record does."""
-    body = record.content_stream().read()
-    record.raw_stream.read()
-    if _cut_short(record):
+def _payload(record, limit: int | None = None) -> bytes:
+    """The record's payload (at most ``limit`` bytes, else _TooLarge); EOFError if the
+    file ends before the record does. Reads the rest of the record in bounded steps."""
+    stream = record.content_stream()
+    body = stream.read() if limit is None else stream.read(limit + 1)
+    if limit is not None and len(body) > limit:
+        raise _TooLarge
+    while record.raw_stream.read(1 << 16):
+        pass
+    if cut_short(record):
         raise EOFError("file ends inside the record")
     return body
+
+
+def _too_large(record, limit: int | None) -> bool:
+    """Whether the record's declared length is over the limit (checked before reading)."""
+    return limit is not None and (record.length or 0) > limit
 
 
 def _record_id(record, source: str, idx: int) -> str:
@@ -164,7 +142,8 @@ class WarcReader(Reader):
 
     def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
         allowed = {c.lower() for c in self.cfg.content_types}
-        for idx, record in _warc_records(path, stats, source):
+        limit = self.cfg.max_record_bytes
+        for idx, offset, record in _warc_records(path, stats, source):
             rtype = record.rec_type
             if rtype != "response":
                 stats.drop(f"record_{rtype}", doc=_about(stats, record, source, idx))
@@ -184,14 +163,26 @@ class WarcReader(Reader):
                                                   content_type=ctype_full))
                 continue
             try:
-                body = _payload(record)
+                if _too_large(record, limit):
+                    raise _TooLarge
+                body = _payload(record, limit)
+            except _TooLarge:
+                stats.drop("too_large", doc=_about(stats, record, source, idx, offset=offset,
+                                                   length=record.length))
+                continue
             except Exception as exc:
                 stats.error("unreadable_body", doc=_about(
-                    stats, record, source, idx, problem=f"{type(exc).__name__}: {exc}"))
-                log.warning("%s record %d: %s: %s", path, idx, type(exc).__name__, exc)
+                    stats, record, source, idx, problem=f"{type(exc).__name__}: {exc}",
+                    offset=offset))
+                log.warning("%s record %d at offset %d: %s: %s", path, idx, offset,
+                            type(exc).__name__, exc)
                 continue
             if not body.strip():
                 stats.drop("empty", doc=_about(stats, record, source, idx))
+                continue
+            if looks_binary(body, ctype_full):  # an image or archive labelled as HTML
+                stats.error("binary_content", doc=_about(stats, record, source, idx,
+                                                         offset=offset, content_type=ctype_full))
                 continue
             html, charset = decode_html(body, ctype_full, self.cfg.default_charset)
             yield {
@@ -218,16 +209,25 @@ class WetReader(Reader):
         return self._batches(self._rows(path, source, stats))
 
     def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
-        for idx, record in _warc_records(path, stats, source):
+        limit = self.cfg.max_record_bytes
+        for idx, offset, record in _warc_records(path, stats, source):
             if record.rec_type != "conversion":
                 stats.drop(f"record_{record.rec_type}", doc=_about(stats, record, source, idx))
                 continue
             try:
-                text = _payload(record).decode("utf-8", errors="replace")
+                if _too_large(record, limit):
+                    raise _TooLarge
+                text = _payload(record, limit).decode("utf-8", errors="replace")
+            except _TooLarge:
+                stats.drop("too_large", doc=_about(stats, record, source, idx, offset=offset,
+                                                   length=record.length))
+                continue
             except Exception as exc:
                 stats.error("unreadable_body", doc=_about(
-                    stats, record, source, idx, problem=f"{type(exc).__name__}: {exc}"))
-                log.warning("%s record %d: %s: %s", path, idx, type(exc).__name__, exc)
+                    stats, record, source, idx, problem=f"{type(exc).__name__}: {exc}",
+                    offset=offset))
+                log.warning("%s record %d at offset %d: %s: %s", path, idx, offset,
+                            type(exc).__name__, exc)
                 continue
             if not text.strip():
                 stats.drop("empty", doc=_about(stats, record, source, idx))
@@ -276,14 +276,23 @@ class JsonlReader(Reader):
         # byte would fail the lines before it too
         with open_binary(path) as fh:
             idx = -1
+            limit = c.max_record_bytes
             while True:
                 try:
-                    raw = fh.readline()
+                    raw = fh.readline(-1 if limit is None else limit + 1)
+                    if limit is not None and len(raw) > limit and not raw.endswith(b"\n"):
+                        _skip_line(fh)
+                        raw = None  # too large: never held whole in memory
                 except (OSError, EOFError) as exc:
                     stats.docs_in += 1
                     stats.error("corrupt_file", doc=_at(stats, source, idx + 1, problem=str(exc)))
                     log.warning("%s: unreadable after line %d (%s); rest skipped", path, idx, exc)
                     return
+                if raw is None:
+                    idx += 1
+                    stats.docs_in += 1
+                    stats.drop("too_large", doc=_at(stats, source, idx, limit=limit))
+                    continue
                 if not raw:
                     return
                 idx += 1
@@ -332,6 +341,14 @@ class JsonlReader(Reader):
                 yield row
 
 
+def _skip_line(fh) -> None:
+    """Read past the end of the current line in bounded steps."""
+    while True:
+        part = fh.readline(1 << 20)
+        if not part or part.endswith(b"\n"):
+            return
+
+
 # ----------------------------------------------------------------------------- Parquet
 
 class ParquetReader(Reader):
@@ -357,37 +374,127 @@ class ParquetReader(Reader):
             log.warning("%s: no column %r (has %s); %d rows counted as errors",
                         path, c.text_column, names, n_rows)
             return
+        lacking = [x for x in c.columns or [] if x not in names]
+        if lacking:  # a file of another layout: say so rather than guess
+            stats.docs_in += n_rows
+            stats.error("missing_column", n_rows, doc=_at(
+                stats, source, 0, rows=n_rows, missing=", ".join(lacking),
+                columns=", ".join(names)))
+            log.warning("%s: no column(s) %s (has %s); %d rows counted as errors",
+                        path, lacking, names, n_rows)
+            return
         columns = None if c.columns is None else sorted(
             set(c.columns) | {c.text_column} | ({c.id_column} & set(names)),
             key=names.index)
-        offset = 0
-        for batch in pf.iter_batches(batch_size=c.batch_size, columns=columns):
-            t = pa.Table.from_batches([batch])
-            stats.docs_in += t.num_rows
-            t = self._canonical(t, source, offset)
-            offset += batch.num_rows
-            yield t
+        ends = list(itertools.accumulate(pf.metadata.row_group(g).num_rows
+                                         for g in range(pf.num_row_groups)))
+        offset, g = 0, 0
+        while g < len(ends):
+            batches = pf.iter_batches(batch_size=c.batch_size, columns=columns,
+                                      row_groups=list(range(g, len(ends))))
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                except Exception as exc:  # a damaged row group: lose only its rows
+                    g = bisect.bisect_right(ends, offset)
+                    rest = self._row_group_rest(pf, g, columns, offset, ends, exc, path,
+                                                source, stats)
+                    if rest is not None and rest.num_rows:
+                        stats.docs_in += rest.num_rows
+                        t = self._canonical(rest, source, offset, stats)
+                        if t.num_rows:
+                            yield t
+                    offset, g = ends[g], g + 1
+                    break
+                stats.docs_in += batch.num_rows
+                t = self._canonical(pa.Table.from_batches([batch]), source, offset, stats)
+                offset += batch.num_rows
+                if t.num_rows:
+                    yield t
 
-    def _canonical(self, t: pa.Table, source: str, offset: int) -> pa.Table:
+    def _row_group_rest(self, pf, g: int, columns, offset: int, ends: list[int],
+                        exc: Exception, path: Path, source: str,
+                        stats: StageStats) -> pa.Table | None:
+        """Rows ``offset..`` of row group ``g`` read on their own, or counted as errors."""
+        start = ends[g - 1] if g else 0
+        try:
+            return pf.read_row_group(g, columns=columns).slice(offset - start)
+        except Exception:
+            rest = ends[g] - offset
+            problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            stats.docs_in += rest
+            stats.error("corrupt_parquet", rest, doc=_at(stats, source, offset, rows=rest,
+                                                         problem=problem))
+            log.warning("%s: row group %d unreadable (%s); its %d rows counted as errors",
+                        path, g, problem, rest)
+            return None
+
+    def _canonical(self, t: pa.Table, source: str, offset: int, stats: StageStats) -> pa.Table:
+        """Canonical columns: string `text` (rows without one are counted as errors), a
+        string `id` (stable ids where the file has none), `source`."""
         c = self.cfg
         if c.text_column != TEXT:
             t = t.drop_columns([TEXT]) if TEXT in t.schema.names else t
             t = t.rename_columns([TEXT if n == c.text_column else n for n in t.schema.names])
-        if not pa.types.is_string(t.schema.field(TEXT).type):
-            t = t.set_column(t.schema.get_field_index(TEXT), TEXT, t.column(TEXT).cast(pa.string()))
+        text, reasons = _text_values(t.column(TEXT))
+        t = t.set_column(t.schema.get_field_index(TEXT), TEXT, text)
+        stable = pa.array([stable_id(source, offset + i) for i in range(t.num_rows)],
+                          pa.string())
+        ids = stable
         if c.id_column in t.schema.names:
-            ids = t.column(c.id_column).cast(pa.string())
+            try:
+                own = t.column(c.id_column).cast(pa.string())
+                ids = pc.if_else(pc.is_null(own), stable, own)  # null ids get stable ones
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                log.warning("id column %r of type %s is not usable as text; stable ids used",
+                            c.id_column, t.schema.field(c.id_column).type)
             if c.id_column != ID:
                 t = t.drop_columns([c.id_column])
-        else:
-            ids = pa.array([stable_id(source, offset + i) for i in range(t.num_rows)], pa.string())
         if ID in t.schema.names:
             t = t.drop_columns([ID])
         t = t.add_column(0, pa.field(ID, pa.string()), ids)
         if SOURCE not in t.schema.names:
             t = t.append_column(pa.field(SOURCE, pa.string()),
                                 pa.array([source] * t.num_rows, pa.string()))
-        return t
+        if reasons is None:
+            return t
+        for i, r in enumerate(reasons):
+            if r is not None:
+                stats.error(r, doc=_at(stats, source, offset + i, doc_id=ids[i].as_py()))
+        return t.filter(pa.array([r is None for r in reasons], pa.bool_()))
+
+
+def _text_values(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list[str | None] | None]:
+    """The text column as strings, and per row the error reason of rows that have no text
+    (None when every row has one): missing_text (null), text_not_string (a number, a
+    list...), bad_unicode (binary that is not UTF-8)."""
+    typ = col.type
+    if pa.types.is_dictionary(typ):
+        col, typ = col.cast(typ.value_type), typ.value_type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or \
+            pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+        try:
+            col = col.cast(pa.string())
+        except pa.ArrowInvalid:  # binary that is not all UTF-8: decode row by row
+            vals = []
+            for v in col.to_pylist():
+                try:
+                    vals.append(None if v is None else v.decode("utf-8"))
+                except UnicodeDecodeError:
+                    vals.append(b"")  # marks the bad row below
+            reasons = [None if isinstance(v, str) else
+                       ("missing_text" if v is None else "bad_unicode") for v in vals]
+            return pa.chunked_array([pa.array([v if isinstance(v, str) else None
+                                               for v in vals], pa.string())]), reasons
+        if col.null_count == 0:
+            return col, None
+        return col, ["missing_text" if v is None else None for v in col.to_pylist()]
+    if pa.types.is_null(typ):
+        return pa.nulls(len(col), pa.string()), ["missing_text"] * len(col)
+    return pa.nulls(len(col), pa.string()), [
+        "missing_text" if v is None else "text_not_string" for v in col.to_pylist()]
 
 
 READERS: dict[str, type[Reader]] = {

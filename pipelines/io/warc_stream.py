@@ -1,0 +1,227 @@
+"""WARC records of one file, surviving damage: a bad region costs only what is inside it.
+
+``iter_warc(path)`` yields ``(index, offset, record, None)`` for each record and
+``(index, offset, None, problem)`` for each unreadable region (the reader counts it as
+one ``corrupt_warc`` error), then goes on at the next record it can find:
+
+- gzip files (named .gz, or starting with gzip's magic bytes) are read one gzip
+  member at a time, as WARC writers produce them (one record per member). Garbage
+  between members, a member that does not inflate, or a member that is not a WARC
+  record is skipped up to the next offset where a gzip member starts and inflates to a
+  ``WARC/`` (or ARC) header. ``offset`` is the member's offset in the compressed file,
+  the number Common Crawl's index and ``warcio extract`` use.
+- uncompressed files are read straight through; after damage, reading resumes at the
+  next line starting with ``WARC/<digit>``. ``offset`` is the record's byte offset.
+
+A file that ends early (truncated) yields its whole records, then one problem. warcio
+itself ends silently in some of these cases, which is why ``truncated`` and the
+record's remaining length are checked here.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+GZIP_MAGIC = b"\x1f\x8b\x08"
+_CHUNK = 1 << 16
+_MAX_OUT = 1 << 20  # inflate at most this much per step (bounded memory on gzip bombs)
+_PLAIN_START = re.compile(rb"\nWARC/\d")
+_RECORD_START = re.compile(rb"WARC/\d|[a-z][a-z0-9+.\-]*://", re.IGNORECASE)  # WARC or ARC
+
+Event = tuple[int, int, Any, "str | None"]
+
+
+def iter_warc(path: Path) -> Iterator[Event]:
+    with open(path, "rb") as fh:
+        gz = path.name.endswith(".gz") or fh.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+        fh.seek(0)
+        yield from (_gzip_records(fh) if gz else _plain_records(fh))
+
+
+def cut_short(record) -> bool:
+    """Whether the stream ended inside this (fully read) record: before its Content-Length
+    did, or inside its WARC headers (no Content-Length, which every WARC record has)."""
+    return record is not None and getattr(record.raw_stream, "limit", None) != 0
+
+
+# ----------------------------------------------------------------------------- gzip
+
+class _Member(io.RawIOBase):
+    """The inflated bytes of the one gzip member starting at ``start``.
+
+    Ends (returns b"") at the member's end; notes whether the file ended first
+    (``truncated``) or the data did not inflate (``error``). ``end`` is the offset just
+    after the member once it is known; ``rest`` the bytes already read beyond it.
+    """
+
+    def __init__(self, fh, start: int, head: bytes = b""):
+        self.fh, self.start = fh, start
+        self._z = zlib.decompressobj(31)
+        self._in = head  # compressed bytes read but not yet inflated (fh is after them)
+        self._out, self._pos = b"", 0
+        self.end: int | None = None
+        self.rest = b""
+        self.truncated = False
+        self.error: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._pos >= len(self._out):
+            if self.end is not None or self.truncated or self.error:
+                return 0
+            if not self._in:
+                self._in = self.fh.read(_CHUNK)
+                if not self._in:
+                    self.truncated = True
+                    return 0
+            try:
+                out = self._z.decompress(self._in, _MAX_OUT)
+            except zlib.error as exc:
+                self.error = f"gzip data does not inflate ({exc})"
+                return 0
+            if self._z.eof:
+                self.rest = self._z.unused_data
+                self.end = self.fh.tell() - len(self.rest)
+                self._in = b""
+            else:
+                self._in = self._z.unconsumed_tail
+            self._out, self._pos = out, 0
+        n = min(len(b), len(self._out) - self._pos)
+        b[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def drain(self) -> None:
+        """Inflate to the member's end (to find where the next one starts)."""
+        while self.read(_CHUNK):
+            pass
+
+
+def _gzip_records(fh) -> Iterator[Event]:
+    from warcio.archiveiterator import ArchiveIterator
+
+    idx, pos, head = 0, 0, b""
+    while True:
+        if len(head) < len(GZIP_MAGIC):
+            fh.seek(pos + len(head))
+            head += fh.read(_CHUNK)
+        if not head:
+            return  # a clean end
+        if not head.startswith(GZIP_MAGIC):
+            yield idx, pos, None, "bytes that are not a gzip member"
+            idx += 1
+            pos, head = _next_member(fh, pos + 1), b""
+            if pos is None:
+                return
+            continue
+        member = _Member(fh, pos, head)
+        it = ArchiveIterator(member, arc2warc=True)
+        record, problem = None, None
+        while True:
+            try:
+                record = next(it)
+            except StopIteration:
+                break
+            except Exception as exc:  # not a WARC record, bad headers...
+                problem = f"{type(exc).__name__}: {exc}"
+                break
+            yield idx, pos, record, None
+            idx += 1
+        if member.error is None and not member.truncated:
+            member.drain()  # to where the next member starts
+        if member.truncated:
+            yield idx, pos, None, problem or "file ends inside a gzip member (truncated?)"
+            return
+        if problem is None and member.error is None and (
+                cut_short(record) or getattr(it, "next_line", None)):
+            problem = "gzip member ends inside a record"
+        if member.error is not None or member.end is None:
+            yield idx, pos, None, problem or member.error
+            idx += 1
+            pos, head = _next_member(fh, pos + 1), b""
+            if pos is None:
+                return
+            continue
+        if problem is not None:  # a whole member, but not a readable record
+            yield idx, pos, None, problem
+            idx += 1
+        pos, head = member.end, member.rest
+
+
+def _next_member(fh, start: int) -> int | None:
+    """Offset of the next gzip member at or after ``start`` that inflates to a record
+    header (a magic number inside compressed data is not enough)."""
+    offset = start
+    while True:
+        fh.seek(offset)
+        chunk = fh.read(_CHUNK + len(GZIP_MAGIC))
+        if len(chunk) < len(GZIP_MAGIC):
+            return None
+        i = chunk.find(GZIP_MAGIC, 0, _CHUNK)
+        while i >= 0:
+            if _starts_a_record(fh, offset + i):
+                return offset + i
+            i = chunk.find(GZIP_MAGIC, i + 1, _CHUNK)
+        offset += _CHUNK
+
+
+def _starts_a_record(fh, offset: int) -> bool:
+    fh.seek(offset)
+    z = zlib.decompressobj(31)
+    try:
+        out = z.decompress(fh.read(4096), 64)
+    except zlib.error:
+        return False
+    return _RECORD_START.match(out) is not None
+
+
+# ----------------------------------------------------------------------------- plain
+
+def _plain_records(fh) -> Iterator[Event]:
+    from warcio.archiveiterator import ArchiveIterator
+
+    idx, pos = 0, 0
+    while True:
+        fh.seek(pos)
+        it = ArchiveIterator(fh, arc2warc=True)
+        record = None
+        while True:
+            try:
+                record = next(it)
+            except StopIteration:
+                # warcio ends without an error when the file is cut inside a record's body
+                # or WARC headers, or inside the HTTP headers (a line left over)
+                if cut_short(record) or getattr(it, "next_line", None):
+                    yield idx, it.offset, None, "file ends inside a record (truncated?)"
+                return
+            except Exception as exc:  # garbage where a record should start, bad headers
+                bad = it.offset
+                yield idx, bad, None, f"{type(exc).__name__}: {exc}"
+                idx += 1
+                pos = _next_plain_record(fh, bad + 1)
+                if pos is None:
+                    return
+                break
+            yield idx, it.offset, record, None
+            idx += 1
+
+
+def _next_plain_record(fh, start: int) -> int | None:
+    """Offset of the first line at or after ``start`` that starts with ``WARC/<digit>``."""
+    offset = start - 1  # the newline before a record starting right at ``start``
+    while True:
+        fh.seek(offset)
+        chunk = fh.read(_CHUNK + 8)
+        m = _PLAIN_START.search(chunk)
+        if m:
+            return offset + m.start() + 1
+        if len(chunk) < _CHUNK + 8:
+            return None
+        offset += _CHUNK

@@ -1,4 +1,7 @@
-"""HTML -> main text with trafilatura 2.x."""
+"""HTML -> main text with trafilatura 2.x, or with resiliparse (about 10x faster, less precise).
+
+docs/benchmarks.md ("Extraction") measures both against the ScrapingHub gold text.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +10,26 @@ from functools import partial
 from typing import ClassVar, Literal
 
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipelines.deadline import CpuDeadline
+from pipelines.errors import UserError
 from pipelines.schema import HTML, SOURCE, TEXT, URL
 from pipelines.stage import Params, Stage, TaskContext, iter_docs, set_column
 from pipelines.stats import StageStats
 
 log = logging.getLogger(__name__)
 
+TRAFILATURA_ONLY = ("favor_precision", "favor_recall", "include_formatting", "deduplicate",
+                    "fast", "output_format", "target_language")
+
 
 class ExtractParams(Params):
+    extractor: Literal["trafilatura", "resiliparse"] = Field(
+        "trafilatura", description="trafilatura, or resiliparse's main-content "
+                                   "extract_plain_text (needs the resiliparse package; takes "
+                                   "include_comments and include_links, not the "
+                                   "trafilatura-only options)")
     favor_precision: bool = Field(False, description="prefer less text, less boilerplate")
     favor_recall: bool = Field(False, description="prefer more text")
     include_comments: bool = Field(False, description="keep user comments below the content")
@@ -35,32 +47,70 @@ class ExtractParams(Params):
         60.0, gt=0, description="CPU seconds one page may take; a page that takes longer is "
                                 "counted as error extract_timeout (null: no limit)")
 
+    @model_validator(mode="after")
+    def _options_of_the_extractor(self) -> ExtractParams:
+        if self.extractor != "trafilatura":
+            fields = type(self).model_fields
+            bad = [k for k in TRAFILATURA_ONLY if getattr(self, k) != fields[k].default]
+            if bad:
+                raise ValueError(f"{', '.join(bad)}: only for extractor trafilatura, "
+                                 f"not {self.extractor}")
+        return self
+
 
 class Extract(Stage):
-    """Extracts main text from the `html` column with trafilatura; drops pages with none.
+    """Extracts main text from the `html` column (trafilatura or resiliparse); drops pages
+    with none.
 
-    Reasons: `no_text` (trafilatura found no main content), `no_html`; errors:
+    Reasons: `no_text` (the extractor found no main content), `no_html`; errors:
     `extract_timeout` (the page took more than `timeout_s` CPU seconds),
-    `exception:<Type>` (trafilatura raised).
+    `exception:<Type>` (the extractor raised).
     """
 
     Params: ClassVar[type[Params]] = ExtractParams
     params: ExtractParams
 
     def setup(self) -> None:
-        import trafilatura  # noqa: F401  (imported once per process)
-
+        if self.params.extractor == "resiliparse":
+            try:
+                import resiliparse.extract.html2text  # noqa: F401
+            except ImportError:
+                raise UserError(f"stage {self.name}: extractor resiliparse needs the "
+                                "resiliparse package (pip install resiliparse)") from None
+        else:
+            import trafilatura  # noqa: F401  (imported once per process)
         self._deadline = CpuDeadline(self.params.timeout_s)
 
     def begin_task(self, ctx: TaskContext) -> None:
-        from trafilatura.deduplication import LRUCache
+        self._dedup_cache = False
+        if self.params.deduplicate:
+            from trafilatura.deduplication import LRUCache
 
-        self._dedup_cache = LRUCache(maxsize=2**20) if self.params.deduplicate else False
+            self._dedup_cache = LRUCache(maxsize=2**20)
 
-    def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
+    def _trafilatura(self, html: str, url: str | None) -> str | None:
         import trafilatura
 
         p = self.params
+        return trafilatura.extract(
+            html, url=url, favor_precision=p.favor_precision, favor_recall=p.favor_recall,
+            include_comments=p.include_comments, include_tables=p.include_tables,
+            include_links=p.include_links, include_formatting=p.include_formatting, fast=p.fast,
+            deduplicate=getattr(self, "_dedup_cache", False), output_format=p.output_format,
+            target_language=p.target_language)
+
+    def _resiliparse(self, html: str, url: str | None) -> str | None:
+        """Main content as plain text with block structure (lines), like trafilatura's."""
+        from resiliparse.extract.html2text import extract_plain_text
+
+        p = self.params
+        return extract_plain_text(
+            html, main_content=True, preserve_formatting=True, comments=p.include_comments,
+            links=p.include_links, skip_elements=None if p.include_tables else ["table"])
+
+    def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
+        p = self.params
+        extract = self._resiliparse if p.extractor == "resiliparse" else self._trafilatura
         if HTML not in table.schema.names:
             stats.drop_rows("no_html", table)
             return table.slice(0, 0)
@@ -72,14 +122,7 @@ class Extract(Stage):
             text = None
             if html:
                 try:
-                    timed_out, text = deadline.call(partial(
-                        trafilatura.extract, html, url=doc[URL],
-                        favor_precision=p.favor_precision,
-                        favor_recall=p.favor_recall, include_comments=p.include_comments,
-                        include_tables=p.include_tables, include_links=p.include_links,
-                        include_formatting=p.include_formatting, fast=p.fast,
-                        deduplicate=getattr(self, "_dedup_cache", False),
-                        output_format=p.output_format, target_language=p.target_language))
+                    timed_out, text = deadline.call(partial(extract, html, doc[URL]))
                 except Exception as exc:  # one bad page must not kill the task
                     log.warning("extract: %s on %s: %s", type(exc).__name__, doc["id"], exc)
                     stats.error(f"exception:{type(exc).__name__}", doc=doc)

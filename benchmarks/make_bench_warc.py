@@ -1,0 +1,174 @@
+"""Build the end-to-end benchmark input: real HTML pages in WARC files, plus the real WARCs.
+
+    .venv/bin/python benchmarks/make_bench_warc.py [--out benchmarks/data] [--shards 8]
+
+No real crawl with a thousand HTML pages is available offline, so the real pages of the
+three extraction sets in ../shared/data/extraction (trafilatura eval 1,032 pages,
+Mozilla Readability 130, ScrapingHub 181) are written as WARC `request` + `response`
+record pairs, the layout of a Common Crawl WARC (its `metadata` records are left out:
+their content would be invented). The page bytes are the original files, unchanged.
+
+What is synthesized, because none of these sources kept it: the HTTP response headers
+(`200 OK`, `Content-Type: text/html`, with the charset of the page's own <meta>
+declaration when it has one), the request records, the WARC dates, and the URLs of the
+79 trafilatura pages and the 130 Readability pages that have none (under `.invalid`).
+The real WARCs of ../shared/data/warc (real headers, requests, metadata, non-HTML, 404s,
+WARC/0.17 and 0.18) are copied next to the built files unchanged, so the input
+also has what a crawl really looks like.
+
+The output is byte-identical on every run: pages are ordered by a hash of their URL (so
+the hosts are mixed), record ids are UUID5 of the URL, dates are a fixed start plus the
+page index, and warcio's gzip writes no timestamp. `manifest.txt` lists every file with
+its sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import re
+import shutil
+import tarfile
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+EXTRACTION = SHARED / "extraction"
+REAL_WARCS = sorted(p for p in (SHARED / "warc").glob("*.warc.gz"))
+NAMESPACE = uuid.UUID("5b1c5a2e-6f0e-4a57-9a63-8d1f1b0c7e10")  # fixed: ids stay the same
+START = datetime(2024, 5, 1, tzinfo=timezone.utc)
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_:.\-]+)", re.I)
+
+
+def trafilatura_pages() -> list[tuple[str, bytes]]:
+    """(url, html bytes) of the trafilatura eval set; URLs from its evaldata.json."""
+    pages: dict[str, bytes] = {}
+    urls: dict[str, str] = {}
+    with tarfile.open(EXTRACTION / "trafilatura-eval.tar.xz") as tar:
+        for m in tar:
+            if not m.isfile():
+                continue
+            data = tar.extractfile(m).read()
+            if m.name.endswith("evaldata.json"):
+                urls = {v["file"]: u for u, v in json.loads(data).items()}
+            elif m.name.endswith(".html"):
+                pages[Path(m.name).name] = data
+    # some evaldata keys are labels ("hard::site.html"), not URLs: those get one under .invalid
+    return [(u if _is_url(u := urls.get(name, "")) else f"https://trafilatura-eval.invalid/{name}",
+             data) for name, data in pages.items()]
+
+
+def _is_url(url: str) -> bool:
+    s = urlsplit(url)
+    return s.scheme in ("http", "https") and bool(s.netloc)
+
+
+def readability_pages() -> list[tuple[str, bytes]]:
+    out = []
+    with tarfile.open(EXTRACTION / "readability-test-pages.tar.xz") as tar:
+        for m in tar:
+            if m.isfile() and m.name.endswith("/source.html"):
+                name = Path(m.name).parent.name
+                out.append((f"https://readability.invalid/{name}/", tar.extractfile(m).read()))
+    return out
+
+
+def scrapinghub_pages() -> list[tuple[str, bytes]]:
+    base = EXTRACTION / "article-extraction-benchmark"
+    gold = json.loads((base / "ground-truth.json").read_text())
+    return [(gold[p.name.split(".")[0]]["url"], gzip.decompress(p.read_bytes()))
+            for p in sorted((base / "html").glob("*.html.gz"))]
+
+
+def all_pages() -> list[tuple[str, bytes]]:
+    pages = trafilatura_pages() + readability_pages() + scrapinghub_pages()
+    # by hash of url then content: hosts mixed, same order on every run
+    return sorted(pages, key=lambda p: (hashlib.sha1(p[0].encode()).hexdigest(),
+                                        hashlib.sha1(p[1]).hexdigest()))
+
+
+def http_content_type(html: bytes) -> str:
+    m = _META_CHARSET.search(html[:4096])
+    return f"text/html; charset={m.group(1).decode('ascii')}" if m else "text/html"
+
+
+def write_shard(path: Path, pages: list[tuple[str, bytes]], first: int) -> None:
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    def warc_headers(kind: str, url: str, i: int) -> dict[str, str]:
+        date = (START + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rid = uuid.uuid5(NAMESPACE, f"{kind}:{i}:{url}")
+        return {"WARC-Record-ID": f"<urn:uuid:{rid}>", "WARC-Date": date}
+
+    with open(path, "wb") as fh:
+        w = WARCWriter(fh, gzip=True)
+        info = w.create_warc_record(
+            "", "warcinfo", payload=io.BytesIO(
+                b"software: thresher benchmarks/make_bench_warc.py\r\n"
+                b"description: real HTML pages of public extraction benchmarks; "
+                b"HTTP headers and request records synthesized\r\n"),
+            warc_headers_dict={**warc_headers("warcinfo", path.name, first),
+                               "WARC-Filename": path.name})
+        w.write_record(info)
+        for i, (url, html) in enumerate(pages, start=first):
+            u = urlsplit(url)
+            target = (u.path or "/") + (f"?{u.query}" if u.query else "")
+            req = StatusAndHeaders(f"GET {target} HTTP/1.1", [
+                ("Host", u.netloc), ("User-Agent", "bench/1.0"), ("Accept", "text/html")],
+                is_http_request=True)
+            w.write_record(w.create_warc_record(
+                url, "request", http_headers=req,
+                warc_headers_dict=warc_headers("request", url, i)))
+            resp = StatusAndHeaders("200 OK", [
+                ("Content-Type", http_content_type(html)), ("Content-Length", str(len(html)))],
+                protocol="HTTP/1.1")
+            w.write_record(w.create_warc_record(
+                url, "response", payload=io.BytesIO(html), length=len(html), http_headers=resp,
+                warc_headers_dict={**warc_headers("response", url, i),
+                                   "WARC-Identified-Payload-Type": "text/html"}))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build(out: Path, shards: int) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    pages = all_pages()
+    files = []
+    per = -(-len(pages) // shards)
+    for s in range(shards):
+        chunk = pages[s * per:(s + 1) * per]
+        path = out / f"bench-pages-{s:02d}.warc.gz"
+        tmp = path.with_name(path.name + ".tmp")
+        write_shard(tmp, chunk, s * per)
+        tmp.replace(path)
+        files.append(path)
+    for src in REAL_WARCS:
+        dst = out / f"real-{src.name}"
+        shutil.copyfile(src, dst)
+        files.append(dst)
+    lines = [f"{sha256(p)}  {p.name}" for p in files]
+    (out / "manifest.txt").write_text("\n".join(lines) + "\n")
+    print(f"{len(pages)} real HTML pages in {shards} built WARC files + {len(REAL_WARCS)} "
+          f"real WARCs -> {out}")
+    return files
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "data"))
+    ap.add_argument("--shards", type=int, default=8, help="built WARC files (tasks per run)")
+    a = ap.parse_args()
+    build(Path(a.out), a.shards)
+
+
+if __name__ == "__main__":
+    main()

@@ -61,6 +61,9 @@ class WarcInput(InputBase):
     max_record_bytes: int | None = Field(
         10 * 2**20, gt=0, description="larger records are dropped without being read into "
                                       "memory (reason too_large); null: no limit")
+    backend: Literal["warcio", "fastwarc"] = Field(
+        "warcio", description="record parser: warcio, or fastwarc (faster, same output; "
+                              "needs the fastwarc package)")
 
 
 class WetInput(InputBase):

@@ -140,10 +140,14 @@ class WarcReader(Reader):
     def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
         return self._batches(self._rows(path, source, stats))
 
+    def _records(self, path: Path, stats: StageStats, source: str):
+        """(index, offset, record) per record; fastwarc_reader.FastWarcReader overrides it."""
+        return _warc_records(path, stats, source)
+
     def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
         allowed = {c.lower() for c in self.cfg.content_types}
         limit = self.cfg.max_record_bytes
-        for idx, offset, record in _warc_records(path, stats, source):
+        for idx, offset, record in self._records(path, stats, source):
             rtype = record.rec_type
             if rtype != "response":
                 stats.drop(f"record_{rtype}", doc=_about(stats, record, source, idx))
@@ -503,4 +507,8 @@ READERS: dict[str, type[Reader]] = {
 
 
 def make_reader(cfg: InputBase) -> Reader:
+    if getattr(cfg, "backend", "warcio") == "fastwarc":
+        from .fastwarc_reader import FastWarcReader
+
+        return FastWarcReader(cfg)  # type: ignore[arg-type]
     return READERS[cfg.format](cfg)  # type: ignore[attr-defined]

@@ -6,9 +6,10 @@ Both run on the same generated near-duplicate set (neardup_set.py, written once 
 JSONL) with the same parameters (word 5-grams, 14 bands x 8 rows, seed 1), each in
 its own process on one core, so time per phase and peak RSS are their own:
 
-- thresher: the core functions end to end in one process (read JSONL ->
-  signatures -> band rows partitioned in 16 -> star edges per partition ->
-  connected components -> write the kept documents as JSONL);
+- thresher: the core functions end to end in one process, streaming like the
+  stage (read JSONL 1,000 documents at a time -> signatures -> band rows; band rows
+  partitioned in 16 -> star edges per partition; connected components; re-read the
+  JSONL and write the kept documents);
 - datatrove 0.10.1: its four MinHash steps with LocalPipelineExecutor, one worker
   (JsonlReader -> MinhashDedupSignature; MinhashDedupBuckets, 14 tasks;
   MinhashDedupCluster; JsonlReader -> MinhashDedupFilter -> JsonlWriter), run with
@@ -76,15 +77,26 @@ def run_thresher(docs_path: Path, work: Path) -> dict:
 
     spec = core.MinHashSpec(unit="word", n=N_GRAMS, bands=BANDS, rows=ROWS, seed=SEED)
     t = Phases()
-    with t("read"):
-        rows = [json.loads(line) for line in open(docs_path, encoding="utf-8")]
-        texts = [r["text"] for r in rows]
-        keys = np.arange(len(texts), dtype=np.uint64)
-    with t("signatures"):
-        sigs = np.concatenate([core.signatures(texts[i:i + 1000], spec)
-                               for i in range(0, len(texts), 1000)])
+
+    def batches(size: int = 1000):  # streamed, like the stage: one batch in memory
+        with open(docs_path, encoding="utf-8") as f:
+            batch: list[dict] = []
+            for line in f:
+                batch.append(json.loads(line))
+                if len(batch) == size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    with t("signatures"):  # read + signatures + band rows, batch by batch
+        rows, n = [], 0
+        for batch in batches():
+            sigs = core.signatures([r["text"] for r in batch], spec)
+            rows.append(core.band_rows(sigs, np.arange(n, n + len(batch), dtype=np.uint64), spec))
+            n += len(batch)
+        band, key, doc = (np.concatenate(x) for x in zip(*rows))
     with t("buckets"):
-        band, key, doc = core.band_rows(sigs, keys, spec)
         part = core.bucket_partition(key, 16)
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(17))
@@ -92,14 +104,17 @@ def run_thresher(docs_path: Path, work: Path) -> dict:
                                 (order[bounds[p]:bounds[p + 1]] for p in range(16))])
     with t("cluster"):
         nodes, comp = core.connected_components(edges)
-        labels = np.arange(len(texts), dtype=np.int64)
+        labels = np.arange(n, dtype=np.int64)
         labels[nodes.astype(np.int64)] = comp.astype(np.int64)
-        removed = labels != np.arange(len(texts))
-    with t("filter"):
+        removed = labels != np.arange(n)
+    with t("filter"):  # re-read, write the kept documents
         with open(work / "kept.jsonl", "w", encoding="utf-8") as f:
-            for r, gone in zip(rows, removed.tolist()):
-                if not gone:
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            i = 0
+            for batch in batches():
+                for r in batch:
+                    if not removed[i]:
+                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                    i += 1
     return {"wall": t.wall, "cpu": t.cpu, "peak_rss_mb": _peak_rss_mb(),
             "labels": labels.tolist(), "removed": removed.tolist(), "edges": len(edges)}
 
@@ -212,14 +227,14 @@ def report(truth, rows: list[dict], ours: dict, peer: dict) -> str:
         scores[k]["recall[0.85-1] no width noise"] = float(
             np.mean(lab[truth.a[plain]] == lab[truth.b[plain]]))
     table = [("", "thresher", "datatrove", "datatrove / thresher")]
-    for phase in ("read", "signatures", "buckets", "cluster", "filter"):
+    for phase in ("signatures", "buckets", "cluster", "filter"):
         o, p = ours["wall"].get(phase), peer["wall"].get(phase)
         table.append((f"{phase} (s)", "-" if o is None else f"{o:.2f}",
-                      "(in signatures)" if p is None else f"{p:.2f}",
+                      "-" if p is None else f"{p:.2f}",
                       f"{p / o:.0f}x" if o and p else ""))
     tot_o, tot_p = sum(ours["wall"].values()), sum(peer["wall"].values())
     cpu_o, cpu_p = sum(ours["cpu"].values()), sum(peer["cpu"].values())
-    sig_o, sig_p = ours["wall"]["read"] + ours["wall"]["signatures"], peer["wall"]["signatures"]
+    sig_o, sig_p = ours["wall"]["signatures"], peer["wall"]["signatures"]
     table += [("end to end (s)", f"{tot_o:.2f}", f"{tot_p:.2f}", f"{tot_p / tot_o:.1f}x"),
               ("end to end, CPU (s)", f"{cpu_o:.2f}", f"{cpu_p:.2f}", f"{cpu_p / cpu_o:.1f}x"),
               ("docs/s end to end", f"{n / tot_o:,.0f}", f"{n / tot_p:,.0f}", ""),
@@ -249,6 +264,8 @@ def main() -> None:
     ap.add_argument("--datatrove-python", default=str(PEER_PYTHON) if PEER_PYTHON.exists()
                     else sys.executable)
     ap.add_argument("--keep", type=Path, help="keep the set and outputs in this directory")
+    ap.add_argument("--reuse-peer", action="store_true",
+                    help="with --keep: reuse the datatrove result already there (same set)")
     ap.add_argument("--worker", choices=["thresher", "datatrove"], help=argparse.SUPPRESS)
     ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -285,7 +302,10 @@ def main() -> None:
 
     ours = _run_worker(sys.executable, "thresher", docs, root / "thresher")
     print(f"thresher: {sum(ours['wall'].values()):.1f} s", flush=True)
-    peer = _run_worker(a.datatrove_python, "datatrove", docs, root / "datatrove")
+    if a.reuse_peer and (root / "datatrove" / "result.json").exists():
+        peer = json.loads((root / "datatrove" / "result.json").read_text())
+    else:
+        peer = _run_worker(a.datatrove_python, "datatrove", docs, root / "datatrove")
     print(f"datatrove ({peer['hash']} hashing, {peer['python']}): "
           f"{sum(peer['wall'].values()):.1f} s", flush=True)
 

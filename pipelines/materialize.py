@@ -193,7 +193,11 @@ def _decide(d: Decider, table: pa.Table, keys: np.ndarray, st: StageStats) -> pa
                                 "output.drop_columns?); materialize needs it")
             reasons = table.column(d.reason_column).to_pylist()
         else:
-            reasons = d.stage.decide_from_columns(table)  # type: ignore[attr-defined]
+            try:
+                reasons = d.stage.decide_from_columns(table)  # type: ignore[attr-defined]
+            except KeyError as exc:  # e.g. a column removed by output.drop_columns
+                raise UserError(f"stage {d.spec.name!r} cannot decide: the run has no column "
+                                f"{exc}; columns: {', '.join(table.schema.names)}") from None
         if d.mode == "annotate":
             return set_column(table, d.reason_column, reasons, pa.string())
         for r in sorted({r for r in reasons if r is not None}):

@@ -53,7 +53,7 @@ U64 = np.uint64
 EMPTY = np.uint64(0xFFFF_FFFF_FFFF_FFFF)  # signature value of a document with no shingle
 _MASK = (1 << 64) - 1
 _CHUNK = 1 << 17  # shingles per permutation pass: the working array stays in L2 cache
-_CHARS = 1 << 20  # code points normalized at once (bounds memory to ~100 MB)
+_CHARS = 1 << 19  # code points normalized at once: bounds the working memory to ~40 MB
 
 
 @dataclass(frozen=True)

@@ -366,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(e).splitlines():
             print(f"thresher: error: {line}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only or missing path: one line (-v: traceback)
+        if args.verbose:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"thresher: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("thresher: interrupted; finish with --resume", file=sys.stderr)
         return 130

@@ -93,6 +93,9 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
         docs_out = sum(s["rows"] for s in record.get("shards", []))
         log.info("task %d of phase %s done", task, phase)
         return TaskResult(phase, task, skipped=False, docs_out=docs_out)
+    except UserError as exc:  # bad input, a full disk...: the message says it all
+        log.error("task %d of phase %s failed: %s", task, phase, exc)
+        raise
     except Exception:
         log.exception("task %d of phase %s failed", task, phase)
         raise
@@ -152,6 +155,10 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
         shards = writer.close()
     except BaseException:
         writer.abort()
+        try:  # a failed task leaves no shards (they would fill a full disk further)
+            _remove_leftovers(out_dir, prefix)
+        except OSError:
+            pass  # e.g. read-only: the next attempt removes them
         raise
     _check_balanced(stats, task)
     _check_error_rate(cfg, stats, task, source, out_dir, prefix)
@@ -291,6 +298,10 @@ def _task_log(run: RunDir, phase: str, task: int) -> logging.Handler:
 def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False) -> RunDir:
     """Create (or reopen, with ``resume``) the run directory; write config and plan."""
     run = RunDir(Path(cfg.output.path).resolve())
+    if resume and run.looks_like_run() and not (run.config.exists() and run.plan.exists()):
+        # killed while the run was being set up: no task can have run; set it up anew
+        for p in [run.plan, run.config, *run.root.glob(".*.tmp-*")]:
+            p.unlink(missing_ok=True)
     if run.root.exists() and any(run.root.iterdir()):
         if resume and run.looks_like_run():
             old = load_config(run.config, check_inputs=False)

@@ -1,0 +1,267 @@
+"""Crash safety: runs killed at random points, full disks, read-only outputs.
+
+``test_sigkill_at_a_random_point_then_resume`` starts the real CLI on a small real
+pipeline (WARC -> extract -> exact_dedup (three phases) -> length; 4 inputs, 10 tasks,
+tiny shards so a task writes several files), SIGKILLs it after a random delay (the whole
+process group, or one process of the pool), sometimes kills the resume too, then
+resumes to the end and compares with an uninterrupted run: the same shard bytes, the
+same per-stage counts, every document once. Trials are seeded; run many locally with
+
+    THRESHER_KILL_TRIALS=50 .venv/bin/python -m pytest -q tests/test_reliability_crash.py
+
+(``THRESHER_KILL_SEED`` picks another sequence of kill points).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import REPO, WARC_DIR, shard_hashes, thresher
+
+TRIALS = int(os.environ.get("THRESHER_KILL_TRIALS", "3"))
+SEED = int(os.environ.get("THRESHER_KILL_SEED", "20240611"))
+INPUTS = [str(WARC_DIR / n) for n in ("resiliparse-cc-main-2020-34-warcfile.warc.gz",
+                                      "dolma-wget-2024-sample-0000.warc.gz",
+                                      "dolma-wget-2024-sample-0001.warc.gz",
+                                      "cc-main-2024-22-whirlwind.warc.gz")]
+
+
+def pipeline(tmp: Path, out: Path, workers: int = 1, inputs: list[str] = INPUTS,
+             stages: list | None = None) -> Path:
+    cfg = {"name": "crash", "input": {"format": "warc", "paths": inputs},
+           "output": {"path": str(out), "rows_per_file": 7, "rows_per_row_group": 3},
+           "executor": {"kind": "local", "workers": workers},
+           "stages": stages if stages is not None else [
+               {"stage": "extract", "fast": True},
+               {"stage": "exact_dedup", "partitions": 2},
+               {"stage": "length", "min_chars": 200}]}
+    path = tmp / f"pipeline-{workers}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def start(cfg: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(cfg), "--quiet",
+                             *args], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), children first."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(d)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = sorted(c for c, pp in parent.items() if pp == p)
+        out += kids
+        todo += kids
+    return out
+
+
+def outcome(run: Path) -> dict:
+    stats = json.loads((run / "stats.json").read_text())
+    table = pq.read_table(run / "data")
+    ids = table.column("id").to_pylist()
+    return {"hashes": shard_hashes(run),
+            "stages": {name: {k: st[k] for k in ("docs_in", "docs_out", "dropped", "errors",
+                                                 "chars_out")}
+                       for name, st in stats["stages"].items()},
+            "ids": sorted(ids), "unique": len(ids) == len(set(ids)),
+            "rows": stats["output"]["rows"]}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[dict, float]:
+    """The uninterrupted run, and how long it took here (to spread the kill points)."""
+    tmp = tmp_path_factory.mktemp("ref")
+    t0 = time.monotonic()
+    thresher("run", str(pipeline(tmp, tmp / "run")), "--quiet")
+    took = time.monotonic() - t0
+    ref = outcome(tmp / "run")
+    assert ref["unique"] and ref["rows"] > 10 and len(ref["hashes"]) > 4
+    return ref, took
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_sigkill_at_a_random_point_then_resume(reference, tmp_path: Path, trial: int):
+    ref, took = reference
+    rng = random.Random(SEED * 1000 + trial)
+    workers = rng.choice([1, 2])
+    run = tmp_path / "run"
+    cfg = pipeline(tmp_path, run, workers=workers)
+    history = []
+    for attempt in range(rng.choice([1, 2])):  # sometimes the resumed run is killed too
+        proc = start(cfg, *(["--resume"] if attempt else []))
+        delay = rng.uniform(0, took * 1.1)
+        time.sleep(delay)
+        victim = "group"
+        if proc.poll() is None:
+            kids = descendants(proc.pid)
+            if workers > 1 and kids and rng.random() < 0.5:
+                victim = f"pid {rng.choice(kids)}"  # one process of the pool
+                try:
+                    os.kill(int(victim.split()[1]), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        try:  # whatever the main process left running (a pool worker)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+        history.append((round(delay, 2), victim, proc.returncode, err.strip()[-300:]))
+        assert "Traceback" not in err, history
+    done = thresher("run", str(cfg), "--resume", "--quiet", check=False)
+    assert done.returncode == 0, (history, done.stderr)
+    got = outcome(run)
+    assert got == ref, history
+    assert not list(run.rglob(".*.tmp-*")), history
+    # the manifest of the resumed run verifies against its shards
+    thresher("verify", str(run / "manifest.json"), str(run))
+
+
+# ----------------------------------------------------------------------------- full disk
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """Mount a tmpfs of a given size (root only, which CI has); unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = []
+
+    def mount(size: str) -> Path:
+        mnt = tmp_path / f"mnt{len(mounted)}"
+        mnt.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _error_line(stderr: str) -> str:
+    lines = [x for x in stderr.splitlines() if x.startswith("thresher: error:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_full_disk_fails_the_task_clearly_and_resume_finishes(tmp_path: Path, tmpfs):
+    """The AUT crawl's HTML (860 KB of shards) does not fit in 512 KiB: its task fails
+    with one line naming the place; nothing of it is marked done; with room again,
+    --resume gives the same bytes as a run that never lacked space."""
+    inputs = [str(WARC_DIR / "aut-ia-2008-example.warc.gz"),
+              str(WARC_DIR / "cc-main-2024-22-whirlwind.warc.gz")]
+    ref = tmp_path / "ref"
+    thresher("run", str(pipeline(tmp_path, ref, inputs=inputs, stages=[])), "--quiet")
+
+    mnt = tmpfs("512k")
+    run = mnt / "run"
+    cfg = pipeline(tmp_path, run, inputs=inputs, stages=[])
+    proc = thresher("run", str(cfg), check=False)
+    assert proc.returncode == 2
+    line = _error_line(proc.stderr)
+    assert "phase main: task 0 failed: OutputError: cannot " in line
+    assert "No space left on device" in line and str(run / "data") in line
+    assert not (run / "stats" / "main" / "task-00000.json").exists()
+    assert not list((run / "data").glob("part-00000-*"))
+    assert not list(run.rglob(".*.tmp-*"))
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+    thresher("run", str(cfg), "--resume", "--quiet")
+    assert shard_hashes(run) == shard_hashes(ref)
+
+
+# ----------------------------------------------------------------------------- read-only
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A directory on a read-only bind mount (root ignores file permissions, not this)."""
+    if os.geteuid() != 0:
+        pytest.skip("bind mounts need root")
+    d = tmp_path / "ro"
+    d.mkdir()
+    ok = subprocess.run(["mount", "--bind", str(d), str(d)], capture_output=True).returncode == 0
+    if not ok or subprocess.run(["mount", "-o", "remount,bind,ro", str(d)],
+                                capture_output=True).returncode != 0:
+        subprocess.run(["umount", str(d)], capture_output=True)
+        pytest.skip("cannot make a read-only bind mount here")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_read_only_output_is_one_line(tmp_path: Path, read_only_dir: Path):
+    cfg = pipeline(tmp_path, read_only_dir / "run", inputs=INPUTS[-1:], stages=[])
+    proc = thresher("run", str(cfg), check=False)
+    assert proc.returncode == 2
+    assert _error_line(proc.stderr) == \
+        f"thresher: error: {read_only_dir / 'run'}: Read-only file system"
+
+
+def test_output_dir_turned_read_only_mid_run(tmp_path: Path):
+    """A run whose data/ became unusable (here: a file where the directory should be)
+    fails its tasks with one line, marks none done, and resumes once it is fixed."""
+    run = tmp_path / "run"
+    cfg = pipeline(tmp_path, run, inputs=INPUTS[:2], stages=[])
+    thresher("run", str(cfg), "--quiet")
+    ref = shard_hashes(run)
+    for p in (run / "stats" / "main").iterdir():
+        p.unlink()
+    for p in (run / "data").iterdir():
+        p.unlink()
+    (run / "data").rmdir()
+    (run / "data").write_text("not a directory")
+    proc = thresher("run", str(cfg), "--resume", check=False)
+    assert proc.returncode == 2
+    line = _error_line(proc.stderr)
+    assert "task 0 (and 1 more) failed: OutputError: cannot create the output directory" in line
+    assert not list((run / "stats" / "main").iterdir())
+    (run / "data").unlink()
+    thresher("run", str(cfg), "--resume", "--quiet")
+    assert shard_hashes(run) == ref
+
+
+def test_descendants_finds_the_child_processes():
+    """The helper the kill test picks its victims with."""
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import subprocess,sys,time;"
+                             "p=subprocess.Popen([sys.executable,'-c','import time;"
+                             "time.sleep(30)']);time.sleep(30)"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not descendants(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (kid,) = descendants(proc.pid)
+        assert b"time.sleep(30)" in Path(f"/proc/{kid}/cmdline").read_bytes()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test docs check-docs lint clean lock
+.PHONY: install demo test docs check-docs lint clean lock bench
 
 install: $(STAMP)
 
@@ -44,3 +44,17 @@ lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/pip install -q ".[dev]" && .lockvenv/bin/pip uninstall -q -y thresher
 	.lockvenv/bin/pip freeze > requirements.lock && rm -rf .lockvenv
+
+# End-to-end throughput against datatrove (docs/benchmarks.md). Builds the benchmark WARCs
+# and datatrove's own venv (its trafilatura<1.12 pin clashes with ours) when missing.
+DT_VENV := benchmarks/.venv-datatrove
+$(DT_VENV)/.installed: benchmarks/requirements-datatrove.txt
+	$(PYTHON) -m venv $(DT_VENV)
+	$(DT_VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	@touch $@
+
+benchmarks/data/manifest.txt: benchmarks/make_bench_warc.py
+	$(PY) benchmarks/make_bench_warc.py --out benchmarks/data
+
+bench: install $(DT_VENV)/.installed benchmarks/data/manifest.txt
+	$(PY) benchmarks/bench_e2e.py --write-doc

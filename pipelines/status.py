@@ -60,7 +60,7 @@ def run_status(run_dir: str | Path | RunDir) -> dict:
             return "todo"
         # a whole array cancelled before it started is one line without a task index
         st = states.get(job.key(task)) or states.get((job.id, None))
-        if st is None:
+        if st is None or not job.owns(st):
             return "todo"
         if st.blocked:
             blocked_jobs.add(job.id)

@@ -347,3 +347,32 @@ def test_python_api_waits_and_a_killed_task_is_resumed(slurm, test_env, tmp_path
     local = run_pipeline(cfg("local", "local"))
     assert shard_hashes(run.root) == shard_hashes(local.root)
     assert counts(run.root) == counts(local.root)
+
+
+def test_status_ignores_a_job_id_now_used_by_another_job(slurm, tmp_path: Path):
+    """Job ids restart at 1 when a cluster's state is wiped: a recorded id that now names
+    someone else's job must not lend its state to the run's tasks."""
+    data = jsonl_inputs(tmp_path / "in", 2)
+    run = tmp_path / "run"
+    cfg = write_config(tmp_path / "p.yaml", data, run, {"kind": "local"},
+                       [{"stage": "length", "min_chars": 20}])
+    thresher("run", str(cfg), "--quiet")
+    (run / "stats" / "main" / "task-00001.json").unlink()
+    other = subprocess.run(["sbatch", "--parsable", "--hold", "--job-name=someone-else",
+                            "--output=/dev/null", "--wrap", "true"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    try:
+        job = {"id": other, "phase": "main", "tasks": "1", "offset": 1, "script": "",
+               "name": "slurmtest.main"}
+        (run / "slurm").mkdir()
+        (run / "slurm" / "jobs.json").write_text(json.dumps(
+            {"submissions": [{"time": "", "jobs": [job]}]}))
+        st = status_json(run)
+        assert st["phases"][0]["todo"] == 1 and st["phases"][0]["pending"] == 0
+        assert st["state"] == "incomplete"
+        job["name"] = "someone-else"  # the same record under the right name: now it counts
+        (run / "slurm" / "jobs.json").write_text(json.dumps(
+            {"submissions": [{"time": "", "jobs": [job]}]}))
+        assert status_json(run)["phases"][0]["pending"] == 1
+    finally:
+        subprocess.run(["scancel", other], check=True)

@@ -110,8 +110,9 @@ class SlurmExecutor(Executor):
         raise NotImplementedError("the slurm executor submits whole runs: use submit()")
 
     def _check_no_live_jobs(self, run: RunDir) -> None:
-        ids = [j.id for s in load_submissions(run) for j in s["jobs"]]
-        states = queue_states(ids, active_only=True)
+        jobs = {j.id: j for s in load_submissions(run) for j in s["jobs"]}
+        states = {k: s for k, s in queue_states(list(jobs), active_only=True).items()
+                  if jobs[k[0]].owns(s)}
         stale = sorted({k[0] for k, s in states.items() if s.blocked})
         live = sorted({k[0] for k, s in states.items() if not s.blocked})
         if live:
@@ -144,11 +145,12 @@ class SlurmExecutor(Executor):
                     script = self._write_script(run, f"{phase.name}.{offset:05d}", template,
                                                 cmd, phase.name)
                     out = run.root / "logs" / phase.name / "slurm-%A_%a.out"
-                    job = sbatch([f"--job-name={name}.{phase.name}", f"--array={spec}",
+                    job_name = f"{name}.{phase.name}"
+                    job = sbatch([f"--job-name={job_name}", f"--array={spec}",
                                   f"--output={out}", *self._resources(),
                                   *self._deps(deps), *self.cfg.sbatch_args], script)
                     submitted.append(Job(job, phase.name, compress_ranges(tasks), offset,
-                                         str(script.relative_to(run.root))))
+                                         str(script.relative_to(run.root)), job_name))
                     this_phase.append(job)
                 before += this_phase
             cmd = f"exec {self._python()} -m pipelines.cli finalize {shlex.quote(str(run.root))}"
@@ -157,7 +159,8 @@ class SlurmExecutor(Executor):
             job = sbatch([f"--job-name={name}.finalize", f"--output={out}",
                           *self._resources(cpus=1), *self._deps([f"afterok:{':'.join(before)}"]),
                           *self.cfg.sbatch_args], script)
-            submitted.append(Job(job, "finalize", script=str(script.relative_to(run.root))))
+            submitted.append(Job(job, "finalize", script=str(script.relative_to(run.root)),
+                                 name=f"{name}.finalize"))
         except BaseException:
             try:  # never leave half a run queued: its dependencies would be wrong
                 scancel([j.id for j in submitted])

@@ -86,6 +86,7 @@ class JobState:
     state: str  # PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ...
     reason: str = ""
     exit: str = ""  # "exit 3", "signal 9" or "" (success or unknown)
+    name: str = ""  # the job name, to tell our job from one that reuses its id
 
     @property
     def active(self) -> bool:
@@ -118,7 +119,7 @@ def queue_states(job_ids: list[str], active_only: bool = False) -> dict[Key, Job
     """State of every array task (one line each, ``-r``) of the given jobs, from squeue."""
     if not job_ids:
         return {}
-    fmt = "ArrayJobID:|,ArrayTaskID:|,State:|,exit_code:|,Reason:"
+    fmt = "ArrayJobID:|,ArrayTaskID:|,State:|,exit_code:|,Name:|,Reason:"
     states = ",".join(sorted(ACTIVE)) if active_only else "all"
     try:
         out = slurm_cmd(["squeue", "-h", "-r", "-t", states, "-j", ",".join(job_ids),
@@ -129,12 +130,13 @@ def queue_states(job_ids: list[str], active_only: bool = False) -> dict[Key, Job
         raise
     res: dict[Key, JobState] = {}
     for line in out.splitlines():
-        parts = line.split("|", 4)
-        if len(parts) != 5:
+        parts = line.split("|", 5)
+        if len(parts) != 6:
             continue
-        job, idx, state, code, reason = (p.strip() for p in parts)
+        job, idx, state, code, name, reason = (p.strip() for p in parts)
         state = state.split()[0] if state else "UNKNOWN"  # "CANCELLED by 0" -> CANCELLED
-        res[(job, int(idx) if idx.isdigit() else None)] = JobState(state, reason, _exit(code))
+        res[(job, int(idx) if idx.isdigit() else None)] = JobState(state, reason, _exit(code),
+                                                                     name)
     return res
 
 
@@ -159,7 +161,7 @@ def jobcomp_states(job_ids: set[str]) -> dict[Key, JobState]:
             exit_ = f"signal {sig}" if sig not in ("", "0") else (
                 f"exit {code}" if code not in ("", "0") else "")
             res[(job, int(idx) if idx.isdigit() else None)] = JobState(
-                kv.get("JobState", "UNKNOWN"), "", exit_)
+                kv.get("JobState", "UNKNOWN"), "", exit_, kv.get("Name", ""))
     return res
 
 
@@ -184,12 +186,17 @@ class Job:
     tasks: str = ""  # task ids as ranges, "0-4,7"; "" for finalize
     offset: int = 0  # task id = array index + offset (MaxArraySize bounds the index)
     script: str = ""  # the rendered job script, relative to the run dir
+    name: str = ""  # --job-name; a state under another name is not this job's (ids restart
+    #                 at 1 when a test cluster's state is wiped)
 
     def task_ids(self) -> list[int]:
         return expand_ranges(self.tasks)
 
     def key(self, task: int | None) -> Key:
         return (self.id, None if task is None else task - self.offset)
+
+    def owns(self, state: JobState) -> bool:
+        return not (self.name and state.name) or self.name == state.name
 
     def slurm_log(self, run: RunDir, task: int | None) -> Path:
         if task is None:

@@ -6,9 +6,11 @@ phase; the same functions run the evaluation (benchmarks/neardup_set.py).
 
 Pipeline, per batch of documents, then over all of them:
 
-1. ``normalize`` the text (Unicode form, case, digits, punctuation, whitespace);
-2. cut it into tokens (words, or characters) and hash each token to 64 bits with
-   BLAKE2b, once per distinct token of the batch;
+1. ``normalize`` the text (Unicode form, case, digits, punctuation, whitespace) and
+   cut it into tokens, words or characters (stages/text_normalize.py, numpy tables);
+2. hash every token to 64 bits: a polynomial in its code points modulo 2**64 for all
+   words of the batch at once, finished by a full-avalanche mix (only long crafted
+   strings could collide; words are short);
 3. combine every ``n`` consecutive token hashes into a shingle hash (vectorised);
 4. ``signatures``: for each of ``bands * rows`` permutations ``x -> a*x + b (mod 2**64)``
    keep the minimum over the document's shingles (one numpy pass per permutation
@@ -24,15 +26,17 @@ normalization) punctuation; each character of scripts written without spaces
 (Han, kana, Thai, Lao, Khmer, Myanmar) is a token of its own. This is not a
 linguistic tokenizer and need not be: dedup only needs the *same* text to give the
 same tokens on both sides, and a split that is stable under the edits near
-duplicates differ by (punctuation, spacing, case). A regex split is ~50x faster
-than the spaCy tokenizer datatrove uses, which is most of datatrove's signature time.
+duplicates differ by (punctuation, spacing, case). Splitting with numpy tables is
+~50x faster than the spaCy tokenizer datatrove uses, which is most of datatrove's
+signature time (docs/benchmarks.md).
 
 Documents with fewer than ``n`` tokens get one shingle made of all their tokens;
 documents with no token (empty, or only punctuation when it is stripped) get no
 shingle, an all-``EMPTY`` signature, and must never become candidates: use
 ``nonempty`` (or ``band_rows``, which drops them).
 
-Hashes are stable across processes, platforms and numpy versions. Normalization
+Hashes are stable across processes, platforms and numpy versions (permutations come
+from BLAKE2b of the seed, not from a numpy generator). Normalization
 uses the Unicode tables of the running Python, so a Python upgrade that assigns new
 characters can change the signatures of text containing those characters.
 """

@@ -36,15 +36,19 @@ def run_status(run_dir: str | Path | RunDir) -> dict:
                 last_job[(job.phase, t)] = job
     done = {p.name: run.done_tasks(p.name) for p in plan.phases}
     undone = [(p.name, t) for p in plan.phases for t in range(p.n_tasks) if t not in done[p.name]]
-    finished = run.manifest.exists() and not undone
+    fin_job = last_job.get(("finalize", None))
     wanted = {last_job[k].id for k in undone if k in last_job}
-    if not finished and ("finalize", None) in last_job:
-        wanted.add(last_job[("finalize", None)].id)
+    if fin_job is not None:
+        wanted.add(fin_job.id)
     warning = ""
     try:
         states = job_states(sorted(wanted)) if wanted else {}
     except SlurmError as e:  # Slurm down or unreachable: the run dir still tells what is done
         states, warning = {}, f"cannot read the Slurm queue: {e}"
+    fin_state = states.get(fin_job.key(None)) if fin_job else None
+    # a manifest from an earlier finalize does not count while the newest one has not completed
+    finished = run.manifest.exists() and not undone and (
+        fin_state is None or not fin_job.owns(fin_state) or fin_state.state == "COMPLETED")
 
     phases = [{"phase": p.name, "tasks": p.n_tasks, **dict.fromkeys(COLUMNS, 0)}
               for p in plan.phases]

@@ -136,31 +136,12 @@ class SlurmExecutor(Executor):
                     deps = [f"afterok:{':'.join(before)}"] if before else []
                     if this_phase and self.cfg.max_parallel:
                         deps.append(f"afterany:{this_phase[-1]}")  # one throttle per phase
-                    spec = compress_ranges([t - offset for t in tasks])
-                    if self.cfg.max_parallel:
-                        spec += f"%{self.cfg.max_parallel}"
-                    cmd = (f"exec {self._python()} -m pipelines.cli run-task "
-                           f"{shlex.quote(str(run.root))} {shlex.quote(phase.name)} "
-                           f'"$((SLURM_ARRAY_TASK_ID + {offset}))"')
-                    script = self._write_script(run, f"{phase.name}.{offset:05d}", template,
-                                                cmd, phase.name)
-                    out = run.root / "logs" / phase.name / "slurm-%A_%a.out"
-                    job_name = f"{name}.{phase.name}"
-                    job = sbatch([f"--job-name={job_name}", f"--array={spec}",
-                                  f"--output={out}", *self._resources(),
-                                  *self._deps(deps), *self.cfg.sbatch_args], script)
-                    submitted.append(Job(job, phase.name, compress_ranges(tasks), offset,
-                                         str(script.relative_to(run.root)), job_name))
-                    this_phase.append(job)
+                    job = self._submit_array(run, f"{name}.{phase.name}", phase.name, offset,
+                                             tasks, deps, template)
+                    submitted.append(job)
+                    this_phase.append(job.id)
                 before += this_phase
-            cmd = f"exec {self._python()} -m pipelines.cli finalize {shlex.quote(str(run.root))}"
-            script = self._write_script(run, "finalize", template, cmd, "finalize")
-            out = run.root / "logs" / "slurm-finalize-%j.out"
-            job = sbatch([f"--job-name={name}.finalize", f"--output={out}",
-                          *self._resources(cpus=1), *self._deps([f"afterok:{':'.join(before)}"]),
-                          *self.cfg.sbatch_args], script)
-            submitted.append(Job(job, "finalize", script=str(script.relative_to(run.root)),
-                                 name=f"{name}.finalize"))
+            submitted.append(self._submit_finalize(run, f"{name}.finalize", before, template))
         except BaseException:
             try:  # never leave half a run queued: its dependencies would be wrong
                 scancel([j.id for j in submitted])
@@ -169,6 +150,30 @@ class SlurmExecutor(Executor):
             raise
         record_submission(run, submitted)
         return submitted
+
+    def _submit_array(self, run: RunDir, job_name: str, phase: str, offset: int,
+                      tasks: list[int], deps: list[str], template: str) -> Job:
+        spec = compress_ranges([t - offset for t in tasks])
+        if self.cfg.max_parallel:
+            spec += f"%{self.cfg.max_parallel}"
+        cmd = (f"exec {self._python()} -m pipelines.cli run-task {shlex.quote(str(run.root))} "
+               f'{shlex.quote(phase)} "$((SLURM_ARRAY_TASK_ID + {offset}))"')
+        script = self._write_script(run, f"{phase}.{offset:05d}", template, cmd, phase)
+        out = run.root / "logs" / phase / "slurm-%A_%a.out"
+        job = sbatch([f"--job-name={job_name}", f"--array={spec}", f"--output={out}",
+                      *self._resources(), *self._deps(deps), *self.cfg.sbatch_args], script)
+        return Job(job, phase, compress_ranges(tasks), offset,
+                   str(script.relative_to(run.root)), job_name)
+
+    def _submit_finalize(self, run: RunDir, job_name: str, after: list[str],
+                         template: str) -> Job:
+        cmd = f"exec {self._python()} -m pipelines.cli finalize {shlex.quote(str(run.root))}"
+        script = self._write_script(run, "finalize", template, cmd, "finalize")
+        out = run.root / "logs" / "slurm-finalize-%j.out"
+        job = sbatch([f"--job-name={job_name}", f"--output={out}", *self._resources(cpus=1),
+                      *self._deps([f"afterok:{':'.join(after)}"]), *self.cfg.sbatch_args],
+                     script)
+        return Job(job, "finalize", script=str(script.relative_to(run.root)), name=job_name)
 
     # -------------------------------------------------------------------- sbatch pieces
 

@@ -32,6 +32,7 @@ GOLD = REPO.parent / "shared" / "data" / "extraction" / "article-extraction-benc
 CONFIGS = {  # label -> extract parameters
     "trafilatura": {},
     "trafilatura favor_precision": {"favor_precision": True},
+    "trafilatura favor_precision fast": {"favor_precision": True, "fast": True},
     "resiliparse": {"extractor": "resiliparse"},
 }
 _TOKEN = re.compile(r"\w+")
@@ -93,7 +94,7 @@ def main() -> None:
         p, r, f = (statistics.mean(s[k] for s in scores) for k in range(3))
         rows.append((label, f, p, r, statistics.median(s[2] for s in scores),
                      len(ids) - len(texts), len(ids) / cpu, len(ids) / wall))
-        print(f"{label:30s} F1 {f:.3f}  P {p:.3f}  R {r:.3f}  {len(ids) / cpu:6.1f} pages/cpu-s",
+        print(f"{label:34s} F1 {f:.3f}  P {p:.3f}  R {r:.3f}  {len(ids) / cpu:6.1f} pages/cpu-s",
               flush=True)
     import os
 

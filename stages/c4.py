@@ -70,7 +70,7 @@ class C4(Filter):
 
     def setup(self) -> None:
         p = self.params
-        self._split = get_tokenizer(p.tokenizer)
+        self._split = get_tokenizer(p.tokenizer, memoize=False)  # lines, not documents
         self._policy = tuple(p.policy_phrases)
         self._bad = _load_bad_words(p.bad_words_file, p.bad_words_match, self.name) \
             if p.bad_words_file else None

@@ -80,10 +80,9 @@ def ngram_rules(words: list[str], size: int, top: dict[int, float],
     word_ids = np.fromiter(map(index.__getitem__, words), np.uint64, len(words))
     word_chars = np.fromiter(map(len, words), np.int64, len(words))
     cum = np.concatenate(([0], np.cumsum(word_chars)))
-    rules = sorted([(n, r, "top") for n, r in top.items()]
-                   + [(n, r, "dup") for n, r in dup.items()])
+    last_top = max(top, default=0)
     ids = word_ids
-    for n in range(2, max((n for n, _, _ in rules), default=1) + 1):
+    for n in range(2, max([*top, *dup], default=1) + 1):
         if len(words) < n:
             return None  # no n-grams, nor longer ones
         ids = (ids[:-1] << np.uint64(32)) | word_ids[n - 1:]
@@ -91,24 +90,23 @@ def ngram_rules(words: list[str], size: int, top: dict[int, float],
                                           return_counts=True)
         ids = ids.astype(np.uint64).ravel()
         chars = cum[n:] - cum[:-n]  # each n-gram's characters, without separators
-        for rule_n, ratio, kind in rules:
-            if rule_n != n:
-                continue
-            if kind == "top":  # the most frequent n-gram; ties go to the one seen first
-                best = counts.max()
-                pos = first[counts == best].min()
-                if (chars[pos] + n - 1) * int(best) / size > ratio:
-                    return f"top_{n}gram_ratio"
-            elif (counts > 1).any():
-                repeats = np.flatnonzero(first[ids.astype(np.int64)] != np.arange(len(ids)))
-                # the scan counts disjoint repeated n-grams: at most the words they cover
-                cover = np.zeros(len(words) + 1, np.int64)
-                np.add.at(cover, repeats, 1)
-                np.add.at(cover, repeats + n, -1)
-                bound = word_chars[np.cumsum(cover[:-1]) > 0].sum()
-                if bound / size > ratio:
-                    if _dup_scan(ids.tolist(), chars.tolist(), n) / size > ratio:
-                        return f"dup_{n}gram_ratio"
+        if n in top:  # the most frequent n-gram; ties go to the one seen first
+            best = counts.max()
+            pos = first[counts == best].min()
+            if (chars[pos] + n - 1) * int(best) / size > top[n]:
+                return f"top_{n}gram_ratio"
+        if n in dup:
+            # The scan counts disjoint repeated n-grams, so at most the characters of the
+            # words that repeated n-grams cover; longer repeated n-grams cover no more.
+            repeats = np.flatnonzero(first[ids.astype(np.int64)] != np.arange(len(ids)))
+            cover = np.zeros(len(words) + 1, np.int64)
+            np.add.at(cover, repeats, 1)
+            np.add.at(cover, repeats + n, -1)
+            bound = word_chars[np.cumsum(cover[:-1]) > 0].sum() / size
+            if bound > dup[n] and _dup_scan(ids.tolist(), chars.tolist(), n) / size > dup[n]:
+                return f"dup_{n}gram_ratio"
+            if n >= last_top and bound <= min(r for m, r in dup.items() if m >= n):
+                return None  # no longer n-gram can cross its threshold
     return None
 
 

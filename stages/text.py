@@ -65,8 +65,35 @@ def register_tokenizer(name: str, fn: Splitter) -> None:
 
 
 @lru_cache(maxsize=None)
-def get_tokenizer(name: str) -> Splitter:
-    """The splitter registered as ``name`` or found at import path ``module:function``."""
+def get_tokenizer(name: str, memoize: bool = True) -> Splitter:
+    """The splitter registered as ``name`` or found at import path ``module:function``.
+
+    With ``memoize``, the word lists of the last ``MEMO_SIZE`` texts are kept, so the
+    filters of one chain (which see the same batch one after the other) split each
+    text once; the returned lists must not be modified.
+    """
+    fn = _find_tokenizer(name)
+    return _memoized(fn) if memoize else fn
+
+
+MEMO_SIZE = 1024  # > the default batch of 256 documents
+
+
+def _memoized(fn: Splitter) -> Splitter:
+    memo: dict[str, list[str]] = {}
+
+    def split(text: str) -> list[str]:
+        words = memo.get(text)
+        if words is None:
+            if len(memo) >= MEMO_SIZE:
+                del memo[next(iter(memo))]  # the oldest
+            words = memo[text] = fn(text)
+        return words
+
+    return split
+
+
+def _find_tokenizer(name: str) -> Splitter:
     if name in TOKENIZERS:
         return TOKENIZERS[name]
     if ":" in name:

@@ -276,23 +276,31 @@ def split_chunk(chunk: str) -> tuple[str, ...]:
     return tuple(toks)
 
 
+# Chunk -> tokens. When full, the cache keeps what it has (the frequent chunks come
+# early in any corpus) and new chunks are split every time: no thrashing, bounded memory.
 _CACHE: dict[str, tuple[str, ...]] = {}
-_CACHE_MAX = 200_000
+_CACHE_MAX = 300_000
 
 
 def split_words(text: str) -> list[str]:
     """Words and punctuation tokens of ``text`` (whitespace dropped), as spaCy splits them."""
     chunks = text.split()
     cache = _CACHE
-    try:
+    try:  # the common case, every chunk seen before: one pass in C
         return list(chain.from_iterable(map(cache.__getitem__, chunks)))
-    except KeyError:  # split the chunks not seen yet, then look everything up again
-        if len(cache) + len(chunks) > _CACHE_MAX:
-            cache.clear()
-        for chunk in chunks:
-            if chunk not in cache:
-                cache[chunk] = split_chunk(chunk)
-        return list(chain.from_iterable(map(cache.__getitem__, chunks)))
+    except KeyError:
+        pass
+    out: list[str] = []
+    room = _CACHE_MAX - len(cache)
+    for chunk in chunks:
+        toks = cache.get(chunk)
+        if toks is None:
+            toks = split_chunk(chunk)
+            if room > 0:
+                cache[chunk] = toks
+                room -= 1
+        out += toks
+    return out
 
 
 # ---------------------------------------------------------------- sentences

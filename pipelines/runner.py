@@ -370,6 +370,7 @@ def finalize_run(run_dir: str | Path | RunDir) -> dict:
     if missing:
         raise UserError(f"{run.root}: {len(missing)} task(s) not done (first: {missing[0]}); "
                         "finish them with --resume before finalizing")
+    _sweep_temp_files(run)
     stats = merge_stats(run, cfg, plan)
     merge_samples(run, [(p.name, p.n_tasks) for p in plan.phases if p.kind == "map"],
                   cfg.samples.per_reason)
@@ -377,6 +378,14 @@ def finalize_run(run_dir: str | Path | RunDir) -> dict:
     if not cfg.output.keep_intermediate and (run.root / "phases").is_dir():
         shutil.rmtree(run.root / "phases")  # a full copy of the corpus; nothing reads it now
     return stats
+
+
+def _sweep_temp_files(run: RunDir) -> None:
+    """Delete temporary files that killed attempts left (``.<name>.tmp-<pid>``, in
+    side-file, sample and stats directories too); every task is done, none is writing."""
+    for p in run.root.rglob(".*.tmp-*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
 
 
 def merge_stats(run: RunDir, cfg: PipelineConfig, plan: Plan) -> dict:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from ..config import LocalExecutor as LocalConfig
+from ..errors import TaskError
 from ..plan import Phase
 from ..rundir import RunDir
 from ..runner import run_task
@@ -36,19 +38,28 @@ class LocalExecutor(Executor):
                         failures[t] = exc
                         bar.advance(0)
             else:
-                ctx = multiprocessing.get_context("forkserver")
-                n = min(self.workers, len(tasks))
-                with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-                    pending = {pool.submit(run_task, str(run.root), phase.name, t): t
-                               for t in tasks}
-                    while pending:
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in done:
-                            t = pending.pop(fut)
-                            try:
-                                bar.advance(fut.result().docs_out)
-                            except Exception as exc:
-                                failures[t] = exc
-                                bar.advance(0)
+                try:
+                    self._run_pool(run, phase, tasks, failures, bar)
+                except (EOFError, OSError, BrokenProcessPool) as exc:
+                    # the pool itself died (e.g. its forkserver was killed), not one task
+                    raise TaskError(
+                        f"phase {phase.name}: the worker pool failed ({type(exc).__name__}: "
+                        f"{exc}); finished tasks are kept, re-run with --resume") from exc
         if failures:
             raise failure_message(run, phase, failures)
+
+    def _run_pool(self, run: RunDir, phase: Phase, tasks: list[int],
+                  failures: dict[int, BaseException], bar: TaskProgress) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        n = min(self.workers, len(tasks))
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+            pending = {pool.submit(run_task, str(run.root), phase.name, t): t for t in tasks}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    t = pending.pop(fut)
+                    try:
+                        bar.advance(fut.result().docs_out)
+                    except Exception as exc:
+                        failures[t] = exc
+                        bar.advance(0)

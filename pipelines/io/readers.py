@@ -444,13 +444,16 @@ class ParquetReader(Reader):
             t = t.rename_columns([TEXT if n == c.text_column else n for n in t.schema.names])
         text, reasons = _text_values(t.column(TEXT))
         t = t.set_column(t.schema.get_field_index(TEXT), TEXT, text)
-        stable = pa.array([stable_id(source, offset + i) for i in range(t.num_rows)],
-                          pa.string())
-        ids = stable
+        def stable() -> pa.Array:
+            return pa.array([stable_id(source, offset + i) for i in range(t.num_rows)],
+                            pa.string())
+
+        ids = None
         if c.id_column in t.schema.names:
             try:
-                own = t.column(c.id_column).cast(pa.string())
-                ids = pc.if_else(pc.is_null(own), stable, own)  # null ids get stable ones
+                ids = t.column(c.id_column).cast(pa.string())
+                if ids.null_count:  # null ids get stable ones
+                    ids = pc.if_else(pc.is_null(ids), stable(), ids)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
                 log.warning("id column %r of type %s is not usable as text; stable ids used",
                             c.id_column, t.schema.field(c.id_column).type)
@@ -458,6 +461,7 @@ class ParquetReader(Reader):
                 t = t.drop_columns([c.id_column])
         if ID in t.schema.names:
             t = t.drop_columns([ID])
+        ids = stable() if ids is None else ids
         t = t.add_column(0, pa.field(ID, pa.string()), ids)
         if SOURCE not in t.schema.names:
             t = t.append_column(pa.field(SOURCE, pa.string()),

@@ -139,7 +139,8 @@ _SINGLE = (
     "'Cause 'cause ’Cause ’cause 'Cos 'cos 'Coz 'coz 'Cuz 'cuz ol' ol’ Ol' Ol’ "
     "' '' ’ ’’ and/or w/o C++ o'clock O'clock o’clock O’clock ma'am Ma'am ma’am Ma’am "
     # emoticons
-    ":) :-) :)) :( :-( :(( ;) ;-) :D :-D ;D :P :-P :p :-p :/ :-/ :| :-| :o :O :-o :-O :0 :3 :> "
+    ":) :-) :)) :))) :-)) :-))) :( :-( :(( :((( :-(( :-((( ;) ;-) :D :-D ;D :P :-P :p :-p "
+    ":/ :-/ :| :-| :o :O :-o :-O :o) :0 :3 :> "
     ":] :-] :} :* :-* :x :X :1 :'( :') <3 </3 ^_^ -_- XD xD 8) 8-) 8D (: ): (; (= =) =( =/ =3 =D "
     "=[ =] =| [: [= ]= [-: (-: )-: (-; o.O O.o O_O o_o 0_o 0.o >.< <.< >.> ;_; @_@"
 ).split()
@@ -153,6 +154,8 @@ def _build_specials() -> dict[str, tuple[str, ...]]:
         for word in (stem, stem.title()):
             for end in ("", "'", "’"):
                 table[word + end] = (word + end,)
+    for unit in "CFKcfk":  # a degree sign, a unit, a period
+        table[f"°{unit}."] = ("°", unit, ".")
     for hour in range(1, 13):
         for suffix in ("am", "pm", "a.m.", "p.m."):
             table[f"{hour}{suffix}"] = (str(hour), suffix)

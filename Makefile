@@ -17,6 +17,8 @@ $(STAMP): requirements.lock pyproject.toml
 	  apt-get update -qq && apt-get install -y -qq python3-venv python3-dev; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	@# build tools of the editable install below (a new venv has setuptools 65 and no wheel)
+	$(PY) -m pip install -q --disable-pip-version-check setuptools==84.2.1 wheel==0.48.0
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -42,8 +44,9 @@ clean:
 # Re-pin every dependency from the ranges in pyproject.toml (needs the network).
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
-	.lockvenv/bin/pip install -q ".[dev]" && .lockvenv/bin/pip uninstall -q -y thresher
-	.lockvenv/bin/pip freeze > requirements.lock && rm -rf .lockvenv
+	.lockvenv/bin/pip install -q ".[dev]" setuptools wheel && .lockvenv/bin/pip uninstall -q -y thresher
+	# --all: setuptools and wheel are needed by `pip install -e .` without build isolation
+	.lockvenv/bin/pip freeze --all --exclude pip > requirements.lock && rm -rf .lockvenv
 
 # End-to-end throughput against datatrove (docs/benchmarks.md). Builds the benchmark WARCs
 # and datatrove's own venv (its trafilatura<1.12 pin clashes with ours) when missing.

@@ -17,8 +17,6 @@ $(STAMP): requirements.lock pyproject.toml
 	  apt-get update -qq && apt-get install -y -qq python3-venv python3-dev; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
-	@# build tools of the editable install below (a new venv has setuptools 65 and no wheel)
-	$(PY) -m pip install -q --disable-pip-version-check setuptools==84.2.1 wheel==0.48.0
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 

@@ -143,3 +143,38 @@ def test_spacy_compat_splits_words_like_spacy(docs):
             print(f"  tokens differ in {d['id']}: {len(got)} vs spaCy {len(expected)}")
     print(f"\nspacy_compat: identical word lists for {same}/{len(sample)} documents")
     assert same >= MIN_AGREEMENT * len(sample)
+
+
+def test_rules_rare_in_real_text_match_datatrove(docs):
+    """Rules that seldom fire first on real pages, on real text made to trigger them."""
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
+
+    def paragraphs(text: str) -> list[str]:
+        return [p for p in text.split("\n") if p.strip()]
+
+    # an article with >= 8 paragraphs, one of them >= 15 % of its text
+    page = next(d["text"] for d in docs if d["id"].startswith("sh-gold:")
+                and len(paragraphs(d["text"])) >= 8
+                and max(map(len, paragraphs(d["text"]))) >= 0.15 * len(d["text"]))
+    paras = paragraphs(page)
+    longest = max(paras, key=len)
+    cases = {
+        "gopher_quality": {
+            "too_many_hashes": page + " #news" * (len(page.split()) // 6),
+            "too_many_words": " ".join([page] * (100_001 // len(page.split()) + 1)),
+            "too_many_bullet_lines": "\n".join("• " + p for p in paras),
+        },
+        "gopher_repetition": {
+            "dup_para_char_ratio": "\n\n".join(paras + [longest] * 2),
+            "dup_para_ratio": "\n\n".join(paras + ["Share on Facebook"] * len(paras)),
+        },
+    }
+    steps = {"gopher_quality": GopherQualityFilter(), "gopher_repetition": GopherRepetitionFilter()}
+    for name, texts in cases.items():
+        ours, _ = _ours(name, [{"id": k, "text": t} for k, t in texts.items()])
+        for (expected, text), reason in zip(texts.items(), ours):
+            res = steps[name].filter(Document(text=text, id=expected))
+            theirs = None if res is True else res[1]
+            print(f"{name} {expected}: ours={reason} datatrove={theirs}")
+            assert reason == expected and theirs == REASONS[name][expected]

@@ -47,7 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+# The seed files (WikiText-2, Leipzig sentences) are copied from ../shared/data into
+# tests/data with the same layout (see tests/data/NOTICE.md), so a clone has them.
+SHARED = REPO / "tests" / "data"
 QUALITY_DOCS = REPO / "tests" / "data" / "quality" / "filter-docs.jsonl.gz"
 
 sys.path.insert(0, str(REPO))

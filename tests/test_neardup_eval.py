@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, SHARED
+from conftest import REPO
 
 from stages import minhash_core as core
 
@@ -25,8 +25,6 @@ import neardup_truth as nt  # noqa: E402
 N_DOCS = 5000
 SPEC = core.MinHashSpec()  # the defaults: word 5-grams, 14 bands x 8 rows
 
-pytestmark = pytest.mark.skipif(not (SHARED / "lid").exists(),
-                                reason=f"needs the shared real data in {SHARED}")
 
 
 @pytest.fixture(scope="module")

@@ -44,24 +44,23 @@ def _slurm_problem() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def slurm():
-    """A reachable Slurm; at the end, no job of this module may still be queued or running."""
+def slurm(tmp_path_factory):
+    """A reachable Slurm; at the end, no job of this module's runs may still be queued."""
     problem = _slurm_problem()
     if problem:
         if os.environ.get("THRESHER_REQUIRE_SLURM") == "1":
             pytest.fail(f"THRESHER_REQUIRE_SLURM=1 but {problem}")
         pytest.skip(problem)
-    before = set(_active_jobs())
     yield
-    left = sorted(set(_active_jobs()) - before)
+    # only the jobs our runs recorded: the cluster may be shared with other work
+    ids = sorted({j["id"] for f in tmp_path_factory.getbasetemp().rglob("slurm/jobs.json")
+                  for s in json.loads(f.read_text())["submissions"] for j in s["jobs"]})
+    out = subprocess.run(["squeue", "-h", "-o", "%F", "-j", ",".join(ids)],
+                         capture_output=True, text=True).stdout if ids else ""
+    left = sorted(set(out.split()))
     if left:
         subprocess.run(["scancel", *left], check=False)
     assert not left, f"tests left Slurm jobs queued or running: {left}"
-
-
-def _active_jobs() -> list[str]:
-    out = subprocess.run(["squeue", "-h", "-o", "%F"], capture_output=True, text=True).stdout
-    return out.split()
 
 
 @pytest.fixture

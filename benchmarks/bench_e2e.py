@@ -267,7 +267,8 @@ def run_all(a: argparse.Namespace) -> None:
                        "--out", str(out), "--dt-timeout", str(a.dt_timeout)]
                 r = measure(cmd, out)
                 results.setdefault(key, []).append(r)
-                print(f"rep {rep} {key:38s} {r['wall_s']:7.1f} s  kept {r['kept']}", flush=True)
+                print(f"rep {rep} {key:38s} {r['wall_s']:7.1f} s wall {r['cpu_s']:7.1f} s CPU  "
+                      f"kept {r['kept']}  (load {os.getloadavg()[0]:.1f})", flush=True)
     report = render(a, results, n_records, n_html, len(files))
     print("\n" + report)
     if a.write_doc:
@@ -278,7 +279,9 @@ def run_all(a: argparse.Namespace) -> None:
 def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_files: int) -> str:
     load = os.getloadavg()
     walls = {k: statistics.median(r["wall_s"] for r in rs) for k, rs in results.items()}
+    cpus = {k: statistics.median(r["cpu_s"] for r in rs) for k, rs in results.items()}
     base = next((w for k, w in walls.items() if k.startswith("datatrove")), None)
+    base_cpu = next((c for k, c in cpus.items() if k.startswith("datatrove")), None)
     lines = [
         f"Command: `{' '.join(['.venv/bin/python benchmarks/bench_e2e.py', *sys.argv[1:]])}` "
         f"(`make bench`). Machine: {os.cpu_count()} cores, no GPU; load average at the end "
@@ -292,17 +295,22 @@ def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_fil
         "all processes of the run.",
         "",
         "| system (extractor, WARC reader) | wall s (median) | docs/s | docs/s/core | CPU s "
-        "| peak RSS MiB | peak PSS MiB | extracted | kept | speed vs datatrove |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "(median) | peak RSS MiB | peak PSS MiB | extracted | kept | docs/s vs datatrove "
+        "| docs per CPU s vs datatrove |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, rs in results.items():
         wall, last = walls[key], rs[-1]
         lines.append(
             f"| {key} | {wall:.1f} | {n_html / wall:.1f} | {n_html / wall / a.workers:.1f} | "
-            f"{statistics.median(r['cpu_s'] for r in rs):.1f} | "
+            f"{cpus[key]:.1f} | "
             f"{max(r['peak_rss_mib'] for r in rs):.0f} | {max(r['peak_pss_mib'] for r in rs):.0f} "
             f"| {last['extracted_in']:,} | {last['kept']:,} | "
-            f"{f'{base / wall:.2f}x' if base else '-'} |")
+            f"{f'{base / wall:.2f}x' if base else '-'} | "
+            f"{f'{base_cpu / cpus[key]:.2f}x' if base_cpu else '-'} |")
+    lines += ["", "Every run (wall s / CPU s, in the order run):", ""]
+    for key, rs in results.items():
+        lines.append(f"- {key}: " + ", ".join(f"{r['wall_s']:.1f}/{r['cpu_s']:.1f}" for r in rs))
     lines += ["", "Time per stage, last run (seconds summed over tasks, each framework's own "
               "timers):", ""]
     for key, rs in results.items():

@@ -59,9 +59,11 @@ def trafilatura_pages() -> list[tuple[str, bytes]]:
                 urls = {v["file"]: u for u, v in json.loads(data).items()}
             elif m.name.endswith(".html"):
                 pages[Path(m.name).name] = data
-    # some evaldata keys are labels ("hard::site.html"), not URLs: those get one under .invalid
-    return [(u if _is_url(u := urls.get(name, "")) else f"https://trafilatura-eval.invalid/{name}",
-             data) for name, data in pages.items()]
+    # some evaldata keys are labels ("hard::site.html"), not URLs: those get one under .invalid;
+    # one has a space, which a WARC-Target-URI cannot hold (warcio would rewrite it as %20)
+    return [(u.replace(" ", "%20") if _is_url(u := urls.get(name, ""))
+             else f"https://trafilatura-eval.invalid/{name}", data)
+            for name, data in pages.items()]
 
 
 def _is_url(url: str) -> bool:

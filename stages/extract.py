@@ -58,6 +58,13 @@ class ExtractParams(Params):
         return self
 
 
+def _docs(table: pa.Table, rows: int = 16):
+    """The documents a few rows at a time: pages are large, and a whole batch of them as
+    Python strings would double the memory the Arrow batch already takes."""
+    for start in range(0, table.num_rows, rows):
+        yield from iter_docs(table.slice(start, rows), ("id", HTML, URL, SOURCE))
+
+
 class Extract(Stage):
     """Extracts main text from the `html` column (trafilatura or resiliparse); drops pages
     with none.
@@ -117,7 +124,7 @@ class Extract(Stage):
         deadline = getattr(self, "_deadline", None) or CpuDeadline(p.timeout_s)
         texts: list[str | None] = []
         keep: list[bool] = []
-        for doc in iter_docs(table, ("id", HTML, URL, SOURCE)):
+        for doc in _docs(table):
             html = doc[HTML]
             text = None
             if html:

@@ -336,9 +336,9 @@ def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_fil
     return "\n".join(lines)
 
 
-def write_section(doc: Path, title: str, body: str) -> None:
+def write_section(doc: Path, title: str, body: str, script: str = "bench_e2e.py") -> None:
     """Replace (or append) the section between this script's markers; the rest is untouched."""
-    start, end = f"<!-- {title}: start (bench_e2e.py) -->", f"<!-- {title}: end -->"
+    start, end = f"<!-- {title}: start ({script}) -->", f"<!-- {title}: end -->"
     block = f"{start}\n{body}\n{end}"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     if start in text and end in text:

@@ -99,7 +99,8 @@ def main() -> None:
     import os
 
     lines = [
-        f"Command: `.venv/bin/python benchmarks/bench_extraction.py`. Gold: the {len(ids)} "
+        f"Command: `.venv/bin/python benchmarks/bench_extraction.py --write-doc`. Gold: the "
+        f"{len(ids)} "
         "pages of the ScrapingHub article-extraction-benchmark (full article text). Each "
         "extractor runs through thresher's `extract` stage on one core; token-level "
         "precision/recall/F1 (lowercased `\\w+` tokens, bags with multiplicity), averaged "
@@ -118,7 +119,7 @@ def main() -> None:
     if a.write_doc:
         from bench_e2e import DOC, write_section
 
-        write_section(DOC, "Extraction", report)
+        write_section(DOC, "Extraction", report, "bench_extraction.py")
         print(f"wrote the section to {DOC}")
 
 

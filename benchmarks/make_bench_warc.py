@@ -88,8 +88,12 @@ def scrapinghub_pages() -> list[tuple[str, bytes]]:
             for p in sorted((base / "html").glob("*.html.gz"))]
 
 
-def all_pages() -> list[tuple[str, bytes]]:
-    pages = trafilatura_pages() + readability_pages() + scrapinghub_pages()
+SOURCES = {"trafilatura": trafilatura_pages, "readability": readability_pages,
+           "scrapinghub": scrapinghub_pages}
+
+
+def all_pages(sources=tuple(SOURCES)) -> list[tuple[str, bytes]]:
+    pages = [p for name in sources for p in SOURCES[name]()]
     # by hash of url then content: hosts mixed, same order on every run
     return sorted(pages, key=lambda p: (hashlib.sha1(p[0].encode()).hexdigest(),
                                         hashlib.sha1(p[1]).hexdigest()))
@@ -141,9 +145,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build(out: Path, shards: int) -> list[Path]:
+def build(out: Path, shards: int, sources=tuple(SOURCES), real: bool = True) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    pages = all_pages()
+    pages = all_pages(sources)
     files = []
     per = -(-len(pages) // shards)
     for s in range(shards):
@@ -153,14 +157,14 @@ def build(out: Path, shards: int) -> list[Path]:
         write_shard(tmp, chunk, s * per)
         tmp.replace(path)
         files.append(path)
-    for src in REAL_WARCS:
+    for src in REAL_WARCS if real else []:
         dst = out / f"real-{src.name}"
         shutil.copyfile(src, dst)
         files.append(dst)
     lines = [f"{sha256(p)}  {p.name}" for p in files]
     (out / "manifest.txt").write_text("\n".join(lines) + "\n")
-    print(f"{len(pages)} real HTML pages in {shards} built WARC files + {len(REAL_WARCS)} "
-          f"real WARCs -> {out}")
+    print(f"{len(pages)} real HTML pages in {shards} built WARC files + "
+          f"{len(REAL_WARCS) if real else 0} real WARCs -> {out}")
     return files
 
 
@@ -168,8 +172,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "data"))
     ap.add_argument("--shards", type=int, default=8, help="built WARC files (tasks per run)")
+    ap.add_argument("--sources", nargs="+", choices=list(SOURCES), default=list(SOURCES),
+                    help="page sets to include (default: all)")
+    ap.add_argument("--no-real", action="store_true", help="leave out the real WARCs")
     a = ap.parse_args()
-    build(Path(a.out), a.shards)
+    build(Path(a.out), a.shards, a.sources, real=not a.no_real)
 
 
 if __name__ == "__main__":

@@ -227,12 +227,10 @@ class _Pass:
         for table in tables:
             for i, d in enumerate(self.deciders):
                 per[i].count_in(table)
-                t0, c0 = time.perf_counter(), time.process_time()
-                keys = doc_keys(task, applied[i], table.num_rows)
-                applied[i] += table.num_rows
-                table = _decide(d, table, keys, per[i])
-                per[i].wall_s += time.perf_counter() - t0
-                per[i].cpu_s += time.process_time() - c0
+                with per[i].timed():
+                    keys = doc_keys(task, applied[i], table.num_rows)
+                    applied[i] += table.num_rows
+                    table = _decide(d, table, keys, per[i])
                 per[i].count_out(table)
             yield table
 
@@ -294,10 +292,8 @@ def materialize(run_dir: str | Path, out: str | Path, sets: list[str],
             tables = _counted(_read(src, shards.get(task, []), batch), read)
             for table in final.run(task, tables, stats):
                 write.count_in(table)
-                t0, c0 = time.perf_counter(), time.process_time()
-                writer.write(table)
-                write.wall_s += time.perf_counter() - t0
-                write.cpu_s += time.process_time() - c0
+                with write.timed():
+                    writer.write(table)
                 write.count_out(table)
             out_shards += [s.to_dict() for s in writer.close()]
         except BaseException:

@@ -180,12 +180,10 @@ def _run_map(tables: Iterator[pa.Table], ctx: TaskContext, stages: list[Stage],
              collector: Stage | None, writer, stats: RunStats, final: bool, gctx) -> None:
     """Push each batch through the stages (a leading global stage applies its decision),
     let the collecting global stage see what comes out, and write it."""
-    if "read" in stats.stages:
-        read = stats.stages["read"]
-    else:
-        read = None
+    read = stats.stages.get("read")
     per_stage = [stats.stage(s.name) for s in stages]
     write = stats.stage("write") if final else StageStats()  # intermediate writes: not counted
+    cs = stats.stage(collector.name) if collector is not None else None
     for st in stages:
         if st.kind == "global":
             st.begin_apply(gctx(st))
@@ -200,50 +198,35 @@ def _run_map(tables: Iterator[pa.Table], ctx: TaskContext, stages: list[Stage],
             read.count_out(table)
         for st, st_stats in zip(stages, per_stage):
             st_stats.count_in(table)
-            t0, c0 = time.perf_counter(), time.process_time()
-            if st.kind == "global":
-                keys = doc_keys(ctx.task, applied, table.num_rows)
-                applied += table.num_rows
-                table = st.apply(table, keys, st_stats)
-            else:
-                table = st.process(table, st_stats)
-            st_stats.wall_s += time.perf_counter() - t0
-            st_stats.cpu_s += time.process_time() - c0
+            with st_stats.timed():
+                if st.kind == "global":
+                    keys = doc_keys(ctx.task, applied, table.num_rows)
+                    applied += table.num_rows
+                    table = st.apply(table, keys, st_stats)
+                else:
+                    table = st.process(table, st_stats)
             st_stats.count_out(table)
         if collector is not None:
-            t0, c0 = time.perf_counter(), time.process_time()
-            collector.collect(table, doc_keys(ctx.task, collected, table.num_rows))
+            with cs.timed():
+                collector.collect(table, doc_keys(ctx.task, collected, table.num_rows))
             collected += table.num_rows
-            cs = stats.stage(collector.name)
-            cs.wall_s += time.perf_counter() - t0
-            cs.cpu_s += time.process_time() - c0
         write.count_in(table)
-        t0, c0 = time.perf_counter(), time.process_time()
-        writer.write(table)
-        write.wall_s += time.perf_counter() - t0
-        write.cpu_s += time.process_time() - c0
+        with write.timed():
+            writer.write(table)
         write.count_out(table)
     if collector is not None:
-        t0, c0 = time.perf_counter(), time.process_time()
-        collector.end_collect()
-        cs = stats.stage(collector.name)
-        cs.wall_s += time.perf_counter() - t0
-        cs.cpu_s += time.process_time() - c0
+        with cs.timed():
+            collector.end_collect()
 
 
 def _timed(it: Iterator[pa.Table], stats: StageStats) -> Iterator[pa.Table]:
     """Charge the time spent inside the reader's generator to the `read` stats."""
     it = iter(it)
     while True:
-        t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            table = next(it)
-        except StopIteration:
-            stats.wall_s += time.perf_counter() - t0
-            stats.cpu_s += time.process_time() - c0
+        with stats.timed():
+            table = next(it, None)
+        if table is None:
             return
-        stats.wall_s += time.perf_counter() - t0
-        stats.cpu_s += time.process_time() - c0
         yield table
 
 

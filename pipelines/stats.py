@@ -22,8 +22,10 @@ a bare ``drop(reason)`` still works and is only counted.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,16 @@ class StageStats:
     # reason -> characters of the documents dropped or failed for it, where they were given
     chars_by_reason: Counter = field(default_factory=Counter)
     sampler: Any = field(default=None, repr=False, compare=False)  # samples.StageSampler
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Charge the wall and CPU time of the ``with`` block to this stage."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall_s += time.perf_counter() - t0
+            self.cpu_s += time.process_time() - c0
 
     def drop(self, reason: str, n: int = 1, doc: dict | None = None) -> None:
         """Count ``n`` documents dropped for ``reason``; ``doc`` (one of them, a mapping with

@@ -136,29 +136,28 @@ class DedupStage(GlobalStage):
         d = read_partition(self.decision_files(ctx), ctx.task, schema=DECISIONS)
         d = d.sort_by("key")
         self._keys = d.column("key").to_numpy()
-        self._cluster_id = d.column("cluster_id")
+        self._cluster_id = d.column("cluster_id").combine_chunks()
         self._size = d.column("cluster_size").to_numpy()
         self._keep = d.column("keep").to_numpy(zero_copy_only=False)
 
     def apply(self, table: pa.Table, keys: np.ndarray, stats: StageStats) -> pa.Table:
         n = table.num_rows
-        pos = np.searchsorted(self._keys, keys)
-        pos_c = np.minimum(pos, max(len(self._keys) - 1, 0))
-        found = (pos < len(self._keys)) & (self._keys[pos_c] == keys) if len(self._keys) \
-            else np.zeros(n, dtype=bool)
-        keep = np.where(found, self._keep[pos_c] if len(self._keys) else True, True)
-        size = np.where(found, self._size[pos_c] if len(self._keys) else 1, 1)
-        own_id = table.column(ID).to_pylist()
-        found_ids = self._cluster_id.take(pa.array(pos_c[found])).to_pylist() if found.any() \
-            else []
-        it = iter(found_ids)
-        cluster_id = [next(it) if f else i for f, i in zip(found, own_id)]
+        own_id = table.column(ID).combine_chunks().cast(pa.string())
+        if len(self._keys):  # documents not in the decisions are singletons
+            pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+            found = self._keys[pos] == keys
+            keep = ~found | self._keep[pos]
+            size = np.where(found, self._size[pos], 1)
+            cluster_id = pc.if_else(pa.array(found), self._cluster_id.take(pa.array(pos)),
+                                    own_id)
+        else:
+            keep, size, cluster_id = np.ones(n, bool), np.ones(n, np.int64), own_id
         table = set_column(table, f"{self.column_prefix}_cluster_id", cluster_id, pa.string())
         table = set_column(table, f"{self.column_prefix}_cluster_size", pa.array(size, pa.int64()),
                            pa.int64())
         n_dup = int((~keep).sum())
         if self.params.mode == "annotate":
-            reason = [None if k else self.drop_reason for k in keep]
+            reason = pc.if_else(pa.array(keep), pa.scalar(None, pa.string()), self.drop_reason)
             return set_column(table, f"{self.name}_reason", reason, pa.string())
         if n_dup:  # counted, measured and sampled with their cluster
             stats.drop_rows(self.drop_reason, table, ~keep,

@@ -456,20 +456,21 @@ def test_any_damage_loses_only_the_damaged_records(tmp_path_factory, kinds, dama
         members.append(p.read_bytes())
         ids.append(f"http://e.org/{i}" if k == "html" else None)
     damaged = set()
-    chunks = list(members)
+    junk = [b""] * len(members)  # garbage written after each member
     for pos, how in damage:
-        pos = min(pos, len(chunks) - 1)
+        pos = min(pos, len(members) - 1)
         if how == "garbage":
-            chunks[pos] = chunks[pos] + b"\x00junk\xff" * 7
+            junk[pos] += b"\x00junk\xff" * 7
         else:
-            chunks[pos] = _damage_member(chunks[pos], 0, len(chunks[pos]))
+            members[pos] = _damage_member(members[pos], 0, len(members[pos]))
             damaged.add(pos)
-    data = b"".join(chunks)
-    ends = list(itertools.accumulate(len(c) for c in chunks))
-    if cut is not None:
+    data = b"".join(m + j for m, j in zip(members, junk))
+    if cut is not None:  # a member is lost when the cut falls inside it (not its junk)
         n = int(len(data) * cut)
         data = data[:n]
-        damaged |= {i for i, e in enumerate(ends) if e > n}
+        starts = itertools.accumulate((len(m) + len(j) for m, j in zip(members, junk)),
+                                      initial=0)
+        damaged |= {i for i, (s, m) in enumerate(zip(starts, members)) if s + len(m) > n}
     path = d / "mixed.warc.gz"
     path.write_bytes(data)
     table, stats, _ = read_all(WarcInput(paths=["x"]), path)

@@ -33,7 +33,7 @@ from ..schema import HTML, ID, SOURCE, TEXT, URL, stable_id
 from ..stats import StageStats
 from .compression import open_binary
 from .html_charset import decode_html, looks_binary
-from .warc_stream import cut_short, iter_warc
+from .warc_stream import intact, iter_warc
 
 log = logging.getLogger(__name__)
 BATCH_CHARS = 64 * 2**20
@@ -92,16 +92,45 @@ def _payload(record, limit: int | None = None) -> bytes:
     body = stream.read() if limit is None else stream.read(limit + 1)
     if limit is not None and len(body) > limit:
         raise _TooLarge
-    while record.raw_stream.read(1 << 16):
-        pass
-    if cut_short(record):
-        raise EOFError("file ends inside the record")
+    if not _drain(record):
+        raise EOFError("record cut short or its gzip member damaged")
     return body
 
 
-def _too_large(record, limit: int | None) -> bool:
-    """Whether the record's declared length is over the limit (checked before reading)."""
-    return limit is not None and (record.length or 0) > limit
+def _drain(record) -> bool:
+    """Read the rest of the record in bounded steps; False if the file ends inside it
+    or its gzip member turns out damaged (warc_stream.intact)."""
+    while record.raw_stream.read(1 << 16):
+        pass
+    return intact(record)
+
+
+def _unreadable(stats: StageStats, record, source: str, path: Path, idx: int, offset: int,
+                exc: Exception) -> None:
+    stats.error("unreadable_body", doc=_about(
+        stats, record, source, idx, problem=f"{type(exc).__name__}: {exc}", offset=offset))
+    log.warning("%s record %d at offset %d: %s: %s", path, idx, offset, type(exc).__name__, exc)
+
+
+def _header_decision(record, cfg: WarcInput, allowed: set[str], limit: int | None,
+                     offset: int) -> tuple[str | None, dict]:
+    """The drop reason (and sample details) the WARC and HTTP headers alone decide, or
+    (None, {}) for a record whose payload must be read."""
+    rtype = record.rec_type
+    if rtype != "response":
+        return f"record_{rtype}", {}
+    http = record.http_headers
+    if http is None:
+        return "no_http_headers", {}
+    status = http.get_statuscode() or ""
+    if cfg.only_ok_status and not status.startswith("2"):
+        return "http_status", {"status": status}
+    ctype_full = http.get_header("Content-Type") or ""
+    if ctype_full.split(";")[0].strip().lower() not in allowed:
+        return "not_html", {"content_type": ctype_full}
+    if limit is not None and (record.length or 0) > limit:  # declared: dropped unread
+        return "too_large", {"offset": offset, "length": record.length}
+    return None, {}
 
 
 def _record_id(record, source: str, idx: int) -> str:
@@ -148,42 +177,28 @@ class WarcReader(Reader):
         allowed = {c.lower() for c in self.cfg.content_types}
         limit = self.cfg.max_record_bytes
         for idx, offset, record in self._records(path, stats, source):
-            rtype = record.rec_type
-            if rtype != "response":
-                stats.drop(f"record_{rtype}", doc=_about(stats, record, source, idx))
-                continue
-            http = record.http_headers
-            if http is None:
-                stats.drop("no_http_headers", doc=_about(stats, record, source, idx))
-                continue
-            status = http.get_statuscode() or ""
-            if self.cfg.only_ok_status and not status.startswith("2"):
-                stats.drop("http_status", doc=_about(stats, record, source, idx, status=status))
-                continue
-            ctype_full = http.get_header("Content-Type") or ""
-            ctype = ctype_full.split(";")[0].strip().lower()
-            if ctype not in allowed:
-                stats.drop("not_html", doc=_about(stats, record, source, idx,
-                                                  content_type=ctype_full))
-                continue
-            try:
-                if _too_large(record, limit):
-                    raise _TooLarge
-                body = _payload(record, limit)
-            except _TooLarge:
-                stats.drop("too_large", doc=_about(stats, record, source, idx, offset=offset,
-                                                   length=record.length))
-                continue
-            except Exception as exc:
-                stats.error("unreadable_body", doc=_about(
-                    stats, record, source, idx, problem=f"{type(exc).__name__}: {exc}",
-                    offset=offset))
-                log.warning("%s record %d at offset %d: %s: %s", path, idx, offset,
-                            type(exc).__name__, exc)
+            reason, details = _header_decision(record, self.cfg, allowed, limit, offset)
+            if reason is None:
+                try:
+                    body = _payload(record, limit)
+                except _TooLarge:
+                    reason, details = "too_large", {"offset": offset, "length": record.length}
+                except Exception as exc:
+                    _unreadable(stats, record, source, path, idx, offset, exc)
+                    continue
+            if reason is not None:
+                # judged by its headers: only once the whole record is known to be
+                # readable (damage can garble a header before the gzip check notices)
+                if not _drain(record):
+                    _unreadable(stats, record, source, path, idx, offset,
+                                     EOFError("record cut short or its gzip member damaged"))
+                    continue
+                stats.drop(reason, doc=_about(stats, record, source, idx, **details))
                 continue
             if not body.strip():
                 stats.drop("empty", doc=_about(stats, record, source, idx))
                 continue
+            ctype_full = record.http_headers.get_header("Content-Type") or ""
             if looks_binary(body, ctype_full):  # an image or archive labelled as HTML
                 stats.error("binary_content", doc=_about(stats, record, source, idx,
                                                          offset=offset, content_type=ctype_full))
@@ -195,9 +210,10 @@ class WarcReader(Reader):
                 SOURCE: source,
                 HTML: html,
                 "warc_date": record.rec_headers.get_header("WARC-Date"),
-                "content_type": ctype,
+                "content_type": ctype_full.split(";")[0].strip().lower(),
                 "charset": charset,
             }
+
 
 
 class WetReader(Reader):
@@ -215,23 +231,25 @@ class WetReader(Reader):
     def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
         limit = self.cfg.max_record_bytes
         for idx, offset, record in _warc_records(path, stats, source):
+            reason, details = None, {}
             if record.rec_type != "conversion":
-                stats.drop(f"record_{record.rec_type}", doc=_about(stats, record, source, idx))
-                continue
-            try:
-                if _too_large(record, limit):
-                    raise _TooLarge
-                text = _payload(record, limit).decode("utf-8", errors="replace")
-            except _TooLarge:
-                stats.drop("too_large", doc=_about(stats, record, source, idx, offset=offset,
-                                                   length=record.length))
-                continue
-            except Exception as exc:
-                stats.error("unreadable_body", doc=_about(
-                    stats, record, source, idx, problem=f"{type(exc).__name__}: {exc}",
-                    offset=offset))
-                log.warning("%s record %d at offset %d: %s: %s", path, idx, offset,
-                            type(exc).__name__, exc)
+                reason = f"record_{record.rec_type}"
+            elif limit is not None and (record.length or 0) > limit:
+                reason, details = "too_large", {"offset": offset, "length": record.length}
+            else:
+                try:
+                    text = _payload(record, limit).decode("utf-8", errors="replace")
+                except _TooLarge:
+                    reason, details = "too_large", {"offset": offset, "length": record.length}
+                except Exception as exc:
+                    _unreadable(stats, record, source, path, idx, offset, exc)
+                    continue
+            if reason is not None:
+                if not _drain(record):
+                    _unreadable(stats, record, source, path, idx, offset,
+                                EOFError("record cut short or its gzip member damaged"))
+                    continue
+                stats.drop(reason, doc=_about(stats, record, source, idx, **details))
                 continue
             if not text.strip():
                 stats.drop("empty", doc=_about(stats, record, source, idx))

@@ -49,6 +49,14 @@ def cut_short(record) -> bool:
     return record is not None and getattr(record.raw_stream, "limit", None) != 0
 
 
+def intact(record) -> bool:
+    """Whether a fully read record is whole and, for a record of a gzip file, its member
+    inflates and its CRC checks: damage inside a member can garble bytes (a header, a
+    status line) without zlib noticing before the member's end."""
+    check = getattr(record, "member_intact", None)
+    return not cut_short(record) and (check is None or check() is not False)
+
+
 # ----------------------------------------------------------------------------- gzip
 
 class _Member(io.RawIOBase):
@@ -74,29 +82,52 @@ class _Member(io.RawIOBase):
 
     def readinto(self, b) -> int:
         while self._pos >= len(self._out):
-            if self.end is not None or self.truncated or self.error:
+            out = self._inflate()
+            if out is None:
                 return 0
-            if not self._in:
-                self._in = self.fh.read(_CHUNK)
-                if not self._in:
-                    self.truncated = True
-                    return 0
-            try:
-                out = self._z.decompress(self._in, _MAX_OUT)
-            except zlib.error as exc:
-                self.error = f"gzip data does not inflate ({exc})"
-                return 0
-            if self._z.eof:
-                self.rest = self._z.unused_data
-                self.end = self.fh.tell() - len(self.rest)
-                self._in = b""
-            else:
-                self._in = self._z.unconsumed_tail
             self._out, self._pos = out, 0
         n = min(len(b), len(self._out) - self._pos)
         b[:n] = self._out[self._pos:self._pos + n]
         self._pos += n
         return n
+
+    def _inflate(self) -> bytes | None:
+        """The next inflated piece, or None at the member's end (or its failure)."""
+        if self.end is not None or self.truncated or self.error:
+            return None
+        if not self._in:
+            self._in = self.fh.read(_CHUNK)
+            if not self._in:
+                self.truncated = True
+                return None
+        try:
+            out = self._z.decompress(self._in, _MAX_OUT)
+        except zlib.error as exc:
+            self.error = f"gzip data does not inflate ({exc})"
+            return None
+        if self._z.eof:
+            self.rest = self._z.unused_data
+            self.end = self.fh.tell() - len(self.rest)
+            self._in = b""
+        else:
+            self._in = self._z.unconsumed_tail
+        return out
+
+    def intact(self, lookahead: int = _MAX_OUT) -> bool | None:
+        """Whether the member inflates to its end and its CRC checks, found by inflating
+        ahead (what is inflated stays buffered for the reader). None when that would
+        take more than ``lookahead`` bytes (a member holding more records)."""
+        ahead = [self._out[self._pos:]]
+        size = len(ahead[0])
+        while self.end is None and not (self.truncated or self.error) and size <= lookahead:
+            out = self._inflate()
+            if out is not None:
+                ahead.append(out)
+                size += len(out)
+        self._out, self._pos = b"".join(ahead), 0
+        if self.truncated or self.error:
+            return False
+        return True if self.end is not None else None
 
     def drain(self) -> None:
         """Inflate to the member's end (to find where the next one starts)."""
@@ -132,6 +163,7 @@ def _gzip_records(fh) -> Iterator[Event]:
             except Exception as exc:  # not a WARC record, bad headers...
                 problem = f"{type(exc).__name__}: {exc}"
                 break
+            record.member_intact = member.intact
             yield idx, pos, record, None
             idx += 1
         if member.error is None and not member.truncated:

@@ -10,6 +10,7 @@ reads: it is the contract between the planner and the executors.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import glob
 import hashlib
 import json
@@ -47,6 +48,20 @@ class InputBase(Strict):
         None, description="directory that `source` paths are relative to "
                           "(default: the fixed prefix of the first glob)")
     batch_size: int = Field(256, gt=0, description="documents per Arrow batch")
+    dataset: str | dict[str, list[str]] | None = Field(
+        None, description="fills a `dataset` column (stats per dataset, mixture targets): "
+                          "one name for every input, or name -> globs of `source` paths "
+                          "(relative to the root; first match wins, every input must match)")
+
+    def dataset_of(self, source: str) -> str | None:
+        """The dataset an input file belongs to (None: no `dataset` column is added)."""
+        if self.dataset is None or isinstance(self.dataset, str):
+            return self.dataset
+        for name, globs in self.dataset.items():
+            if any(fnmatch.fnmatchcase(source, g) for g in globs):
+                return name
+        raise ConfigError(f"input {source!r} matches none of the globs of input.dataset "
+                          f"({', '.join(self.dataset)})", path="input.dataset")
 
 
 class WarcInput(InputBase):
@@ -335,9 +350,11 @@ class PipelineConfig(BaseModel):
         apply_overrides(data, **kw)
         return config_from_dict(data)
 
-    def input_files(self) -> list[tuple[Path, str]]:
-        """(absolute path, source relative to the input root), sorted, deduplicated."""
-        return resolve_inputs(self.input)
+    def input_files(self, skipped: list[tuple[Path, str]] | None = None
+                    ) -> list[tuple[Path, str]]:
+        """(absolute path, source relative to the input root), sorted, deduplicated;
+        directories the globs matched are appended to ``skipped``."""
+        return resolve_inputs(self.input, skipped)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -355,24 +372,33 @@ def glob_root(pattern: str) -> str:
     return str(Path(*fixed)) if fixed else "."
 
 
-def resolve_inputs(inp: InputBase) -> list[tuple[Path, str]]:
+def resolve_inputs(inp: InputBase, skipped: list[tuple[Path, str]] | None = None
+                   ) -> list[tuple[Path, str]]:
     root = Path(inp.root or glob_root(inp.paths[0])).resolve()
     seen: dict[Path, str] = {}
+    dirs: dict[Path, str] = {}
     for i, pattern in enumerate(inp.paths):
         matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
         files = [Path(m).resolve() for m in matches if os.path.isfile(m)]
+        dirs.update((d, _relative(d, root)) for d in
+                    (Path(m).resolve() for m in matches if not os.path.isfile(m)))
         if not files:
             what = "only directories" if matches else "no files"
             raise ConfigError(f"glob {pattern!r} matched {what} "
                               f"(relative to {os.getcwd()}); expected at least one input file",
                               path=f"input.paths[{i}]")
         for f in files:
-            try:
-                rel = f.relative_to(root).as_posix()
-            except ValueError:
-                rel = f.as_posix()
-            seen.setdefault(f, rel)
+            seen.setdefault(f, _relative(f, root))
+    if skipped is not None:
+        skipped.extend(sorted(dirs.items(), key=lambda kv: (kv[1], str(kv[0]))))
     return sorted(seen.items(), key=lambda kv: (kv[1], str(kv[0])))
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 # ----------------------------------------------------------------------------- loading

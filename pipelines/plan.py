@@ -31,6 +31,7 @@ class InputFile:
     path: str  # absolute
     source: str  # relative to the input root: goes into the `source` column and stable ids
     size: int
+    dataset: str | None = None  # input.dataset of this file: the `dataset` column
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class Phase:
 class Plan:
     phases: list[Phase]
     inputs: list[InputFile]
+    # what the input globs matched that cannot be read (directories): counted as errors
+    # of the `read` stage by task 0 of the first phase, so the funnel shows them
+    skipped: list[InputFile] = field(default_factory=list)
 
     def phase(self, name: str) -> Phase:
         for p in self.phases:
@@ -61,11 +65,13 @@ class Plan:
 
     def to_dict(self) -> dict:
         return {"phases": [asdict(p) for p in self.phases],
-                "inputs": [asdict(i) for i in self.inputs]}
+                "inputs": [asdict(i) for i in self.inputs],
+                "skipped": [asdict(i) for i in self.skipped]}
 
     @classmethod
     def from_dict(cls, d: dict) -> Plan:
-        return cls([Phase(**p) for p in d["phases"]], [InputFile(**i) for i in d["inputs"]])
+        return cls([Phase(**p) for p in d["phases"]], [InputFile(**i) for i in d["inputs"]],
+                   [InputFile(**i) for i in d.get("skipped", [])])
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, self.to_dict())
@@ -76,8 +82,11 @@ class Plan:
 
 
 def make_plan(cfg: PipelineConfig) -> Plan:
-    files = [InputFile(str(p), src, p.stat().st_size) for p, src in cfg.input_files()]
-    return Plan(plan_phases(cfg.stages, len(files)), files)
+    dirs: list[tuple[Path, str]] = []
+    files = [InputFile(str(p), src, p.stat().st_size, cfg.input.dataset_of(src))
+             for p, src in cfg.input_files(dirs)]
+    skipped = [InputFile(str(p), src, 0) for p, src in dirs]
+    return Plan(plan_phases(cfg.stages, len(files)), files, skipped)
 
 
 def plan_phases(specs: list[StageSpec], n_shards: int) -> list[Phase]:

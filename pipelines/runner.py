@@ -25,7 +25,8 @@ from . import __version__
 from .config import PipelineConfig, dump_resolved, load_config
 from .errors import TaskError, UserError
 from .global_stage import GlobalContext, GlobalStage, doc_keys
-from .io import make_reader, make_writer
+from .io import make_writer
+from .io.inputs import count_unreadable, read_input
 from .io.writers import sha256_file
 from .plan import Phase, Plan, check_inputs_unchanged, make_plan
 from .rundir import RunDir
@@ -146,7 +147,10 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
         record["input_sha256"] = sha256_file(Path(inp.path))
         record["input_hash_s"] = round(time.perf_counter() - h0, 6)
         read = stats.stage("read")
-        tables = _timed(make_reader(cfg.input).read(Path(inp.path), source, read), read)
+        if task == 0 and ph.name == plan.phases[0].name:
+            for d in plan.skipped:
+                count_unreadable(read, d, "input_is_directory")
+        tables = _timed(read_input(cfg.input, inp, read), read)
     ctx = TaskContext(run.root, ph.name, task, source, cfg.seed)
     writer = make_writer(out_dir, prefix, cfg.output, run.root, final=ph.final)
     try:

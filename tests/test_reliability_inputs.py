@@ -538,8 +538,8 @@ def _cfg(tmp_path: Path, paths: list[str], fmt: str = "warc", **extra) -> Path:
 
 
 def test_zero_byte_files_and_a_directory_in_the_glob(tmp_path: Path):
-    """The glob matches a directory (ignored), zero-byte files (no records; a zero-byte
-    Parquet file is one corrupt_parquet error) and a real file: the run finishes."""
+    """The glob matches a directory, zero-byte files and a real file: each directory and
+    each zero-byte file is one counted, sampled error of `read`; the run finishes."""
     d = tmp_path / "in"
     d.mkdir()
     (d / "a-dir.warc.gz").mkdir()
@@ -548,9 +548,16 @@ def test_zero_byte_files_and_a_directory_in_the_glob(tmp_path: Path):
     (d / "real.warc.gz").write_bytes(CC2020.read_bytes())
     thresher("run", str(_cfg(tmp_path, [str(d / "*.warc*")])), "--quiet")
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
-    assert stats["stages"]["read"]["docs_out"] == len(full_ids(CC2020))
-    assert stats["stages"]["read"]["errors"] == {}
-    assert len(json.loads((tmp_path / "run" / "plan.json").read_text())["inputs"]) == 3
+    read = stats["stages"]["read"]
+    assert read["docs_out"] == stats["stages"]["write"]["docs_out"] == len(full_ids(CC2020))
+    assert read["errors"] == {"empty_file": 2, "input_is_directory": 1}
+    assert read["docs_in"] == read["docs_out"] + sum(read["dropped"].values()) + 3
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert len(plan["inputs"]) == 3 and [s["source"] for s in plan["skipped"]] == ["a-dir.warc.gz"]
+    samples = pq.read_table(tmp_path / "run" / "samples" / "read.parquet").to_pylist()
+    assert sorted((s["reason"], s["source"]) for s in samples if s["kind"] == "error") == [
+        ("empty_file", "empty.warc"), ("empty_file", "empty.warc.gz"),
+        ("input_is_directory", "a-dir.warc.gz")]
 
     pq.write_table(pa.table({"text": ["hello"]}), d / "ok.parquet")
     (d / "zero.parquet").write_bytes(b"")
@@ -558,7 +565,7 @@ def test_zero_byte_files_and_a_directory_in_the_glob(tmp_path: Path):
     out.mkdir()
     thresher("run", str(_cfg(out, [str(d / "*.parquet")], fmt="parquet")), "--quiet")
     stats = json.loads((out / "run" / "stats.json").read_text())
-    assert stats["stages"]["read"]["errors"] == {"corrupt_parquet": 1}
+    assert stats["stages"]["read"]["errors"] == {"empty_file": 1}
     assert stats["stages"]["write"]["docs_out"] == 1
 
 

@@ -9,6 +9,10 @@ The bookkeeping invariant every stage keeps (checked at the end of each task):
 ``docs_in + docs_added == docs_out + sum(dropped) + sum(errors)``, where
 ``docs_added`` counts copies a rebalancing stage wrote.
 
+Documents out of a stage are also broken down (docs, chars, tokens) by the values of
+the ``language`` column and of the ``dataset`` column (set from ``input.dataset``, or
+carried by the input), once those columns exist.
+
 Tokens are counted wherever documents carry an ``n_tokens`` column (the
 ``count_tokens`` stage adds it), so token totals cost a column sum, not a
 tokenizer call per stage.
@@ -37,6 +41,7 @@ import pyarrow.compute as pc
 from .schema import HTML, TEXT, content_column
 
 LANGUAGE = "language"
+DATASET = "dataset"
 TOKENS = "n_tokens"
 
 
@@ -57,6 +62,8 @@ class StageStats:
     tokens_in: int = 0
     tokens_out: int = 0
     docs_added: int = 0  # copies written by a stage that replicates documents
+    # dataset -> [docs_out, chars_out, tokens_out], filled once a `dataset` column exists
+    by_dataset: dict = field(default_factory=dict)
     # reason -> characters of the documents dropped or failed for it, where they were given
     chars_by_reason: Counter = field(default_factory=Counter)
     sampler: Any = field(default=None, repr=False, compare=False)  # samples.StageSampler
@@ -136,23 +143,16 @@ class StageStats:
         self.chars_out += c
         self.bytes_out += b
         self.tokens_out += _tokens(table)
-        if LANGUAGE in table.schema.names and table.num_rows:
+        if table.num_rows and (LANGUAGE in table.schema.names
+                               or DATASET in table.schema.names):
             col = content_column(table)
             lengths = pc.utf8_length(table.column(col)) if col else None
             tokens = table.column(TOKENS) if TOKENS in table.schema.names else None
-            for lang, docs, chars, toks in _group_counts(table.column(LANGUAGE), lengths,
-                                                         tokens):
-                entry = self.by_language.setdefault(lang, [0, 0, 0])
-                entry[0] += docs
-                entry[1] += chars
-                entry[2] += toks
+            for name, into in ((LANGUAGE, self.by_language), (DATASET, self.by_dataset)):
+                if name in table.schema.names:
+                    _count_groups(into, table.column(name), lengths, tokens)
 
     def __add__(self, other: StageStats) -> StageStats:
-        langs = {k: list(v) for k, v in self.by_language.items()}
-        for k, v in other.by_language.items():
-            e = langs.setdefault(k, [0, 0, 0])
-            for i, x in enumerate(v):
-                e[i] += x
         return StageStats(
             docs_in=self.docs_in + other.docs_in,
             docs_out=self.docs_out + other.docs_out,
@@ -164,7 +164,8 @@ class StageStats:
             errors=self.errors + other.errors,
             wall_s=self.wall_s + other.wall_s,
             cpu_s=self.cpu_s + other.cpu_s,
-            by_language=langs,
+            by_language=_add_groups(self.by_language, other.by_language),
+            by_dataset=_add_groups(self.by_dataset, other.by_dataset),
             tokens_in=self.tokens_in + other.tokens_in,
             tokens_out=self.tokens_out + other.tokens_out,
             docs_added=self.docs_added + other.docs_added,
@@ -183,8 +184,8 @@ class StageStats:
             "bytes_out": self.bytes_out,
             "wall_s": round(self.wall_s, 6),
             "cpu_s": round(self.cpu_s, 6),
-            "by_language": {k: {"docs_out": v[0], "chars_out": v[1], "tokens_out": v[2]}
-                            for k, v in sorted(self.by_language.items())},
+            "by_language": _groups_dict(self.by_language),
+            "by_dataset": _groups_dict(self.by_dataset),
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
             "docs_added": self.docs_added,
@@ -199,8 +200,8 @@ class StageStats:
             bytes_in=d.get("bytes_in", 0), bytes_out=d.get("bytes_out", 0),
             dropped=Counter(d.get("dropped", {})), errors=Counter(d.get("errors", {})),
             wall_s=d.get("wall_s", 0.0), cpu_s=d.get("cpu_s", 0.0),
-            by_language={k: [v["docs_out"], v["chars_out"], v.get("tokens_out", 0)]
-                         for k, v in d.get("by_language", {}).items()},
+            by_language=_groups_from(d.get("by_language", {})),
+            by_dataset=_groups_from(d.get("by_dataset", {})),
             tokens_in=d.get("tokens_in", 0), tokens_out=d.get("tokens_out", 0),
             docs_added=d.get("docs_added", 0),
             chars_by_reason=Counter(d.get("chars_by_reason", {})),
@@ -274,16 +275,38 @@ def _tokens(table: pa.Table | pa.RecordBatch) -> int:
     return int(pc.sum(table.column(TOKENS)).as_py() or 0)
 
 
-def _group_counts(langs: pa.ChunkedArray | pa.Array, lengths,
-                  tokens=None) -> list[tuple[str, int, int, int]]:
-    n = len(langs)
-    t = pa.table({"l": pc.fill_null(langs, "unknown"),
+def _count_groups(into: dict, values: pa.ChunkedArray | pa.Array, lengths,
+                  tokens=None) -> None:
+    """Add [docs, chars, tokens] per value of ``values`` (null: "unknown") into ``into``."""
+    n = len(values)
+    t = pa.table({"v": pc.fill_null(values.cast(pa.string()), "unknown"),
                   "c": lengths if lengths is not None else pa.nulls(n, pa.int64()),
                   "t": tokens if tokens is not None else pa.nulls(n, pa.int64())})
-    g = t.group_by("l").aggregate([("l", "count"), ("c", "sum"), ("t", "sum")])
-    return [(lang, int(k), int(c or 0), int(tk or 0)) for lang, k, c, tk in
-            zip(g["l"].to_pylist(), g["l_count"].to_pylist(), g["c_sum"].to_pylist(),
-                g["t_sum"].to_pylist())]
+    g = t.group_by("v").aggregate([("v", "count"), ("c", "sum"), ("t", "sum")])
+    for v, k, c, tk in zip(g["v"].to_pylist(), g["v_count"].to_pylist(),
+                           g["c_sum"].to_pylist(), g["t_sum"].to_pylist()):
+        entry = into.setdefault(v, [0, 0, 0])
+        entry[0] += int(k)
+        entry[1] += int(c or 0)
+        entry[2] += int(tk or 0)
+
+
+def _add_groups(a: dict, b: dict) -> dict:
+    out = {k: list(v) for k, v in a.items()}
+    for k, v in b.items():
+        e = out.setdefault(k, [0, 0, 0])
+        for i, x in enumerate(v):
+            e[i] += x
+    return out
+
+
+def _groups_dict(groups: dict) -> dict:
+    return {k: {"docs_out": v[0], "chars_out": v[1], "tokens_out": v[2]}
+            for k, v in sorted(groups.items())}
+
+
+def _groups_from(d: dict) -> dict:
+    return {k: [v["docs_out"], v["chars_out"], v.get("tokens_out", 0)] for k, v in d.items()}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

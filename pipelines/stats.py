@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .schema import HTML, TEXT, content_column
+from .sketches import Sketches
 
 LANGUAGE = "language"
 DATASET = "dataset"
@@ -67,6 +68,9 @@ class StageStats:
     # reason -> characters of the documents dropped or failed for it, where they were given
     chars_by_reason: Counter = field(default_factory=Counter)
     sampler: Any = field(default=None, repr=False, compare=False)  # samples.StageSampler
+    # histograms of lengths in/out and of the numeric columns the stage wrote (sketches.py)
+    sketches: Sketches = field(default_factory=Sketches)
+    _names_in: Any = field(default=None, repr=False, compare=False)  # last input's columns
 
     @contextmanager
     def timed(self) -> Iterator[None]:
@@ -136,6 +140,8 @@ class StageStats:
         self.chars_in += c
         self.bytes_in += b
         self.tokens_in += _tokens(table)
+        self._names_in = frozenset(table.schema.names)
+        self.sketches.observe_in(table, _lengths(table))
 
     def count_out(self, table: pa.Table | pa.RecordBatch) -> None:
         self.docs_out += table.num_rows
@@ -143,6 +149,7 @@ class StageStats:
         self.chars_out += c
         self.bytes_out += b
         self.tokens_out += _tokens(table)
+        self.sketches.observe_out(table, _lengths(table), self._names_in)
         if table.num_rows and (LANGUAGE in table.schema.names
                                or DATASET in table.schema.names):
             col = content_column(table)
@@ -170,6 +177,7 @@ class StageStats:
             tokens_out=self.tokens_out + other.tokens_out,
             docs_added=self.docs_added + other.docs_added,
             chars_by_reason=_add_counts(self.chars_by_reason, other.chars_by_reason),
+            sketches=self.sketches + other.sketches,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +198,7 @@ class StageStats:
             "tokens_out": self.tokens_out,
             "docs_added": self.docs_added,
             "chars_by_reason": dict(sorted(self.chars_by_reason.items())),
+            "sketches": self.sketches.to_dict(),
         }
 
     @classmethod
@@ -205,6 +214,7 @@ class StageStats:
             tokens_in=d.get("tokens_in", 0), tokens_out=d.get("tokens_out", 0),
             docs_added=d.get("docs_added", 0),
             chars_by_reason=Counter(d.get("chars_by_reason", {})),
+            sketches=Sketches.from_dict(d.get("sketches")),
         )
 
 
@@ -267,6 +277,12 @@ def _sizes(table: pa.Table | pa.RecordBatch) -> tuple[int, int]:
     chars = pc.sum(pc.utf8_length(arr)).as_py() or 0
     nbytes = pc.sum(pc.binary_length(arr)).as_py() or 0
     return int(chars), int(nbytes)
+
+
+def _lengths(table: pa.Table | pa.RecordBatch):
+    """Characters of each document's content (None without a content column)."""
+    col = content_column(table)
+    return pc.utf8_length(table.column(col)) if col is not None and table.num_rows else None
 
 
 def _tokens(table: pa.Table | pa.RecordBatch) -> int:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines.sketches import LOG10, REAL, Hist, bins, edges
 from pipelines.stats import RunStats, StageStats
 
 reasons = st.sampled_from(["too_short", "too_long", "other_language", "low_score"])
@@ -28,6 +30,15 @@ def stage_stats(draw) -> StageStats:
     for lang in draw(st.lists(st.sampled_from(["en", "de", "zh"]), max_size=3, unique=True)):
         s.by_language[lang] = [draw(st.integers(0, 10)), draw(st.integers(0, 1000)),
                                draw(st.integers(0, 1000))]
+    lengths = st.lists(st.integers(0, 10**13), max_size=20)
+    s.sketches.length_in.add(np.array(draw(lengths), dtype=np.int64))
+    s.sketches.length_out.add(np.array(draw(lengths), dtype=np.int64))
+    for col in draw(st.lists(st.sampled_from(["language_score", "n_tokens"]), max_size=2,
+                             unique=True)):
+        values = st.floats(-1, 1e6) | st.just(1.0) | st.just(float("nan")) \
+            if col == "language_score" else st.integers(-5, 10**9)
+        h = s.sketches.columns[col] = Hist(REAL if col == "language_score" else LOG10)
+        h.add(np.array(draw(st.lists(values, max_size=20)), dtype=np.float64))
     return s
 
 
@@ -75,3 +86,63 @@ def test_counts_chars_bytes_and_languages():
     s.count_out(t)
     assert (s.docs_out, s.chars_out, s.bytes_out) == (3, 8, 15)
     assert s.by_language == {"fr": [1, 5, 0], "ja": [1, 3, 0], "unknown": [1, 0, 0]}
+
+
+def _batches(values: list, cuts: list[int]) -> list[list]:
+    cuts = sorted({c % (len(values) + 1) for c in cuts})
+    return [values[a:b] for a, b in zip([0, *cuts], [*cuts, len(values)])]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=300), st.floats(0, 1) | st.none()), max_size=60),
+       st.lists(st.integers(0, 60), max_size=5))
+def test_sketches_are_the_same_whatever_the_task_split(rows, cuts):
+    """Per-batch histograms summed == one histogram over everything, bin for bin."""
+    def counted(part: list) -> RunStats:
+        s = StageStats()
+        t = pa.table({"text": pa.array([r[0] for r in part], pa.string())})
+        s.count_in(t)
+        s.count_out(t.append_column("quality_score",
+                                    pa.array([r[1] for r in part], pa.float64())))
+        return RunStats({"q": s})
+
+    whole = counted(rows).to_dict()
+    split = RunStats.sum(counted(p) for p in _batches(rows, cuts)).to_dict()
+    assert split["q"]["sketches"] == whole["q"]["sketches"]
+    sk = whole["q"]["sketches"]
+    assert sum(sk.get("length_out", {}).get("counts", {}).values()) == len(rows)
+    q = sk.get("columns", {}).get("quality_score", {})
+    assert sum(q.get("counts", {}).values()) + q.get("null", 0) == len(rows)
+
+
+def test_sketch_bins_edges_and_specials():
+    h = Hist(LOG10)
+    h.add(pa.chunked_array([[0, 9, 10, 199, 200, 201, 10**13, -3, None]]))
+    assert h.to_dict() == {"scheme": "log10", "under": 1, "null": 1,
+                           "counts": {"0": 1, "9": 1, "10": 1, "150": 1, "200": 2,
+                                      "1000000000000": 1}}
+    r = Hist(REAL)
+    r.add(pa.array([0.0, 0.019, 0.02, 0.99, 1.0, 1.5, float("nan")]))
+    assert r.to_dict() == {"scheme": "real", "null": 1,
+                           "counts": {"0": 2, "0.02": 1, "0.98": 2, "1": 1}}
+    assert bins(r.to_dict())[-1] == (1.0, 2.0, 1) and bins(h.to_dict())[-1][1] is None
+    for scheme in (LOG10, REAL):  # every edge has its own label, and they increase
+        e = edges(scheme)
+        assert (np.diff(e) > 0).all()
+        assert Hist.from_dict(Hist(scheme, {i: 1 for i in range(len(e))}).to_dict()).counts \
+            == {i: 1 for i in range(len(e))}
+
+
+def test_sketches_only_columns_the_stage_wrote_and_old_stats_load():
+    s = StageStats()
+    t = pa.table({"text": ["abc", "defgh"], "record": [1, 2]})
+    s.count_in(t)
+    s.count_out(t.append_column("language_score", pa.array([0.5, 0.97]))
+                .append_column("language", pa.array(["en", "fr"])))
+    d = s.to_dict()["sketches"]
+    assert list(d["columns"]) == ["language_score"]  # not `record` (input), not strings
+    assert d["columns"]["language_score"]["counts"] == {"0.5": 1, "0.96": 1}
+    assert d["length_in"]["counts"] == d["length_out"]["counts"] == {"3": 1, "5": 1}
+    old = s.to_dict()
+    del old["sketches"]  # stats.json written before sketches existed
+    assert StageStats.from_dict(old).sketches.to_dict() == {}

@@ -109,7 +109,7 @@ def cmd_stages(a: argparse.Namespace) -> int:
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
-    from .funnel import by_language_table, load_stats, make_console, print_funnel
+    from .funnel import breakdown_table, load_stats, make_console, print_funnel
 
     stats = load_stats(a.run)
     if a.json:
@@ -122,8 +122,8 @@ def cmd_stats(a: argparse.Namespace) -> int:
         return 0
     console = make_console()
     print_funnel(stats, console, title=f"funnel: {stats.get('run', a.run)}")
-    if a.by == "language":
-        console.print(by_language_table(stats, a.stages.split(",") if a.stages else None))
+    if a.by:
+        console.print(breakdown_table(stats, a.by, a.stages.split(",") if a.stages else None))
     console.print(f"output: {stats['output']['rows']:,} documents in "
                   f"{len(stats['output']['shards'])} shard(s)")
     return 0
@@ -254,13 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="print the funnel of a finished run")
     p.add_argument("run", help="run directory")
-    p.add_argument("--by", choices=["language"], help="add a breakdown")
+    p.add_argument("--by", choices=["language", "dataset"],
+                   help="add a breakdown (dataset: the `dataset` column, see input.dataset)")
     p.add_argument("--stages", metavar="A,B",
-                   help="with --by language: the stages to compare (default: first and last)")
+                   help="with --by: the stages to compare (default: first and last)")
     p.add_argument("--json", action="store_true", help="print stats.json")
     p.add_argument("--csv", action="store_true",
                    help="CSV for notebooks: stage,kind,reason,docs,chars (with --by language: "
-                        "stage,language,docs,chars,tokens)")
+                        "stage,language,docs,chars,tokens; likewise --by dataset)")
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("samples", help="show sampled dropped documents of a stage")

@@ -93,31 +93,36 @@ def make_console(stderr: bool = False) -> Console:
 
 
 def by_language_table(stats: dict[str, Any], stages: list[str] | None = None) -> Table:
-    """Documents, characters and tokens per language after each of ``stages``.
+    return breakdown_table(stats, "language", stages)
 
-    Default: the first stage that knew languages and the last one, side by side, so
+
+def breakdown_table(stats: dict[str, Any], by: str, stages: list[str] | None = None) -> Table:
+    """Documents, characters and tokens per language (or dataset) after each of ``stages``.
+
+    Default: the first stage that knew the column and the last one, side by side, so
     what filtering, dedup and rebalancing did to each language is one glance.
     """
-    known = [name for name, st in stats["stages"].items() if st.get("by_language")]
+    key = f"by_{by}"
+    known = [name for name, st in stats["stages"].items() if st.get(key)]
     if stages is None:
         stages = list(dict.fromkeys(known[:1] + known[-1:]))
     unknown = [s for s in stages if s not in stats["stages"]]
     if unknown:
         raise UserError(f"no stage named {unknown[0]!r} in this run "
                         f"(have: {', '.join(stats['stages'])})")
-    t = Table(title="by language, after " + " / ".join(stages) if stages else "by language")
-    t.add_column("language")
+    t = Table(title=f"by {by}, after " + " / ".join(stages) if stages else f"by {by}")
+    t.add_column(by)
     for s in stages:
         for col in ("docs", "chars", "tokens"):
             t.add_column(f"{col}\n{s}" if len(stages) > 1 else col, justify="right")
     langs: dict[str, int] = {}
     for s in stages:
-        for lang, v in stats["stages"][s].get("by_language", {}).items():
+        for lang, v in stats["stages"][s].get(key, {}).items():
             langs[lang] = max(langs.get(lang, 0), v["docs_out"])
     for lang in sorted(langs, key=lambda k: (-langs[k], k)):
         row = [lang]
         for s in stages:
-            v = stats["stages"][s].get("by_language", {}).get(lang)
+            v = stats["stages"][s].get(key, {}).get(lang)
             row += [f"{v['docs_out']:,}", f"{v['chars_out']:,}", f"{v.get('tokens_out', 0):,}"] \
                 if v else ["-", "-", "-"]
         t.add_row(*row)
@@ -127,16 +132,16 @@ def by_language_table(stats: dict[str, Any], stages: list[str] | None = None) ->
 def stats_csv(stats: dict[str, Any], by: str | None = None) -> str:
     """The stats as CSV for notebooks: per stage its in/out rows and one row per drop or
     error reason (``chars`` empty where a stage did not report the dropped texts); with
-    ``by="language"`` one row per stage and language instead."""
+    ``by="language"`` (or ``"dataset"``) one row per stage and value instead."""
     import csv
     import io
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    if by == "language":
-        w.writerow(["stage", "language", "docs", "chars", "tokens"])
+    if by is not None:
+        w.writerow(["stage", by, "docs", "chars", "tokens"])
         for name, st in stats["stages"].items():
-            for lang, v in sorted(st.get("by_language", {}).items()):
+            for lang, v in sorted(st.get(f"by_{by}", {}).items()):
                 w.writerow([name, lang, v["docs_out"], v["chars_out"], v.get("tokens_out", 0)])
         return buf.getvalue()
     w.writerow(["stage", "kind", "reason", "docs", "chars"])

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import DATA, shard_hashes
@@ -143,3 +144,82 @@ def test_rule_errors_are_config_errors(tmp_path):
         pipeline(tmp_path, tmp_path, {"stage": "rebalance", "by": "x"})
     with pytest.raises(Exception, match="summing to 1"):
         pipeline(tmp_path, tmp_path, {"stage": "rebalance", "targets": {"en": 0.5}})
+
+
+def test_per_dataset_tokens_before_and_after_a_mixture(corpus, tmp_path):
+    """input.dataset names each file's dataset; stats count docs and tokens per dataset at
+    every stage, so the mixture before and after rebalancing is in stats.json and
+    `thresher stats --by dataset`."""
+    import shutil
+
+    from conftest import thresher
+
+    root, _, _ = corpus
+    mixed = tmp_path / "mixed"
+    for i, part in enumerate(sorted((root / "in").glob("*.jsonl"))):
+        (mixed / ("web" if i < 3 else "wiki")).mkdir(parents=True, exist_ok=True)
+        shutil.copy(part, mixed / ("web" if i < 3 else "wiki") / part.name)
+    targets = {"web": 0.4, "wiki": 0.6}
+
+    def cfg(out: str, workers: int = 1):
+        c = pipeline(tmp_path, mixed, TOKENS,
+                     {"stage": "rebalance", "targets": targets, "target_by": ["dataset"]},
+                     workers=workers, out=out).to_dict(resolved=False)
+        c["input"].update(paths=[str(mixed / "*" / "*.jsonl")], root=str(mixed),
+                          dataset={"web": ["web/*"], "wiki": ["wiki/*"]})
+        return config_from_dict(c)
+
+    run = run_pipeline(cfg("run"))
+    rows = rows_of(run)
+    stages = json.loads(run.stats_json.read_text())["stages"]
+
+    def totals(rs):
+        out = {}
+        for r in rs:
+            e = out.setdefault(r["dataset"], {"docs_out": 0, "chars_out": 0, "tokens_out": 0})
+            e["docs_out"] += 1
+            e["chars_out"] += len(r["text"])
+            e["tokens_out"] += r["n_tokens"]
+        return out
+
+    from stages.tokens import CountTokens, CountTokensParams
+
+    counter = CountTokens(CountTokensParams())
+    counter.setup()
+    inputs = []
+    for path in sorted(mixed.glob("*/*.jsonl")):
+        for line in path.read_text().splitlines():
+            text = json.loads(line)["text"]
+            inputs.append({"dataset": path.parent.name, "text": text,
+                           "n_tokens": counter.count(pa.array([text]))[0].as_py()})
+    assert stages["count_tokens"]["by_dataset"] == totals(inputs)
+    assert stages["rebalance"]["by_dataset"] == stages["write"]["by_dataset"] == totals(rows)
+    after = {k: v["tokens_out"] for k, v in totals(rows).items()}
+    for name, share in targets.items():  # replicate mode rounds each document's copies
+        assert after[name] / sum(after.values()) == pytest.approx(share, abs=0.03)
+    before = {k: v["tokens_out"] for k, v in totals(inputs).items()}
+    assert before["web"] / sum(before.values()) > 0.6  # the mixture did change
+
+    assert run_pipeline(cfg("two", workers=2)) and json.loads(
+        (tmp_path / "two" / "stats.json").read_text())["stages"]["write"]["by_dataset"] == \
+        stages["write"]["by_dataset"]
+    out = thresher("stats", str(run.root), "--by", "dataset").stdout
+    assert "by dataset, after read / write" in out and "wiki" in out
+    csv = thresher("stats", str(run.root), "--by", "dataset", "--csv").stdout.splitlines()
+    assert csv[0] == "stage,dataset,docs,chars,tokens" and any(
+        line.startswith("write,wiki,") for line in csv)
+
+
+def test_an_input_outside_every_dataset_glob_is_a_config_error(corpus, tmp_path):
+    from conftest import thresher
+
+    root, _, _ = corpus
+    c = pipeline(tmp_path, root / "in", TOKENS).to_dict(resolved=False)
+    c["input"]["dataset"] = {"web": ["part0.jsonl", "part1.jsonl"]}
+    path = tmp_path / "c.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(c))
+    p = thresher("run", str(path), "--quiet", check=False)
+    assert p.returncode != 0
+    assert "input 'part2.jsonl' matches none of the globs of input.dataset (web)" in p.stderr

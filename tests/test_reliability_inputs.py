@@ -433,17 +433,20 @@ def test_parquet_damaged_row_group_costs_only_its_rows(tmp_path: Path):
 
 # ----------------------------------------------------------------------------- property
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kinds=st.lists(st.sampled_from(["html", "png", "empty", "request", "404"]),
                       min_size=1, max_size=8),
        damage=st.lists(st.tuples(st.integers(0, 8), st.sampled_from(["garbage", "flip"])),
                        max_size=3),
-       cut=st.one_of(st.none(), st.floats(0.05, 0.95)))
-def test_any_damage_loses_only_the_damaged_records(tmp_path_factory, kinds, damage, cut):
+       cut=st.one_of(st.none(), st.floats(0.05, 0.95)),
+       backend=st.sampled_from(["warcio", "fastwarc"]))
+def test_any_damage_loses_only_the_damaged_records(tmp_path_factory, kinds, damage, cut,
+                                                   backend):
     """A WARC of mixed records, with garbage inserted between members, members damaged,
     and maybe a cut tail: the reader never raises, the books balance (read_all checks),
-    and every HTML record whose member is intact and before the cut comes out, in order."""
+    and every HTML record whose member is intact and before the cut comes out, in order
+    (with either record parser)."""
     d = tmp_path_factory.mktemp("warc")
     bodies = {"html": HTML, "png": _PNG, "empty": b"", "request": b"GET / HTTP/1.1\r\n\r\n",
               "404": HTML}
@@ -473,7 +476,7 @@ def test_any_damage_loses_only_the_damaged_records(tmp_path_factory, kinds, dama
         damaged |= {i for i, (s, m) in enumerate(zip(starts, members)) if s + len(m) > n}
     path = d / "mixed.warc.gz"
     path.write_bytes(data)
-    table, stats, _ = read_all(WarcInput(paths=["x"]), path)
+    table, stats, _ = read_all(WarcInput(paths=["x"], backend=backend), path)
     expected = [u for i, u in enumerate(ids) if u and i not in damaged]
     assert col(table, "url") == expected
     assert stats.dropped.get("http_status", 0) <= kinds.count("404")

@@ -117,13 +117,21 @@ class FastWarcReader(WarcReader):
         if not gz:
             yield from _warc_records(path, stats, source)
             return
-        done, last_id = 0, None
+        done, last_id, held = 0, None, None
         try:
+            # a record is handed over once FastWARC has read past its gzip member (the
+            # next record, or the end-of-file check): damage found there (a bad CRC, a
+            # cut trailer) must still let warcio judge the record itself
             for offset, record in _fast_records(path, self.cfg.max_record_bytes):
+                if held is not None:
+                    stats.docs_in += 1
+                    yield done, *held
+                    done += 1
+                    last_id = held[1].rec_headers.get_header("WARC-Record-ID")
+                held = (offset, record)
+            if held is not None:
                 stats.docs_in += 1
-                yield done, offset, record
-                done += 1
-                last_id = record.rec_headers.get_header("WARC-Record-ID")
+                yield done, *held
             return
         except _Doubt as exc:
             log.info("%s: fastwarc stopped after %d records (%s); warcio reads the rest",

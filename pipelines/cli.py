@@ -190,6 +190,14 @@ def cmd_dups(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(a: argparse.Namespace) -> int:
+    from .report import write_report
+
+    out = write_report(a.run, a.output, compare=a.compare)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes; opens offline in any browser)")
+    return 0
+
+
 def cmd_finalize(a: argparse.Namespace) -> int:
     from .runner import finalize_run
 
@@ -302,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", "-n", type=int, default=10, help="clusters to show")
     p.add_argument("--per-cluster", type=int, default=3, help="removed members to show each")
     p.set_defaults(func=cmd_dups)
+
+    p = sub.add_parser("report", help="one self-contained HTML page of a run (funnel, reasons, "
+                                      "languages, histograms, time, dedup, samples)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--compare", metavar="RUN2", help="second run: both side by side with deltas")
+    p.add_argument("--output", "-o", default="report.html", help="HTML file to write")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("finalize", help="merge the stats and write the manifest of a run whose "
                                         "tasks are all done (what a Slurm run's last job does)")

@@ -190,3 +190,9 @@ def bins(h: dict[str, Any]) -> list[tuple[float, float | None, int]]:
         i = index[k]
         out.append((float(e[i]), float(e[i + 1]) if i + 1 < len(e) else None, n))
     return out
+
+
+def indexed(h: dict[str, Any]) -> dict[int, int]:
+    """Bin index -> count of a serialized histogram (indices into ``edges(scheme)``)."""
+    index = _INDEX[h["scheme"]]
+    return {index[k]: n for k, n in h.get("counts", {}).items()}

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test docs check-docs lint clean lock bench
+.PHONY: install demo test docs check-docs lint clean lock bench system-deps report-screenshot
 
 install: $(STAMP)
 
@@ -35,6 +35,15 @@ check-docs: install
 
 lint: install
 	$(BIN)/ruff check pipelines stages tests
+
+# Debian packages some tests need beyond Python (chromium for tests/test_report.py); root.
+system-deps:
+	bash scripts/install-system-deps.sh
+
+# docs/report.png: the top of `thresher report` on the demo run, as headless Chromium draws it
+report-screenshot: demo
+	$(BIN)/thresher report runs/demo -o runs/demo/report.html
+	bash scripts/report-screenshot.sh runs/demo/report.html docs/report.png
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

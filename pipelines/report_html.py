@@ -150,7 +150,7 @@ section{background:#fff;border:1px solid #d0d7de;border-radius:6px;margin:14px 0
  padding:10px 16px}
 h2{font-size:16px;margin:4px 0 8px}h3{font-size:13px;margin:12px 0 6px}
 table.data{border-collapse:collapse;margin:6px 0}
-table.data th,table.data td{padding:3px 9px;border-bottom:1px solid #eaeef2;
+table.data th,table.data td{padding:3px 8px;border-bottom:1px solid #eaeef2;
  white-space:nowrap}
 table.data th{background:#f6f8fa;text-align:left;font-weight:600}
 table.sortable th{cursor:pointer}table.sortable th:hover{background:#eaeef2}
@@ -210,6 +210,11 @@ def page(title: str, subtitle: str, nav: list[tuple[str, str]], sections: list[s
 
 def section(id_: str, title: str, body: str) -> str:
     return f'<section id="{escape(id_)}"><h2>{escape(title)}</h2>{body}</section>'
+
+
+def side_by_side(*parts: str) -> str:
+    """Tables and figures in a row that wraps when the window is narrow."""
+    return f'<div class="figs">{"".join(parts)}</div>'
 
 
 def figure(svg: str, caption: str = "") -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import report_html as h
-from .report_html import Metric, TableRow, figure, metric_table, section
+from .report_html import Metric, TableRow, figure, metric_table, section, side_by_side
 from .svgplot import Row, Segment, Track, hbars
 
 RUN_CSS = ("s0", "s1")
@@ -49,11 +49,22 @@ def overview(runs):
             "output shards": len(r.stats.get("output", {}).get("shards", [])),
             "phases": len(r.stats.get("phases", {})),
         })
+    keys = list(rows[0])
+    if len(runs) == 1:  # what ran, and how much, side by side
+        first = [k for k in keys if not isinstance(rows[0][k], int)]
+        body = side_by_side(_meta_table(runs, rows, first),
+                            _meta_table(runs, rows, [k for k in keys if k not in first]))
+    else:
+        body = _meta_table(runs, rows, keys)
+    return "overview", "Run", section("overview", "Run", body)
+
+
+def _meta_table(runs, rows: list[dict], keys: list[str]) -> str:
     body = ['<table class="data"><thead><tr><th></th>'
             + "".join(f"<th>{x}</th>" for x in (["value"] if len(runs) == 1 else
                                                ["A", "B", "B - A", "%"]))
             + "</tr></thead><tbody>"]
-    for k in rows[0]:
+    for k in keys:
         tds = h.text_cell(k, "lbl")
         vals = [row[k] for row in rows]
         for i, v in enumerate(vals):
@@ -69,7 +80,7 @@ def overview(runs):
                 else "<td></td><td></td>"
         body.append(f"<tr>{tds}</tr>")
     body.append("</tbody></table>")
-    return "overview", "Run", section("overview", "Run", "".join(body))
+    return "".join(body)
 
 
 # ----------------------------------------------------------------------------- funnel
@@ -101,7 +112,7 @@ def funnel(runs):
                        "text out)"))
     if tokens:
         figs.append(figure(_funnel_bars(runs, names, "tokens"), "tokens per stage"))
-    body = table + f'<div class="figs">{"".join(figs)}</div>'
+    body = side_by_side(table, figs[0]) + side_by_side(*figs[1:])
     return "funnel", "Funnel", section("funnel", "Funnel", body)
 
 
@@ -181,9 +192,9 @@ def reasons(runs):
                                     f"{run_tag(runs, i)} {v:,}".strip()))
         bars.append(row)
     legend = None if len(runs) == 1 else [("A", "s0"), ("B", "s1")]
-    fig = figure(hbars(bars, "reasons|docs", width=760, legend=legend),
+    fig = figure(hbars(bars, "reasons|docs", width=540, legend=legend),
                  "documents per drop or error reason")
-    return "reasons", "Drop reasons", section("reasons", "Drop reasons", table + fig)
+    return "reasons", "Drop reasons", section("reasons", "Drop reasons", side_by_side(table, fig))
 
 
 # ----------------------------------------------------------------------------- breakdowns
@@ -235,9 +246,9 @@ def breakdowns(runs):
             bars.append(row)
         legend = None if len(runs) == 1 else [("A", "s0"), ("B", "s1")]
         parts.append(f"<h3>per {what}, after {' and '.join(shown)}</h3>"
-                     + metric_table([what], rows, metrics, len(runs) > 1) + more
-                     + figure(hbars(bars, f"{field_}|docs", legend=legend),
-                              f"documents per {what} after {last} (largest 15)"))
+                     + side_by_side(metric_table([what], rows, metrics, len(runs) > 1) + more,
+                                    figure(hbars(bars, f"{field_}|docs", legend=legend),
+                                           f"documents per {what} after {last} (largest 15)")))
     if not parts:
         return None
     return "breakdown", "Breakdown", section("breakdown", "Per language / dataset / source",
@@ -262,7 +273,7 @@ def timing(runs):
                 "chars_per_s": chars / w if w > 0 else None}
 
     rows = [TableRow([n], f"time|{n}", [values(r.stages.get(n)) for r in runs]) for n in names]
-    body = metric_table(["stage"], rows, metrics, len(runs) > 1)
+    table = metric_table(["stage"], rows, metrics, len(runs) > 1)
     bars = []
     for n in names:
         row = Row(n)
@@ -272,8 +283,8 @@ def timing(runs):
                                     f"{run_tag(runs, i)} {w:,.2f} s".strip()))
         bars.append(row)
     legend = None if len(runs) == 1 else [("A", "s0"), ("B", "s1")]
-    body += figure(hbars(bars, "time|wall", legend=legend),
-                   "wall time per stage, summed over tasks (all workers)")
+    body = side_by_side(table, figure(hbars(bars, "time|wall", legend=legend),
+                                      "wall time per stage, summed over tasks (all workers)"))
     body += "<h3>phases</h3>" + _phases_table(runs)
     return "time", "Time", section("time", "Time and throughput", body)
 

@@ -15,7 +15,8 @@ Two schemes, chosen by the column's type only (so every task chooses the same):
 - ``real`` (floating columns, e.g. ``language_score``): fifty bins of 0.02 over
   [0, 1] (1.0 itself goes to the last one), then the ``log10`` edges above 1.
 
-Values below 0 are counted as ``under``; nulls and NaN as ``null``.
+Values below 0 are counted as ``under``; nulls and NaN as ``null``. The edges never
+change: a different binning must be a new scheme name, so every stats.json keeps loading.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def _attrs(**kw) -> str:
     return " ".join(f'{k.replace("_", "-")}="{escape(str(v))}"' for k, v in kw.items())
 
 
-def hbars(rows: list[Row], key: str, width: int = 640, track_h: int = 14,
+def hbars(rows: list[Row], key: str, width: int = 520, track_h: int = 14,
           legend: list[tuple[str, str]] | None = None) -> str:
     """Horizontal bars, one row per label and one stacked track per run in each row."""
     label_w = min(220, max(40, int(max((len(r.label) for r in rows), default=4) * CHAR_W) + 8))

@@ -15,7 +15,10 @@ How each stage of the annotated run is handled, in chain order:
 - an annotate-mode filter with unchanged parameters: its stored
   ``<name>_reason`` column decides;
 - an annotate-mode filter with new parameters: ``Filter.decide_from_columns``
-  decides (langid, quality_classifier, length; a stage without it is an error);
+  decides (langid, quality_classifier, length, and the heuristic filters from their
+  measurement columns). Only the parameters in the stage's ``materialize_params``
+  may change; any other (a model, a word list, a tokenizer) is refused by name,
+  since the stored columns were computed with its old value;
 - a global stage: ``keep_top`` (``decides_from_columns``) is re-run on the stored
   scores of the documents that survive the stages before it, in the same
   collect -> thresholds -> apply order as a run. Any other global stage (dedup,
@@ -23,7 +26,8 @@ How each stage of the annotated run is handled, in chain order:
   run would not, so materialize refuses it.
 
 Every annotate-mode filter becomes a ``mode: filter`` filter unless the
-``--set`` flags say ``STAGE.mode=annotate``.
+``--set`` flags say ``STAGE.mode=annotate``; a filter that no longer annotates
+loses its annotate-only columns (``Filter.measure_columns``), as in a direct run.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class Decider:
     stage: Stage
     how: str  # "stored": its <name>_reason column; "columns": decide_from_columns; "global"
     mode: str  # "filter" | "annotate" in the new run
+    drop: tuple[str, ...] = ()  # annotate-only columns (measurements) the new run has not
 
     @property
     def reason_column(self) -> str:
@@ -82,8 +87,11 @@ def _params(spec: StageSpec) -> dict:
 
 
 def _can_decide(stage: Stage) -> bool:
-    return isinstance(stage, Filter) and \
-        type(stage).decide_from_columns is not Filter.decide_from_columns
+    return isinstance(stage, Filter) and bool(stage.materialize_params)
+
+
+def _measure_columns(stage: Stage) -> dict:
+    return stage.measure_columns() if isinstance(stage, Filter) else {}
 
 
 def plan_deciders(old: PipelineConfig, new: PipelineConfig) -> list[Decider]:
@@ -121,18 +129,36 @@ def plan_deciders(old: PipelineConfig, new: PipelineConfig) -> list[Decider]:
             how = "stored"
         elif same:
             how = "stored"
-        elif _can_decide(stage):
-            how = "columns"
         else:
-            changed = sorted(k for k, v in _params(n).items() if _params(o).get(k) != v)
-            raise UserError(
-                f"stage {n.name!r} ({n.stage}) cannot decide from stored columns, so "
-                f"{', '.join(changed)} cannot change here; materialize supports new "
-                f"parameters for: {', '.join(supported_stages())}")
-        deciders.append(Decider(n, stage, how, _mode(n) or "filter"))
+            _check_changes(o, n, stage)
+            how = "columns"
+        keep = _measure_columns(stage) if _mode(n) == "annotate" else {}
+        drop = tuple(c for c in _measure_columns(o.build()) if c not in keep)
+        deciders.append(Decider(n, stage, how, _mode(n) or "filter", drop))
         if _mode(n) == "filter" and upstream_drops is None:
             upstream_drops = n.name
     return deciders
+
+
+def _check_changes(old: StageSpec, new: StageSpec, stage: Stage) -> None:
+    """Only parameters the stage decides from stored columns may change."""
+    changed = sorted(k for k, v in _params(new).items() if _params(old).get(k) != v)
+    if not _can_decide(stage):
+        raise UserError(
+            f"stage {new.name!r} ({new.stage}) cannot decide from stored columns, so "
+            f"{', '.join(changed)} cannot change here; materialize supports new "
+            f"parameters for: {', '.join(supported_stages())}")
+    fixed = [k for k in changed if k not in stage.materialize_params]  # type: ignore[attr-defined]
+    if fixed:
+        raise UserError(
+            f"stage {new.name!r} ({new.stage}): {', '.join(fixed)} cannot change here, as the "
+            "stored columns were measured with the old value; re-run the pipeline (materialize "
+            f"can change: {', '.join(sorted(stage.materialize_params))})")  # type: ignore
+    missing = sorted(set(_measure_columns(stage)) - set(_measure_columns(old.build())))
+    if missing:  # e.g. a threshold for an n-gram size the annotated run did not measure
+        raise UserError(
+            f"stage {new.name!r} ({new.stage}): the new {', '.join(changed)} need(s) column(s) "
+            f"{', '.join(missing)}, which the annotated run did not measure; re-run the pipeline")
 
 
 def supported_stages() -> list[str]:
@@ -146,8 +172,7 @@ def supported_stages() -> list[str]:
         except Exception:  # an optional dependency missing: not listed
             continue
         if getattr(cls, "decides_from_columns", False) or (
-                issubclass(cls, Filter) and cls.decide_from_columns is not
-                Filter.decide_from_columns):
+                issubclass(cls, Filter) and cls.materialize_params):
             out.append(name)
     return out
 
@@ -199,13 +224,14 @@ def _decide(d: Decider, table: pa.Table, keys: np.ndarray, st: StageStats) -> pa
                 raise UserError(f"stage {d.spec.name!r} cannot decide: the run has no column "
                                 f"{exc}; columns: {', '.join(table.schema.names)}") from None
         if d.mode == "annotate":
-            return set_column(table, d.reason_column, reasons, pa.string())
-        for r in sorted({r for r in reasons if r is not None}):
-            st.drop(r, reasons.count(r))
-        table = table.filter(pa.array([r is None for r in reasons], pa.bool_()))
+            table = set_column(table, d.reason_column, reasons, pa.string())
+        else:
+            for r in sorted({r for r in reasons if r is not None}):
+                st.drop(r, reasons.count(r))
+            table = table.filter(pa.array([r is None for r in reasons], pa.bool_()))
     if d.mode == "filter" and d.reason_column in table.schema.names:
         table = table.drop_columns([d.reason_column])
-    return table
+    return table.drop_columns([c for c in d.drop if c in table.schema.names])
 
 
 class _Pass:

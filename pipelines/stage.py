@@ -127,7 +127,8 @@ def _error_reason(stage: Stage, doc: dict, exc: BaseException) -> ErrorReason:
 class FilterParams(Params):
     mode: Literal["filter", "annotate"] = Field(
         "filter", description="filter: drop documents; annotate: keep them all and write "
-                              "the reason into a `<name>_reason` column")
+                              "the reason into a `<name>_reason` column (and, for filters "
+                              "with thresholds, what they measured: docs/filters.md)")
 
 
 class Filter(Stage):
@@ -151,9 +152,19 @@ class Filter(Stage):
 
         ``thresher materialize`` calls it to re-filter an annotated run at new
         thresholds without recomputing scores; override it when the decision is a
-        threshold on columns the stage writes (see docs/filters.md).
+        threshold on columns the stage writes (see docs/filters.md), and list in
+        ``materialize_params`` the parameters it honours: materialize refuses to
+        change any other.
         """
         raise NotImplementedError
+
+    #: parameters ``decide_from_columns`` decides at new values (``thresher materialize``)
+    materialize_params: ClassVar[frozenset[str]] = frozenset()
+
+    def measure_columns(self) -> dict[str, pa.DataType]:
+        """Columns written only in ``mode: annotate`` (per-rule measurements), so that
+        ``thresher materialize`` can re-decide from them and drop them in filter mode."""
+        return {}
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
         reasons: list[str | None] = []

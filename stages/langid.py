@@ -40,6 +40,7 @@ class LangId(Filter):
 
     Params: ClassVar[type[Params]] = LangIdParams
     params: LangIdParams
+    materialize_params: ClassVar[frozenset[str]] = frozenset({"languages", "min_score"})
     annotations: ClassVar[dict[str, pa.DataType]] = {
         "language": pa.string(), "language_score": pa.float64()}
 

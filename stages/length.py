@@ -24,6 +24,8 @@ class LengthFilter(Filter):
 
     Params: ClassVar[type[Params]] = LengthParams
     params: LengthParams
+    materialize_params: ClassVar[frozenset[str]] = frozenset(
+        {"min_chars", "max_chars", "min_words", "max_words"})
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
         p = self.params

@@ -52,6 +52,7 @@ class QualityClassifier(Filter):
 
     Params: ClassVar[type[Params]] = QualityClassifierParams
     params: QualityClassifierParams
+    materialize_params: ClassVar[frozenset[str]] = frozenset({"min_score"})
     columns: ClassVar[tuple[str, ...]] = (TEXT,)
 
     @property

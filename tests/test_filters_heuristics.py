@@ -120,12 +120,20 @@ def test_gopher_repetition_thresholds_are_parameters():
 
 
 def test_gopher_repetition_dup_ngrams_jump_past_a_repeat():
-    from stages.gopher_repetition import ngram_rules
+    from stages.gopher_repetition import NGrams
 
     words = "a b c d e a b c d e a b c d e".split()
-    # repeats at 5 and 10: each covers 5 characters of 15 (no separators) -> 10/15
-    assert ngram_rules(words, 15, {}, {5: 0.66}) == "dup_5gram_ratio"
-    assert ngram_rules(words, 15, {}, {5: 0.67}) is None
+    # repeats at 5 and 10: each covers 5 characters of 15 (no separators) -> 10/15;
+    # every word from the 6th on is in a repeated 5-gram, so the bound is 10/15 too
+    m: dict = {}
+    NGrams(words, 15, [], [5, 6]).fill(m, "dup_6gram_ratio")
+    # the 6-gram at 5 repeats the one at 0, and the scan jumps past the end
+    assert m == {"dup_5gram_ratio": 10 / 15, "dup_6gram_ratio": 6 / 15}
+    text = " ".join(words)  # 10 of its 29 characters
+    assert _reasons("gopher_repetition", {"a": text}, max_top_ngram_char_ratio={},
+                    max_dup_ngram_char_ratio={5: 0.34})["a"] == "dup_5gram_ratio"
+    assert _reasons("gopher_repetition", {"a": text}, max_top_ngram_char_ratio={},
+                    max_dup_ngram_char_ratio={5: 0.35})["a"] is None
 
 
 # ----------------------------------------------------------------------------- c4
@@ -166,13 +174,22 @@ def test_c4_counts_sentences_like_spacy():
     assert _reasons("c4", {"a": "\n".join([one] * 5)})["a"] is None
 
 
-def test_c4_annotate_keeps_original_text_of_dropped_documents():
-    texts = {"short": "Only one sentence here.",
-             "good": "\n".join(["Nav menu", GOOD_PAGE])}
+def test_c4_annotate_writes_the_text_documents_have_wherever_they_are_kept():
+    """Annotate mode measures as if the document rules were off: a page dropped for lorem
+    ipsum gets the text it has with drop_lorem_ipsum false (what later stages and
+    materialize must see); a page with no line left keeps its own text."""
+    five = " ".join(f"This is sentence {i}." for i in range(5))
+    texts = {"lorem": f"Nav menu\n{five}\nLorem ipsum dolor sit amet, consectetur.",
+             "no_line": "Nav menu\nHome", "good": "\n".join(["Nav menu", GOOD_PAGE])}
     out, _ = _run(_build("c4", mode="annotate"), _table(texts))
-    got = dict(zip(out.column("id").to_pylist(), out.column("text").to_pylist()))
-    assert got["short"] == texts["short"]
-    assert got["good"] == GOOD_PAGE.strip()
+    rows = {r["id"]: r for r in out.to_pylist()}
+    assert rows["lorem"]["text"] == f"{five}\nLorem ipsum dolor sit amet, consectetur."
+    assert (rows["lorem"]["c4_reason"], rows["lorem"]["c4_lorem_ipsum_line"]) == ("lorem_ipsum", 2)
+    assert rows["no_line"]["text"] == texts["no_line"]
+    assert (rows["no_line"]["c4_reason"], rows["no_line"]["c4_chars"]) == ("too_few_sentences", 0)
+    assert rows["good"]["text"] == GOOD_PAGE.strip() and rows["good"]["c4_reason"] is None
+    kept, _ = _run(_build("c4", drop_lorem_ipsum=False), _table({"lorem": texts["lorem"]}))
+    assert kept.column("text").to_pylist() == [rows["lorem"]["text"]]
 
 
 def test_c4_bad_words_from_a_file(tmp_path):
@@ -242,7 +259,9 @@ def test_filters_on_real_text_drop_some_keep_some_and_annotate_matches(name, rea
     reasons = annotated.column(f"{name}_reason").to_pylist()
     assert Counter(r for r in reasons if r) == fstats.dropped
     kept = annotated.filter(pa.compute.is_null(annotated.column(f"{name}_reason")))
-    assert kept.drop_columns([f"{name}_reason"]).equals(filtered)
+    measures = list(_build(name, mode="annotate").measure_columns())
+    assert measures and set(measures) <= set(annotated.column_names)
+    assert kept.drop_columns([f"{name}_reason", *measures]).equals(filtered)
 
 
 # ----------------------------------------------------------------------------- tokenizers

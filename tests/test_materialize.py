@@ -4,16 +4,18 @@ directly at the same thresholds writes (byte for byte), from stored columns alon
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import WARC_DIR, shard_hashes, thresher
+from conftest import DATA, WARC_DIR, shard_hashes, thresher
 from qc_helpers import MAX_CHARS, corpus, trained_model
 
 from pipelines import config_from_dict, run_pipeline
+from pipelines import stage as make_spec
 from pipelines.errors import UserError
 from pipelines.materialize import materialize
 
@@ -162,28 +164,154 @@ def test_tampered_or_jsonl_runs_are_refused(annotated, tmp_path):
         materialize(run.root, tmp_path / "b", [])
 
 
-def test_real_pages_with_gopher_stored_reasons(tmp_path):
-    """extract -> langid -> gopher_quality on real WARCs. gopher cannot decide from columns
-    (its per-rule measurements are not stored), so its thresholds are fixed, but its stored
-    reasons still apply while langid's threshold changes."""
+def test_real_pages_with_gopher_thresholds_from_columns(tmp_path):
+    """extract -> langid -> gopher_quality on real WARCs: langid's and Gopher's thresholds
+    change together, Gopher deciding from its measurement columns."""
     stages = [{"stage": "extract"}, {"stage": "langid", "min_score": 0.3, "mode": "annotate"},
               {"stage": "gopher_quality", "mode": "annotate"}]
     base = {"name": "warc", "input": {"format": "warc",
                                       "paths": [str(WARC_DIR / "dolma-*-0000.warc.gz")]},
             "output": {"path": str(tmp_path / "ann")}, "stages": stages}
     ann = run_pipeline(config_from_dict(base))
+    over = {"langid": {"min_score": 0.9},
+            "gopher_quality": {"min_doc_words": 100, "min_stop_words": 4}}
     direct_cfg = copy.deepcopy(base)
     direct_cfg["output"]["path"] = str(tmp_path / "direct")
     for st in direct_cfg["stages"][1:]:
         st["mode"] = "filter"
-    direct_cfg["stages"][1]["min_score"] = 0.9
+        st.update(over.get(st["stage"], {}))
     direct = run_pipeline(config_from_dict(direct_cfg))
-    mat = materialize(ann.root, tmp_path / "mat", ["langid.min_score=0.9"])
+    mat = materialize(ann.root, tmp_path / "mat", sets_of(over))
     assert shard_hashes(mat.root) == shard_hashes(direct.root)
     assert dropped(mat.root)["gopher_quality"] == dropped(direct.root)["gopher_quality"]
     assert dropped(mat.root)["gopher_quality"][2]  # some pages did fail a Gopher rule
-    with pytest.raises(UserError, match="stage 'gopher_quality' \\(gopher_quality\\) cannot "
-                                        "decide from stored columns, so min_doc_words cannot "
-                                        "change here; materialize supports new parameters "
-                                        "for: .*keep_top.*langid.*quality_classifier"):
-        materialize(ann.root, tmp_path / "x", ["gopher_quality.min_doc_words=10"])
+    with pytest.raises(UserError, match="stage 'gopher_quality' \\(gopher_quality\\): stop_words "
+                                        "cannot change here, as the stored columns were "
+                                        "measured with the old value; re-run the pipeline "
+                                        "\\(materialize can change: max_avg_word_length, "):
+        materialize(ann.root, tmp_path / "x", ["gopher_quality.stop_words=[the, a]"])
+    with pytest.raises(UserError, match="stage 'extract' ran as a map stage"):
+        materialize(ann.root, tmp_path / "x", ["extract.favor_precision=true"])
+
+
+# ----------------------------------------------------------------------------- heuristic filters
+# The four heuristic filters annotate 2,014 real extracted documents at their default
+# thresholds; materializing at other thresholds must write what filtering directly does.
+
+HEURISTICS = ["gopher_quality", "gopher_repetition", "c4", "fineweb_quality"]
+BAD_WORDS = ["sex", "porn", "nude", "naked", "shit", "fuck", "damn", "crap", "bitch",
+             "bastard", "hell", "scheiße", "arsch", "verdammt", "nackt"]
+
+
+def heuristic_stages(mode: str, bad_words: Path, over: dict | None = None) -> list[dict]:
+    stages = [{"stage": name} for name in HEURISTICS]
+    stages[2]["bad_words_file"] = str(bad_words)
+    for st in stages:
+        st["mode"] = mode
+        st.update((over or {}).get(st["stage"], {}))
+    return stages
+
+
+def heuristic_config(root: Path, out: Path, stages: list[dict]):
+    return config_from_dict({
+        "name": "heuristics",
+        "input": {"format": "jsonl", "paths": [str(root / "in" / "*.jsonl")]},
+        "output": {"path": str(out), "rows_per_file": 400},
+        "stages": stages,
+    })
+
+
+@pytest.fixture(scope="module")
+def heuristic_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("heuristics")
+    rows = [json.loads(line) for line in gzip.open(DATA / "quality" / "filter-docs.jsonl.gz",
+                                                   "rt", encoding="utf-8")]
+    (root / "in").mkdir()
+    for i in range(2):  # two tasks
+        (root / "in" / f"part-{i}.jsonl").write_text(
+            "".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows[i::2]),
+            encoding="utf-8")
+    bad = root / "bad-words.txt"
+    bad.write_text("\n".join(BAD_WORDS) + "\n", encoding="utf-8")
+    run = run_pipeline(heuristic_config(root, root / "annotated",
+                                        heuristic_stages("annotate", bad)))
+    return {"root": root, "run": run.root, "bad": bad, "n_docs": len(rows)}
+
+
+HEURISTIC_THRESHOLDS = {
+    "gopher_quality": {"gopher_quality": {
+        "min_doc_words": 150, "max_avg_word_length": 7, "max_symbol_word_ratio": 0.02,
+        "min_alpha_words_ratio": 0.9, "min_stop_words": 4}},
+    "gopher_quality_loose": {"gopher_quality": {
+        "min_doc_words": 10, "min_alpha_words_ratio": None, "min_stop_words": None,
+        "max_bullet_lines_ratio": 0.3, "max_ellipsis_lines_ratio": 0.05}},
+    "gopher_repetition": {
+        "gopher_quality": {"min_stop_words": None, "min_alpha_words_ratio": None},
+        "gopher_repetition": {
+            "max_dup_line_ratio": 0.1, "max_dup_para_char_ratio": 0.05,
+            "max_top_ngram_char_ratio": {2: 0.1, 3: 0.08, 4: 0.06},
+            "max_dup_ngram_char_ratio": {5: 0.05, 6: 0.05, 7: 0.04, 8: 0.04, 9: 0.03, 10: 0.03}}},
+    "gopher_repetition_loose": {
+        "gopher_quality": {"min_stop_words": None, "min_alpha_words_ratio": None},
+        "gopher_repetition": {
+            "max_dup_line_ratio": None, "max_dup_para_ratio": 0.6,
+            "max_top_ngram_char_ratio": {2: 0.4, 4: 0.3}, "max_dup_ngram_char_ratio": {5: 0.3}}},
+    "c4": {"gopher_quality": {"min_stop_words": None},
+           "c4": {"min_sentences": 12, "drop_curly_bracket": False,
+                  "bad_words_keep_fraction": 0.5}},
+    "c4_loose": {"gopher_quality": {"min_stop_words": None, "min_alpha_words_ratio": None},
+                 "c4": {"min_sentences": None, "drop_lorem_ipsum": False,
+                        "bad_words_keep_fraction": 0.3, "bad_words_seed": 7}},
+    "fineweb_quality": {"fineweb_quality": {
+        "min_terminal_punct_line_ratio": 0.5, "max_short_line_ratio": 0.3,
+        "max_dup_line_char_ratio": 0.001, "max_newline_word_ratio": 0.05}},
+    "fineweb_quality_loose": {
+        "gopher_quality": {"min_stop_words": None, "min_alpha_words_ratio": None},
+        "c4": {"min_sentences": 1},
+        "fineweb_quality": {"min_terminal_punct_line_ratio": None, "max_short_line_ratio": 0.9,
+                            "max_newline_word_ratio": None}},
+    "keep_annotating": {"c4": {"mode": "annotate", "min_sentences": 8},
+                        "gopher_repetition": {"max_dup_line_ratio": 0.2}},
+    "same": {},
+}
+
+
+@pytest.mark.parametrize("name", list(HEURISTIC_THRESHOLDS))
+def test_heuristic_filters_materialize_equals_filtering_directly(heuristic_run, tmp_path, name):
+    over = HEURISTIC_THRESHOLDS[name]
+    direct = run_pipeline(heuristic_config(heuristic_run["root"], tmp_path / "direct",
+                                           heuristic_stages("filter", heuristic_run["bad"], over)))
+    mat = materialize(heuristic_run["run"], tmp_path / "mat", sets_of(over))
+    ours, theirs = pq.read_table(mat.root / "data"), pq.read_table(direct.root / "data")
+    assert ours.column("id").to_pylist() == theirs.column("id").to_pylist()
+    assert ours.column("text").to_pylist() == theirs.column("text").to_pylist()
+    assert ours.column_names == theirs.column_names
+    assert dropped(mat.root) == dropped(direct.root)  # docs in/out and drops per reason
+    assert shard_hashes(mat.root) == shard_hashes(direct.root)
+    annotated = pq.read_table(heuristic_run["run"] / "data")
+    assert annotated.num_rows == heuristic_run["n_docs"]  # annotate kept every document
+    for stage, params in over.items():  # the new thresholds decide otherwise than the defaults
+        params = next(s for s in heuristic_stages("annotate", heuristic_run["bad"],
+                                                  {stage: params}) if s["stage"] == stage)
+        st = make_spec(params.pop("stage"), **params).build()
+        new = st.decide_from_columns(annotated)
+        old = annotated.column(f"{stage}_reason").to_pylist()
+        assert sum(a != b for a, b in zip(new, old)) >= 5, stage
+
+
+@pytest.mark.parametrize("item,message", [
+    ("gopher_quality.tokenizer=whitespace", "tokenizer cannot change here"),
+    ("gopher_quality.bullets=['*']", "bullets cannot change here"),
+    ("gopher_repetition.max_dup_ngram_char_ratio={5: 0.1, 11: 0.1}",
+     "the new max_dup_ngram_char_ratio need\\(s\\) column\\(s\\) "
+     "gopher_repetition_dup_11gram_ratio, which the annotated run did not measure"),
+    ("c4.min_words_per_line=2", "min_words_per_line cannot change here"),
+    ("c4.split=sentences", "split cannot change here"),
+    ("c4.bad_words_file=other.txt", "bad_words_file cannot change here"),
+    ("fineweb_quality.short_line_length=20", "short_line_length cannot change here"),
+])
+def test_heuristic_params_that_change_measurements_are_refused(heuristic_run, tmp_path, item,
+                                                               message):
+    with pytest.raises(UserError, match=message):
+        materialize(heuristic_run["run"], tmp_path / "x", [item])
+    assert not (tmp_path / "x").exists()  # refused before anything is written

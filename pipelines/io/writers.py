@@ -257,6 +257,10 @@ class ParquetShardWriter(ShardWriter):
 
     def _flush(self, table: pa.Table) -> None:
         table = _fit(table, self.schema)  # row groups read back after a widening
+        # One chunk per column: Parquet's encoder decides pages and dictionary fallback
+        # chunk by chunk, so without this the bytes would depend on how the rows were
+        # batched in memory (e.g. a materialized run vs the direct run), not just on them.
+        table = table.combine_chunks()
         if self._writer is None:
             comp = None if self.cfg.compression == "none" else self.cfg.compression
             self._writer = pq.ParquetWriter(

@@ -55,6 +55,7 @@ def run_status(run_dir: str | Path | RunDir) -> dict:
     by_name = {p["phase"]: p for p in phases}
     for p in plan.phases:
         by_name[p.name]["done"] = len(done[p.name])
+        by_name[p.name].update(_doc_counts(run, p.name, done[p.name]))
     problems: list[dict] = []
     blocked_jobs: set[str] = set()
 
@@ -91,6 +92,21 @@ def run_status(run_dir: str | Path | RunDir) -> dict:
     return {"run": str(run.root), "state": state, "phases": phases, "failed": problems,
             "blocked_jobs": sorted(blocked_jobs, key=int),
             "submissions": len(subs), "warning": warning}
+
+
+def _doc_counts(run: RunDir, phase: str, tasks: set[int]) -> dict[str, int]:
+    """Documents the finished tasks of a phase read and wrote so far (from their stats
+    files, so it works for every executor while the run goes on)."""
+    docs_in = docs_out = 0
+    for t in sorted(tasks):
+        try:
+            rec = run.load_task_stats(phase, t)
+        except (OSError, ValueError):  # unreadable: the count is only a progress hint
+            continue
+        first = next(iter((rec.get("stages") or {}).values()), None)
+        docs_in += first["docs_in"] if first else 0
+        docs_out += sum(s.get("rows", 0) for s in rec.get("shards", []))
+    return {"docs_in": docs_in, "docs_out": docs_out}
 
 
 def _failure(run: RunDir, phase: str, task: int | None, job, st) -> dict:
@@ -149,10 +165,12 @@ def print_status(status: dict, console) -> None:
 
     t = Table(title=f"{status['run']}: {status['state']}")
     t.add_column("phase", no_wrap=True)
-    for col in ("tasks", *COLUMNS):
+    docs = ("docs_in", "docs_out")  # of the finished tasks
+    for col in ("tasks", *COLUMNS, "docs in", "docs out"):
         t.add_column(col, justify="right")
     for p in status["phases"]:
-        t.add_row(p["phase"], *(f"{p[c]:,}" if p[c] else "-" for c in ("tasks", *COLUMNS)))
+        t.add_row(p["phase"], *(f"{p[c]:,}" if p.get(c) else "-"
+                                for c in ("tasks", *COLUMNS, *docs)))
     console.print(t)
     if status["warning"]:
         say(f"warning: {status['warning']}")

@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import DATA, REPO, WARC_DIR, shard_hashes, thresher
@@ -179,8 +180,14 @@ def test_status_of_an_unfinished_local_run(tmp_path: Path):
     (tmp_path / "run" / "stats" / "main" / "task-00001.json").unlink()
     st = status_json(tmp_path / "run")
     assert st["state"] == "incomplete"
+    # documents of the finished tasks 0 and 2: lines read, rows in their shards
+    written = sum(pq.ParquetFile(f).metadata.num_rows for t in (0, 2)
+                  for f in (tmp_path / "run" / "data").glob(f"part-{t:05d}-*.parquet"))
     assert st["phases"][0] == {"phase": "main", "tasks": 3, "done": 2, "running": 0,
-                               "pending": 0, "failed": 0, "blocked": 0, "todo": 1}
+                               "pending": 0, "failed": 0, "blocked": 0, "todo": 1,
+                               "docs_in": len(SENTENCES[0::3]) + len(SENTENCES[2::3]),
+                               "docs_out": written}
+    assert 0 < written < st["phases"][0]["docs_in"]  # the length filter dropped some
     proc = thresher("status", str(tmp_path / "run"))
     assert "thresher run CONFIG --resume" in proc.stdout
 

@@ -281,3 +281,16 @@ def test_report_compare_deltas(runs, chromium, tmp_path):
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (1280, 1800)
+
+
+def test_report_of_old_stats_and_of_no_run(runs, tmp_path):
+    """stats.json written before sketches existed still gives a report (without
+    histograms); a directory that is no finished run is one error line."""
+    data = load_run(runs[0])
+    for st in data.stats["stages"].values():
+        del st["sketches"]
+    html = build_report(data)
+    assert 'id="funnel"' in html and 'id="histograms"' not in html and 'id="dedup"' not in html
+    p = thresher("report", str(tmp_path), "-o", str(tmp_path / "r.html"), check=False)
+    assert p.returncode == 2 and "stats.json does not exist" in p.stderr
+    assert not (tmp_path / "r.html").exists()

@@ -200,3 +200,178 @@ def test_rules_rare_in_real_text_match_datatrove(docs):
             theirs = None if res is True else res[1]
             print(f"{name} {expected}: ours={reason} datatrove={theirs}")
             assert reason == expected and theirs == REASONS[name][expected]
+
+
+# ----------------------------------------------------------------------------- C4's options
+# datatrove's C4QualityFilter at non-default options, against ours at the same ones.
+
+C4_VARIANTS = {  # name: (datatrove's arguments, ours)
+    "sentences": ({"split_paragraph": False}, {"split": "sentences"}),
+    "sentences_3": ({"split_paragraph": False, "min_num_sentences": 3, "min_words_per_line": 5},
+                    {"split": "sentences", "min_sentences": 3, "min_words_per_line": 5}),
+    "lines_loose": (
+        {"filter_no_terminal_punct": False, "min_words_per_line": 5, "max_word_length": 20,
+         "min_num_sentences": 3, "remove_citations": False, "filter_javascript": False,
+         "filter_policy": False},
+        {"drop_lines_without_terminal_punct": False, "min_words_per_line": 5,
+         "max_word_length": 20, "min_sentences": 3, "remove_citations": False,
+         "drop_javascript_lines": False, "drop_policy_lines": False}),
+    "no_doc_rules": (
+        {"filter_lorem_ipsum": False, "filter_curly_bracket": False, "min_num_sentences": -1,
+         "min_words_per_line": -1, "max_word_length": -1},
+        {"drop_lorem_ipsum": False, "drop_curly_bracket": False, "min_sentences": None,
+         "min_words_per_line": None, "max_word_length": None}),
+}
+
+
+def _cached(tag: str, docs: list[dict], compute) -> object:
+    """datatrove's results for ``tag``, kept in the temp directory like ``datatrove_results``."""
+    from importlib.metadata import version
+
+    key = hashlib.sha256((DATA / "quality" / "filter-docs.jsonl.gz").read_bytes())
+    key.update(f"{N_DOCS} {version('datatrove')} {version('spacy')} {tag}".encode())
+    cache = Path(tempfile.gettempdir()) / f"thresher-parity-{key.hexdigest()[:16]}.json"
+    if cache.exists():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    results = compute()
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(results), encoding="utf-8")
+    tmp.replace(cache)
+    return results
+
+
+def _c4_datatrove(docs: list[dict], args: dict) -> list:
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import C4QualityFilter
+
+    step = C4QualityFilter(**args)
+    out = []
+    for row in docs:
+        doc = Document(text=row["text"], id=row["id"])
+        res = step.filter(doc)
+        out.append([None if res is True else res[1], doc.text])
+    return out
+
+
+def _ours_with(docs: list[dict], name: str = "c4", **params) -> pa.Table:
+    st = make_spec(name, mode="annotate", **params).build()
+    st.setup()
+    st.begin_task(TaskContext(Path("."), "main", 0, "parity"))
+    columns = {"id": [d["id"] for d in docs], "text": [d["text"] for d in docs]}
+    if "language" in docs[0]:
+        columns["language"] = [d["language"] for d in docs]
+    return st.process(pa.table(columns), StageStats())
+
+
+def test_sentence_pieces_are_datatrove_s(docs):
+    """C4's sentence mode cuts texts where datatrove's split_into_sentences (spaCy) does."""
+    from datatrove.utils.text import split_into_sentences
+
+    from stages.sentences import sentence_pieces
+    from stages.words_en import split_words
+
+    theirs = _cached("sentences", docs, lambda: [split_into_sentences(d["text"]) for d in docs])
+    ours = [sentence_pieces(d["text"], split_words) for d in docs]
+    assert all("".join(p) == d["text"] for p, d in zip(ours, docs))
+    differ = [d["id"] for d, a, b in zip(docs, ours, theirs) if a != b]
+    print(f"\nsentences: same pieces for {len(docs) - len(differ)}/{len(docs)} documents "
+          f"({sum(map(len, ours))} sentences)")
+    for doc_id in differ:
+        print(f"  DIFFERENT SENTENCES {doc_id}")
+    assert len(differ) <= (1 - MIN_AGREEMENT) * len(docs), differ
+
+
+@pytest.mark.parametrize("variant", list(C4_VARIANTS))
+def test_c4_options_decide_like_datatrove(variant, docs):
+    dt_args, ours_args = C4_VARIANTS[variant]
+    theirs = _cached(f"c4 {json.dumps(dt_args, sort_keys=True)}", docs,
+                     lambda: _c4_datatrove(docs, dt_args))
+    out = _ours_with(docs, **ours_args)
+    reasons, texts = out.column("c4_reason").to_pylist(), out.column("text").to_pylist()
+    # datatrove keeps a document with no line left, as an empty text (we drop it)
+    dt_kept = [r is None and bool(t) for r, t in theirs]
+    differ = [(d["id"], a, b) for d, a, (b, _), k in zip(docs, reasons, theirs, dt_kept)
+              if (a is None) != k]
+    other_text = [d["id"] for d, a, t, (b, t2), k in zip(docs, reasons, texts, theirs, dt_kept)
+                  if a is None and k and t != t2]
+    dropped = sum(r is not None for r in reasons)
+    print(f"\nc4 {variant}: we drop {dropped}, datatrove drops or empties "
+          f"{len(docs) - sum(dt_kept)}; same "
+          f"decision on {1 - len(differ) / len(docs):.2%}; cleaned text differs for "
+          f"{len(other_text)} of {len(docs) - dropped} kept")
+    for doc_id, a, b in differ:
+        print(f"  DISAGREE {doc_id}: ours={a} datatrove={b}")
+    for doc_id in other_text:
+        print(f"  DIFFERENT TEXT {doc_id}")
+    assert 0 < dropped < len(docs)
+    assert len(differ) <= (1 - MIN_AGREEMENT) * len(docs), differ
+    assert len(other_text) <= (1 - MIN_AGREEMENT) * (len(docs) - dropped), other_text
+
+
+# ----------------------------------------------------------------------------- C4 bad words
+# datatrove's C4BadWordsFilter downloads the LDNOOBW lists; here both sides read the same
+# small lists (thresher bundles none), on the text C4QualityFilter cleaned.
+
+BAD_WORDS = {
+    "en": ["sex", "porn", "nude", "naked", "shit", "fuck", "damn", "crap", "bitch", "bastard",
+           "hell", "kill"],
+    "de": ["scheiße", "arsch", "verdammt", "nackt", "sex", "porno", "mord", "krieg"],
+}
+
+
+@pytest.fixture(scope="module")
+def labelled_docs(docs) -> list[dict]:
+    """The parity documents with the language our langid stage gives them."""
+    out = _ours_with(docs, "langid")
+    return [d | {"language": lang} for d, lang in zip(docs, out.column("language").to_pylist())]
+
+
+def _bad_words_datatrove(docs: list[dict], files: dict[str, Path], monkeypatch,
+                         by_language: bool) -> list:
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import C4BadWordsFilter, C4QualityFilter, c4_filters
+
+    def local_copy(url: str, **_) -> str:  # instead of downloading the list
+        return str(files["en" if url.endswith("/en") else url.rsplit("/", 1)[1]])
+
+    monkeypatch.setattr(c4_filters, "cached_asset_path_or_download", local_copy)
+    monkeypatch.setattr(c4_filters, "_BADWORDS_LANGS", sorted(files))
+    quality = C4QualityFilter()
+    bad = C4BadWordsFilter(fail_on_missing_language=False)
+    out = []
+    for row in docs:
+        doc = Document(text=row["text"], id=row["id"],
+                       metadata={"language": row["language"]} if by_language else {})
+        res = quality.filter(doc)
+        if res is True:
+            res = bad.filter(doc)
+        out.append(None if res is True else res[1])
+    return out
+
+
+@pytest.mark.parametrize("by_language", [False, True], ids=["one_list", "per_language"])
+def test_c4_bad_words_decide_like_datatrove(by_language, labelled_docs, tmp_path, monkeypatch):
+    files = {}
+    for lang, words in BAD_WORDS.items():
+        files[lang] = tmp_path / lang
+        files[lang].write_text("\n".join(words) + "\n", encoding="utf-8")
+    if not by_language:
+        files = {"en": files["en"]}  # datatrove's default language for every document
+    theirs = _bad_words_datatrove(labelled_docs, files, monkeypatch, by_language)
+    bad_words_file = {k: str(v) for k, v in files.items()} if by_language else str(files["en"])
+    out = _ours_with(labelled_docs, bad_words_file=bad_words_file)
+    ours = out.column("c4_reason").to_pylist()
+    differ = [(d["id"], d["language"], a, b) for d, a, b in zip(labelled_docs, ours, theirs)
+              if (a is None) != (b is None)]
+    ours_bad = sum(r == "bad_words" for r in ours)
+    theirs_bad = sum(r == "document_removed_with_badwords" for r in theirs)
+    print(f"\nc4 bad words ({'per language' if by_language else 'one list'}): "
+          f"{ours_bad} / {theirs_bad} documents dropped for bad words (ours / datatrove); "
+          f"same decision on {1 - len(differ) / len(labelled_docs):.2%}")
+    for d in differ:
+        print("  DISAGREE", *d)
+    assert ours_bad >= 20  # the lists matter on this set
+    assert len(differ) <= (1 - MIN_AGREEMENT) * len(labelled_docs), differ
+    if by_language:  # a German-only word is found in German documents only
+        langs = {d["language"] for d, r in zip(labelled_docs, ours) if r == "bad_words"}
+        assert {"en", "de"} <= langs

@@ -206,6 +206,56 @@ def test_c4_bad_words_from_a_file(tmp_path):
         _build("c4", bad_words_file=str(tmp_path / "missing.txt"))
 
 
+def test_c4_bad_words_per_language(tmp_path):
+    (tmp_path / "zh").write_text("坏词\n", encoding="utf-8")
+    (tmp_path / "en").write_text("darn\n", encoding="utf-8")
+    zh = "今天天气很好，我们去公园散步。" * 3 + "他说了一个坏词。"
+    rows = {"zh": (zh, "zh"), "en": (GOOD_PAGE + "Well, darn, that was late.", "en"),
+            "fr": (GOOD_PAGE + "Well, darn, that was late.", "fr")}
+    table = pa.table({"id": list(rows), "text": [t for t, _ in rows.values()],
+                      "language": [lang for _, lang in rows.values()]})
+    files = {"zh": str(tmp_path / "zh"), "en": str(tmp_path / "en")}
+
+    def run(**params):  # the line rules are English ones: off for the Chinese page
+        out, _ = _run(_build("c4", mode="annotate", bad_words_file=files, min_sentences=None,
+                             min_words_per_line=None, drop_lines_without_terminal_punct=False,
+                             **params), table)
+        return {r["id"]: (r["c4_reason"], r["c4_bad_words"]) for r in out.to_pylist()}
+
+    # zh lists match anywhere (as C4: no spaces between words), others between non-words;
+    # a language without a list is not checked (null), unless there is a `default` list
+    assert run() == {"zh": ("bad_words", True), "en": ("bad_words", True), "fr": (None, None)}
+    assert run(bad_words_match="word")["zh"] == (None, False)
+    files["default"] = files["en"]
+    assert run()["fr"] == ("bad_words", True)
+    with pytest.raises(UserError, match="needs column\\(s\\) language"):
+        _run(_build("c4", bad_words_file=files), table.drop_columns(["language"]))
+
+
+def test_c4_bad_words_keep_fraction_is_a_hash_of_the_id(real_docs, tmp_path):
+    """mC4 keeps some pages with bad words; which ones depends on the seed and the id only,
+    so not on batches, order or workers."""
+    words = tmp_path / "bad.txt"
+    words.write_text("sex\nkill\ndrug\nhell\nkrieg\nnazi\nterror\nmord\n", encoding="utf-8")
+    table = real_docs.select(["id", "text"])
+    out, _ = _run(_build("c4", mode="annotate", bad_words_file=str(words)), table)
+    bad = out.filter(pa.compute.equal(out.column("c4_reason"), "bad_words"))
+    assert bad.num_rows >= 80
+
+    def kept(table: pa.Table, **params) -> set[str]:
+        out, stats = _run(_build("c4", bad_words_file=str(words), **params), table)
+        return set(out.column("id").to_pylist())
+
+    half = kept(bad, bad_words_keep_fraction=0.5)
+    assert abs(len(half) - bad.num_rows / 2) <= 4 * (bad.num_rows / 4) ** 0.5  # binomial
+    reordered = pa.concat_tables([bad.slice(40), bad.slice(0, 40)])  # another batch split
+    assert kept(reordered, bad_words_keep_fraction=0.5) == half
+    assert kept(bad, bad_words_keep_fraction=0.5, bad_words_seed=1) != half
+    assert kept(bad, bad_words_keep_fraction=0.25) < half  # a smaller share, nested
+    assert kept(bad, bad_words_keep_fraction=1.0) == set(bad.column("id").to_pylist())
+    assert kept(bad) == set()
+
+
 # ----------------------------------------------------------------------------- fineweb_quality
 
 def test_fineweb_quality_rules_fire_with_their_reasons():

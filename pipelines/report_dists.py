@@ -88,7 +88,7 @@ def histograms(runs):
             series = [(f"{'AB'[i]} out", sk.get("length_out"), RUN_CSS[i])
                       for i, sk in enumerate(sks)]
             cap = "characters per document out of the stage, A and B"
-        series = [s for s in series if s[1]]
+        series = [s for s in series if s[1] and s[1].get("counts")]
         if series:
             figs.append(_hist_fig(f"hist|{n}|length", f"{n}: length", series, cap + "".join(
                 _specials(s[1]) for s in series), overlay=len(runs) == 1))

@@ -116,8 +116,9 @@ def metric_table(label_headers: list[str], rows: list[TableRow], metrics: list[M
                 tds += cell("-" if v is None else m.fmt(v), f"{r.key}|{m.id}", "a", v)
             body.append(f"<tr>{tds}</tr>")
     else:
-        head += ('<th>metric</th><th class="num">A</th><th class="num">B</th>'
-                 '<th class="num">B - A</th><th class="num">%</th>')
+        named = len(metrics) > 1  # one metric: no column naming it
+        head += (("<th>metric</th>" if named else "") + '<th class="num">A</th>'
+                 '<th class="num">B</th><th class="num">B - A</th><th class="num">%</th>')
         for r in rows:
             ms = [m for m in metrics if any(v.get(m.id) is not None for v in r.values)]
             for i, m in enumerate(ms):
@@ -125,7 +126,7 @@ def metric_table(label_headers: list[str], rows: list[TableRow], metrics: list[M
                               for lb in r.labels) if i == 0 else ""
                 k = f"{r.key}|{m.id}"
                 a, b = (r.values[j].get(m.id) if j < len(r.values) else None for j in (0, 1))
-                tds += text_cell(m.header)
+                tds += text_cell(m.header) if named else ""
                 tds += cell("-" if a is None else m.fmt(a), k, "a", a)
                 tds += cell("-" if b is None else m.fmt(b), k, "b", b)
                 body.append(f'<tr class="{"first" if i == 0 else ""}">{tds}'

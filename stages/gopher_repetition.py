@@ -57,19 +57,26 @@ class GopherRepetitionParams(FilterParams):
     tokenizer: str = Field(DEFAULT_TOKENIZER, description=TOKENIZER_HELP)
 
 
-def _dup_scan(groups: list[int], lengths: list[int], n: int) -> int:
-    """Characters of n-grams seen before, scanning left to right and jumping past a repeat."""
+def _dup_scan(ids: np.ndarray, counts: np.ndarray, chars: np.ndarray, n: int) -> int:
+    """Characters of n-grams seen before, scanning left to right and jumping past a repeat.
+
+    Only n-grams that occur more than once can be seen before, and the others change
+    nothing by being seen, so the scan visits just the positions of repeated n-grams
+    (few in most text) and skips those a jump passed over.
+    """
+    positions = np.flatnonzero(counts[ids.astype(np.int64)] > 1)
     seen: set[int] = set()
-    chars = i = 0
-    while i < len(groups):
-        g = groups[i]
+    total = resume = 0
+    for p, g, c in zip(positions.tolist(), ids[positions].tolist(),
+                       chars[positions].tolist()):
+        if p < resume:
+            continue
         if g in seen:
-            chars += lengths[i]
-            i += n
+            total += c
+            resume = p + n
         else:
             seen.add(g)
-            i += 1
-    return chars
+    return total
 
 
 class NGrams:
@@ -130,7 +137,7 @@ class NGrams:
         np.add.at(cover, repeats + n, -1)
         bound = float(self.word_chars[np.cumsum(cover[:-1]) > 0].sum() / self.size)
         if self.limits is None or bound > self.limits[n]:
-            m[f"dup_{n}gram_ratio"] = _dup_scan(ids.tolist(), chars.tolist(), n) / self.size
+            m[f"dup_{n}gram_ratio"] = _dup_scan(ids, counts, chars, n) / self.size
             return
         m[f"dup_{n}gram_ratio"] = bound
         later = [k for k in self.dup if k > n]

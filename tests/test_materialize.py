@@ -198,14 +198,17 @@ def test_real_pages_with_gopher_thresholds_from_columns(tmp_path):
 # The four heuristic filters annotate 2,014 real extracted documents at their default
 # thresholds; materializing at other thresholds must write what filtering directly does.
 
-HEURISTICS = ["gopher_quality", "gopher_repetition", "c4", "fineweb_quality"]
+HEURISTICS = ["length", "char_ratio", "gopher_quality", "gopher_repetition", "c4",
+              "fineweb_quality"]  # c4 rewrites the text the two before it measured
 BAD_WORDS = ["sex", "porn", "nude", "naked", "shit", "fuck", "damn", "crap", "bitch",
              "bastard", "hell", "scheiße", "arsch", "verdammt", "nackt"]
 
 
 def heuristic_stages(mode: str, bad_words: Path, over: dict | None = None) -> list[dict]:
     stages = [{"stage": name} for name in HEURISTICS]
-    stages[2]["bad_words_file"] = str(bad_words)
+    stages[0] |= {"min_words": 20}
+    stages[1] |= {"min_letter_ratio": 0.5, "max_digit_ratio": 0.3}
+    stages[4]["bad_words_file"] = str(bad_words)
     for st in stages:
         st["mode"] = mode
         st.update((over or {}).get(st["stage"], {}))
@@ -270,6 +273,9 @@ HEURISTIC_THRESHOLDS = {
         "c4": {"min_sentences": 1},
         "fineweb_quality": {"min_terminal_punct_line_ratio": None, "max_short_line_ratio": 0.9,
                             "max_newline_word_ratio": None}},
+    "length_char_ratio": {"length": {"min_words": 300, "max_chars": 20000},
+                          "char_ratio": {"min_letter_ratio": 0.75, "max_uppercase_ratio": 0.1,
+                                         "max_digit_ratio": None}},
     "keep_annotating": {"c4": {"mode": "annotate", "min_sentences": 8},
                         "gopher_repetition": {"max_dup_line_ratio": 0.2}},
     "same": {},

@@ -63,6 +63,15 @@ class Plan:
         raise UserError(f"no phase named {name!r} in this run (have: "
                         f"{', '.join(p.name for p in self.phases)})")
 
+    def largest_first(self, phase: Phase, tasks: list[int]) -> list[int]:
+        """The order to start ``tasks`` in: a map phase's tasks by input size, largest
+        first (ties by task id), so a large input does not start last and leave the other
+        workers idle at the end; step phases as given. Output depends on the task id
+        only, never on this order."""
+        if phase.kind != "map" or len(self.inputs) < phase.n_tasks:
+            return list(tasks)
+        return sorted(tasks, key=lambda t: (-self.inputs[t].size, t))
+
     def to_dict(self) -> dict:
         return {"phases": [asdict(p) for p in self.phases],
                 "inputs": [asdict(i) for i in self.inputs],

@@ -334,7 +334,7 @@ def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fa
         for phase in plan.phases:
             todo = [t for t in range(phase.n_tasks) if not run.is_done(phase.name, t)]
             if todo:
-                executor.run_phase(run, phase, todo)
+                executor.run_phase(run, phase, plan.largest_first(phase, todo))
     finally:
         executor.close()
     finalize_run(run)

@@ -46,6 +46,10 @@ DT_VENV = REPO / "benchmarks" / ".venv-datatrove"
 LID_MODEL = REPO / "stages" / "models" / "lid.176.ftz"
 DOC = REPO / "docs" / "benchmarks.md"
 RECIPE = {"favor_precision": True, "deduplicate": True, "language": "en", "min_score": 0.65}
+# thresher's extract stage calling plain trafilatura.extract instead of its fast path
+# (stages/extract_fast.py, byte-identical): shows what the fast path buys, and that the
+# output shards are the same
+LIBRARY = "trafilatura.extract"
 
 
 # ----------------------------------------------------------------------------- children
@@ -54,10 +58,13 @@ def child_thresher(a: argparse.Namespace) -> dict:
     sys.path.insert(0, str(REPO))
     from pipelines import run_pipeline, stage
     from pipelines.config import LocalExecutor, OutputConfig, PipelineConfig, WarcInput
+    from stages.extract_fast import REFERENCE_ENV
 
+    if a.extractor == LIBRARY:  # the same stage calling plain trafilatura.extract
+        os.environ[REFERENCE_ENV] = "1"  # before the workers start: they inherit it
     extract = {"favor_precision": RECIPE["favor_precision"],
                "deduplicate": RECIPE["deduplicate"]}
-    if a.extractor != "trafilatura":
+    if a.extractor not in ("trafilatura", LIBRARY):
         extract = {"extractor": a.extractor}
     cfg = PipelineConfig(
         name="bench-e2e",
@@ -79,7 +86,8 @@ def child_thresher(a: argparse.Namespace) -> dict:
                  for i in pq.read_table(p, columns=["id"]).column("id").to_pylist())
     return {"records": st["stages"]["read"]["docs_in"],
             "extracted_in": stages["extract"]["in"], "kept": st["output"]["rows"],
-            "stages": stages, "kept_ids": ids}
+            "stages": stages, "kept_ids": ids,
+            "shards": [sh["sha256"] for sh in st["output"]["shards"]]}
 
 
 def child_datatrove(a: argparse.Namespace) -> dict:
@@ -317,7 +325,7 @@ def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_fil
         st = rs[-1]["stages"]
         lines.append(f"- {key}: " + ", ".join(f"{k} {v['wall_s']:.1f}" for k, v in st.items()))
     dt = next((rs[-1] for k, rs in results.items() if k.startswith("datatrove")), None)
-    th = next((rs[-1] for k, rs in results.items() if k.startswith("thresher (trafilatura")),
+    th = next((rs[-1] for k, rs in results.items() if k.startswith("thresher (trafilatura,")),
               None)
     if dt and th:
         a_ids, b_ids = set(dt["kept_ids"]), set(th["kept_ids"])
@@ -332,6 +340,18 @@ def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_fil
             f"Kept by both: {len(a_ids & b_ids):,}; only by datatrove: {len(a_ids - b_ids):,}; "
             f"only by thresher: {len(b_ids - a_ids):,} (trafilatura 1.11 vs 2.3 and the word "
             f"splitters differ slightly). datatrove extraction timeouts: {timeouts}.",
+        ]
+    lib = [rs for k, rs in results.items() if k.startswith(f"thresher ({LIBRARY},")]
+    fast = [rs for k, rs in results.items() if k.startswith("thresher (trafilatura,")]
+    if lib and fast:
+        shards = {tuple(r["shards"]) for rs in lib + fast for r in rs}
+        lines += [
+            "",
+            f"The extract stage with its fast path (stages/extract_fast.py) and with plain "
+            f"`trafilatura.extract` ({LIBRARY} rows): "
+            + (f"the same output, byte for byte ({len(next(iter(shards)))} shards, sha256, "
+               f"every run)." if len(shards) == 1 else
+               f"DIFFERENT output shards ({len(shards)} distinct sets)."),
         ]
     return "\n".join(lines)
 
@@ -355,10 +375,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--thresher", nargs="+", metavar="EXTRACTOR:BACKEND",
-                    default=["trafilatura:warcio", "trafilatura:fastwarc", "resiliparse:fastwarc"],
-                    choices=[f"{e}:{b}" for e in ("trafilatura", "resiliparse")
+                    default=[f"{LIBRARY}:warcio", "trafilatura:warcio", "trafilatura:fastwarc",
+                             "resiliparse:fastwarc"],
+                    choices=[f"{e}:{b}" for e in ("trafilatura", LIBRARY, "resiliparse")
                              for b in ("warcio", "fastwarc")],
-                    help="thresher configurations to run (extractor, WARC reader)")
+                    help="thresher configurations to run (extractor, WARC reader); "
+                         f"{LIBRARY}: the extract stage calling plain trafilatura.extract "
+                         "instead of its byte-identical fast path")
     ap.add_argument("--skip-datatrove", action="store_true")
     ap.add_argument("--dt-timeout", type=float, default=60.0,
                     help="datatrove's per-page extraction timeout (its default is 1 s of wall "

@@ -282,3 +282,15 @@ def test_trafilatura_expressions_on_every_vocabulary_word_in_both_attribute_orde
     tree = lh.fromstring(f"<html><body>{''.join(rows)}</body></html>")
     for path in _trafilatura_expressions():
         assert compile_xpath(path, NS)(tree) == etree.XPath(path, namespaces=NS)(tree), path
+
+
+def test_reference_switch_calls_the_library(monkeypatch):
+    import trafilatura
+
+    seen = []
+    monkeypatch.setattr(trafilatura, "extract", lambda html, **kw: seen.append(
+        extract_fast._MODE.get()) or "x")
+    extract_fast.extract("<html><body><p>a</p></body></html>")
+    monkeypatch.setenv(extract_fast.REFERENCE_ENV, "1")
+    extract_fast.extract("<html><body><p>a</p></body></html>")
+    assert seen == [extract_fast._FAST, extract_fast._OFF]

@@ -10,6 +10,11 @@ and split into Unicode word tokens (`\\w+`); precision and recall count the toke
 two bags share (with multiplicity); F1 per page, averaged over pages (a page with no
 output scores 0). Speed is pages per CPU second of the stage (load on other cores does
 not change it much) and per wall second.
+
+Two reference rows: the same stage calling plain ``trafilatura.extract`` instead of its
+byte-identical fast path (stages/extract_fast.py), and, when benchmarks/.venv-datatrove
+exists, datatrove's own ``Trafilatura`` extractor object (its trafilatura 1.11) on the same
+decoded pages, in that venv.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ GOLD = REPO.parent / "shared" / "data" / "extraction" / "article-extraction-benc
 CONFIGS = {  # label -> extract parameters
     "trafilatura": {},
     "trafilatura favor_precision": {"favor_precision": True},
+    # the same stage calling plain trafilatura.extract instead of stages/extract_fast.py
+    "trafilatura favor_precision, plain trafilatura.extract": {"favor_precision": True},
     "trafilatura favor_precision fast": {"favor_precision": True, "fast": True},
     "resiliparse": {"extractor": "resiliparse"},
 }
@@ -69,8 +76,16 @@ def load_pages():
 
 
 def run(label: str, params: dict, table) -> tuple[dict[str, str], float, float]:
+    import os
+
     from pipelines.stats import StageStats
     from stages.extract import Extract, ExtractParams
+    from stages.extract_fast import REFERENCE_ENV
+
+    if "plain trafilatura.extract" in label:
+        os.environ[REFERENCE_ENV] = "1"
+    else:
+        os.environ.pop(REFERENCE_ENV, None)
 
     st = Extract(ExtractParams(**params))
     st.setup()
@@ -79,17 +94,61 @@ def run(label: str, params: dict, table) -> tuple[dict[str, str], float, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     out = st.process(table, stats)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    os.environ.pop(REFERENCE_ENV, None)
     return dict(zip(out.column("id").to_pylist(), out.column("text").to_pylist())), wall, cpu
+
+
+DT_PYTHON = REPO / "benchmarks" / ".venv-datatrove" / "bin" / "python"
+DT_LABEL = "datatrove's Trafilatura step (trafilatura {v}, favour_precision)"
+
+
+def run_datatrove(table) -> tuple[str, dict[str, str], float, float] | None:
+    """datatrove 0.10.1's own extractor object, in its venv, on the same decoded pages:
+    ``Trafilatura(favour_precision=True).extract(html)`` (its defaults: deduplicate,
+    no comments), timed there per CPU second."""
+    import subprocess
+    import tempfile
+
+    if not DT_PYTHON.exists():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "pages.json", Path(tmp) / "texts.json"
+        src.write_text(json.dumps(dict(zip(table.column("id").to_pylist(),
+                                           table.column("html").to_pylist()))))
+        subprocess.run([str(DT_PYTHON), __file__, "--child-datatrove", str(src), str(dst)],
+                       check=True)
+        res = json.loads(dst.read_text())
+    return DT_LABEL.format(v=res["version"]), res["texts"], res["wall"], res["cpu"]
+
+
+def child_datatrove(src: str, dst: str) -> None:
+    """In datatrove's venv: nothing from thresher is imported."""
+    import trafilatura
+    from datatrove.pipeline.extractors import Trafilatura
+
+    pages = json.loads(Path(src).read_text())
+    ex = Trafilatura(favour_precision=True)
+    t0, c0 = time.perf_counter(), time.process_time()
+    texts = {pid: ex.extract(html) for pid, html in pages.items()}
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    Path(dst).write_text(json.dumps({"texts": {k: v for k, v in texts.items() if v},
+                                     "wall": wall, "cpu": cpu,
+                                     "version": trafilatura.__version__}))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--write-doc", action="store_true", help="update docs/benchmarks.md")
+    ap.add_argument("--child-datatrove", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.child_datatrove:
+        return child_datatrove(*a.child_datatrove)
     ids, table, gold = load_pages()
     rows = []
-    for label, params in CONFIGS.items():
-        texts, wall, cpu = run(label, params, table)
+    runs = [(label, *run(label, params, table)) for label, params in CONFIGS.items()]
+    if (dt := run_datatrove(table)) is not None:
+        runs.insert(3, dt)
+    for label, texts, wall, cpu in runs:
         scores = [prf(texts.get(i) or "", gold[i]) for i in ids]
         p, r, f = (statistics.mean(s[k] for s in scores) for k in range(3))
         rows.append((label, f, p, r, statistics.median(s[2] for s in scores),
@@ -102,7 +161,9 @@ def main() -> None:
         f"Command: `.venv/bin/python benchmarks/bench_extraction.py --write-doc`. Gold: the "
         f"{len(ids)} "
         "pages of the ScrapingHub article-extraction-benchmark (full article text). Each "
-        "extractor runs through thresher's `extract` stage on one core; token-level "
+        "extractor runs through thresher's `extract` stage on one core (the datatrove row: "
+        "datatrove 0.10.1's `Trafilatura(favour_precision=True).extract` in its own venv, "
+        "same decoded pages); token-level "
         "precision/recall/F1 (lowercased `\\w+` tokens, bags with multiplicity), averaged "
         f"over pages; a page with no output scores 0. Machine: {os.cpu_count()} cores, load "
         f"average {os.getloadavg()[0]:.2f} (pages/s per CPU second is the steadier figure).",

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from importlib import import_module
 from typing import Any
 
-from stages.xpath_subset import REGEXP_NS, Unsupported, compile_xpath
+from stages.xpath_subset import REGEXP_NS, Unsupported, compile_xpath, forget
 
 log = logging.getLogger(__name__)
 
@@ -251,5 +251,6 @@ def extract(html: str, **kwargs) -> str | None:
 
     if os.environ.get(REFERENCE_ENV) == "1":
         return trafilatura.extract(html, **kwargs)
+    forget()  # per-page memos: a worker's memory does not grow with the pages it saw
     with fast():
         return trafilatura.extract(html, **kwargs)

@@ -40,7 +40,7 @@ from typing import Any
 
 from lxml import etree
 
-__all__ = ["Unsupported", "compile_xpath"]
+__all__ = ["Unsupported", "compile_xpath", "forget"]
 
 REGEXP_NS = "http://exslt.org/regular-expressions"
 
@@ -275,20 +275,32 @@ class _Parser:
 
 class _Verdicts(dict):
     """``verdicts[s]``: whether the regular expression matches somewhere in ``s``, computed
-    once per distinct string (class and id values repeat within and across pages); a
-    plain dict lookup otherwise. Cleared when it reaches ``MAX`` entries."""
+    once per distinct string (class and id values repeat within a page, and the same
+    expression runs on several copies of its tree); a plain dict lookup otherwise.
+    ``forget()`` empties them all (stages.extract_fast does, once per page); one is also
+    emptied when it reaches ``MAX`` entries, so memory stays bounded."""
 
-    MAX = 1 << 16
+    MAX = 1 << 12
 
     def __init__(self, rx: re.Pattern):
         super().__init__()
         self.search = rx.search
+        _MEMOS.append(self)
 
     def __missing__(self, s: str) -> bool:
         if len(self) >= self.MAX:
             self.clear()
         found = self[s] = self.search(s) is not None
         return found
+
+
+_MEMOS: list[_Verdicts] = []
+
+
+def forget() -> None:
+    """Empty every regular-expression memo (they only save time: results never change)."""
+    for memo in _MEMOS:
+        memo.clear()
 
 
 def _first(el, names: tuple[str, ...], values: tuple) -> str:

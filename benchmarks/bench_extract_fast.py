@@ -8,6 +8,10 @@ per pass, no comments) in this process, one core: the library's own call and the
 path, alternating pass by pass so that load from other work hits both alike. Reported:
 CPU seconds per pass (median and min), pages per CPU second, the ratio, and how many
 pages give the same text (all of them, or the fast path is wrong).
+
+``--instructions N`` also counts the instructions each path executes on N of the pages
+under valgrind's callgrind (a figure other work on the machine cannot change): one run
+per path plus one that only starts up and warms up, which is subtracted.
 """
 
 from __future__ import annotations
@@ -50,13 +54,49 @@ def one_pass(extract, pages) -> tuple[float, list[str | None]]:
     return time.process_time() - c0, out
 
 
+def child_pass(a: argparse.Namespace) -> None:
+    """One pass in this process, for callgrind: 'none' starts up and warms up only."""
+    import trafilatura
+
+    from stages import extract_fast
+
+    pages = load_pages(Path(a.data), a.pages)
+    extract_fast.install()
+    extract_fast.extract(pages[0][1])
+    trafilatura.extract(pages[0][1])
+    if a.child_pass != "none":
+        one_pass(extract_fast.extract if a.child_pass == "fast" else trafilatura.extract, pages)
+
+
+def instructions(a: argparse.Namespace, n: int) -> dict[str, int]:
+    import re
+    import subprocess
+    import tempfile
+
+    counts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for what in ("none", "library", "fast"):
+            out = subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/{what}.out",
+                 sys.executable, __file__, "--child-pass", what, "--pages", str(n),
+                 "--data", a.data], capture_output=True, text=True, check=True).stderr
+            counts[what] = int(re.search(r"Collected : (\d+)", out).group(1))
+            print(f"callgrind {what}: {counts[what]:,} instructions", flush=True)
+    return {k: counts[k] - counts["none"] for k in ("library", "fast")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--pages", type=int, default=None, help="a spread subset (default: all)")
     ap.add_argument("--data", default=str(REPO / "benchmarks" / "data"))
     ap.add_argument("--write-doc", action="store_true")
+    ap.add_argument("--instructions", type=int, metavar="N",
+                    help="also count instructions under callgrind on N pages")
+    ap.add_argument("--child-pass", choices=["none", "library", "fast"], help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.child_pass:
+        return child_pass(a)
     import trafilatura
 
     from stages import extract_fast
@@ -95,6 +135,12 @@ def main() -> None:
         ident = "-" if systems[name] is trafilatura.extract else f"{same:,} / {len(pages):,}"
         lines.append(f"| {name} | {secs:.2f} | {min(cpu[name]):.2f} | {len(pages) / secs:.1f} "
                      f"| {base / secs:.2f}x | {ident} |")
+    if a.instructions:
+        ins = instructions(a, a.instructions)
+        lines += ["", f"Instructions executed on {a.instructions} of these pages (callgrind, "
+                  "start-up and warm-up subtracted): trafilatura.extract "
+                  f"{ins['library'] / 1e9:.2f} G, the fast path {ins['fast'] / 1e9:.2f} G: "
+                  f"{ins['library'] / ins['fast']:.2f}x fewer."]
     report = "\n".join(lines)
     print("\n" + report)
     if same != len(pages):

@@ -29,6 +29,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import tarfile
@@ -38,7 +39,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+# the workplace's shared data: ../shared/data beside the checkout, else $THRESHER_SHARED_DATA
+# (a clone made elsewhere, e.g. by CI, points there)
+SHARED = Path(os.environ.get("THRESHER_SHARED_DATA") or REPO.parent / "shared" / "data")
 EXTRACTION = SHARED / "extraction"
 REAL_WARCS = sorted(p for p in (SHARED / "warc").glob("*.warc.gz"))
 NAMESPACE = uuid.UUID("5b1c5a2e-6f0e-4a57-9a63-8d1f1b0c7e10")  # fixed: ids stay the same

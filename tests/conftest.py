@@ -20,7 +20,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 WARC_DIR = DATA / "warc"
-SHARED = REPO.parent / "shared" / "data"
+# ../shared/data beside the checkout, else $THRESHER_SHARED_DATA (set by .ci/run)
+SHARED = Path(os.environ.get("THRESHER_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")

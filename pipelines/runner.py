@@ -147,7 +147,7 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
         record["input_sha256"] = sha256_file(Path(inp.path))
         record["input_hash_s"] = round(time.perf_counter() - h0, 6)
         read = stats.stage("read")
-        if task == 0 and ph.name == plan.phases[0].name:
+        if task == 0:  # only the first phase reads the inputs
             for d in plan.skipped:
                 count_unreadable(read, d, "input_is_directory")
         tables = _timed(read_input(cfg.input, inp, read), read)

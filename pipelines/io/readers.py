@@ -112,6 +112,18 @@ def _unreadable(stats: StageStats, record, source: str, path: Path, idx: int, of
     log.warning("%s record %d at offset %d: %s: %s", path, idx, offset, type(exc).__name__, exc)
 
 
+def _drop_whole(stats: StageStats, record, source: str, path: Path, idx: int, offset: int,
+                reason: str, details: dict) -> None:
+    """Drop a record judged without its payload, once the whole record is known to be
+    readable (damage can garble a header before the gzip check notices): else it is an
+    ``unreadable_body`` error."""
+    if _drain(record):
+        stats.drop(reason, doc=_about(stats, record, source, idx, **details))
+    else:
+        _unreadable(stats, record, source, path, idx, offset,
+                    EOFError("record cut short or its gzip member damaged"))
+
+
 def _header_decision(record, cfg: WarcInput, allowed: set[str], limit: int | None,
                      offset: int) -> tuple[str | None, dict]:
     """The drop reason (and sample details) the WARC and HTTP headers alone decide, or
@@ -187,13 +199,7 @@ class WarcReader(Reader):
                     _unreadable(stats, record, source, path, idx, offset, exc)
                     continue
             if reason is not None:
-                # judged by its headers: only once the whole record is known to be
-                # readable (damage can garble a header before the gzip check notices)
-                if not _drain(record):
-                    _unreadable(stats, record, source, path, idx, offset,
-                                     EOFError("record cut short or its gzip member damaged"))
-                    continue
-                stats.drop(reason, doc=_about(stats, record, source, idx, **details))
+                _drop_whole(stats, record, source, path, idx, offset, reason, details)
                 continue
             if not body.strip():
                 stats.drop("empty", doc=_about(stats, record, source, idx))
@@ -245,11 +251,7 @@ class WetReader(Reader):
                     _unreadable(stats, record, source, path, idx, offset, exc)
                     continue
             if reason is not None:
-                if not _drain(record):
-                    _unreadable(stats, record, source, path, idx, offset,
-                                EOFError("record cut short or its gzip member damaged"))
-                    continue
-                stats.drop(reason, doc=_about(stats, record, source, idx, **details))
+                _drop_whole(stats, record, source, path, idx, offset, reason, details)
                 continue
             if not text.strip():
                 stats.drop("empty", doc=_about(stats, record, source, idx))

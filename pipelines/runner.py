@@ -26,8 +26,8 @@ from .config import PipelineConfig, dump_resolved, load_config
 from .errors import TaskError, UserError
 from .global_stage import GlobalContext, GlobalStage, doc_keys
 from .io import make_writer
+from .io.hashing import InputDigest
 from .io.inputs import count_unreadable, read_input
-from .io.writers import sha256_file
 from .plan import Phase, Plan, check_inputs_unchanged, make_plan
 from .rundir import RunDir
 from .samples import TaskSampler, merge_samples
@@ -142,15 +142,13 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
         tables = _read_intermediate(paths, cfg.input.batch_size)
     else:
         inp = plan.inputs[task]
-        h0 = time.perf_counter()
         record["input"] = source = inp.source
-        record["input_sha256"] = sha256_file(Path(inp.path))
-        record["input_hash_s"] = round(time.perf_counter() - h0, 6)
+        digest = InputDigest()  # filled in as the reader reads the input
         read = stats.stage("read")
         if task == 0:  # only the first phase reads the inputs
             for d in plan.skipped:
                 count_unreadable(read, d, "input_is_directory")
-        tables = _timed(read_input(cfg.input, inp, read), read)
+        tables = _timed(read_input(cfg.input, inp, read, digest), read)
     ctx = TaskContext(run.root, ph.name, task, source, cfg.seed)
     writer = make_writer(out_dir, prefix, cfg.output, run.root, final=ph.final)
     try:
@@ -166,6 +164,9 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
         raise
     _check_balanced(stats, task)
     _check_error_rate(cfg, stats, task, source, out_dir, prefix)
+    if not ph.source:
+        record["input_sha256"] = digest.sha256
+        record["input_hash_s"] = round(digest.seconds, 6)  # part of the read stage's time
     record["shards"] = [s.to_dict() for s in shards]
     record["stages"] = stats.to_dict()
     if stats.sampler is not None:  # before the stats file, which marks the task done

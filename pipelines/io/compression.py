@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+from contextlib import nullcontext
 from pathlib import Path
-from typing import IO
+from typing import IO, ContextManager
 
 import zstandard
 
@@ -17,8 +18,8 @@ class _ZstdReader(io.RawIOBase):
     read as a shorter, valid one.) Corrupt data raises OSError, as gzip's does.
     """
 
-    def __init__(self, path: Path):
-        self._raw = open(path, "rb")
+    def __init__(self, raw: IO[bytes], owned: bool = True):
+        self._raw, self._owned = raw, owned  # closed with this reader only if owned
         self._dctx = zstandard.ZstdDecompressor()
         self._frame = None  # decompressobj of the frame being read
         self._out, self._pos = b"", 0
@@ -51,7 +52,8 @@ class _ZstdReader(io.RawIOBase):
         return n
 
     def close(self) -> None:
-        self._raw.close()
+        if self._owned:
+            self._raw.close()
         super().close()
 
 
@@ -61,8 +63,25 @@ def open_binary(path: Path) -> IO[bytes]:
     if name.endswith(".gz"):
         return gzip.open(path, "rb")
     if name.endswith(".zst") or name.endswith(".zstd"):
-        return io.BufferedReader(_ZstdReader(path))
+        return io.BufferedReader(_ZstdReader(open(path, "rb")))
     return open(path, "rb")
+
+
+def opened(path: Path, fh: IO[bytes] | None = None) -> ContextManager[IO[bytes]]:
+    """``fh`` when the caller has opened ``path`` already (left open), else ``path``
+    opened for reading (closed on exit)."""
+    return nullcontext(fh) if fh is not None else open(path, "rb")
+
+
+def decompressing(raw: IO[bytes], name: str) -> IO[bytes]:
+    """The decompressed bytes of the open binary file ``raw``, by the extension of
+    ``name``. Do not close the result: it holds nothing of its own, ``raw``'s opener
+    closes the file."""
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if name.endswith(".zst") or name.endswith(".zstd"):
+        return io.BufferedReader(_ZstdReader(raw, owned=False))
+    return raw
 
 
 def open_text(path: Path) -> IO[str]:

@@ -22,8 +22,10 @@ import zlib
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import IO
 
 from ..stats import StageStats
+from .compression import opened
 from .readers import WarcReader, _warc_records
 from .warc_stream import GZIP_MAGIC
 
@@ -111,18 +113,22 @@ def _loader():
 class FastWarcReader(WarcReader):
     """WarcReader whose records come from FastWARC (gzip WARC files; the rest: warcio)."""
 
-    def _records(self, path: Path, stats: StageStats, source: str):
-        with open(path, "rb") as fh:
-            gz = fh.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    def _records(self, path: Path, stats: StageStats, source: str, fh: IO[bytes] | None):
+        with opened(path, fh) as fh:
+            yield from self._fast_or_warcio(path, stats, source, fh)
+
+    def _fast_or_warcio(self, path: Path, stats: StageStats, source: str, fh: IO[bytes]):
+        gz = fh.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+        fh.seek(0)
         if not gz:
-            yield from _warc_records(path, stats, source)
+            yield from _warc_records(path, stats, source, fh)
             return
         done, last_id, held = 0, None, None
         try:
             # a record is handed over once FastWARC has read past its gzip member (the
             # next record, or the end-of-file check): damage found there (a bad CRC, a
             # cut trailer) must still let warcio judge the record itself
-            for offset, record in _fast_records(path, self.cfg.max_record_bytes):
+            for offset, record in _fast_records(fh, self.cfg.max_record_bytes):
                 if held is not None:
                     stats.docs_in += 1
                     yield done, *held
@@ -137,7 +143,7 @@ class FastWarcReader(WarcReader):
             log.info("%s: fastwarc stopped after %d records (%s); warcio reads the rest",
                      path, done, exc)
         stats.docs_in -= done  # warcio counts these records again; only the rest is yielded
-        for idx, offset, record in _warc_records(path, stats, source):
+        for idx, offset, record in _warc_records(path, stats, source, fh):
             if idx == done - 1 and record.rec_headers.get_header("WARC-Record-ID") != last_id:
                 raise RuntimeError(f"{path}: fastwarc and warcio disagree on record {idx}; "
                                    "read this file with `backend: warcio`")
@@ -145,7 +151,7 @@ class FastWarcReader(WarcReader):
                 yield idx, offset, record
 
 
-def _fast_records(path: Path, limit: int | None) -> Iterator[tuple[int, _Record]]:
+def _fast_records(fh: IO[bytes], limit: int | None) -> Iterator[tuple[int, _Record]]:
     """(offset, record) of each whole record; _Doubt at the first sign of damage.
 
     A record longer than ``limit`` keeps only its head in memory (enough for its HTTP
@@ -153,49 +159,47 @@ def _fast_records(path: Path, limit: int | None) -> Iterator[tuple[int, _Record]
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
     last = None
-    with open(path, "rb") as fh:
-        it = ArchiveIterator(fh, record_types=WarcRecordType.any_type, parse_http=False,
-                             auto_decode="none")
-        while True:
-            try:
-                r = next(it)
-            except StopIteration:
-                break
-            except Exception as exc:
-                raise _Doubt(f"{type(exc).__name__}: {exc}") from exc
-            last = r.stream_pos
-            headers = _WarcHeaders(r.headers)
-            declared = headers.get_header("Content-Length")
-            try:
-                length = int(declared) if declared is not None else None
-            except ValueError as exc:
-                raise _Doubt(f"Content-Length {declared!r}") from exc
-            big = length is not None and limit is not None and length > limit
-            try:
-                block = b"" if r.reader is None else r.reader.read(_HEAD if big else -1)
-                n = len(block) + (r.consume() if big else 0)
-            except Exception as exc:
-                raise _Doubt(f"{type(exc).__name__}: {exc}") from exc
-            if length is None or n != length:
-                raise _Doubt(f"record at offset {last} is cut short")
-            rtype = headers.get_header("WARC-Type")
-            yield last, _Record(rtype, headers, length, block)
-    if last is not None and not _ends_the_file(path, last):
+    it = ArchiveIterator(fh, record_types=WarcRecordType.any_type, parse_http=False,
+                         auto_decode="none")
+    while True:
+        try:
+            r = next(it)
+        except StopIteration:
+            break
+        except Exception as exc:
+            raise _Doubt(f"{type(exc).__name__}: {exc}") from exc
+        last = r.stream_pos
+        headers = _WarcHeaders(r.headers)
+        declared = headers.get_header("Content-Length")
+        try:
+            length = int(declared) if declared is not None else None
+        except ValueError as exc:
+            raise _Doubt(f"Content-Length {declared!r}") from exc
+        big = length is not None and limit is not None and length > limit
+        try:
+            block = b"" if r.reader is None else r.reader.read(_HEAD if big else -1)
+            n = len(block) + (r.consume() if big else 0)
+        except Exception as exc:
+            raise _Doubt(f"{type(exc).__name__}: {exc}") from exc
+        if length is None or n != length:
+            raise _Doubt(f"record at offset {last} is cut short")
+        rtype = headers.get_header("WARC-Type")
+        yield last, _Record(rtype, headers, length, block)
+    if last is not None and not _ends_the_file(fh, last):
         raise _Doubt("data after the last record, or a truncated last member")
 
 
-def _ends_the_file(path: Path, start: int) -> bool:
+def _ends_the_file(fh: IO[bytes], start: int) -> bool:
     """Whether the gzip member at ``start`` is whole and nothing follows it."""
     z = zlib.decompressobj(31)
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        try:
-            while chunk := fh.read(1 << 16):
-                z.decompress(chunk, 1 << 16)
-                while z.unconsumed_tail and not z.eof:
-                    z.decompress(z.unconsumed_tail, 1 << 16)
-                if z.eof:
-                    return not z.unused_data and not fh.read(1)
-        except zlib.error:
-            return False
+    fh.seek(start)
+    try:
+        while chunk := fh.read(1 << 16):
+            z.decompress(chunk, 1 << 16)
+            while z.unconsumed_tail and not z.eof:
+                z.decompress(z.unconsumed_tail, 1 << 16)
+            if z.eof:
+                return not z.unused_data and not fh.read(1)
+    except zlib.error:
+        return False
     return False

@@ -4,13 +4,17 @@ The format readers (readers.py) count the records inside a file. What the plan k
 about the file itself is handled here: a zero-byte file holds no record, yet the
 funnel must show it (one ``empty_file`` error of the ``read`` stage); directories the
 input globs matched are counted once, by task 0 (``input_is_directory``); and the
-file's ``input.dataset`` name becomes the ``dataset`` column.
+file's ``input.dataset`` name becomes the ``dataset`` column. And the file's sha256 for
+the manifest is taken here, while the reader reads it (hashing.py).
 """
 
 from __future__ import annotations
 
+import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 
@@ -18,14 +22,37 @@ from ..config import InputBase
 from ..plan import InputFile
 from ..schema import ID, SOURCE, stable_id
 from ..stats import DATASET, StageStats
-from .readers import make_reader
+from .hashing import HashingFile, InputDigest
+from .readers import Reader, make_reader
+from .writers import sha256_file
 
 
-def read_input(cfg: InputBase, inp: InputFile, stats: StageStats) -> Iterator[pa.Table]:
+def read_input(cfg: InputBase, inp: InputFile, stats: StageStats,
+               digest: InputDigest | None = None) -> Iterator[pa.Table]:
+    """The tables of one input. ``digest``, if given, gets the sha256 of the file's bytes
+    once the reader is done: taken as the reader reads (one read of the file) when it
+    streams, else by a read of its own first."""
+    path, reader = Path(inp.path), make_reader(cfg)
+    if digest is None:
+        yield from _tables(reader, inp, stats, None)
+    elif not reader.streams:
+        t0 = time.perf_counter()
+        digest.sha256 = sha256_file(path)
+        digest.seconds = time.perf_counter() - t0
+        yield from _tables(reader, inp, stats, None)
+    else:
+        with HashingFile(path) as raw:
+            yield from _tables(reader, inp, stats, io.BufferedReader(raw))
+            digest.sha256 = raw.hexdigest()
+            digest.seconds = raw.seconds
+
+
+def _tables(reader: Reader, inp: InputFile, stats: StageStats,
+            fh: IO[bytes] | None) -> Iterator[pa.Table]:
     if inp.size == 0:
         count_unreadable(stats, inp, "empty_file")
         return
-    for table in make_reader(cfg).read(Path(inp.path), inp.source, stats):
+    for table in reader.read(Path(inp.path), inp.source, stats, fh):
         if inp.dataset is not None:
             table = _with_dataset(table, inp.dataset)
         yield table

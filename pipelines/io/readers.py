@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from ..config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
 from ..schema import HTML, ID, SOURCE, TEXT, URL, stable_id
 from ..stats import StageStats
-from .compression import open_binary
+from .compression import decompressing, opened
 from .html_charset import decode_html, looks_binary
 from .warc_stream import intact, iter_warc
 
@@ -40,14 +40,20 @@ BATCH_CHARS = 64 * 2**20
 
 
 class Reader:
-    """Base reader: ``read(path, source, stats)`` yields Arrow tables."""
+    """Base reader: ``read(path, source, stats)`` yields Arrow tables.
+
+    ``fh``, if given, is ``path`` already open (binary, seekable; its opener closes it):
+    ``read_input`` passes a ``HashingFile`` to readers that ``stream`` (read the file
+    front to back), so the input is hashed as it is read."""
 
     schema: pa.Schema
+    streams = True
 
     def __init__(self, cfg: InputBase):
         self.cfg = cfg
 
-    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
+    def read(self, path: Path, source: str, stats: StageStats,
+             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
         raise NotImplementedError
 
     def _batches(self, rows: Iterator[dict[str, Any]]) -> Iterator[pa.Table]:
@@ -67,11 +73,12 @@ class Reader:
 
 # ----------------------------------------------------------------------------- WARC / WET
 
-def _warc_records(path: Path, stats: StageStats, source: str = ""):
+def _warc_records(path: Path, stats: StageStats, source: str = "",
+                  fh: IO[bytes] | None = None):
     """(index, offset, record) for each WARC record. Each unreadable region (a truncated
     tail, garbage between records, a record that does not parse) is counted as one
     ``corrupt_warc`` error, and reading goes on at the next record found after it."""
-    for idx, offset, record, problem in iter_warc(path):
+    for idx, offset, record, problem in iter_warc(path, fh):
         stats.docs_in += 1
         if problem is None:
             yield idx, offset, record
@@ -178,17 +185,19 @@ class WarcReader(Reader):
     ])
     cfg: WarcInput
 
-    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
-        return self._batches(self._rows(path, source, stats))
+    def read(self, path: Path, source: str, stats: StageStats,
+             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
+        return self._batches(self._rows(path, source, stats, fh))
 
-    def _records(self, path: Path, stats: StageStats, source: str):
+    def _records(self, path: Path, stats: StageStats, source: str, fh: IO[bytes] | None):
         """(index, offset, record) per record; fastwarc_reader.FastWarcReader overrides it."""
-        return _warc_records(path, stats, source)
+        return _warc_records(path, stats, source, fh)
 
-    def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
+    def _rows(self, path: Path, source: str, stats: StageStats,
+              fh: IO[bytes] | None) -> Iterator[dict[str, Any]]:
         allowed = {c.lower() for c in self.cfg.content_types}
         limit = self.cfg.max_record_bytes
-        for idx, offset, record in self._records(path, stats, source):
+        for idx, offset, record in self._records(path, stats, source, fh):
             reason, details = _header_decision(record, self.cfg, allowed, limit, offset)
             if reason is None:
                 try:
@@ -231,12 +240,14 @@ class WetReader(Reader):
     ])
     cfg: WetInput
 
-    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
-        return self._batches(self._rows(path, source, stats))
+    def read(self, path: Path, source: str, stats: StageStats,
+             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
+        return self._batches(self._rows(path, source, stats, fh))
 
-    def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
+    def _rows(self, path: Path, source: str, stats: StageStats,
+              fh: IO[bytes] | None) -> Iterator[dict[str, Any]]:
         limit = self.cfg.max_record_bytes
-        for idx, offset, record in _warc_records(path, stats, source):
+        for idx, offset, record in _warc_records(path, stats, source, fh):
             reason, details = None, {}
             if record.rec_type != "conversion":
                 reason = f"record_{record.rec_type}"
@@ -290,15 +301,18 @@ class JsonlReader(Reader):
                                  pa.field(URL, pa.string()), pa.field(SOURCE, pa.string()),
                                  *extra, pa.field("metadata", pa.string())])
 
-    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
-        return self._batches(self._rows(path, source, stats))
+    def read(self, path: Path, source: str, stats: StageStats,
+             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
+        return self._batches(self._rows(path, source, stats, fh))
 
-    def _rows(self, path: Path, source: str, stats: StageStats) -> Iterator[dict[str, Any]]:
+    def _rows(self, path: Path, source: str, stats: StageStats,
+              raw: IO[bytes] | None) -> Iterator[dict[str, Any]]:
         c = self.cfg
         taken = {c.text_key, c.id_key, c.url_key, *c.fields}
         # bytes, decoded line by line: a text reader decodes ahead in chunks, so one bad
         # byte would fail the lines before it too
-        with open_binary(path) as fh:
+        with opened(path, raw) as raw:
+            fh = decompressing(raw, path.name)
             idx = -1
             limit = c.max_record_bytes
             while True:
@@ -379,8 +393,10 @@ class ParquetReader(Reader):
     """Parquet files, e.g. thresher's or datatrove's output; all columns pass through."""
 
     cfg: ParquetInput
+    streams = False  # the footer first: read_input hashes the file with a read of its own
 
-    def read(self, path: Path, source: str, stats: StageStats) -> Iterator[pa.Table]:
+    def read(self, path: Path, source: str, stats: StageStats,
+             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
         c = self.cfg
         try:
             pf = pq.ParquetFile(path)

@@ -25,7 +25,9 @@ import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from .compression import opened
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 _CHUNK = 1 << 16
@@ -36,8 +38,10 @@ _RECORD_START = re.compile(rb"WARC/\d|[a-z][a-z0-9+.\-]*://", re.IGNORECASE)  # 
 Event = tuple[int, int, Any, "str | None"]
 
 
-def iter_warc(path: Path) -> Iterator[Event]:
-    with open(path, "rb") as fh:
+def iter_warc(path: Path, fh: IO[bytes] | None = None) -> Iterator[Event]:
+    """``fh``: ``path`` already open by the caller (e.g. hashed as it is read)."""
+    with opened(path, fh) as fh:
+        fh.seek(0)
         gz = path.name.endswith(".gz") or fh.read(len(GZIP_MAGIC)) == GZIP_MAGIC
         fh.seek(0)
         yield from (_gzip_records(fh) if gz else _plain_records(fh))

@@ -1,0 +1,103 @@
+"""The sha256 of an input file, taken while its reader reads it (for the manifest).
+
+A reader that goes through its file front to back (WARC, WET, JSONL) is handed a
+``HashingFile`` instead of opening the path itself, so the input is read once, not twice
+(the second read costs little from the page cache, a full transfer on network storage).
+Every byte the reader reads is fed to sha256 once, in file order, whatever it does:
+
+- bytes read again after a backward seek (a gzip probe, a resync after damage, the
+  fastwarc back-end handing the file to warcio) are not fed again;
+- bytes jumped over by a forward seek are read with ``os.pread`` (the reader's position
+  is left alone) and fed before anything after them;
+- ``hexdigest()`` feeds what the reader left unread (it stopped early, or the file's
+  tail is damaged).
+
+So the digest is always the sha256 of the file's bytes. Readers that start at the end
+(Parquet's footer) keep one read of their own (``writers.sha256_file``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+class HashingFile(io.RawIOBase):
+    """A binary file (read-only, seekable) that hashes its bytes as they are read."""
+
+    def __init__(self, path: str | Path):
+        self._f = open(path, "rb", buffering=0)
+        self._h = hashlib.sha256()
+        self._pos = 0  # the reader's position
+        self._hashed = 0  # bytes [0, _hashed) have been fed
+        self.seconds = 0.0  # spent hashing, and reading what the reader skipped
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._pos = self._f.seek(offset, whence)
+        return self._pos
+
+    def readinto(self, b) -> int:
+        n = self._f.readinto(b)
+        if n and self._pos + n > self._hashed:
+            t0 = time.perf_counter()
+            self._feed_up_to(self._pos)
+            with memoryview(b) as view, view.cast("B") as data:
+                self._h.update(data[self._hashed - self._pos:n])
+            self._hashed = self._pos + n
+            self.seconds += time.perf_counter() - t0
+        self._pos += n
+        return n
+
+    def _feed_up_to(self, end: int | None) -> None:
+        """Feed the bytes from ``_hashed`` to ``end`` (None: to the end of the file)."""
+        fd = self._f.fileno()
+        while end is None or self._hashed < end:
+            size = _CHUNK if end is None else min(_CHUNK, end - self._hashed)
+            chunk = os.pread(fd, size, self._hashed)
+            if not chunk:
+                return
+            self._h.update(chunk)
+            self._hashed += len(chunk)
+
+    def hexdigest(self) -> str:
+        """The sha256 of the whole file (what the reader did not read is read here)."""
+        t0 = time.perf_counter()
+        self._feed_up_to(None)
+        self.seconds += time.perf_counter() - t0
+        return self._h.hexdigest()
+
+    def close(self) -> None:
+        """Closed for the reader (warcio closes what it has iterated); the file itself stays
+        open for ``hexdigest`` until ``release`` (on leaving ``with``)."""
+        super().close()
+
+    def release(self) -> None:
+        self.close()
+        self._f.close()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+@dataclass
+class InputDigest:
+    """The sha256 of one input, filled in by ``read_input`` once the reader is done."""
+
+    sha256: str | None = None
+    seconds: float = 0.0  # time spent hashing (inside the reader's time)
+

@@ -67,6 +67,22 @@ def demo_config(tmp: Path, **executor) -> Path:
     return path
 
 
+def dedup_chain_config(corpus: Path, out: Path, executor: dict):
+    """Exact then MinHash dedup (6 phases; steps of 3 and 1 tasks) on a corpus written by
+    test_exact_dedup.make_corpus: the global-stage pipeline that local, Ray and Slurm
+    must all run to the same bytes."""
+    from pipelines import config_from_dict
+
+    return config_from_dict({
+        "input": {"format": "jsonl", "paths": [str(corpus / "*.jsonl")], "id_key": "id",
+                  "fields": ["lang"]},
+        "output": {"path": str(out)},
+        "executor": executor,
+        "stages": [{"stage": "exact_dedup", "partitions": 3},
+                   {"stage": "minhash_dedup", "partitions": 3, "n": 3},
+                   {"stage": "length", "min_chars": 1}]})
+
+
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory) -> Path:
     """The demo pipeline with 2 local workers, uninterrupted: the bytes others must match."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import DATA, REPO, WARC_DIR, shard_hashes, thresher
+from conftest import DATA, REPO, WARC_DIR, dedup_chain_config, shard_hashes, thresher
 
 from pipelines import config_from_dict, load_config, run_pipeline
 from pipelines.errors import UserError
@@ -283,6 +283,62 @@ def test_failed_task_is_reported_blocks_dependents_and_resume_finishes(
     assert counts(run)["exact_dedup"]["dropped"]  # the corpus has duplicates: dedup worked
 
 
+def _scontrol_job(job: str) -> dict[str, str]:
+    """The first record `scontrol show job` prints (an array's first task) as a dict."""
+    out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
+                         check=True).stdout
+    record = out.strip().split("\n\n")[0]
+    return dict(item.split("=", 1) for item in record.split() if "=" in item)
+
+
+def test_every_executor_field_reaches_the_submitted_jobs(slurm, tmp_path: Path):
+    """partition, account, qos, time, cpus_per_task, mem, max_parallel, sbatch_args, setup
+    and a user's template: Slurm holds the jobs with those settings (QOS needs accounting,
+    which the test cluster lacks, so it is checked in the recorded sbatch command), and
+    once released they run through the user's template."""
+    data = jsonl_inputs(tmp_path / "in", 3)
+    template = tmp_path / "site.sbatch"
+    template.write_text("#!/bin/bash\n#SBATCH --comment=from-site-template\nset -eo pipefail\n"
+                        'echo "site template: {{phase}} in {{run_dir}} by {{python}}"\n'
+                        "{{setup}}\n{{command}}\n")
+    run = tmp_path / "run"
+    stages = [{"stage": "length", "min_chars": 20}]
+    cfg = write_config(tmp_path / "p.yaml", data, run, {
+        "kind": "slurm", "partition": "debug", "account": "thresher-ci", "qos": "normal",
+        "time": "0:10:00", "cpus_per_task": 2, "mem": "200M", "max_parallel": 1,
+        "sbatch_args": ["--hold", "--nice=7"], "template": str(template),
+        "setup": ["export SITE_SETUP=yes", 'echo "setup ran: $SITE_SETUP"']}, stages)
+    thresher("run", str(cfg))
+    jobs = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"][0]["jobs"]
+    assert [j["phase"] for j in jobs] == ["main", "finalize"]
+    try:
+        main, fin = (_scontrol_job(j["id"]) for j in jobs)
+        for job, cpus in ((main, "2"), (fin, "1")):
+            assert (job["Partition"], job["Account"], job["TimeLimit"], job["MinMemoryNode"],
+                    job["CPUs/Task"], job["Nice"], job["Reason"], job["Comment"]) == (
+                "debug", "thresher-ci", "00:10:00", "200M", cpus, "7", "JobHeldUser",
+                "from-site-template"), job
+        assert main["ArrayTaskThrottle"] == "1" and main["ArrayJobId"] == jobs[0]["id"]
+        assert fin["Dependency"].startswith(f"afterok:{jobs[0]['id']}_*")
+        for j in jobs:
+            script = (run / j["script"]).read_text()
+            assert _scontrol_job(j["id"])["Command"] == str(run / j["script"])
+            assert "--qos=normal" in script.splitlines()[1]  # the sbatch command, recorded
+            assert 'export SITE_SETUP=yes\necho "setup ran: $SITE_SETUP"' in script
+            assert script.startswith("#!/bin/bash\n# submitted by thresher: sbatch ")
+    finally:
+        subprocess.run(["scontrol", "release", ",".join(j["id"] for j in jobs)], check=True)
+    assert wait_until_settled(run)["state"] == "finished"
+    for t in range(3):
+        out = (run / "logs" / "main" / f"slurm-{jobs[0]['id']}_{t}.out").read_text()
+        assert f"site template: main in {run} by " in out and "setup ran: yes" in out
+        assert f"main/{t}: done" in out
+    local = write_config(tmp_path / "local.yaml", data, tmp_path / "local",
+                         {"kind": "local"}, stages)
+    thresher("run", str(local), "--quiet")
+    assert shard_hashes(run) == shard_hashes(tmp_path / "local")
+
+
 def _max_array_size() -> int:
     out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
     for line in out.splitlines():
@@ -390,19 +446,10 @@ def test_global_stages_on_slurm_are_byte_identical_to_local(slurm, tmp_path: Pat
     from test_exact_dedup import make_corpus
 
     make_corpus(tmp_path / "in")
-
-    def cfg(kind: str, out: str):
-        return config_from_dict({
-            "input": {"format": "jsonl", "paths": [str(tmp_path / "in" / "*.jsonl")],
-                      "id_key": "id", "fields": ["lang"]},
-            "output": {"path": str(tmp_path / out)},
-            "executor": {"kind": kind},
-            "stages": [{"stage": "exact_dedup", "partitions": 3},
-                       {"stage": "minhash_dedup", "partitions": 3, "n": 3},
-                       {"stage": "length", "min_chars": 1}]})
-
-    local = run_pipeline(cfg("local", "local"))
-    run = run_pipeline(cfg("slurm", "slurm"))
+    local = run_pipeline(dedup_chain_config(tmp_path / "in", tmp_path / "local",
+                                            {"kind": "local"}))
+    run = run_pipeline(dedup_chain_config(tmp_path / "in", tmp_path / "slurm",
+                                          {"kind": "slurm"}))
     assert shard_hashes(run.root) == shard_hashes(local.root)
     a, b = (json.loads(r.stats_json.read_text()) for r in (local, run))
 

@@ -158,21 +158,22 @@ class SlurmExecutor(Executor):
             spec += f"%{self.cfg.max_parallel}"
         cmd = (f"exec {self._python()} -m pipelines.cli run-task {shlex.quote(str(run.root))} "
                f'{shlex.quote(phase)} "$((SLURM_ARRAY_TASK_ID + {offset}))"')
-        script = self._write_script(run, f"{phase}.{offset:05d}", template, cmd, phase)
         out = run.root / "logs" / phase / "slurm-%A_%a.out"
-        job = sbatch([f"--job-name={job_name}", f"--array={spec}", f"--output={out}",
-                      *self._resources(), *self._deps(deps), *self.cfg.sbatch_args], script)
+        args = [f"--job-name={job_name}", f"--array={spec}", f"--output={out}",
+                *self._resources(), *self._deps(deps), *self.cfg.sbatch_args]
+        script = self._write_script(run, f"{phase}.{offset:05d}", template, cmd, phase, args)
+        job = sbatch(args, script)
         return Job(job, phase, compress_ranges(tasks), offset,
                    str(script.relative_to(run.root)), job_name)
 
     def _submit_finalize(self, run: RunDir, job_name: str, after: list[str],
                          template: str) -> Job:
         cmd = f"exec {self._python()} -m pipelines.cli finalize {shlex.quote(str(run.root))}"
-        script = self._write_script(run, "finalize", template, cmd, "finalize")
         out = run.root / "logs" / "slurm-finalize-%j.out"
-        job = sbatch([f"--job-name={job_name}", f"--output={out}", *self._resources(cpus=1),
-                      *self._deps([f"afterok:{':'.join(after)}"]), *self.cfg.sbatch_args],
-                     script)
+        args = [f"--job-name={job_name}", f"--output={out}", *self._resources(cpus=1),
+                *self._deps([f"afterok:{':'.join(after)}"]), *self.cfg.sbatch_args]
+        script = self._write_script(run, "finalize", template, cmd, "finalize", args)
+        job = sbatch(args, script)
         return Job(job, "finalize", script=str(script.relative_to(run.root)), name=job_name)
 
     # -------------------------------------------------------------------- sbatch pieces
@@ -214,12 +215,17 @@ class SlurmExecutor(Executor):
         return text
 
     def _write_script(self, run: RunDir, stem: str, template: str, command: str,
-                      phase: str) -> Path:
+                      phase: str, sbatch_args: list[str]) -> Path:
+        """Render the template; a comment after its first line records the sbatch
+        command, so the script shows how it was submitted."""
         values = {"setup": "\n".join(self.cfg.setup), "command": command,
                   "run_dir": shlex.quote(str(run.root)), "phase": shlex.quote(phase),
                   "python": self._python()}
         text = re.sub(r"{{(\w+)}}", lambda m: values[m.group(1)], template)
         path = run.root / "slurm" / f"{stem}.sh"
+        note = "# submitted by thresher: " + shlex.join(["sbatch", *sbatch_args, str(path)])
+        first, _, rest = text.partition("\n")
+        text = f"{first}\n{note}\n{rest}" if first.startswith("#!") else f"{note}\n{text}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return path

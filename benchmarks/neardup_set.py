@@ -362,7 +362,7 @@ class Generator:
            ("add_boilerplate", 12), ("remove_boilerplate", 8), ("noise", 18), ("splice", 8),
            ("copy", 5))
 
-    def __init__(self, seeds: list[Seed], n_docs: int, seed: int = 0):
+    def __init__(self, seeds: list[Seed], n_docs: int, seed: int = 0, spread: float = 1.6):
         self.rng = random.Random(f"neardup:{seed}")
         self.seeds = sorted(seeds, key=lambda s: s.id)
         self.rng.shuffle(self.seeds)
@@ -372,16 +372,13 @@ class Generator:
         self.sites = self.templates[:25]
         self.docs: list[Doc] = []
         # variants per family so that the seeds last: mean docs per seed ~ n_docs/seeds
-        self.mean_variants = max(2.0, 1.6 * n_docs / max(1, len(self.seeds)))
+        self.mean_variants = max(2.0, spread * n_docs / max(1, len(self.seeds)))
 
     def run(self) -> list[Doc]:
         for family, s in enumerate(self.seeds):
             if len(self.docs) >= self.n_docs:
                 break
             self._family(family, s)
-        if len(self.docs) < self.n_docs:
-            raise SystemExit(f"only {len(self.docs)} documents from {len(self.seeds)} seeds; "
-                             f"ask for fewer")
         return self.docs[:self.n_docs]
 
     def _family(self, family: int, s: Seed) -> None:
@@ -447,7 +444,12 @@ class Generator:
 def generate(n_docs: int, seed: int = 0, seeds: list[Seed] | None = None) -> list[dict]:
     """The set as rows, in shuffled order: id, text, family, parent, seed, source, edits
     (this variant's own), noise (every noise kind in the text, inherited ones too)."""
-    docs = Generator(seeds if seeds is not None else load_seeds(), n_docs, seed).run()
+    seeds = seeds if seeds is not None else load_seeds()
+    spread = 1.6  # larger sets need more variants per family: retry with more, from scratch
+    while len(docs := Generator(seeds, n_docs, seed, spread).run()) < n_docs:
+        if spread > 10:  # every family at its 12-variant cap
+            raise SystemExit(f"only {len(docs)} documents from {len(seeds)} seeds; ask for fewer")
+        spread *= 1.25
     order = list(range(len(docs)))
     random.Random(f"order:{seed}").shuffle(order)
     new_id = {docs[k].key: i for i, k in enumerate(order)}

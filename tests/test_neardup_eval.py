@@ -1,9 +1,9 @@
 """Near-duplicate detection quality on the generated evaluation set (benchmarks/neardup_set.py).
 
 5,000 documents from real text with logged edits; the truth is the exact Jaccard of
-every pair (benchmarks/neardup_truth.py). The detection runs through the core
-functions the way the minhash stage does: signatures per task, band rows
-partitioned by hash, star edges per partition, one connected-components pass.
+every pair (benchmarks/neardup_truth.py). The detection is the real ``minhash_dedup``
+stage with its default parameters, in a pipeline run (JSONL in, Parquet out): its
+clusters table and kept shards are scored against the truth.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from conftest import REPO
 
+from pipelines import config_from_dict, run_pipeline
 from stages import minhash_core as core
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -24,7 +26,6 @@ import neardup_truth as nt  # noqa: E402
 
 N_DOCS = 5000
 SPEC = core.MinHashSpec()  # the defaults: word 5-grams, 14 bands x 8 rows
-
 
 
 @pytest.fixture(scope="module")
@@ -40,42 +41,87 @@ def dataset(seeds):
     return rows, texts, nt.exact_pairs_of_sets(flat, sizes), (flat, sizes)
 
 
-def detect(texts: list[str], tasks: int, partitions: int) -> np.ndarray:
-    """Candidate edges between document indices, computed as the stage would."""
-    bounds = np.linspace(0, len(texts), tasks + 1).astype(int)
-    rows = []
-    for t in range(tasks):  # "collect": one task's documents, keys (task << 32) | row
-        part = texts[bounds[t]:bounds[t + 1]]
-        keys = (np.uint64(t) << np.uint64(32)) | np.arange(len(part), dtype=np.uint64)
-        sigs = np.concatenate([core.signatures(part[i:i + 700], SPEC)
-                               for i in range(0, len(part), 700)])
-        rows.append(core.band_rows(sigs, keys, SPEC))
-    band, key, doc = (np.concatenate(x) for x in zip(*rows))
-    where = core.bucket_partition(key, partitions)
-    edges = np.concatenate([core.candidate_edges(band[where == p], key[where == p],
-                                                 doc[where == p]) for p in range(partitions)])
-    index = bounds[(edges >> np.uint64(32)).astype(np.int64)] + \
-        (edges & np.uint64(0xFFFFFFFF)).astype(np.int64)  # back to document indices
-    return index.astype(np.uint64)
+def run_stage(rows: list[dict], tmp, n_files: int = 4, workers: int = 2):
+    """The minhash_dedup stage with default parameters on the set, as JSONL files."""
+    data = tmp / "in"
+    data.mkdir()
+    for f in range(n_files):
+        with open(data / f"part{f}.jsonl", "w", encoding="utf-8") as fh:
+            for r in rows[f::n_files]:
+                fh.write(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False)
+                         + "\n")
+    cfg = config_from_dict({
+        "name": "neardup-eval",
+        "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")], "id_key": "id"},
+        "output": {"path": str(tmp / "run")},
+        "executor": {"kind": "local", "workers": workers},
+        "stages": [{"stage": "minhash_dedup"}],
+    })
+    return run_pipeline(cfg)
 
 
-def test_recall_and_false_removals_with_default_parameters(dataset):
+def labels_of_run(run, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster label, removed) per document index, from the run's clusters table and shards;
+    checks the two agree and that kept documents carry their cluster id and size."""
+    index = {d: i for i, d in enumerate(ids)}
+    labels = np.arange(len(ids), dtype=np.int64)
+    size = np.ones(len(ids), dtype=np.int64)
+    table = pq.read_table(run.root / "work" / "minhash_dedup" / "clusters.parquet").to_pylist()
+    keep_in_table = np.ones(len(ids), bool)
+    for r in table:
+        i = index[r["id"]]
+        labels[i], size[i], keep_in_table[i] = index[r["cluster_id"]], r["cluster_size"], r["keep"]
+    kept = [r for p in sorted(run.data.glob("*.parquet")) for r in pq.read_table(
+        p, columns=["id", "minhash_cluster_id", "minhash_cluster_size"]).to_pylist()]
+    removed = np.ones(len(ids), bool)
+    for r in kept:
+        i = index[r["id"]]
+        removed[i] = False
+        assert (index[r["minhash_cluster_id"]], r["minhash_cluster_size"]) == (labels[i], size[i])
+    assert np.array_equal(removed, ~keep_in_table)
+    assert np.array_equal(np.bincount(labels, minlength=len(ids))[labels], size)
+    return labels, removed
+
+
+def linked_pair_jaccard(run, ids: list[str], truth: nt.Truth) -> np.ndarray:
+    """Exact Jaccard of every pair the stage linked directly (its candidate edges: a
+    document and the smallest document of an LSH bucket they share); 0 below 0.3."""
+    work = run.root / "work" / "minhash_dedup"
+    index = {d: i for i, d in enumerate(ids)}
+    members = pq.read_table(work / "members")
+    key_index = dict(zip(members.column("key").to_pylist(),
+                         (index[i] for i in members.column("id").to_pylist())))
+    edges = pq.read_table(work / "edges")
+    u = np.array([key_index[k] for k in edges.column("u").to_pylist()], np.int64)
+    v = np.array([key_index[k] for k in edges.column("v").to_pylist()], np.int64)
+    a, b = np.minimum(u, v), np.maximum(u, v)
+    codes = truth.a.astype(np.int64) * truth.n_docs + truth.b  # sorted by (a, b)
+    want = a * truth.n_docs + b
+    pos = np.minimum(np.searchsorted(codes, want), len(codes) - 1)
+    return np.where(codes[pos] == want, truth.jaccard[pos], 0.0)
+
+
+def test_recall_and_false_removals_of_the_stage_with_default_parameters(dataset, tmp_path):
     rows, texts, truth, _ = dataset
-    edges = detect(texts, tasks=3, partitions=4)
-    labels, removed = nt.clusters_from_edges(len(texts), edges)
+    run = run_stage(rows, tmp_path)
+    labels, removed = labels_of_run(run, [r["id"] for r in rows])
     scores = nt.evaluate(truth, labels, removed)
-    print("\nnear-duplicate detection, 5,000 documents, default parameters:\n"
+    linked = linked_pair_jaccard(run, [r["id"] for r in rows], truth)
+    scores["linked_pairs"] = len(linked)
+    scores["linked_precision[J>=0.5]"] = float(np.mean(linked >= 0.5))
+    scores["linked_precision[J>=0.7]"] = float(np.mean(linked >= 0.7))
+    print("\nminhash_dedup stage, default parameters, 5,000 documents:\n"
           + json.dumps({k: round(v, 4) if isinstance(v, float) else v
                         for k, v in scores.items()}, indent=1))
+    st = json.loads(run.stats_json.read_text())
+    assert st["stages"]["minhash_dedup"]["dropped"]["near_duplicate"] == int(removed.sum())
     # the set is not trivial: many true pairs on both sides of the threshold
     assert scores["pairs[0.85-1]"] > 500 and scores["pairs[0.5-0.7]"] > 500
     assert 0.2 < scores["docs_without_match"] / len(texts) < 0.8
     assert scores["recall[0.85-1]"] >= 0.95
     assert scores["false_removal"] < 0.01
     assert scores["pair_precision"] > 0.7 and scores["bcubed_precision"] > 0.9
-    # the same edges whatever the tasks and partitions
-    again = detect(texts, tasks=1, partitions=1)
-    assert np.array_equal(np.unique(again, axis=0), np.unique(edges, axis=0))
+    assert scores["linked_precision[J>=0.5]"] > 0.95
 
 
 def test_truth_is_exact(dataset):

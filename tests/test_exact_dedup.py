@@ -115,6 +115,27 @@ def test_same_bytes_whatever_workers_and_partitions(corpus, tmp_path):
     assert len(shard_hashes(a.root)) == 4
 
 
+def test_same_kept_set_whatever_input_files_and_workers(corpus, tmp_path):
+    """The same documents in 2 files instead of 4 (other tasks, other doc keys), 2 workers:
+    the shards split rows differently, but the kept documents, their cluster ids and sizes
+    and the counts are the same."""
+    root, docs = corpus
+    two = tmp_path / "in2"
+    assert sorted(d["id"] for d in make_corpus(two, n_files=2)) == sorted(d["id"] for d in docs)
+    a = run_pipeline(config(tmp_path, root / "in", workers=1, partitions=1, out="a"))
+    b = run_pipeline(config(tmp_path, two, workers=2, partitions=5, out="b"))
+    assert len(shard_hashes(a.root)) == 4 and len(shard_hashes(b.root)) == 2
+
+    def kept(run):
+        return sorted((r["id"], r["exact_cluster_id"], r["exact_cluster_size"])
+                      for r in read_rows(run.root))
+
+    assert kept(a) == kept(b) and len(kept(a)) < len(docs)
+    stats = [json.loads((r.root / "stats.json").read_text())["stages"]["exact_dedup"]
+             for r in (a, b)]
+    assert stats[0]["dropped"] == stats[1]["dropped"]
+
+
 def test_annotate_keeps_all_and_marks_duplicates(corpus, tmp_path):
     root, docs = corpus
     run = run_pipeline(config(tmp_path, root / "in", mode="annotate"))

@@ -124,15 +124,31 @@ def test_sharded_stage_finds_the_in_memory_clusters(corpus, tmp_path):
         sum(len(c) - 1 for c in found)
 
 
-def test_same_bytes_whatever_files_partitions_and_workers(corpus, tmp_path):
+def kept_rows(run) -> list[tuple]:
+    """(id, cluster id, cluster size) of every kept document, sorted."""
+    return sorted((r["id"], r["minhash_cluster_id"], r["minhash_cluster_size"])
+                  for p in run.data.glob("*.parquet") for r in pq.read_table(p).to_pylist())
+
+
+def test_same_output_whatever_files_partitions_and_workers(corpus, tmp_path):
     root, docs, in3, in5 = corpus
     a = run_pipeline(config(tmp_path, in3, "a", partitions=1))
     b = run_pipeline(config(tmp_path, in3, "b", workers=2, partitions=7))
+    # same input files (tasks), other partitions and workers: the same shard bytes
     assert shard_hashes(a.root) == shard_hashes(b.root)
-    c = run_pipeline(config(tmp_path, in5, "c", partitions=3))  # other sharding, same docs
-    assert run_clusters(c) == run_clusters(a)
-    assert (a.root / "work/minhash_dedup/clusters.parquet").read_bytes() == \
-        (b.root / "work/minhash_dedup/clusters.parquet").read_bytes()
+    # the same documents in 5 files instead of 3 (other tasks, other doc keys), 2 workers:
+    # shards differ in how rows are split, but the kept documents, their cluster ids and
+    # sizes, the clusters table (bytes) and the counts are the same
+    c = run_pipeline(config(tmp_path, in5, "c", workers=2, partitions=3))
+    assert len(shard_hashes(c.root)) == 5 and len(shard_hashes(a.root)) == 3
+    assert kept_rows(c) == kept_rows(a) == kept_rows(b)
+    assert len(kept_rows(a)) < len(docs)
+    tables = {(r.root / "work/minhash_dedup/clusters.parquet").read_bytes() for r in (a, b, c)}
+    assert len(tables) == 1 and pq.read_table(a.root / "work/minhash_dedup/clusters.parquet"
+                                              ).num_rows > 0
+    dropped = [json.loads(r.stats_json.read_text())["stages"]["minhash_dedup"]["dropped"]
+               for r in (a, b, c)]
+    assert dropped[0] == dropped[1] == dropped[2]
 
 
 def test_scope_and_threshold(corpus, tmp_path):
@@ -144,8 +160,70 @@ def test_scope_and_threshold(corpus, tmp_path):
     assert run_clusters(run_pipeline(config(tmp_path, data, "s", scope="lang"))) == set()
     cfg = config(tmp_path, in3, "t", threshold=0.9, num_perm=128)
     mh = next(s for s in cfg.stages if s.stage == "minhash_dedup")
-    b, r = core.params_for_threshold(0.9, 128)
-    assert (mh.params.bands, mh.params.rows) == (b, r)
+    from datasketch.lsh import _optimal_param
+
+    assert (mh.params.bands, mh.params.rows) == _optimal_param(0.9, 128, 0.5, 0.5) == (5, 25)
+
+
+SPEC_PARAMS = ("unit", "n", "bands", "rows", "seed", "lowercase", "strip_punctuation",
+               "normalize_digits", "unicode", "collapse_whitespace")
+
+
+@pytest.mark.parametrize("params", [
+    {"unit": "char", "n": 9},
+    {"n": 3, "bands": 20, "rows": 5, "seed": 7},
+    {"lowercase": False, "collapse_whitespace": False},
+    {"unicode": "none", "strip_punctuation": False, "normalize_digits": False, "seed": 2**63},
+])
+def test_shingling_and_lsh_parameters_reach_the_core(corpus, tmp_path, params):
+    """Each parameter changes what the stage finds exactly as it changes the core's result."""
+    root, docs, in3, _ = corpus
+    run = run_pipeline(config(tmp_path, in3, "p", partitions=3, **params))
+    mh = next(s for s in config(tmp_path, in3, "x", **params).stages
+              if s.stage == "minhash_dedup")
+    spec = core.MinHashSpec(**{k: getattr(mh.params, k) for k in SPEC_PARAMS})
+    assert {k: getattr(spec, k) for k in params} == params
+    expected = reference_clusters(docs, spec)
+    assert run_clusters(run) == expected and expected
+    if "lowercase" in params:  # re-cased, re-spaced copies are no longer near-duplicates
+        assert expected != reference_clusters(docs, core.MinHashSpec())
+
+
+def test_keep_policies_and_annotate(corpus, tmp_path):
+    root, docs, _, _ = corpus
+    rng = random.Random(5)
+    scored = [{**d, "q": round(rng.random(), 3)} for d in docs]
+    data = write_inputs(tmp_path / "scored", scored, 3)
+    by_id = {d["id"]: d for d in scored}
+
+    def survivors(out, **params):
+        cfg = config_from_dict({
+            "name": "keep", "executor": {"kind": "local", "workers": 1},
+            "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")], "id_key": "id",
+                      "fields": ["lang", "q"]},
+            "output": {"path": str(tmp_path / out)},
+            "stages": [{"stage": "minhash_dedup", **params}]})
+        run = run_pipeline(cfg)
+        return run, [r for p in sorted(run.data.glob("*.parquet"))
+                     for r in pq.read_table(p).to_pylist()]
+
+    run, rows = survivors("first")
+    clusters = run_clusters(run)
+    assert len(clusters) > 5
+    for params, best in [({"keep": "longest"}, lambda c: (-len(by_id[c]["text"]), c)),
+                         ({"keep": "max:q"}, lambda c: (-by_id[c]["q"], c))]:
+        _, rows = survivors(params["keep"].replace(":", "_"), **params)
+        kept = {r["id"]: r for r in rows}
+        for c in clusters:
+            winner = min(c, key=best)
+            assert set(kept) & c == {winner}
+            assert kept[winner]["minhash_cluster_id"] == winner
+            assert kept[winner]["minhash_cluster_size"] == len(c)
+    run, rows = survivors("annotate", mode="annotate")
+    assert len(rows) == len(docs)
+    dropped = {r["id"] for r in rows if r["minhash_dedup_reason"] == "near_duplicate"}
+    assert dropped == set().union(*clusters) - {min(c) for c in clusters}
+    assert {r["minhash_dedup_reason"] for r in rows} == {None, "near_duplicate"}
 
 
 def test_dups_command_shows_survivor_and_removed_text(corpus, tmp_path):

@@ -37,7 +37,8 @@ _PUNCT = str.maketrans("", "", string.punctuation + "«»‘’“”„–—�
 
 class ExactDedupParams(DedupParams):
     lowercase: bool = Field(False, description="compare case-insensitively")
-    strip_punctuation: bool = False
+    strip_punctuation: bool = Field(False, description="delete ASCII and common Unicode "
+                                                      "punctuation before comparing")
     normalize_digits: bool = Field(False, description="treat every digit as 0")
     unicode: Literal["NFKC", "NFC", "none"] = Field("NFC", description="Unicode normalization")
     collapse_whitespace: bool = Field(True, description="runs of whitespace count as one "
@@ -59,7 +60,11 @@ def normalize(text: str, p: ExactDedupParams) -> str:
 
 
 class ExactDedup(DedupStage):
-    """Drop exact duplicates of the (normalized) text; keeps one per cluster."""
+    """Drop exact duplicates of the (normalized) text; keeps one per cluster.
+
+    Reason: `duplicate`. Kept documents get `exact_cluster_id` (the survivor's id) and
+    `exact_cluster_size`. The text is hashed with 128-bit BLAKE2b.
+    """
 
     Params: ClassVar[type[Params]] = ExactDedupParams
     params: ExactDedupParams

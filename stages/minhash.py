@@ -57,12 +57,18 @@ class MinHashParams(DedupParams):
         None, gt=0, lt=1, description="target Jaccard; if set, bands x rows are derived from "
                                       "it and `num_perm` as datasketch does")
     num_perm: int = Field(112, ge=2, description="permutations when `threshold` is set")
-    seed: int = Field(1, description="seed of the hash permutations")
-    lowercase: bool = True
-    strip_punctuation: bool = True
+    seed: int = Field(1, ge=0, lt=2**64,
+                      description="seed of the hash permutations (hashing is always 64-bit)")
+    lowercase: bool = Field(True, description="lowercase every character")
+    strip_punctuation: bool = Field(True, description="punctuation and symbols count as a "
+                                                      "space")
     normalize_digits: bool = Field(True, description="treat every digit as 0")
-    unicode: Literal["NFKC", "NFC", "none"] = "NFKC"
-    collapse_whitespace: bool = True
+    unicode: Literal["NFKC", "NFC", "none"] = Field(
+        "NFKC", description="Unicode normalization; NFKC also folds fullwidth forms and "
+                            "ligatures (format characters such as zero-width spaces are "
+                            "always deleted unless `none`)")
+    collapse_whitespace: bool = Field(True, description="runs of whitespace count as one "
+                                                        "space (matters for unit: char)")
 
     @model_validator(mode="after")
     def _derive(self):
@@ -74,7 +80,15 @@ class MinHashParams(DedupParams):
 
 
 class MinHashDedup(DedupStage):
-    """Near-duplicate removal with MinHash LSH; one survivor per connected cluster."""
+    """Near-duplicate removal with MinHash LSH; one survivor per connected cluster.
+
+    Reason: `near_duplicate`. Kept documents get `minhash_cluster_id` (the survivor's id)
+    and `minhash_cluster_size`; `work/<stage>/clusters.parquet` lists every clustered
+    document (`thresher dups RUN`). Every hash is 64-bit (tokens, shingles, the
+    `bands x rows` permutations, band keys); there is no 32-bit mode, as signatures are
+    never stored and 32 bits would only add collisions. Clustering is one task,
+    vectorised with numpy (docs/benchmarks.md, bench_cluster.py).
+    """
 
     Params: ClassVar[type[Params]] = MinHashParams
     params: MinHashParams

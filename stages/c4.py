@@ -34,6 +34,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
+from pipelines.io.writers import sha256_file
 from pipelines.schema import TEXT
 from pipelines.stage import FilterParams, Params
 
@@ -106,6 +107,9 @@ class C4(MeasuredFilter):
         self._split = get_tokenizer(p.tokenizer, memoize=p.split == "sentences")
         self._policy = tuple(p.policy_phrases)
         self._bad = _load_bad_words(p.bad_words_file, p.bad_words_match, self.name)
+        files = p.bad_words_file
+        files = [] if files is None else [files] if isinstance(files, str) else files.values()
+        self._sha256 = {str(Path(f).resolve()): sha256_file(Path(f)) for f in files}
         by_language = isinstance(p.bad_words_file, dict)
         self.columns = ("id", TEXT, LANGUAGE) if by_language else ("id", TEXT)
         self.required = (TEXT, LANGUAGE) if by_language else (TEXT,)
@@ -191,6 +195,10 @@ class C4(MeasuredFilter):
         if m.get("bad_words") and not self._keep_anyway(doc.get("id")):
             return "bad_words"
         return None
+
+    def model_files(self) -> dict[str, str]:
+        """The bad-word lists decide the output: the manifest records them with the models."""
+        return self._sha256
 
     def _keep_anyway(self, doc_id: str | None) -> bool:
         """Whether this document is among the `bad_words_keep_fraction` kept: a keyed hash

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from pipelines.errors import UserError
+from pipelines.io.writers import sha256_file
 from pipelines.schema import URL
 from pipelines.stage import Filter, FilterParams, Params
 
@@ -86,8 +87,13 @@ class UrlFilter(Filter):
 
     def setup(self) -> None:
         files = self.params.blocklist_file
-        self._domains, self._urls = load_blocklist(
-            [files] if isinstance(files, str) else list(files), self.name)
+        files = [files] if isinstance(files, str) else list(files)
+        self._domains, self._urls = load_blocklist(files, self.name)
+        self._sha256 = {str(Path(f).resolve()): sha256_file(Path(f)) for f in files}
+
+    def model_files(self) -> dict[str, str]:
+        """The blocklists decide the output: the manifest records them with the models."""
+        return self._sha256
 
     def check(self, doc: dict[str, Any]) -> str | None:
         url = doc[URL]

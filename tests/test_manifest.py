@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from conftest import DATA, shard_hashes, thresher
+from conftest import DATA, REPO, WARC_DIR, shard_hashes, thresher
 
 from pipelines import run_pipeline, stage
-from pipelines.config import JsonlInput, OutputConfig, PipelineConfig
+from pipelines.config import JsonlInput, OutputConfig, PipelineConfig, WarcInput
 from pipelines.errors import UserError
 from pipelines.manifest import load_manifest, reproduce, verify
 
@@ -72,3 +73,44 @@ def test_reproduce_refuses_a_modified_input(snapshot: Path, tmp_path: Path):
                     check=False)
     assert proc.returncode == 2 and "b.jsonl changed" in proc.stderr
     assert json.loads((snapshot / "stats.json").read_text())  # the snapshot itself is untouched
+
+
+def test_every_file_a_stage_reads_is_in_the_manifest(tmp_path: Path):
+    """Blocklists and bad-word lists decide the output like models: hashed, and checked by
+    reproduce (a changed one and a missing one are each one error naming the file)."""
+    blocklist, words = tmp_path / "blocklist.txt", tmp_path / "bad-words.txt"
+    blocklist.write_text("maria-antoniak.github.io\n")
+    words.write_text("research\n")
+    cfg = PipelineConfig(
+        input=WarcInput(paths=[str(WARC_DIR / "dolma-wget-2024-sample-0000.warc.gz")]),
+        output=OutputConfig(path=str(tmp_path / "run")),
+        stages=[stage("extract"), stage("url_filter", blocklist_file=str(blocklist)),
+                stage("langid", min_score=0.0),
+                stage("c4", bad_words_file={"default": str(words)}, min_sentences=None)])
+    run = run_pipeline(cfg).root
+    m = load_manifest(run)
+    files = {x["path"]: x["sha256"] for x in m["models"]}
+    assert files.pop(str(REPO / "stages" / "models" / "lid.176.ftz")).startswith("8f3472cf")
+    assert files == {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in (blocklist, words)}
+    assert m["stats"]["url_filter"]["dropped"]["blocked_domain"] == 6
+    assert m["stats"]["c4"]["dropped"]["bad_words"] > 0
+    blocklist.write_text("maria-antoniak.github.io\nsoldaini.net\n")
+    proc = thresher("reproduce", str(run / "manifest.json"), str(tmp_path / "x"), check=False)
+    assert proc.returncode == 2
+    assert f"model {blocklist} changed since the snapshot" in proc.stderr
+    words.unlink()
+    with pytest.raises(UserError, match=f"model {words} named in the manifest is missing"):
+        reproduce(run / "manifest.json", str(tmp_path / "y"))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_the_demo_reproduced_from_its_manifest_verifies_clean(reference_run: Path,
+                                                               tmp_path: Path):
+    manifest = reference_run / "manifest.json"
+    proc = thresher("verify", str(manifest), str(reference_run))
+    assert "all" in proc.stdout and "match" in proc.stdout
+    proc = thresher("reproduce", str(manifest), str(tmp_path / "again"), "--workers", "1")
+    assert "every shard matches the manifest byte for byte" in proc.stdout
+    assert "warning" not in proc.stderr
+    assert shard_hashes(tmp_path / "again") == shard_hashes(reference_run)
+    assert load_manifest(tmp_path / "again")["inputs"] == load_manifest(reference_run)["inputs"]

@@ -206,3 +206,19 @@ def test_cli_on_a_private_cluster_shows_progress_and_leaves_nothing(
             break
         time.sleep(0.25)
     assert not left, f"Ray processes left behind: {left}"
+
+
+def test_cpus_per_task_above_the_private_cluster_is_one_line_error(tmp_path: Path):
+    """Ray would keep such a task pending forever; thresher refuses before submitting."""
+    from conftest import thresher
+
+    proc = thresher("run", str(demo_config(tmp_path)), "--executor", "ray", "--workers", "1",
+                    "--set", "executor.cpus_per_task=2", "--output", str(tmp_path / "run"),
+                    check=False, timeout=180)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("thresher: error:")]
+    assert errors == ["thresher: error: executor.cpus_per_task: 2 CPUs per task, but no node "
+                      "of the Ray cluster has more than 1; lower it, or raise executor.workers "
+                      "(the CPUs of the local cluster)"], proc.stderr
+    assert not (tmp_path / "run" / "stats").exists()  # no task ran

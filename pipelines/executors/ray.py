@@ -12,8 +12,10 @@ the same way again) and is reported with its log path.
 from __future__ import annotations
 
 import os
+import sys
 
 from ..config import RayExecutor as RayConfig
+from ..errors import UserError
 from ..plan import Phase
 from ..rundir import RunDir
 from ..runner import run_task
@@ -48,8 +50,26 @@ class RayExecutor(Executor):
         self._started = True
         return ray
 
+    def _check_fits(self, ray) -> None:
+        """A task asking more CPUs than any node has would wait forever (Ray only logs
+        that it is infeasible): refuse on the cluster we started, warn on a joined one
+        (an autoscaler may still add a bigger node)."""
+        need = self.cfg.cpus_per_task
+        most = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]),
+                   default=0)
+        if most >= need:
+            return
+        msg = (f"executor.cpus_per_task: {need:g} CPUs per task, but no node of the Ray "
+               f"cluster has more than {most:g}")
+        if self._started and self.cfg.address == "local":
+            raise UserError(f"{msg}; lower it, or raise executor.workers (the CPUs of the "
+                            "local cluster)")
+        print(f"thresher: warning: {msg}; tasks wait until a node that large joins",
+              file=sys.stderr, flush=True)
+
     def run_phase(self, run: RunDir, phase: Phase, tasks: list[int]) -> None:
         ray = self._connect()
+        self._check_fits(ray)
         remote = ray.remote(num_cpus=self.cfg.cpus_per_task,
                             max_retries=self.cfg.max_retries,
                             retry_exceptions=False)(run_task)

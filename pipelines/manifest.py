@@ -107,7 +107,10 @@ def verify(manifest: dict, run_dir: Path) -> list[str]:
             import pyarrow.parquet as pq
 
             rows = pq.ParquetFile(f).metadata.num_rows if path.endswith(".parquet") else None
-        except Exception:
+        except Exception as exc:
+            problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            problems.append(f"{path}: not readable as Parquet ({problem}); expected "
+                            f"{s['rows']} rows")
             rows = None
         if rows is not None and rows != s["rows"]:
             problems.append(f"{path}: {rows} rows != expected {s['rows']}")

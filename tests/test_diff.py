@@ -11,7 +11,7 @@ from conftest import DATA, shard_hashes, thresher
 
 from pipelines import run_pipeline, stage
 from pipelines.config import JsonlInput, OutputConfig, PipelineConfig
-from pipelines.diff import diff_runs
+from pipelines.diff import diff_runs, load_side
 from pipelines.errors import UserError
 from pipelines.manifest import remap_path, reproduce
 
@@ -151,3 +151,25 @@ def test_reproduce_with_remapped_inputs(tmp_path: Path):
     proc = thresher("reproduce", str(manifest), str(tmp_path / "again3"), "--remap", "nonsense",
                     check=False)
     assert proc.returncode == 2 and "expected OLD_PREFIX=NEW_PREFIX" in proc.stderr
+
+
+def test_package_and_thresher_version_changes(runs, tmp_path: Path):
+    """A snapshot made with other package versions (its manifest edited as if)."""
+    a, _, _ = runs
+    m = json.loads((a / "manifest.json").read_text())
+    real = m["packages"]["trafilatura"]
+    m["packages"]["trafilatura"] = "0.0.1"
+    del m["packages"]["pyarrow"]
+    m["packages"]["not-installed-here"] = "1.0"
+    m["thresher"]["version"] = "0.0.0"
+    other = tmp_path / "manifest.json"
+    other.write_text(json.dumps(m))
+    d = diff_runs(a, other)
+    assert d["packages"] == [
+        {"name": "not-installed-here", "a": None, "b": "1.0"},
+        {"name": "pyarrow", "a": load_side(a)["packages"]["pyarrow"], "b": None},
+        {"name": "trafilatura", "a": real, "b": "0.0.1"}]
+    assert [v["name"] for v in d["thresher"]] == ["version"]
+    assert d["same_fingerprint"] and not d["counts"] and not d["config"]
+    out = thresher("diff", str(a), str(other)).stdout
+    assert "trafilatura" in out and "0.0.1" in out and "thresher version" in out

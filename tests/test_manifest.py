@@ -57,6 +57,21 @@ def test_verify_detects_changed_missing_and_extra_shards(snapshot: Path):
     assert proc.returncode == 1 and "DIFF" in proc.stdout
 
 
+def test_verify_names_an_unreadable_shard_and_a_row_count_change(snapshot: Path):
+    import pyarrow.parquet as pq
+
+    m = load_manifest(snapshot)
+    first, last = (snapshot / m["outputs"][i]["path"] for i in (0, -1))
+    with first.open("ab") as f:
+        f.write(b"x")  # no longer ends with Parquet's magic bytes
+    pq.write_table(pq.read_table(last).slice(1), last)
+    problems = verify(m, snapshot)
+    assert len(problems) == 4
+    assert f"{m['outputs'][0]['path']}: not readable as Parquet" in problems[1]
+    assert problems[3] == (f"{m['outputs'][-1]['path']}: {m['outputs'][-1]['rows'] - 1} rows "
+                           f"!= expected {m['outputs'][-1]['rows']}")
+
+
 def test_reproduce_is_byte_identical(snapshot: Path, tmp_path: Path):
     run, problems = reproduce(snapshot / "manifest.json", str(tmp_path / "again"), workers=2)
     assert problems == []

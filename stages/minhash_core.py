@@ -374,13 +374,13 @@ def connected_components(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             break
         pu, pv = pu[differ], pv[differ]
         np.minimum.at(parent, np.maximum(pu, pv), np.minimum(pu, pv))
-        while True:  # pointer jumping until every node points at its root
-            grand = parent[parent]
-            if np.array_equal(grand, parent):
-                break
-            parent = grand
-        keep = differ  # edges inside one tree stay there: drop them from later rounds
-        u, v = u[keep], v[keep]
+        # pointer jumping until every node points at its root, over the nodes that do not
+        # yet (a shrinking set: most are done after the first jump)
+        active = np.flatnonzero(parent[parent] != parent)
+        while len(active):
+            parent[active] = parent[parent[active]]
+            active = active[parent[active] != parent[parent[active]]]
+        u, v = u[differ], v[differ]  # edges inside one tree stay there: drop them
     return nodes, nodes[parent]
 
 

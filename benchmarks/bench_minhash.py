@@ -1,15 +1,21 @@
-"""MinHash near-duplicate detection: thresher's core against datatrove's MinHash, side by side.
+"""MinHash near-duplicate detection: thresher's stage and core against datatrove's MinHash.
 
-    .venv/bin/python benchmarks/bench_minhash.py [--docs 10000] [--seed 0] [--keep DIR]
+    .venv/bin/python benchmarks/bench_minhash.py [--docs 20000] [--seed 0] [--keep DIR]
 
-Both run on the same generated near-duplicate set (neardup_set.py, written once as
+All three run on the same generated near-duplicate set (neardup_set.py, written once as
 JSONL) with the same parameters (word 5-grams, 14 bands x 8 rows, seed 1), each in
-its own process on one core, so time per phase and peak RSS are their own:
+its own process on one core, so time per phase and peak RSS are their own (the ratio
+columns are datatrove's time over each thresher system's):
 
-- thresher: the core functions end to end in one process, streaming like the
+- thresher core: the core functions end to end in one process, streaming like the
   stage (read JSONL 1,000 documents at a time -> signatures -> band rows; band rows
   partitioned in 16 -> star edges per partition; connected components; re-read the
   JSONL and write the kept documents);
+- thresher stage: the real ``minhash_dedup`` stage in a pipeline run, local executor,
+  one worker (so one process, tasks inline): JSONL in, Parquet out, with its
+  intermediate Parquet shards, partitioned side files, clusters table and stats; its
+  phases are main (read, signatures, intermediate shards), buckets (16 tasks),
+  cluster, apply (re-read the intermediate shards, write the kept ones);
 - datatrove 0.10.1: its four MinHash steps with LocalPipelineExecutor, one worker
   (JsonlReader -> MinhashDedupSignature; MinhashDedupBuckets, 14 tasks;
   MinhashDedupCluster; JsonlReader -> MinhashDedupFilter -> JsonlWriter), run with
@@ -17,7 +23,7 @@ its own process on one core, so time per phase and peak RSS are their own:
   default xxhash hashing and orjson reader) if that exists, else with this one
   (SHA-1 hashing and a json reader, as xxhash and orjson are not installed here).
 
-Both are scored against the exact Jaccard of every pair (neardup_truth.py).
+All are scored against the exact Jaccard of every pair (neardup_truth.py).
 """
 
 from __future__ import annotations
@@ -119,6 +125,43 @@ def run_thresher(docs_path: Path, work: Path) -> dict:
             "labels": labels.tolist(), "removed": removed.tolist(), "edges": len(edges)}
 
 
+def run_stage(docs_path: Path, work: Path) -> dict:
+    sys.path.insert(0, str(REPO))
+    import pyarrow.parquet as pq
+
+    from pipelines import config_from_dict, run_pipeline
+
+    cfg = config_from_dict({
+        "name": "bench-minhash",
+        "input": {"format": "jsonl", "paths": [str(docs_path)], "id_key": "id"},
+        "output": {"path": str(work / "run")},
+        "executor": {"kind": "local", "workers": 1},
+        "stages": [{"stage": "minhash_dedup", "unit": "word", "n": N_GRAMS, "bands": BANDS,
+                    "rows": ROWS, "seed": SEED, "partitions": 16}],
+    })
+    run = run_pipeline(cfg, overwrite=True)
+    names = {"main": "signatures", "minhash_dedup.buckets": "buckets",
+             "minhash_dedup.cluster": "cluster", "apply-minhash_dedup": "filter"}
+    wall = {v: 0.0 for v in names.values()}
+    cpu = dict(wall)
+    for stats in sorted((run.root / "stats").glob("*/task-*.json")):
+        rec = json.loads(stats.read_text())
+        wall[names[rec["phase"]]] += rec["wall_s"]
+        cpu[names[rec["phase"]]] += rec["cpu_s"]
+    ids = [json.loads(line)["id"] for line in open(docs_path, encoding="utf-8")]
+    index = {d: i for i, d in enumerate(ids)}
+    labels = list(range(len(ids)))
+    for r in pq.read_table(run.root / "work" / "minhash_dedup" / "clusters.parquet",
+                           columns=["id", "cluster_id"]).to_pylist():
+        labels[index[r["id"]]] = index[r["cluster_id"]]
+    removed = [True] * len(ids)
+    for p in run.data.glob("*.parquet"):
+        for d in pq.read_table(p, columns=["id"]).column("id").to_pylist():
+            removed[index[d]] = False
+    return {"wall": wall, "cpu": cpu, "peak_rss_mb": _peak_rss_mb(), "labels": labels,
+            "removed": removed}
+
+
 def run_datatrove(docs_path: Path, work: Path) -> dict:
     import struct
 
@@ -188,6 +231,9 @@ def run_datatrove(docs_path: Path, work: Path) -> dict:
             "removed": removed, "hash": hash_fc, "python": sys.executable}
 
 
+WORKERS = {"thresher": run_thresher, "stage": run_stage, "datatrove": run_datatrove}
+
+
 # ---------------------------------------------------------------- driver
 def _run_worker(python: str, which: str, docs: Path, work: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
@@ -202,8 +248,8 @@ def _run_worker(python: str, which: str, docs: Path, work: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def _table(rows: list[tuple[str, str, str, str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(r, widths))) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":"
@@ -211,36 +257,55 @@ def _table(rows: list[tuple[str, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def report(truth, rows: list[dict], ours: dict, peer: dict) -> str:
-    """The side-by-side table (markdown) and both score sets (JSON)."""
+def report(truth, rows: list[dict], systems: dict[str, dict]) -> str:
+    """The side-by-side table (markdown) and every score set (JSON); the last system is
+    the peer (datatrove), and the ratio columns are its time over each other system's."""
     import numpy as np
     from neardup_truth import evaluate
 
     n = len(rows)
+    names = list(systems)
+    peer_name, ours = names[-1], names[:-1]
+    peer = systems[peer_name]
     scores = {k: evaluate(truth, np.array(r["labels"]), np.array(r["removed"]))
-              for k, r in (("thresher", ours), ("datatrove", peer))}
+              for k, r in systems.items()}
     # pairs whose texts carry no fullwidth or zero-width noise (datatrove does not fold them)
     width = np.array([bool({"fullwidth", "zero_width"} & set(r["noise"])) for r in rows])
     plain = (truth.jaccard >= 0.85) & ~width[truth.a] & ~width[truth.b]
-    for k, r in (("thresher", ours), ("datatrove", peer)):
+    for k, r in systems.items():
         lab = np.array(r["labels"])
         scores[k]["recall[0.85-1] no width noise"] = float(
             np.mean(lab[truth.a[plain]] == lab[truth.b[plain]]))
-    table = [("", "thresher", "datatrove", "datatrove / thresher")]
+
+    def line(label: str, values: list[str], ratios: list[str] | None = None) -> tuple:
+        return (label, *values, *(ratios or [""] * len(ours)))
+
+    def ratios(get, fmt: str) -> list[str]:
+        return [format(get(peer) / get(systems[k]), fmt) + "x" if get(systems[k]) else ""
+                for k in ours]
+
+    table = [("", *names, *(f"{peer_name} / {k}" for k in ours))]
     labels = {"signatures": "signatures, incl. reading (s)", "buckets": "buckets (s)",
               "cluster": "cluster (s)", "filter": "filter, incl. reading and writing (s)"}
     for phase, label in labels.items():
-        o, p = ours["wall"][phase], peer["wall"][phase]
-        table.append((label, f"{o:.2f}", f"{p:.2f}", f"{p / o:.0f}x" if o else ""))
-    tot_o, tot_p = sum(ours["wall"].values()), sum(peer["wall"].values())
-    cpu_o, cpu_p = sum(ours["cpu"].values()), sum(peer["cpu"].values())
-    sig_o, sig_p = ours["cpu"]["signatures"], peer["cpu"]["signatures"]
-    table += [("end to end (s)", f"{tot_o:.2f}", f"{tot_p:.2f}", f"{tot_p / tot_o:.1f}x"),
-              ("end to end, CPU (s)", f"{cpu_o:.2f}", f"{cpu_p:.2f}", f"{cpu_p / cpu_o:.1f}x"),
-              ("signatures, CPU (s)", f"{sig_o:.2f}", f"{sig_p:.2f}", f"{sig_p / sig_o:.0f}x"),
-              ("docs/s end to end", f"{n / tot_o:,.0f}", f"{n / tot_p:,.0f}", ""),
-              ("peak RSS (MB)", f"{ours['peak_rss_mb']:.0f}", f"{peer['peak_rss_mb']:.0f}", "")]
-    so, sp = scores["thresher"], scores["datatrove"]
+        table.append(line(label, [f"{systems[k]['wall'][phase]:.2f}" for k in names],
+                          ratios(lambda r, ph=phase: r["wall"][ph], ".0f")))
+
+    def total(r):
+        return sum(r["wall"].values())
+
+    def cpu(r):
+        return sum(r["cpu"].values())
+
+    table += [
+        line("end to end (s)", [f"{total(systems[k]):.2f}" for k in names],
+             ratios(total, ".1f")),
+        line("end to end, CPU (s)", [f"{cpu(systems[k]):.2f}" for k in names],
+             ratios(cpu, ".1f")),
+        line("signatures, CPU (s)", [f"{systems[k]['cpu']['signatures']:.2f}" for k in names],
+             ratios(lambda r: r["cpu"]["signatures"], ".0f")),
+        line("docs/s end to end", [f"{n / total(systems[k]):,.0f}" for k in names]),
+        line("peak RSS (MB)", [f"{systems[k]['peak_rss_mb']:.0f}" for k in names])]
     for key, label in (("recall[0.85-1]", "pair recall, J >= 0.85"),
                        ("recall[0.85-1] no width noise", "  same, no fullwidth/zero-width noise"),
                        ("recall[0.7-0.85]", "pair recall, 0.7 <= J < 0.85"),
@@ -251,26 +316,26 @@ def report(truth, rows: list[dict], ours: dict, peer: dict) -> str:
                        ("bcubed_recall", "B-cubed recall"),
                        ("groups_collapsed", "groups at J >= 0.85 left with one survivor"),
                        ("false_removal", "removed, no match >= 0.5")):
-        table.append((label, f"{so[key]:.4f}", f"{sp[key]:.4f}", ""))
-    table.append(("documents removed", f"{so['removed']:,}", f"{sp['removed']:,}", ""))
-    return _table(table) + "\n\n" + json.dumps({"thresher": so, "datatrove": sp}, indent=1)
+        table.append(line(label, [f"{scores[k][key]:.4f}" for k in names]))
+    table.append(line("documents removed", [f"{scores[k]['removed']:,}" for k in names]))
+    return _table(table) + "\n\n" + json.dumps(scores, indent=1)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--docs", type=int, default=10000)
+    ap.add_argument("--docs", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--datatrove-python", default=str(PEER_PYTHON) if PEER_PYTHON.exists()
                     else sys.executable)
     ap.add_argument("--keep", type=Path, help="keep the set and outputs in this directory")
     ap.add_argument("--reuse-peer", action="store_true",
                     help="with --keep: reuse the datatrove result already there (same set)")
-    ap.add_argument("--worker", choices=["thresher", "datatrove"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        result = (run_thresher if a.worker == "thresher" else run_datatrove)(a.input, a.work)
+        result = WORKERS[a.worker](a.input, a.work)
         (a.work / "result.json").write_text(json.dumps(result))
         return
 
@@ -299,8 +364,10 @@ def main() -> None:
           f"built in {t1 - t0:.1f} s; exact truth in {t2 - t1:.1f} s: "
           f"{json.dumps(truth.summary())}", flush=True)
 
+    stage = _run_worker(sys.executable, "stage", docs, root / "stage")
+    print(f"thresher stage: {sum(stage['wall'].values()):.1f} s", flush=True)
     ours = _run_worker(sys.executable, "thresher", docs, root / "thresher")
-    print(f"thresher: {sum(ours['wall'].values()):.1f} s", flush=True)
+    print(f"thresher core: {sum(ours['wall'].values()):.1f} s", flush=True)
     if a.reuse_peer and (root / "datatrove" / "result.json").exists():
         peer = json.loads((root / "datatrove" / "result.json").read_text())
     else:
@@ -309,7 +376,8 @@ def main() -> None:
           f"{sum(peer['wall'].values()):.1f} s", flush=True)
 
     print()
-    print(report(truth, rows, ours, peer))
+    print(report(truth, rows, {"thresher stage": stage, "thresher core": ours,
+                               "datatrove": peer}))
     if tmp:
         tmp.cleanup()
 

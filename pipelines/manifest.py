@@ -186,18 +186,19 @@ def reproduce(manifest_path: Path, out: str, workers: int | None = None,
 
     remap = remap or []
     m = load_manifest(manifest_path)
-    for f in m["inputs"]:
-        p = Path(remap_path(f["path"], remap))
-        if not p.is_file():
-            raise UserError(f"input {p} named in the manifest is missing")
-        if p.stat().st_size != f["size"] or sha256_file(p) != f["sha256"]:
-            raise UserError(f"input {p} changed since the snapshot (sha256 differs)")
-    for model in m["models"]:
-        p = Path(remap_path(model["path"], remap))
-        if not p.is_file():
-            raise UserError(f"model {p} named in the manifest is missing")
-        if sha256_file(p) != model["sha256"]:
-            raise UserError(f"model {p} changed since the snapshot (sha256 differs)")
+    bad = []  # every missing or changed file, so one attempt names them all
+    for kind, files in (("input", m["inputs"]), ("model", m["models"])):
+        for f in files:
+            p = Path(remap_path(f["path"], remap))
+            if not p.is_file():
+                bad.append(f"{kind} {p} named in the manifest is missing")
+            elif ("size" in f and p.stat().st_size != f["size"]) or \
+                    sha256_file(p) != f["sha256"]:
+                bad.append(f"{kind} {p} changed since the snapshot (sha256 differs)")
+    if len(bad) == 1:
+        raise UserError(bad[0])
+    if bad:
+        raise UserError(f"{len(bad)} files differ from the snapshot: " + "; ".join(bad))
     if m["thresher"]["version"] != __version__:
         warn(f"thresher {__version__} differs from the snapshot's {m['thresher']['version']}")
     now = installed_packages()

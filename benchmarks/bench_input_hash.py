@@ -3,8 +3,9 @@ costs taken while reading than with a read of its own.
 
     .venv/bin/python benchmarks/bench_input_hash.py [--reps 5] [--cold-reps 3] [--demo]
 
-Three ways to read every file of a set with the run's reader (read_input), alternating
-in each rep:
+Three ways to read every file of a set (the bench and demo WARCs with both WARC back-ends;
+the bundled quality documents as plain, gzip and zstd JSONL) with the run's reader
+(read_input), alternating in each rep:
 
 - ``no hash``: the reader alone;
 - ``separate read``: sha256 of the file by a read of its own, then the reader (what a
@@ -36,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.config import WarcInput  # noqa: E402
+from pipelines.config import InputBase, JsonlInput, WarcInput  # noqa: E402
 from pipelines.io.hashing import InputDigest  # noqa: E402
 from pipelines.io.inputs import read_input  # noqa: E402
 from pipelines.io.writers import sha256_file  # noqa: E402
@@ -55,7 +56,7 @@ def drop_caches() -> bool:
         return False
 
 
-def one_pass(cfg: WarcInput, files: list[Path], mode: str) -> tuple[float, float, list[str]]:
+def one_pass(cfg: InputBase, files: list[Path], mode: str) -> tuple[float, float, list[str]]:
     """Wall time of the pass, the part of it spent hashing, the digests."""
     digests, hashing = [], 0.0
     t0 = time.perf_counter()
@@ -74,8 +75,8 @@ def one_pass(cfg: WarcInput, files: list[Path], mode: str) -> tuple[float, float
     return time.perf_counter() - t0, hashing, digests
 
 
-def bench(name: str, files: list[Path], backend: str, reps: int, cold: bool) -> None:
-    cfg = WarcInput(paths=["x"], backend=backend)
+def bench(name: str, files: list[Path], cfg: InputBase, reader: str, reps: int,
+          cold: bool) -> None:
     times: dict[str, list[float]] = {m: [] for m in MODES}
     hashing: dict[str, list[float]] = {m: [] for m in MODES}
     seen: dict[str, list[str]] = {}
@@ -96,7 +97,7 @@ def bench(name: str, files: list[Path], backend: str, reps: int, cold: bool) -> 
     hmed = {m: statistics.median(v) for m, v in hashing.items()}
     base = med["no hash"]
     mb = sum(f.stat().st_size for f in files) / 1e6
-    print(f"{name:<12} {backend:<8} {'cold' if cold else 'warm':<4} {mb:5.1f} MB | "
+    print(f"{name:<12} {reader:<8} {'cold' if cold else 'warm':<4} {mb:5.1f} MB | "
           + " | ".join(f"{m} {med[m]:.3f} s" for m in MODES)
           + " | time hashing: " + ", ".join(
               f"{m} {hmed[m]:.3f} s = {100 * hmed[m] / base:.1f} %" for m in MODES[1:])
@@ -127,17 +128,39 @@ def main() -> None:
     ap.add_argument("--cold-reps", type=int, default=3)
     ap.add_argument("--demo", action="store_true")
     a = ap.parse_args()
-    sets = {"bench WARCs": sorted((REPO / "benchmarks" / "data").glob("*.warc.gz")),
-            "demo WARCs": sorted((REPO / "tests" / "data" / "warc").glob("*.warc.gz"))}
+    warcs = {"bench WARCs": sorted((REPO / "benchmarks" / "data").glob("*.warc.gz")),
+             "demo WARCs": sorted((REPO / "tests" / "data" / "warc").glob("*.warc.gz"))}
     can_drop = os.geteuid() == 0 and drop_caches()
     print(f"{os.cpu_count()} CPUs; cold cache: {'yes' if can_drop else 'no (needs root)'}")
-    for name, files in sets.items():
-        for backend in ("warcio", "fastwarc"):
-            bench(name, files, backend, a.reps, cold=False)
+    runs = [(name, files, WarcInput(paths=["x"], backend=b), b)
+            for name, files in warcs.items() for b in ("warcio", "fastwarc")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for ext, files in jsonl_sets(Path(tmp)).items():
+            runs.append((f"JSONL {ext}", files, JsonlInput(paths=["x"]), "jsonl"))
+        for name, files, cfg, reader in runs:
+            bench(name, files, cfg, reader, a.reps, cold=False)
             if can_drop:
-                bench(name, files, backend, a.cold_reps, cold=True)
+                bench(name, files, cfg, reader, a.cold_reps, cold=True)
     if a.demo:
         demo_run()
+
+
+def jsonl_sets(tmp: Path) -> dict[str, list[Path]]:
+    """The bundled quality documents (real web text) as .jsonl, .jsonl.gz and .jsonl.zst."""
+    import gzip
+
+    import zstandard
+
+    out: dict[str, list[Path]] = {"": [], ".gz": [], ".zst": []}
+    for src in sorted((REPO / "tests" / "data" / "quality").glob("*.jsonl.gz")):
+        data = gzip.decompress(src.read_bytes())
+        stem = tmp / src.name.removesuffix(".gz")
+        for ext, blob in (("", data), (".gz", src.read_bytes()),
+                          (".zst", zstandard.ZstdCompressor().compress(data))):
+            path = stem.with_name(stem.name + ext)
+            path.write_bytes(blob)
+            out[ext].append(path)
+    return {ext or "plain": files for ext, files in out.items()}
 
 
 if __name__ == "__main__":

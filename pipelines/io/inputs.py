@@ -42,7 +42,7 @@ def read_input(cfg: InputBase, inp: InputFile, stats: StageStats,
         yield from _tables(reader, inp, stats, None)
     else:
         with HashingFile(path) as raw:
-            yield from _tables(reader, inp, stats, io.BufferedReader(raw))
+            yield from _tables(reader, inp, stats, io.BufferedReader(raw, 1 << 16))
             digest.sha256 = raw.hexdigest()
             digest.seconds = raw.seconds
 

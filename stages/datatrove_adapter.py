@@ -18,12 +18,14 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
+from pipelines.io.writers import sha256_file
 from pipelines.schema import ID, TEXT
 from pipelines.stage import ErrorReason, Filter, FilterParams, Params, iter_docs
 
@@ -68,6 +70,13 @@ class Datatrove(Filter):
             raise UserError(f"stage {self.name}: cannot build {self.params.step}"
                             f"({_args(self.params.args)}): {type(e).__name__}: {e}") from None
         self._is_filter = isinstance(self._step, BaseFilter)
+        self._sha256 = {str(Path(v).resolve()): sha256_file(Path(v))
+                        for v in _strings(self.params.args) if _is_file(v)}
+
+    def model_files(self) -> dict[str, str]:
+        """Arguments naming a file (a model, a word list): the step reads it, so the
+        manifest records it. What datatrove ships or downloads itself goes with its version."""
+        return self._sha256
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
         from datatrove.data import Document
@@ -139,6 +148,24 @@ class Datatrove(Filter):
                     typ = "json"  # mixed types: keep every value, as JSON
                 found[key] = typ
         return {k: found[k] for k in sorted(found)}
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in the step's arguments (lists and dicts walked)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return len(value) < 4096 and Path(value).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _import(path: str, stage: str) -> Any:

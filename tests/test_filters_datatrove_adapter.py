@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -149,3 +150,33 @@ class TagLength(_Base):
         doc.metadata["tags"] = ["a", "b"]
         doc.metadata["kind_seen"] = doc.metadata.get("kind")
         return True
+
+
+class WordListFilter(_Base):
+    """A user's datatrove filter that reads a word list: the manifest must record it."""
+
+    name = "word list"
+
+    def __init__(self, words_file: str, also: list[str] | None = None):
+        super().__init__()
+        self.words = Path(words_file).read_text().split()
+
+    def filter(self, doc) -> bool | tuple[bool, str]:
+        return (False, "listed_word") if any(w in doc.text for w in self.words) else True
+
+
+def test_a_file_the_step_reads_is_in_the_manifest(tmp_path: Path):
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in _rows(80)))
+    words = tmp_path / "words.txt"
+    words.write_text("research\n")
+    cfg = PipelineConfig(
+        input=JsonlInput(paths=[str(src)]), output=OutputConfig(path=str(tmp_path / "run")),
+        stages=[make_spec("datatrove", step="test_filters_datatrove_adapter:WordListFilter",
+                          args={"words_file": str(words), "also": ["research", "en"]})])
+    run = run_pipeline(cfg)
+    manifest = json.loads((run.root / "manifest.json").read_text())
+    assert manifest["models"] == [{"path": str(words),
+                                   "sha256": hashlib.sha256(words.read_bytes()).hexdigest()}]
+    assert json.loads(run.stats_json.read_text())["stages"]["datatrove"]["dropped"][
+        "listed_word"] > 0

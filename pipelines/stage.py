@@ -82,7 +82,8 @@ class Stage:
         raise NotImplementedError
 
     def model_files(self) -> dict[str, str]:
-        """Model files this stage loads: path -> expected sha256 (for the manifest)."""
+        """Every file this stage reads that decides its output (a model, a tokenizer, a
+        word list): absolute path -> sha256, for the manifest; reproduce checks them."""
         return {}
 
 

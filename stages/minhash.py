@@ -15,8 +15,8 @@ Phases (the numpy core is in stages/minhash_core.py):
    vectorised with numpy (label propagation with pointer jumping; no
    per-edge Python), then the keep policy per component. Writes
    ``clusters.parquet`` (one row per document in a cluster) and the decisions
-   partitioned by shard. Its input is the edge list only (16 bytes an edge),
-   not the documents.
+   partitioned by shard. It holds the edge list (16 bytes an edge) and reads
+   the members files one shard at a time, not the documents.
 4. apply, in the map phase after: drop the non-survivors (reason
    ``near_duplicate``), write ``minhash_cluster_id`` and ``minhash_cluster_size``.
 

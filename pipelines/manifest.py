@@ -172,6 +172,18 @@ def _remap_config(data: dict, remap: list[tuple[str, str]]) -> dict:
     return data
 
 
+def _warn_about_the_source(snap: dict, now: dict, warn) -> None:
+    """Same release, other code: a different commit, or uncommitted changes either side."""
+    if snap.get("commit") and now["commit"] and snap["commit"] != now["commit"]:
+        warn(f"thresher commit {now['commit'][:12]} differs from the snapshot's "
+             f"{snap['commit'][:12]}")
+    if snap.get("dirty"):
+        warn("the snapshot was made by a thresher checkout with uncommitted changes; "
+             "their code is in no commit")
+    if now["dirty"]:
+        warn("this thresher checkout has uncommitted changes")
+
+
 def reproduce(manifest_path: Path, out: str, workers: int | None = None,
               warn=lambda msg: None,
               remap: list[tuple[str, str]] | None = None) -> tuple[RunDir, list[str]]:
@@ -201,6 +213,7 @@ def reproduce(manifest_path: Path, out: str, workers: int | None = None,
         raise UserError(f"{len(bad)} files differ from the snapshot: " + "; ".join(bad))
     if m["thresher"]["version"] != __version__:
         warn(f"thresher {__version__} differs from the snapshot's {m['thresher']['version']}")
+    _warn_about_the_source(m["thresher"], git_state(Path(__file__).resolve().parent), warn)
     now = installed_packages()
     for name, ver in m["packages"].items():
         if now.get(name) != ver:

@@ -78,6 +78,27 @@ def test_reproduce_is_byte_identical(snapshot: Path, tmp_path: Path):
     assert shard_hashes(run.root) == shard_hashes(snapshot)
 
 
+def test_reproduce_warns_about_version_differences(snapshot: Path, tmp_path: Path):
+    m = load_manifest(snapshot)
+    m["packages"]["pyarrow"] = "0.0.1"
+    m["packages"]["not-installed-here"] = "1.0"
+    m["thresher"].update(version="0.0.0", commit="0" * 40, dirty=True)
+    other = tmp_path / "manifest.json"
+    other.write_text(json.dumps(m))
+    warnings: list[str] = []
+    run, problems = reproduce(other, str(tmp_path / "again"), warn=warnings.append)
+    assert problems == []  # the same code made the snapshot: the outputs still match
+    pyarrow = load_manifest(snapshot)["packages"]["pyarrow"]
+    assert f"package pyarrow {pyarrow} differs from the snapshot's 0.0.1" in warnings
+    assert "package not-installed-here missing differs from the snapshot's 1.0" in warnings
+    assert any(w.startswith("thresher ") and "differs from the snapshot's 0.0.0" in w
+               for w in warnings)
+    if load_manifest(snapshot)["thresher"]["commit"]:  # run from a git checkout
+        assert any(w.startswith("thresher commit ") and w.endswith("snapshot's 000000000000")
+                   for w in warnings)
+    assert any("uncommitted changes; their code is in no commit" in w for w in warnings)
+
+
 def test_reproduce_refuses_a_modified_input(snapshot: Path, tmp_path: Path):
     m = load_manifest(snapshot)
     changed = Path(m["inputs"][1]["path"])
@@ -129,6 +150,6 @@ def test_the_demo_reproduced_from_its_manifest_verifies_clean(reference_run: Pat
     assert "all" in proc.stdout and "match" in proc.stdout
     proc = thresher("reproduce", str(manifest), str(tmp_path / "again"), "--workers", "1")
     assert "every shard matches the manifest byte for byte" in proc.stdout
-    assert "warning" not in proc.stderr
+    assert "package" not in proc.stderr and "fingerprint" not in proc.stderr
     assert shard_hashes(tmp_path / "again") == shard_hashes(reference_run)
     assert load_manifest(tmp_path / "again")["inputs"] == load_manifest(reference_run)["inputs"]

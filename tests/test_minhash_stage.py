@@ -235,3 +235,13 @@ def test_dups_command_shows_survivor_and_removed_text(corpus, tmp_path):
     size = max(len(c) for c in clusters)
     first = min(min(c) for c in clusters if len(c) == size)  # largest first, then by id
     assert f"cluster {first} ({size} documents)" in out
+    # the survivor, then removed members with the start of their text
+    table = pq.read_table(run.root / "work" / "minhash_dedup" / "clusters.parquet").to_pylist()
+    members = [r for r in table if r["cluster_id"] == first]
+    assert members[0]["keep"] and members[0]["id"] == first
+    block = out.split(f"cluster {first} ")[1].split("\ncluster ")[0]
+    lines = block.splitlines()
+    for m in members[1:3]:
+        at = next(i for i, line in enumerate(lines) if f"removed {m['id']} " in line)
+        assert " ".join(m["snippet"].split())[:20] in lines[at + 1]  # fits 80 columns
+    assert f"kept    {first} " in block

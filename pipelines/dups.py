@@ -1,6 +1,6 @@
 """`thresher dups RUN`: the largest duplicate clusters of a run, survivor first.
 
-Reads ``work/<stage>/clusters.parquet``, which a dedup stage's clustering step
+Reads ``work/<stage>/clusters.parquet``, which minhash_dedup's clustering step
 writes (one row per document in a cluster of two or more, with its url and
 the first characters of its text), so nothing is recomputed.
 """
@@ -30,8 +30,12 @@ def print_dups(run_dir: str | Path, console: Console, stage: str | None = None,
     run = RunDir(Path(run_dir).resolve())
     files = cluster_files(run)
     if not files:
-        raise UserError(f"{run.root} has no duplicate clusters table: no dedup stage ran there "
-                        "(or its clustering step has not finished)")
+        exact = sorted(p.parent.name for p in (run.root / "work").glob("*/decisions")) \
+            if (run.root / "work").is_dir() else []
+        raise UserError(f"{run.root} has no duplicate clusters table: only minhash_dedup writes "
+                        "one, and none ran there (or its clustering step has not finished)"
+                        + (f"; exact_dedup's counts are in `thresher stats` ({', '.join(exact)})"
+                           if exact else ""))
     if stage is not None:
         if stage not in files:
             raise UserError(f"no clusters for stage {stage!r} in {run.root} "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATA, shard_hashes
+from conftest import DATA, shard_hashes, thresher
 
 from pipelines import PipelineConfig, config_from_dict, run_pipeline
 from pipelines.plan import make_plan
@@ -167,6 +167,16 @@ def test_keep_longest_and_scope(tmp_path):
     assert run("longest", keep="longest") == ["b"]
     assert run("maxq", keep="max:q") == ["b"]
     assert run("scoped", scope="lang") == ["a", "c"]
+
+
+def test_dups_says_exact_dedup_writes_no_clusters_table(corpus, tmp_path):
+    root, _ = corpus
+    run = run_pipeline(config(tmp_path, root / "in", out="dups"))
+    proc = thresher("dups", str(run.root), check=False)
+    assert proc.returncode != 0
+    assert "only minhash_dedup writes one" in proc.stderr + proc.stdout
+    assert "exact_dedup's counts are in `thresher stats` (exact_dedup)" in \
+        proc.stderr + proc.stdout
 
 
 def test_missing_scope_column_is_a_clear_error(corpus, tmp_path):

@@ -4,9 +4,9 @@ The question after changing a threshold or a package is "what changed, and what 
 it do to the counts?". A run is described by its manifest (or, for a run without
 one, its config.yaml, plan.json and stats.json); this module compares two such
 descriptions section by section: config parameters (stages by name, not position),
-inputs (by source, by sha256 where known), thresher and package versions, and
-per-stage / per-reason document counts. It reports; it never judges, so the exit
-code is 0 whether or not the runs differ.
+inputs (by source, by sha256 where known), model files (by sha256), thresher and
+package versions, and per-stage / per-reason document counts. It reports; it never
+judges, so the exit code is 0 whether or not the runs differ.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def load_side(arg: str | Path) -> dict[str, Any]:
         "inputs": {f["source"]: {k: f.get(k) for k in ("path", "size", "sha256")}
                    for f in m["inputs"]},
         "packages": m.get("packages", {}),
+        "models": {x["path"]: x["sha256"] for x in m.get("models", [])},
         "thresher": m.get("thresher", {}),
         "stages": m["stats"],
         "rows": sum(o.get("rows", 0) for o in m.get("outputs", [])),
@@ -67,7 +68,7 @@ def _from_run_dir(p: Path) -> dict[str, Any]:
         "label": str(p), "config": config, "fingerprint": stats.get("config_fingerprint"),
         "inputs": {f["source"]: {"path": f["path"], "size": f["size"], "sha256": None}
                    for f in plan.get("inputs", [])},
-        "packages": {}, "thresher": {}, "stages": stats["stages"],
+        "packages": {}, "models": {}, "thresher": {}, "stages": stats["stages"],
         "rows": stats.get("output", {}).get("rows", 0),
     }
 
@@ -132,6 +133,20 @@ def _version_changes(a: dict, b: dict) -> list[dict]:
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
+def _model_changes(a: dict[str, str], b: dict[str, str]) -> list[dict]:
+    """Model files (path -> sha256) whose bytes differ; a file the other side has at
+    another path with the same sha256 only moved, and is not listed."""
+    if not a or not b:  # a run without a manifest records no model hashes
+        return []
+    rows = []
+    for path in sorted(set(a) | set(b)):
+        x, y = a.get(path, MISSING), b.get(path, MISSING)
+        moved = (x is MISSING and y in a.values()) or (y is MISSING and x in b.values())
+        if x != y and not moved:
+            rows.append({"path": path, "a": x, "b": y})
+    return rows
+
+
 def _count_changes(a: dict, b: dict) -> list[dict]:
     """Per stage: docs in/out and every drop/error reason whose count differs."""
     rows = []
@@ -163,6 +178,7 @@ def diff_runs(a_arg: str | Path, b_arg: str | Path) -> dict[str, Any]:
         "inputs": _input_changes(a["inputs"], b["inputs"]),
         "thresher": _version_changes(a["thresher"], b["thresher"]),
         "packages": _version_changes(a["packages"], b["packages"]),
+        "models": _model_changes(a["models"], b["models"]),
         "counts": _count_changes(a["stages"], b["stages"]),
         "output_rows": {"a": a["rows"], "b": b["rows"], "delta": b["rows"] - a["rows"]},
     }
@@ -170,7 +186,7 @@ def diff_runs(a_arg: str | Path, b_arg: str | Path) -> dict[str, Any]:
 
 def differs(d: dict[str, Any]) -> bool:
     return bool(d["config"] or any(d["inputs"].values()) or d["thresher"] or d["packages"]
-                or d["counts"])
+                or d["models"] or d["counts"])
 
 
 # ----------------------------------------------------------------------------- display
@@ -185,7 +201,8 @@ def print_diff(d: dict[str, Any], console) -> None:
 
     console.print(f"diff: A = {d['a']}\n      B = {d['b']}", highlight=False)
     if not differs(d):
-        console.print("no differences in config, inputs, versions or counts", highlight=False)
+        console.print("no differences in config, inputs, models, versions or counts",
+                      highlight=False)
         return
 
     def table(title: str, cols: list[str], rows: list[list[str]], right: int = 0) -> None:
@@ -219,6 +236,10 @@ def print_diff(d: dict[str, Any], console) -> None:
         table("inputs", ["source", "change", "detail"], rows)
     else:
         section("inputs", "identical")
+    if d["models"]:
+        table("models", ["file", "A sha256", "B sha256"],
+              [[m["path"], _short(m["a"] and m["a"][:12]), _short(m["b"] and m["b"][:12])]
+               for m in d["models"]])
     versions = [["thresher " + v["name"], _short(v["a"]), _short(v["b"])] for v in d["thresher"]]
     versions += [[v["name"], _short(v["a"]), _short(v["b"])] for v in d["packages"]]
     if versions:

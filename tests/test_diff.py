@@ -173,3 +173,34 @@ def test_package_and_thresher_version_changes(runs, tmp_path: Path):
     assert d["same_fingerprint"] and not d["counts"] and not d["config"]
     out = thresher("diff", str(a), str(other)).stdout
     assert "trafilatura" in out and "0.0.1" in out and "thresher version" in out
+
+
+def test_a_changed_model_file(tmp_path: Path):
+    """The same blocklist path with other contents, dropping as many documents: only the
+    models section tells the runs apart."""
+    src = make_inputs(tmp_path / "inputs")
+    lines = (src / "a.jsonl").read_text().splitlines(True)
+    (src / "a.jsonl").write_text("".join(
+        json.dumps({**json.loads(x), "url": f"https://site{i % 4}.example/p{i}"}) + "\n"
+        for i, x in enumerate(lines)))
+    blocklist = tmp_path / "blocklist.txt"
+
+    def run(out: str, listed: str) -> Path:
+        blocklist.write_text(listed + "\n")
+        return run_pipeline(PipelineConfig(
+            input=JsonlInput(paths=[str(src / "a.jsonl")]), output=OutputConfig(path=str(
+                tmp_path / out)), stages=[stage("url_filter", blocklist_file=str(blocklist))])).root
+
+    a, b = run("a", "site1.example"), run("b", "site2.example")
+    d = diff_runs(a, b)
+    assert not d["config"] and not any(d["inputs"].values()) and not d["counts"]
+    [m] = d["models"]
+    assert m["path"] == str(blocklist) and m["a"] != m["b"]
+    out = thresher("diff", str(a), str(b)).stdout
+    assert "models" in out and "blocklist.txt" in out and m["a"][:12] in out
+    moved = tmp_path / "elsewhere.txt"
+    shutil.copy(blocklist, moved)
+    c = run_pipeline(PipelineConfig(
+        input=JsonlInput(paths=[str(src / "a.jsonl")]), output=OutputConfig(path=str(
+            tmp_path / "c")), stages=[stage("url_filter", blocklist_file=str(moved))])).root
+    assert diff_runs(b, c)["models"] == []  # the same bytes at another path

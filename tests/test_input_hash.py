@@ -31,6 +31,7 @@ from pipelines.config import (
     WarcInput,
     WetInput,
 )
+from pipelines.errors import UserError
 from pipelines.io.hashing import HashingFile, InputDigest
 from pipelines.io.inputs import read_input
 from pipelines.manifest import load_manifest
@@ -191,6 +192,14 @@ def test_parquet_whole_and_damaged(tmp_path: Path):
     assert assert_hashed(ParquetInput(paths=["x"]), bad).n_errors > 0
     assert assert_hashed(ParquetInput(paths=["x"]),
                          cut(path, tmp_path / "cut.parquet", 0.5)).n_errors == 1
+
+
+def test_a_file_that_changed_size_since_planning_fails_the_task(tmp_path: Path):
+    path = cut(WET, tmp_path / "growing.warc.wet.gz", 1.0)
+    planned = InputFile(str(path), path.name, path.stat().st_size - 10)
+    for cfg in (WetInput(paths=["x"]), ParquetInput(paths=["x"])):
+        with pytest.raises(UserError, match="changed size while the run read it"):
+            list(read_input(cfg, planned, StageStats(), InputDigest()))
 
 
 def test_empty_file(tmp_path: Path):

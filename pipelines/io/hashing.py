@@ -74,6 +74,11 @@ class HashingFile(io.RawIOBase):
             self._h.update(chunk)
             self._hashed += len(chunk)
 
+    @property
+    def size(self) -> int:
+        """Bytes hashed so far (the file's size once ``hexdigest`` has run)."""
+        return self._hashed
+
     def hexdigest(self) -> str:
         """The sha256 of the whole file (what the reader did not read is read here)."""
         t0 = time.perf_counter()

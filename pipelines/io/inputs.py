@@ -19,6 +19,7 @@ from typing import IO
 import pyarrow as pa
 
 from ..config import InputBase
+from ..errors import UserError
 from ..plan import InputFile
 from ..schema import ID, SOURCE, stable_id
 from ..stats import DATASET, StageStats
@@ -35,16 +36,20 @@ def read_input(cfg: InputBase, inp: InputFile, stats: StageStats,
     path, reader = Path(inp.path), make_reader(cfg)
     if digest is None:
         yield from _tables(reader, inp, stats, None)
-    elif not reader.streams:
+        return
+    if not reader.streams:
         t0 = time.perf_counter()
-        digest.sha256 = sha256_file(path)
+        size, digest.sha256 = path.stat().st_size, sha256_file(path)
         digest.seconds = time.perf_counter() - t0
         yield from _tables(reader, inp, stats, None)
     else:
         with HashingFile(path) as raw:
             yield from _tables(reader, inp, stats, io.BufferedReader(raw, 1 << 16))
-            digest.sha256 = raw.hexdigest()
+            digest.sha256, size = raw.hexdigest(), raw.size
             digest.seconds = raw.seconds
+    if size != inp.size:  # the manifest would pair the planned size with other bytes
+        raise UserError(f"input {path} changed size while the run read it ({inp.size} bytes "
+                        f"planned, {size} hashed); run again when it no longer changes")
 
 
 def _tables(reader: Reader, inp: InputFile, stats: StageStats,

@@ -74,6 +74,7 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     if not 0 <= task < ph.n_tasks:
         raise UserError(f"phase {phase!r} has tasks 0..{ph.n_tasks - 1}, not {task}")
     handler = _task_log(run, phase, task)
+    _reset_peak_rss()  # a reused worker (or the caller, in process) has its own history
     started = time.time()
     t0, c0 = time.perf_counter(), time.process_time()
     try:
@@ -88,7 +89,7 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
             "wall_s": round(time.perf_counter() - t0, 6),
             "cpu_s": round(time.process_time() - c0, 6),
             "started": round(started, 3), "finished": round(time.time(), 3),
-            "max_rss_mb": _max_rss_mb(),  # of the worker process so far (it may be reused)
+            "max_rss_mb": _peak_rss_mb(),  # of the process while this task ran
         }
         write_json_atomic(run.task_stats(phase, task), record)  # marks the task done
         docs_out = sum(s["rows"] for s in record.get("shards", []))
@@ -105,7 +106,24 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
         handler.close()
 
 
-def _max_rss_mb() -> float:
+def _reset_peak_rss() -> None:
+    """Start the process's peak-RSS mark afresh (Linux >= 4.0), so it measures this task."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # not Linux, or not allowed: the peak then includes the process's history
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS since ``_reset_peak_rss`` (VmHWM); ru_maxrss (lifetime peak) as fallback."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux

@@ -108,3 +108,25 @@ def test_readme_starts_with_the_two_setup_commands():
     demo = load_config(REPO / "configs" / "demo.yaml", check_inputs=False)
     assert demo.input.paths == yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())[
         "input"]["paths"]
+
+
+def test_task_peak_rss_is_the_task_own_not_the_callers_history(tmp_path: Path):
+    """In process (1 worker) the task's max_rss_mb is the peak while it ran: memory the
+    caller held and freed before the run does not count."""
+    import resource
+
+    big = bytearray(600 << 20)
+    big[::4096] = b"x" * len(big[::4096])  # touch every page: 600 MB resident
+    del big
+    lifetime_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    src = REPO / "tests" / "data" / "lid" / "lingua-sentences-12lang.jsonl"
+    cfg = PipelineConfig(
+        input=JsonlInput(paths=[str(src)]), output=OutputConfig(path=str(tmp_path / "run")),
+        stages=[stage("length", min_chars=1)])
+    cfg.executor.workers = 1
+    run = run_pipeline(cfg)
+    task = json.loads(next((run.root / "stats" / "main").glob("task-*.json")).read_text())
+    assert lifetime_mb > 600
+    assert 0 < task["max_rss_mb"] < lifetime_mb - 400
+    stats = json.loads(run.stats_json.read_text())
+    assert stats["phases"]["main"]["max_rss_mb"] == task["max_rss_mb"]

@@ -7,6 +7,7 @@ the first characters of its text), so nothing is recomputed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -42,32 +43,49 @@ def print_dups(run_dir: str | Path, console: Console, stage: str | None = None,
                             f"(have: {', '.join(files)})")
         files = {stage: files[stage]}
     for name, path in files.items():
-        t = pq.read_table(path)
-        if t.num_rows == 0:
+        pf = pq.ParquetFile(path)
+        n_docs = pf.metadata.num_rows
+        if n_docs == 0:
             console.print(f"[bold]{name}[/]: no duplicate clusters")
             continue
-        ids = t.column("cluster_id")
-        n_clusters = len(pc.unique(ids))
-        removed = t.num_rows - n_clusters
-        console.print(f"[bold]{name}[/]: {n_clusters:,} clusters, {t.num_rows:,} documents in "
-                      f"them, {removed:,} removed; the {min(top, n_clusters)} largest:")
-        rows = t.to_pylist()  # sorted by size desc, cluster, survivor first
-        shown, i = 0, 0
-        while i < len(rows) and shown < top:
-            cid, size = rows[i]["cluster_id"], rows[i]["cluster_size"]
-            members = []
-            while i < len(rows) and rows[i]["cluster_id"] == cid:
-                members.append(rows[i])
-                i += 1
-            shown += 1
-            console.print(f"\n[bold]cluster {cid}[/] ({size} documents)")
-            for m in members[:per_cluster + 1]:
-                tag = "[green]kept   [/]" if m["keep"] else "[red]removed[/]"
-                console.print(f"  {tag} {m['id']}  {m['url'] or ''}  ({m['length']:,} chars)",
-                              overflow="ellipsis", no_wrap=True, highlight=False)
-                snippet = " ".join((m["snippet"] or "").split())[:width]
-                console.print(Text("          " + snippet, style="dim"), overflow="ellipsis",
-                              no_wrap=True)
-            if len(members) > per_cluster + 1:
-                console.print(f"  ... and {len(members) - per_cluster - 1} more")
+        # one survivor per cluster: counted from the small `keep` column alone, so a
+        # corpus-sized table is never loaded as a whole
+        n_clusters = int(pc.sum(pq.read_table(path, columns=["keep"]).column("keep")).as_py())
+        console.print(f"[bold]{name}[/]: {n_clusters:,} clusters, {n_docs:,} documents in "
+                      f"them, {n_docs - n_clusters:,} removed; the {min(top, n_clusters)} "
+                      "largest:")
+        for members in _largest(pf, top):
+            _print_cluster(console, members, per_cluster, width)
         console.print()
+
+
+def _largest(pf: pq.ParquetFile, top: int) -> Iterator[list[dict]]:
+    """The members of the ``top`` first clusters (the file is sorted by size, biggest
+    first, survivor first), read batch by batch until they are complete."""
+    members: list[dict] = []
+    shown = 0
+    for batch in pf.iter_batches(batch_size=1024):
+        for r in batch.to_pylist():
+            if members and r["cluster_id"] != members[0]["cluster_id"]:
+                yield members
+                shown, members = shown + 1, []
+                if shown == top:
+                    return
+            members.append(r)
+    if members:
+        yield members
+
+
+def _print_cluster(console: Console, members: list[dict], per_cluster: int,
+                   width: int) -> None:
+    first = members[0]
+    console.print(f"\n[bold]cluster {first['cluster_id']}[/] ({first['cluster_size']} documents)")
+    for m in members[:per_cluster + 1]:
+        tag = "[green]kept   [/]" if m["keep"] else "[red]removed[/]"
+        console.print(f"  {tag} {m['id']}  {m['url'] or ''}  ({m['length']:,} chars)",
+                      overflow="ellipsis", no_wrap=True, highlight=False)
+        snippet = " ".join((m["snippet"] or "").split())[:width]
+        console.print(Text("          " + snippet, style="dim"), overflow="ellipsis",
+                      no_wrap=True)
+    if len(members) > per_cluster + 1:
+        console.print(f"  ... and {len(members) - per_cluster - 1} more")

@@ -80,11 +80,12 @@ def read_partition(paths: list[Path], p: int, columns: list[str] | None = None,
     return pa.concat_tables(tables).replace_schema_metadata(None)
 
 
-def write_table_atomic(path: Path, table: pa.Table) -> None:
-    """A plain (unpartitioned) side file, written under a temporary name first."""
+def write_table_atomic(path: Path, table: pa.Table, row_group_size: int | None = None) -> None:
+    """A plain (unpartitioned) Parquet file, written under a temporary name, fsynced, then
+    renamed into place. ``row_group_size`` bounds what a reader of its first rows loads."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)

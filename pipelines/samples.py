@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .partitioned import write_table_atomic
 from .rundir import RunDir
 from .schema import HTML, ID, SOURCE, TEXT, URL
 
@@ -218,23 +218,12 @@ class TaskSampler:
         return _table(rows, self.per_reason)
 
     def write(self, path: Path) -> None:
-        write_table_atomic(self.to_table(), path)
+        write_table_atomic(path, self.to_table(), row_group_size=10_000)
 
 
 def _table(rows: list[dict], per_reason: int) -> pa.Table:
     t = pa.Table.from_pylist(rows, schema=SCHEMA)
     return t.replace_schema_metadata({PER_REASON_META: str(per_reason).encode()})
-
-
-def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write Parquet under a hidden temporary name, fsync, rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        pq.write_table(table, f, compression="zstd", row_group_size=10_000)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -274,7 +263,8 @@ def merge_samples(run: RunDir, phases: Iterable[tuple[str, int]], per_reason: in
         for reason in sorted(by_stage[stage]):
             kept += sorted(by_stage[stage][reason], key=_order)[:per_reason]
         if kept:
-            write_table_atomic(_table(kept, per_reason), run.stage_samples(stage))
+            write_table_atomic(run.stage_samples(stage), _table(kept, per_reason),
+                               row_group_size=10_000)
             counts[stage] = len(kept)
     return counts
 

@@ -216,7 +216,8 @@ class MinHashDedup(DedupStage):
         t = t.sort_by([("cluster_size", "descending"), ("cluster_id", "ascending"),
                        ("keep", "descending"), ("id", "ascending")])
         write_table_atomic(path, t.select(["cluster_id", "cluster_size", "keep", "id", "length",
-                                           "url", "snippet"]))
+                                           "url", "snippet"]),
+                           row_group_size=10_000)  # `thresher dups` reads the first ones
 
     def decision_files(self, ctx: GlobalContext) -> list[Path]:
         return [self._path(ctx, "decisions", 0)]

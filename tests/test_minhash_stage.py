@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import DATA, shard_hashes, thresher
@@ -245,3 +246,31 @@ def test_dups_command_shows_survivor_and_removed_text(corpus, tmp_path):
         at = next(i for i, line in enumerate(lines) if f"removed {m['id']} " in line)
         assert " ".join(m["snippet"].split())[:20] in lines[at + 1]  # fits 80 columns
     assert f"kept    {first} " in block
+
+
+def test_dups_reads_a_large_clusters_table_batch_by_batch(tmp_path):
+    """Clusters that straddle the reader's batches are shown whole, in file order, and the
+    totals come from the whole file."""
+    from rich.console import Console
+
+    from pipelines.dups import print_dups
+    from pipelines.partitioned import write_table_atomic
+
+    sizes = [700, 700, 3, 2] + [2] * 1000  # the first two clusters cross batch boundaries
+    rows = []
+    for c, size in enumerate(sizes):
+        for m in range(size):
+            rows.append({"cluster_id": f"c{c:04d}", "cluster_size": size, "keep": m == 0,
+                         "id": f"c{c:04d}-{m:03d}", "length": 10 + m, "url": None,
+                         "snippet": f"text of member {m} of cluster {c}"})
+    path = tmp_path / "work" / "minhash_dedup" / "clusters.parquet"
+    write_table_atomic(path, pa.Table.from_pylist(rows), row_group_size=500)
+    console = Console(record=True, width=200)
+    print_dups(tmp_path, console, top=3, per_cluster=2)
+    out = console.export_text()
+    assert f"{len(sizes):,} clusters, {len(rows):,} documents in them, " \
+           f"{len(rows) - len(sizes):,} removed; the 3 largest" in out
+    shown = [line.split()[1] for line in out.splitlines() if line.startswith("cluster ")]
+    assert shown == ["c0000", "c0001", "c0002"]
+    assert out.count("... and 697 more") == 2  # 700 members: 3 shown
+    assert "kept    c0001-000 " in out and "removed c0001-002 " in out

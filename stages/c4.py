@@ -34,7 +34,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
-from pipelines.io.writers import sha256_file
+from pipelines.io.writers import file_hashes
 from pipelines.schema import TEXT
 from pipelines.stage import FilterParams, Params
 
@@ -109,7 +109,7 @@ class C4(MeasuredFilter):
         self._bad = _load_bad_words(p.bad_words_file, p.bad_words_match, self.name)
         files = p.bad_words_file
         files = [] if files is None else [files] if isinstance(files, str) else files.values()
-        self._sha256 = {str(Path(f).resolve()): sha256_file(Path(f)) for f in files}
+        self._sha256 = file_hashes(files)
         by_language = isinstance(p.bad_words_file, dict)
         self.columns = ("id", TEXT, LANGUAGE) if by_language else ("id", TEXT)
         self.required = (TEXT, LANGUAGE) if by_language else (TEXT,)

@@ -25,7 +25,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
-from pipelines.io.writers import sha256_file
+from pipelines.io.writers import file_hashes
 from pipelines.schema import ID, TEXT
 from pipelines.stage import ErrorReason, Filter, FilterParams, Params, iter_docs
 
@@ -70,8 +70,7 @@ class Datatrove(Filter):
             raise UserError(f"stage {self.name}: cannot build {self.params.step}"
                             f"({_args(self.params.args)}): {type(e).__name__}: {e}") from None
         self._is_filter = isinstance(self._step, BaseFilter)
-        self._sha256 = {str(Path(v).resolve()): sha256_file(Path(v))
-                        for v in _strings(self.params.args) if _is_file(v)}
+        self._sha256 = file_hashes(v for v in _strings(self.params.args) if _is_file(v))
 
     def model_files(self) -> dict[str, str]:
         """Arguments naming a file (a model, a word list): the step reads it, so the

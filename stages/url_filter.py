@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from pipelines.errors import UserError
-from pipelines.io.writers import sha256_file
+from pipelines.io.writers import file_hashes
 from pipelines.schema import URL
 from pipelines.stage import Filter, FilterParams, Params
 
@@ -89,7 +89,7 @@ class UrlFilter(Filter):
         files = self.params.blocklist_file
         files = [files] if isinstance(files, str) else list(files)
         self._domains, self._urls = load_blocklist(files, self.name)
-        self._sha256 = {str(Path(f).resolve()): sha256_file(Path(f)) for f in files}
+        self._sha256 = file_hashes(files)
 
     def model_files(self) -> dict[str, str]:
         """The blocklists decide the output: the manifest records them with the models."""

@@ -56,6 +56,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_hashes(paths) -> dict[str, str]:
+    """Absolute path -> sha256 of each file: what ``Stage.model_files`` returns."""
+    return {str(Path(f).resolve()): sha256_file(Path(f)) for f in paths}
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

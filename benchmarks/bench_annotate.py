@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from pipelines import stage as make_spec  # noqa: E402
 from pipelines.stage import TaskContext  # noqa: E402
 from pipelines.stats import StageStats  # noqa: E402
-from stages.words_en import split_words  # noqa: E402
+from stages.text.words_en import split_words  # noqa: E402
 
 DOCS = REPO / "tests" / "data" / "quality" / "filter-docs.jsonl.gz"
 FILTERS = ["gopher_quality", "gopher_repetition", "c4", "fineweb_quality"]

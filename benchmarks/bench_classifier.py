@@ -34,7 +34,7 @@ import pyarrow as pa  # noqa: E402
 from pipelines import stage  # noqa: E402
 from pipelines.stats import StageStats  # noqa: E402
 from pipelines.train import TrainSpec, train_classifier  # noqa: E402
-from stages.langid import BUNDLED_MODEL  # noqa: E402
+from stages.language.langid import BUNDLED_MODEL  # noqa: E402
 
 DOC = REPO / "docs" / "benchmarks.md"
 FIXTURE = REPO / "tests" / "data" / "quality" / "classifier-docs.jsonl.gz"

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components as scipy_components
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.minhash_core import connected_components  # noqa: E402
+from stages.dedup.minhash_core import connected_components  # noqa: E402
 
 U64 = np.uint64
 

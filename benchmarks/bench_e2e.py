@@ -47,7 +47,7 @@ LID_MODEL = REPO / "stages" / "models" / "lid.176.ftz"
 DOC = REPO / "docs" / "benchmarks.md"
 RECIPE = {"favor_precision": True, "deduplicate": True, "language": "en", "min_score": 0.65}
 # thresher's extract stage calling plain trafilatura.extract instead of its fast path
-# (stages/extract_fast.py, byte-identical): shows what the fast path buys, and that the
+# (stages/extraction/extract_fast.py, byte-identical): shows what the fast path buys, and that the
 # output shards are the same
 LIBRARY = "trafilatura.extract"
 
@@ -58,7 +58,7 @@ def child_thresher(a: argparse.Namespace) -> dict:
     sys.path.insert(0, str(REPO))
     from pipelines import run_pipeline, stage
     from pipelines.config import LocalExecutor, OutputConfig, PipelineConfig, WarcInput
-    from stages.extract_fast import REFERENCE_ENV
+    from stages.extraction.extract_fast import REFERENCE_ENV
 
     if a.extractor == LIBRARY:  # the same stage calling plain trafilatura.extract
         os.environ[REFERENCE_ENV] = "1"  # before the workers start: they inherit it
@@ -347,7 +347,8 @@ def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_fil
         shards = {tuple(r["shards"]) for rs in lib + fast for r in rs}
         lines += [
             "",
-            f"The extract stage with its fast path (stages/extract_fast.py) and with plain "
+            "The extract stage with its fast path (stages/extraction/extract_fast.py) and with "
+            f"plain "
             f"`trafilatura.extract` ({LIBRARY} rows): "
             + (f"the same output, byte for byte ({len(next(iter(shards)))} shards, sha256, "
                f"every run)." if len(shards) == 1 else

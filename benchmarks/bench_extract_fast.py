@@ -1,4 +1,4 @@
-"""trafilatura through stages/extract_fast.py against plain ``trafilatura.extract``.
+"""trafilatura through stages/extraction/extract_fast.py against plain ``trafilatura.extract``.
 
     .venv/bin/python benchmarks/bench_extract_fast.py [--reps 3] [--pages N] [--write-doc]
 
@@ -58,7 +58,7 @@ def child_pass(a: argparse.Namespace) -> None:
     """One pass in this process, for callgrind: 'none' starts up and warms up only."""
     import trafilatura
 
-    from stages import extract_fast
+    from stages.extraction import extract_fast
 
     pages = load_pages(Path(a.data), a.pages)
     extract_fast.install()
@@ -99,14 +99,14 @@ def main() -> None:
         return child_pass(a)
     import trafilatura
 
-    from stages import extract_fast
+    from stages.extraction import extract_fast
 
     pages = load_pages(Path(a.data), a.pages)
     extract_fast.install()
     extract_fast.extract(pages[0][1])  # warm both: justext's stoplists, lazy imports
     trafilatura.extract(pages[0][1])
     systems = {"trafilatura.extract (library)": trafilatura.extract,
-               "stages.extract_fast.extract": extract_fast.extract}
+               "stages.extraction.extract_fast.extract": extract_fast.extract}
     cpu: dict[str, list[float]] = {k: [] for k in systems}
     outs: dict[str, list] = {}
     for rep in range(a.reps):

@@ -12,7 +12,7 @@ output scores 0). Speed is pages per CPU second of the stage (load on other core
 not change it much) and per wall second.
 
 Two reference rows: the same stage calling plain ``trafilatura.extract`` instead of its
-byte-identical fast path (stages/extract_fast.py), and, when benchmarks/.venv-datatrove
+byte-identical fast path (stages/extraction/extract_fast.py), and, when benchmarks/.venv-datatrove
 exists, datatrove's own ``Trafilatura`` extractor object (its trafilatura 1.11) on the same
 decoded pages, in that venv.
 """
@@ -37,7 +37,7 @@ GOLD = REPO.parent / "shared" / "data" / "extraction" / "article-extraction-benc
 CONFIGS = {  # label -> extract parameters
     "trafilatura": {},
     "trafilatura favor_precision": {"favor_precision": True},
-    # the same stage calling plain trafilatura.extract instead of stages/extract_fast.py
+    # the same stage calling plain trafilatura.extract instead of stages/extraction/extract_fast.py
     "trafilatura favor_precision, plain trafilatura.extract": {"favor_precision": True},
     "trafilatura favor_precision fast": {"favor_precision": True, "fast": True},
     "resiliparse": {"extractor": "resiliparse"},
@@ -79,8 +79,8 @@ def run(label: str, params: dict, table) -> tuple[dict[str, str], float, float]:
     import os
 
     from pipelines.stats import StageStats
-    from stages.extract import Extract, ExtractParams
-    from stages.extract_fast import REFERENCE_ENV
+    from stages.extraction.extract import Extract, ExtractParams
+    from stages.extraction.extract_fast import REFERENCE_ENV
 
     if "plain trafilatura.extract" in label:
         os.environ[REFERENCE_ENV] = "1"

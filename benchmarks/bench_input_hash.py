@@ -38,9 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipelines.config import InputBase, JsonlInput, WarcInput  # noqa: E402
+from pipelines.io.files import sha256_file  # noqa: E402
 from pipelines.io.hashing import InputDigest  # noqa: E402
 from pipelines.io.inputs import read_input  # noqa: E402
-from pipelines.io.writers import sha256_file  # noqa: E402
 from pipelines.plan import InputFile  # noqa: E402
 from pipelines.stats import StageStats  # noqa: E402
 

@@ -79,7 +79,7 @@ def run_thresher(docs_path: Path, work: Path) -> dict:
     sys.path.insert(0, str(REPO))
     import numpy as np
 
-    from stages import minhash_core as core
+    from stages.dedup import minhash_core as core
 
     spec = core.MinHashSpec(unit="word", n=N_GRAMS, bands=BANDS, rows=ROWS, seed=SEED)
     t = Phases()
@@ -344,7 +344,7 @@ def main() -> None:
     from neardup_set import generate
     from neardup_truth import exact_pairs
 
-    from stages.minhash_core import MinHashSpec
+    from stages.dedup.minhash_core import MinHashSpec
 
     tmp = None if a.keep else tempfile.TemporaryDirectory(prefix="bench-minhash-")
     root = a.keep or Path(tmp.name)

@@ -26,10 +26,10 @@ sys.path.insert(0, str(REPO))
 import pyarrow as pa  # noqa: E402
 
 from pipelines.config import WarcInput  # noqa: E402
-from pipelines.io import make_reader  # noqa: E402
+from pipelines.io.readers import make_reader  # noqa: E402
 from pipelines.samples import TaskSampler  # noqa: E402
 from pipelines.stats import RunStats  # noqa: E402
-from stages.length import LengthFilter, LengthParams  # noqa: E402
+from stages.heuristics.length import LengthFilter, LengthParams  # noqa: E402
 
 
 def read_warcs(sample: bool) -> tuple[float, list]:

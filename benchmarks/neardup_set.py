@@ -472,7 +472,7 @@ def generate(n_docs: int, seed: int = 0, seeds: list[Seed] | None = None) -> lis
 def main() -> None:
     from neardup_truth import exact_pairs  # benchmarks/ is on sys.path
 
-    from stages.minhash_core import MinHashSpec
+    from stages.dedup.minhash_core import MinHashSpec
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=20000)

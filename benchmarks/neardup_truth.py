@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from stages.minhash_core import MinHashSpec, connected_components, shingle_sets
+from stages.dedup.minhash_core import MinHashSpec, connected_components, shingle_sets
 
 BINS = ((0.5, 0.7), (0.7, 0.85), (0.85, 1.0))
 

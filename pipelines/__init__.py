@@ -5,35 +5,31 @@ Python use mirrors the YAML::
     from pipelines import PipelineConfig, load_config, run_pipeline, stage
     cfg = load_config("configs/demo.yaml", overrides={"output": "runs/nb"})
     run = run_pipeline(cfg, overwrite=True)
+
+``run_pipeline`` and ``run_task`` are imported on first use (PEP 562), so importing the
+stage protocol or the config does not import the executors.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import import_module
 
-try:
-    __version__ = version("thresher")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0+unknown"
+from pipelines.config import PipelineConfig, config_from_dict, config_from_yaml, load_config, stage
+from pipelines.stage import Annotator, Filter, Params, Stage
+from pipelines.stats import RunStats, StageStats
+from pipelines.version import __version__
 
-from .config import PipelineConfig, config_from_dict, config_from_yaml, load_config, stage
-from .runner import run_pipeline, run_task
-from .stage import Annotator, Filter, Params, Stage
-from .stats import RunStats, StageStats
+_LAZY = {"run_pipeline": "pipelines.run", "run_task": "pipelines.task"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+
 
 __all__ = [
-    "Annotator",
-    "Filter",
-    "Params",
-    "PipelineConfig",
-    "RunStats",
-    "Stage",
-    "StageStats",
-    "__version__",
-    "config_from_dict",
-    "config_from_yaml",
-    "load_config",
-    "run_pipeline",
-    "run_task",
-    "stage",
+    "Annotator", "Filter", "Params", "PipelineConfig", "RunStats", "Stage", "StageStats",
+    "__version__", "config_from_dict", "config_from_yaml", "load_config", "run_pipeline",
+    "run_task", "stage",
 ]

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from pipelines.errors import UserError
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
@@ -26,8 +26,8 @@ def _overrides(a: argparse.Namespace) -> dict:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from .config import load_config
-    from .plan import make_plan
+    from pipelines.config import load_config
+    from pipelines.plan import make_plan
 
     cfg = load_config(a.config, overrides=_overrides(a))
     plan = make_plan(cfg)
@@ -41,14 +41,18 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from .config import load_config
-    from .funnel import load_stats, make_console, print_funnel
-    from .runner import run_pipeline
+    from pipelines.config import load_config
+    from pipelines.inspection.funnel import load_stats, make_console, print_funnel
+    from pipelines.run import launch_pipeline
 
     cfg = load_config(a.config, overrides=_overrides(a))
-    if cfg.executor.kind == "slurm" and not a.wait:
-        return _submit_only(cfg, a)
-    run = run_pipeline(cfg, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet)
+    run, launch = launch_pipeline(cfg, resume=a.resume, overwrite=a.overwrite,
+                                  progress=not a.quiet, wait=a.wait)
+    if not launch.finished:  # a scheduler has the jobs (Slurm without --wait)
+        for line in launch.jobs:
+            print(line)
+        print(f"submitted {len(launch.jobs)} job(s); follow with: thresher status {run.root}")
+        return 0
     stats = load_stats(run.root)
     out = make_console()
     if not a.quiet:
@@ -63,23 +67,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
-def _submit_only(cfg, a: argparse.Namespace) -> int:
-    """Slurm without --wait: submit the run's job arrays and return their ids."""
-    from .executors import make_executor
-
-    sub = make_executor(cfg.executor).submit(cfg, resume=a.resume, overwrite=a.overwrite)
-    if sub is None:
-        print(f"{cfg.output.path}: every task was already done; finalized")
-        return 0
-    for line in sub.describe():
-        print(line)
-    print(f"submitted {len(sub.jobs)} Slurm job(s); follow with: thresher status {sub.run.root}")
-    return 0
-
-
 def cmd_status(a: argparse.Namespace) -> int:
-    from .funnel import make_console
-    from .status import print_status, run_status
+    from pipelines.inspection.funnel import make_console
+    from pipelines.inspection.status import print_status, run_status
 
     status = run_status(a.run)
     if a.json:
@@ -90,7 +80,7 @@ def cmd_status(a: argparse.Namespace) -> int:
 
 
 def cmd_run_task(a: argparse.Namespace) -> int:
-    from .runner import run_task
+    from pipelines.task import run_task
 
     res = run_task(a.run, a.phase, a.task)
     print(f"thresher: {a.phase}/{a.task}: "
@@ -99,7 +89,7 @@ def cmd_run_task(a: argparse.Namespace) -> int:
 
 
 def cmd_stages(a: argparse.Namespace) -> int:
-    from .reference import render_markdown, render_text, stage_rows
+    from pipelines.reference import render_markdown, render_text, stage_rows
 
     if a.json:
         print(json.dumps(stage_rows(), indent=1))
@@ -109,14 +99,14 @@ def cmd_stages(a: argparse.Namespace) -> int:
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
-    from .funnel import breakdown_table, load_stats, make_console, print_funnel
+    from pipelines.inspection.funnel import breakdown_table, load_stats, make_console, print_funnel
 
     stats = load_stats(a.run)
     if a.json:
         print(json.dumps(stats, indent=1))
         return 0
     if a.csv:
-        from .funnel import stats_csv
+        from pipelines.inspection.funnel import stats_csv
 
         sys.stdout.write(stats_csv(stats, by=a.by))
         return 0
@@ -130,7 +120,7 @@ def cmd_stats(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from .manifest import load_manifest, verify
+    from pipelines.manifest import load_manifest, verify
 
     problems = verify(load_manifest(a.manifest), Path(a.run))
     for p in problems:
@@ -144,8 +134,8 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 
 def cmd_samples(a: argparse.Namespace) -> int:
-    from .funnel import make_console
-    from .samples import load_samples, print_samples
+    from pipelines.inspection.funnel import make_console
+    from pipelines.samples import load_samples, print_samples
 
     if a.json:
         rows = load_samples(a.run, a.stage, a.reason)
@@ -156,8 +146,8 @@ def cmd_samples(a: argparse.Namespace) -> int:
 
 
 def cmd_diff(a: argparse.Namespace) -> int:
-    from .diff import diff_runs, print_diff
-    from .funnel import make_console
+    from pipelines.inspection.diff import diff_runs, print_diff
+    from pipelines.inspection.funnel import make_console
 
     d = diff_runs(a.a, a.b)
     if a.json:
@@ -168,7 +158,7 @@ def cmd_diff(a: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
-    from .manifest import parse_remap, reproduce
+    from pipelines.reproduce import parse_remap, reproduce
 
     run, problems = reproduce(Path(a.manifest), a.out, workers=a.workers,
                               warn=lambda m: print(f"thresher: warning: {m}", file=sys.stderr),
@@ -183,15 +173,15 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
 
 
 def cmd_dups(a: argparse.Namespace) -> int:
-    from .dups import print_dups
-    from .funnel import make_console
+    from pipelines.inspection.dups import print_dups
+    from pipelines.inspection.funnel import make_console
 
     print_dups(a.run, make_console(), stage=a.stage, top=a.top, per_cluster=a.per_cluster)
     return 0
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .report import write_report
+    from pipelines.report.page import write_report
 
     out = write_report(a.run, a.output, compare=a.compare)
     print(f"wrote {out} ({out.stat().st_size:,} bytes; opens offline in any browser)")
@@ -199,7 +189,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_finalize(a: argparse.Namespace) -> int:
-    from .runner import finalize_run
+    from pipelines.run import finalize_run
 
     stats = finalize_run(a.run)
     print(f"{a.run}: finalized: {stats['output']['rows']:,} documents in "
@@ -208,7 +198,7 @@ def cmd_finalize(a: argparse.Namespace) -> int:
 
 
 def cmd_train_classifier(a: argparse.Namespace) -> int:
-    from .train import FastTextParams, TrainSpec, format_report, train_classifier
+    from pipelines.train import FastTextParams, TrainSpec, format_report, train_classifier
 
     ft = FastTextParams(epoch=a.epoch, lr=a.lr, dim=a.dim, min_count=a.min_count)
     spec = TrainSpec(positive=a.positive, negative=a.negative, out=a.out, text_key=a.text_key,
@@ -221,8 +211,8 @@ def cmd_train_classifier(a: argparse.Namespace) -> int:
 
 
 def cmd_materialize(a: argparse.Namespace) -> int:
-    from .funnel import load_stats, make_console, print_funnel
-    from .materialize import materialize
+    from pipelines.inspection.funnel import load_stats, make_console, print_funnel
+    from pipelines.materialize import materialize
 
     run = materialize(a.run, a.out, a.sets, overwrite=a.overwrite)
     stats = load_stats(run.root)

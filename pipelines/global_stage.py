@@ -27,8 +27,8 @@ from typing import ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 
-from .stage import Stage, TaskContext
-from .stats import StageStats
+from pipelines.stage import Stage, TaskContext
+from pipelines.stats import StageStats
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import PipelineConfig
-from .plan import Plan
-from .rundir import RunDir
-from .stats import write_json_atomic
+from pipelines.config import PipelineConfig
+from pipelines.io.files import write_json_atomic
+from pipelines.plan import Plan
+from pipelines.rundir import RunDir
+from pipelines.version import __version__
 
 MANIFEST_VERSION = 1
 
@@ -89,7 +89,7 @@ def write_manifest(run: RunDir, cfg: PipelineConfig, plan: Plan, stats: dict) ->
 
 def verify(manifest: dict, run_dir: Path) -> list[str]:
     """Differences between the manifest's output shards and those in ``run_dir``."""
-    from .io.writers import sha256_file
+    from pipelines.io.files import sha256_file
 
     problems = []
     expected = {s["path"]: s for s in manifest["outputs"]}
@@ -122,7 +122,7 @@ def verify(manifest: dict, run_dir: Path) -> list[str]:
 def load_manifest(path: str | Path) -> dict:
     import json
 
-    from .errors import UserError
+    from pipelines.errors import UserError
 
     p = Path(path)
     if p.is_dir():
@@ -133,99 +133,3 @@ def load_manifest(path: str | Path) -> dict:
         raise UserError(f"{p}: cannot read manifest: {e.strerror}") from None
     except ValueError as e:
         raise UserError(f"{p}: not a JSON manifest: {e}") from None
-
-
-def parse_remap(items: list[str]) -> list[tuple[str, str]]:
-    """``OLD=NEW`` strings (``--remap``) as (old, new) prefix pairs."""
-    from .errors import UserError
-
-    pairs = []
-    for item in items:
-        old, sep, new = item.partition("=")
-        if not sep or not old or not new:
-            raise UserError(f"--remap {item!r}: expected OLD_PREFIX=NEW_PREFIX")
-        pairs.append((old, new))
-    return pairs
-
-
-def remap_path(path: str, remap: list[tuple[str, str]]) -> str:
-    """``path`` with the first matching old prefix replaced (whole path components only)."""
-    for old, new in remap:
-        o = old.rstrip("/")
-        if o and (path == o or path.startswith(o + "/")):
-            return new.rstrip("/") + path[len(o):]
-    return path
-
-
-def _remap_config(data: dict, remap: list[tuple[str, str]]) -> dict:
-    """Input globs and root, and every string parameter of a stage (model and tokenizer
-    paths), moved to where they live now."""
-    data = dict(data)
-    inp = dict(data["input"])
-    inp["paths"] = [remap_path(p, remap) for p in inp["paths"]]
-    if inp.get("root"):
-        inp["root"] = remap_path(inp["root"], remap)
-    data["input"] = inp
-    data["stages"] = [{k: remap_path(v, remap) if isinstance(v, str) and k not in
-                       ("stage", "name") else v for k, v in st.items()}
-                      for st in data["stages"]]
-    return data
-
-
-def _warn_about_the_source(snap: dict, now: dict, warn) -> None:
-    """Same release, other code: a different commit, or uncommitted changes either side."""
-    if snap.get("commit") and now["commit"] and snap["commit"] != now["commit"]:
-        warn(f"thresher commit {now['commit'][:12]} differs from the snapshot's "
-             f"{snap['commit'][:12]}")
-    if snap.get("dirty"):
-        warn("the snapshot was made by a thresher checkout with uncommitted changes; "
-             "their code is in no commit")
-    if now["dirty"]:
-        warn("this thresher checkout has uncommitted changes")
-
-
-def reproduce(manifest_path: Path, out: str, workers: int | None = None,
-              warn=lambda msg: None,
-              remap: list[tuple[str, str]] | None = None) -> tuple[RunDir, list[str]]:
-    """Check inputs and models against their hashes, re-run, and verify the outputs.
-
-    ``remap`` ((old prefix, new prefix) pairs) reproduces a snapshot made where the
-    inputs and models lived elsewhere: paths are moved, hashes are still checked."""
-    from .config import config_from_dict
-    from .errors import UserError
-    from .io.writers import sha256_file
-    from .runner import run_pipeline
-
-    remap = remap or []
-    m = load_manifest(manifest_path)
-    bad = []  # every missing or changed file, so one attempt names them all
-    for kind, files in (("input", m["inputs"]), ("model", m["models"])):
-        for f in files:
-            p = Path(remap_path(f["path"], remap))
-            if not p.is_file():
-                bad.append(f"{kind} {p} named in the manifest is missing")
-            elif ("size" in f and p.stat().st_size != f["size"]) or \
-                    sha256_file(p) != f["sha256"]:
-                bad.append(f"{kind} {p} changed since the snapshot (sha256 differs)")
-    if len(bad) == 1:
-        raise UserError(bad[0])
-    if bad:
-        raise UserError(f"{len(bad)} files differ from the snapshot: " + "; ".join(bad))
-    if m["thresher"]["version"] != __version__:
-        warn(f"thresher {__version__} differs from the snapshot's {m['thresher']['version']}")
-    _warn_about_the_source(m["thresher"], git_state(Path(__file__).resolve().parent), warn)
-    now = installed_packages()
-    for name, ver in m["packages"].items():
-        if now.get(name) != ver:
-            warn(f"package {name} {now.get(name, 'missing')} differs from the snapshot's {ver}")
-    data = dict(m["config"])
-    data["output"] = {**data["output"], "path": str(out)}
-    if workers is not None:
-        data["executor"] = {**data["executor"], "workers": workers}
-    cfg = config_from_dict(data)
-    if cfg.fingerprint() != m["config_fingerprint"]:
-        warn("the config's fingerprint differs from the manifest's (defaults changed?)")
-    if remap:
-        cfg = config_from_dict(_remap_config(data, remap))
-    run = run_pipeline(cfg)
-    return run, verify(m, run.root)

@@ -46,16 +46,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
-from .config import PipelineConfig, StageSpec, dump_resolved, load_config
-from .errors import UserError
-from .global_stage import GlobalContext, GlobalStage, doc_keys
-from .io import make_writer
-from .io.writers import sha256_file
-from .manifest import MANIFEST_VERSION, git_state, installed_packages
-from .rundir import RunDir
-from .stage import Filter, Stage, set_column
-from .stats import RunStats, StageStats, write_json_atomic
+from pipelines.config import PipelineConfig, StageSpec, dump_resolved, load_config
+from pipelines.errors import UserError
+from pipelines.global_stage import GlobalContext, GlobalStage, doc_keys
+from pipelines.io.files import sha256_file, write_json_atomic
+from pipelines.io.writers import make_writer
+from pipelines.manifest import MANIFEST_VERSION, git_state, installed_packages
+from pipelines.rundir import RunDir
+from pipelines.stage import Filter, Stage, set_column
+from pipelines.stats import RunStats, StageStats
+from pipelines.version import __version__
 
 TOP_KEYS = ("name", "seed", "input", "output", "executor", "stages")
 _SHARD = re.compile(r"^data/part-(\d+)-\d+\.parquet$")
@@ -163,7 +163,7 @@ def _check_changes(old: StageSpec, new: StageSpec, stage: Stage) -> None:
 
 def supported_stages() -> list[str]:
     """Registered stages whose parameters materialize can change."""
-    from . import registry
+    from pipelines import registry
 
     out = []
     for name in registry.names():

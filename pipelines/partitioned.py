@@ -15,12 +15,13 @@ complete.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipelines.io.files import atomic_path
 
 INDEX_KEY = b"thresher.partitions"
 
@@ -37,26 +38,22 @@ def write_partitioned(path: Path, table: pa.Table, partition: np.ndarray, n_part
     table = table.take(pa.array(order))
     counts = np.bincount(partition, minlength=n_partitions)
     index: dict[str, list[int]] = {}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     schema = table.schema.with_metadata({INDEX_KEY: b"{}"})
-    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-    try:
-        start, group = 0, 0
-        for p in range(n_partitions):
-            n = int(counts[p])
-            for off in range(0, n, max_rows_per_group):
-                writer.write_table(table.slice(start + off, min(max_rows_per_group, n - off)),
-                                   row_group_size=max_rows_per_group)
-                index.setdefault(str(p), []).append(group)
-                group += 1
-            start += n
-        writer.add_key_value_metadata({INDEX_KEY: json.dumps(index).encode()})
-    finally:
-        writer.close()
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+        try:
+            start, group = 0, 0
+            for p in range(n_partitions):
+                n = int(counts[p])
+                for off in range(0, n, max_rows_per_group):
+                    writer.write_table(table.slice(start + off, min(max_rows_per_group, n - off)),
+                                       row_group_size=max_rows_per_group)
+                    index.setdefault(str(p), []).append(group)
+                    group += 1
+                start += n
+            writer.add_key_value_metadata({INDEX_KEY: json.dumps(index).encode()})
+        finally:
+            writer.close()
 
 
 def read_partition(paths: list[Path], p: int, columns: list[str] | None = None,
@@ -78,14 +75,3 @@ def read_partition(paths: list[Path], p: int, columns: list[str] | None = None,
             sch = pa.schema([sch.field(c) for c in columns])
         return sch.remove_metadata().empty_table()
     return pa.concat_tables(tables).replace_schema_metadata(None)
-
-
-def write_table_atomic(path: Path, table: pa.Table, row_group_size: int | None = None) -> None:
-    """A plain (unpartitioned) Parquet file, written under a temporary name, fsynced, then
-    renamed into place. ``row_group_size`` bounds what a reader of its first rows loads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -21,9 +21,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import PipelineConfig, StageSpec
-from .errors import UserError
-from .stats import write_json_atomic
+from pipelines.config import PipelineConfig, StageSpec
+from pipelines.errors import UserError
+from pipelines.io.files import write_json_atomic
 
 
 @dataclass(frozen=True)

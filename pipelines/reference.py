@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from . import registry
-from .stage import Annotator, Filter, Stage
+from pipelines import registry
+from pipelines.stage import Annotator, Filter, Stage
 
 
 def _type_name(annotation: Any) -> str:

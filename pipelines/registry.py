@@ -11,8 +11,8 @@ import importlib
 from functools import lru_cache
 from importlib.metadata import entry_points
 
-from .errors import UserError
-from .stage import Stage
+from pipelines.errors import UserError
+from pipelines.stage import Stage
 
 ENTRY_POINT_GROUP = "thresher.stages"
 

@@ -24,9 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .partitioned import write_table_atomic
-from .rundir import RunDir
-from .schema import HTML, ID, SOURCE, TEXT, URL
+from pipelines.io.files import write_table_atomic
+from pipelines.rundir import RunDir
+from pipelines.schema import HTML, ID, SOURCE, TEXT, URL
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def merge_samples(run: RunDir, phases: Iterable[tuple[str, int]], per_reason: in
 def load_samples(run_dir: str | Path, stage: str | None = None,
                  reason: str | None = None) -> list[dict]:
     """Merged samples of a finished run, in sample order (by reason, then key)."""
-    from .errors import UserError
+    from pipelines.errors import UserError
 
     run = RunDir(Path(run_dir))
     run_root = run.root
@@ -310,7 +310,7 @@ def print_samples(run_dir: str | Path, stage: str, reason: str | None = None, n:
     from rich.panel import Panel
     from rich.text import Text
 
-    from .funnel import load_stats, make_console
+    from pipelines.inspection.funnel import load_stats, make_console
 
     console = console or make_console()
     counts = load_stats(run_dir)["stages"].get(stage, {})

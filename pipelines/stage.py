@@ -29,9 +29,9 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import UserError
-from .schema import TEXT
-from .stats import StageStats
+from pipelines.errors import UserError
+from pipelines.schema import TEXT
+from pipelines.stats import StageStats
 
 log = logging.getLogger(__name__)
 

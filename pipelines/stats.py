@@ -25,21 +25,19 @@ a bare ``drop(reason)`` still works and is only counted.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .schema import HTML, TEXT, content_column
-from .sketches import Sketches
+from pipelines.schema import HTML, TEXT, content_column
+from pipelines.sketches import Sketches
 
 LANGUAGE = "language"
 DATASET = "dataset"
@@ -323,17 +321,3 @@ def _groups_dict(groups: dict) -> dict:
 
 def _groups_from(d: dict) -> dict:
     return {k: [v["docs_out"], v["chars_out"], v.get("tokens_out", 0)] for k, v in d.items()}
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON under a temporary name, fsync, then rename into place."""
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

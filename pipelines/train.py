@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .config import JsonlInput, ParquetInput, resolve_inputs
-from .errors import UserError
-from .io import make_reader
-from .io.writers import sha256_file
-from .stats import StageStats, write_json_atomic
+from pipelines.config import JsonlInput, ParquetInput
+from pipelines.errors import UserError
+from pipelines.io.discovery import resolve_inputs
+from pipelines.io.files import sha256_file, write_json_atomic
+from pipelines.io.readers import make_reader
+from pipelines.stats import StageStats
+from pipelines.version import __version__
 
 LABEL_PREFIX = "__label__"
 EOS = "</s>"

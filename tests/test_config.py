@@ -299,7 +299,7 @@ def test_set_addresses_stages_by_instance_name(tmp_path: Path):
     path = tmp_path / "named.yaml"
     path.write_text(GOOD.replace("  - stage: extract", "  - stage: extract\n    name: ex")
                     .replace("  - stage: langid\n    languages: [en]\n    min_score: 0.65",
-                             "  - stage: stages.length:LengthFilter"))
+                             "  - stage: stages.heuristics.length:LengthFilter"))
     cfg = load_config(path, overrides={"sets": ["stages.ex.fast=true",
                                                 "stages.lengthfilter.min_chars=5"]})
     assert [s.name for s in cfg.stages] == ["ex", "lengthfilter"]
@@ -429,7 +429,7 @@ stages:
 - stage: length
   name: short
   min_chars: 10
-- stage: stages.length:LengthFilter
+- stage: stages.heuristics.length:LengthFilter
   max_chars: 100000
 - stage: gopher_quality
   mode: annotate
@@ -449,7 +449,7 @@ stages:
         executor=RayExecutor(address="auto", workers=4),
         stages=[stage("langid", languages=["fr", "de"], min_score={"fr": 0.5, "default": 0.8}),
                 stage("length", name="short", min_chars=10),
-                stage("stages.length:LengthFilter", max_chars=100000),
+                stage("stages.heuristics.length:LengthFilter", max_chars=100000),
                 stage("gopher_quality", mode="annotate")])
     assert py.to_dict() == cfg.to_dict() and py.to_dict(False) == cfg.to_dict(False)
 

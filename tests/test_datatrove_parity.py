@@ -152,7 +152,7 @@ def test_c4_cleaned_text_is_datatrove_s(docs, datatrove_results):
 def test_spacy_compat_splits_words_like_spacy(docs):
     from datatrove.utils.word_tokenizers import load_word_tokenizer
 
-    from stages.words_en import split_words
+    from stages.text.words_en import split_words
 
     spacy_en = load_word_tokenizer("en")
     sample = docs[:200]
@@ -267,8 +267,8 @@ def test_sentence_pieces_are_datatrove_s(docs):
     """C4's sentence mode cuts texts where datatrove's split_into_sentences (spaCy) does."""
     from datatrove.utils.text import split_into_sentences
 
-    from stages.sentences import sentence_pieces
-    from stages.words_en import split_words
+    from stages.text.sentences import sentence_pieces
+    from stages.text.words_en import split_words
 
     theirs = _cached("sentences", docs, lambda: [split_into_sentences(d["text"]) for d in docs])
     ours = [sentence_pieces(d["text"], split_words) for d in docs]

@@ -11,9 +11,9 @@ from conftest import DATA, shard_hashes, thresher
 
 from pipelines import run_pipeline, stage
 from pipelines.config import JsonlInput, OutputConfig, PipelineConfig
-from pipelines.diff import diff_runs, load_side
 from pipelines.errors import UserError
-from pipelines.manifest import remap_path, reproduce
+from pipelines.inspection.diff import diff_runs, load_side
+from pipelines.reproduce import remap_path, reproduce
 
 
 def make_inputs(src: Path) -> Path:

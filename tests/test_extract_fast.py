@@ -1,4 +1,4 @@
-"""stages/extract_fast.py against the library it speeds up: plain ``trafilatura.extract``.
+"""stages/extraction/extract_fast.py against the library it speeds up: ``trafilatura.extract``.
 
 The reference is trafilatura itself, called directly (outside ``extract_fast.fast()`` its
 dispatchers call the original XPath objects and parser). Pages: every HTML response of
@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from lxml import etree
 from lxml import html as lh
 
-from stages import extract_fast
-from stages.xpath_subset import REGEXP_NS, Unsupported, compile_xpath
+from stages.extraction import extract_fast
+from stages.extraction.xpath_subset import REGEXP_NS, Unsupported, compile_xpath
 
 RECIPE = {"favor_precision": True, "include_comments": False}  # docs/benchmarks.md's recipe
 STAGE_DEFAULTS = {"include_comments": False}  # `extract` with no parameters
@@ -158,7 +158,7 @@ def test_the_stage_uses_the_fast_path(warc_dir):
     from trafilatura.deduplication import LRUCache
 
     from pipelines.stats import StageStats
-    from stages.extract import Extract, ExtractParams
+    from stages.extraction.extract import Extract, ExtractParams
 
     docs = _warc_pages()[:60]
     import pyarrow as pa

@@ -17,7 +17,7 @@ import pytest
 
 from pipelines import run_pipeline, stage
 from pipelines.config import LocalExecutor, OutputConfig, PipelineConfig, WarcInput
-from pipelines.io import make_reader
+from pipelines.io.readers import make_reader
 from pipelines.stats import StageStats
 
 pytest.importorskip("fastwarc")

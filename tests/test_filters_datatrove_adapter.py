@@ -102,7 +102,7 @@ def test_datatrove_errors_are_counted_and_setup_errors_are_one_line():
     with pytest.raises(UserError, match="cannot import step"):
         _run(table, step="datatrove.pipeline.filters:NoSuchFilter")
     with pytest.raises(UserError, match="not a datatrove PipelineStep"):
-        _run(table, step="stages.gopher:GopherQuality")
+        _run(table, step="stages.heuristics.gopher:GopherQuality")
     with pytest.raises(UserError, match="cannot build"):
         _run(table, step="datatrove.pipeline.filters:GopherQualityFilter",
              args={"no_such_argument": 1})

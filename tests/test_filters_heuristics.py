@@ -120,7 +120,7 @@ def test_gopher_repetition_thresholds_are_parameters():
 
 
 def test_gopher_repetition_dup_ngrams_jump_past_a_repeat():
-    from stages.gopher_repetition import NGrams
+    from stages.heuristics.gopher_repetition import NGrams
 
     words = "a b c d e a b c d e a b c d e".split()
     # repeats at 5 and 10: each covers 5 characters of 15 (no separators) -> 10/15;
@@ -325,7 +325,7 @@ def test_tokenizer_by_import_path_and_registration(tmp_path, monkeypatch):
     got = _reasons("gopher_quality", {"a": text}, tokenizer="mysplit:per_char", min_stop_words=None,
                    min_avg_word_length=None)
     assert got["a"] is None  # 80 one-character words
-    from stages.text import TOKENIZERS, get_tokenizer, register_tokenizer
+    from stages.text.words import TOKENIZERS, get_tokenizer, register_tokenizer
 
     register_tokenizer("chars_test", lambda t: list(t.replace(" ", "")))
     try:
@@ -350,13 +350,13 @@ def test_tokenizer_by_import_path_and_registration(tmp_path, monkeypatch):
 ])
 def test_spacy_compat_splits(text, tokens):
     """Expected tokens are those of spaCy 3.8's blank English tokenizer."""
-    from stages.words_en import split_words
+    from stages.text.words_en import split_words
 
     assert split_words(text) == tokens
 
 
 def test_sentence_count_follows_the_sentencizer_rule():
-    from stages.words_en import sentence_count, split_words
+    from stages.text.words_en import sentence_count, split_words
 
     assert sentence_count(split_words("One. Two! Three? \"Four.\" Five...")) == 5
     assert sentence_count(split_words("No end")) == 1

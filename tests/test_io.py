@@ -18,8 +18,9 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from pipelines.config import JsonlInput, OutputConfig, ParquetInput, WarcInput, WetInput
-from pipelines.io import make_reader, make_writer
 from pipelines.io.html_charset import decode_html
+from pipelines.io.readers import make_reader
+from pipelines.io.writers import make_writer
 from pipelines.schema import stable_id
 from pipelines.stats import StageStats
 

@@ -13,7 +13,8 @@ from conftest import DATA, REPO, WARC_DIR, shard_hashes, thresher
 from pipelines import run_pipeline, stage
 from pipelines.config import JsonlInput, OutputConfig, PipelineConfig, WarcInput
 from pipelines.errors import UserError
-from pipelines.manifest import load_manifest, reproduce, verify
+from pipelines.manifest import load_manifest, verify
+from pipelines.reproduce import reproduce
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The MinHash core (stages/minhash_core.py, stages/text_normalize.py).
+"""The MinHash core (stages/dedup/minhash_core.py, stages/text/normalize.py).
 
 References: datasketch 2.0.0 for the Jaccard estimates and the (bands, rows) choice,
 a plain union-find for connected components, exact Jaccard on shingle sets.
@@ -17,9 +17,9 @@ from conftest import DATA, REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stages import minhash_core as core
-from stages import text_normalize as tn
-from stages.minhash_core import MinHashSpec
+from stages.dedup import minhash_core as core
+from stages.dedup.minhash_core import MinHashSpec
+from stages.text import normalize as tn
 
 SPEC = MinHashSpec()
 SENTENCES = [json.loads(line)["text"] for line in
@@ -175,7 +175,7 @@ def test_signatures_are_the_same_for_any_batching(monkeypatch):
 def test_hashes_do_not_depend_on_the_process():
     """No Python hash(): another interpreter with another hash seed gives the same bits."""
     text = SENTENCES[0] + " " + SENTENCES[200]
-    code = ("import sys; from stages import minhash_core as c; "
+    code = ("import sys; from stages.dedup import minhash_core as c; "
             f"print(c.signatures([{text!r}], c.MinHashSpec())[0].tolist())")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "PYTHONHASHSEED": "12345"}, check=True).stdout

@@ -19,7 +19,7 @@ import pytest
 from conftest import DATA, shard_hashes, thresher
 
 from pipelines import config_from_dict, run_pipeline
-from stages import minhash_core as core
+from stages.dedup import minhash_core as core
 
 SENTENCES: dict[str, list[str]] = {}
 for line in (DATA / "lid" / "lingua-sentences-12lang.jsonl").read_text().splitlines():
@@ -253,8 +253,8 @@ def test_dups_reads_a_large_clusters_table_batch_by_batch(tmp_path):
     totals come from the whole file."""
     from rich.console import Console
 
-    from pipelines.dups import print_dups
-    from pipelines.partitioned import write_table_atomic
+    from pipelines.inspection.dups import print_dups
+    from pipelines.io.files import write_table_atomic
 
     sizes = [700, 700, 3, 2] + [2] * 1000  # the first two clusters cross batch boundaries
     rows = []

@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO
 
 from pipelines import config_from_dict, run_pipeline
-from stages import minhash_core as core
+from stages.dedup import minhash_core as core
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import neardup_set as ns  # noqa: E402

@@ -18,7 +18,13 @@ from qc_helpers import MAX_CHARS, corpus, trained_model
 from pipelines import config_from_dict, run_pipeline, stage
 from pipelines.errors import UserError
 from pipelines.train import fasttext_text, positive_scores
-from stages.keep_top import SKETCH, bucket_floor, bucket_of, merge_sketches, thresholds_from_sketch
+from stages.model_filters.keep_top import (
+    SKETCH,
+    bucket_floor,
+    bucket_of,
+    merge_sketches,
+    thresholds_from_sketch,
+)
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,8 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from pipelines.config import JsonlInput, OutputConfig, ParquetInput, WarcInput, WetInput
-from pipelines.io import make_reader
 from pipelines.io.html_charset import declared_charset, decode_html, normalize_charset
+from pipelines.io.readers import make_reader
 from pipelines.io.writers import ParquetShardWriter
 from pipelines.schema import stable_id
 from pipelines.stats import StageStats

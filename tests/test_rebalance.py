@@ -182,7 +182,7 @@ def test_per_dataset_tokens_before_and_after_a_mixture(corpus, tmp_path):
             e["tokens_out"] += r["n_tokens"]
         return out
 
-    from stages.tokens import CountTokens, CountTokensParams
+    from stages.mixing.tokens import CountTokens, CountTokensParams
 
     counter = CountTokens(CountTokensParams())
     counter.setup()

@@ -21,7 +21,7 @@ from test_readers import make_warc, page
 from pipelines.deadline import CpuDeadline
 from pipelines.stage import TaskContext
 from pipelines.stats import StageStats
-from stages.extract import Extract, ExtractParams
+from stages.extraction.extract import Extract, ExtractParams
 
 SLOW_HTML = ("<html><body>" + "".join(f"<p>word{i} some text here.</p>" for i in range(120_000))
              + "</body></html>")

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.config import OutputConfig
-from pipelines.io import make_writer
-from pipelines.io.writers import OutputError, ParquetShardWriter, sha256_file
+from pipelines.io.files import sha256_file
+from pipelines.io.writers import OutputError, ParquetShardWriter, make_writer
 
 
 def batch(start: int, rows: int, **cols) -> pa.Table:

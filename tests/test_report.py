@@ -19,8 +19,8 @@ import pytest
 import yaml
 from conftest import WARC_DIR, thresher
 
-from pipelines.report import build_report, load_run
-from pipelines.report_html import CSS
+from pipelines.report.html import CSS
+from pipelines.report.page import build_report, load_run
 from pipelines.sketches import indexed
 
 CHROMIUM = Path("/usr/bin/chromium")

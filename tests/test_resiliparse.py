@@ -14,9 +14,9 @@ import pytest
 from pipelines import run_pipeline, stage
 from pipelines.config import LocalExecutor, OutputConfig, PipelineConfig, WarcInput
 from pipelines.errors import UserError
-from pipelines.io import make_reader
+from pipelines.io.readers import make_reader
 from pipelines.stats import StageStats
-from stages.extract import Extract, ExtractParams
+from stages.extraction.extract import Extract, ExtractParams
 
 pytest.importorskip("resiliparse")
 

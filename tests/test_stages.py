@@ -13,7 +13,7 @@ from conftest import DATA, WARC_DIR
 from pipelines import stage as make_spec
 from pipelines.config import WarcInput
 from pipelines.errors import UserError
-from pipelines.io import make_reader
+from pipelines.io.readers import make_reader
 from pipelines.stage import Filter, FilterParams, TaskContext
 from pipelines.stats import StageStats
 

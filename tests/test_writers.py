@@ -22,11 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.config import JsonlInput, OutputConfig, WarcInput
-from pipelines.io import make_reader, make_writer
+from pipelines.io.readers import make_reader
 from pipelines.io.writers import (
     JsonlShardWriter,
     ParquetShardWriter,
     ShardInfo,
+    make_writer,
     sha256_file,
 )
 from pipelines.stats import StageStats

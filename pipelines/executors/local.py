@@ -14,16 +14,16 @@ import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from ..config import LocalExecutor as LocalConfig
-from ..errors import TaskError
-from ..plan import Phase
-from ..rundir import RunDir
-from ..runner import run_task
-from .base import Executor, failure_message
-from .progress import TaskProgress
+from pipelines.config import LocalExecutor as LocalConfig
+from pipelines.errors import TaskError
+from pipelines.executors.base import PhaseExecutor, failure_message
+from pipelines.executors.progress import TaskProgress
+from pipelines.plan import Phase
+from pipelines.rundir import RunDir
+from pipelines.task import run_task
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(PhaseExecutor):
     def __init__(self, cfg: LocalConfig, progress: bool = False):
         self.workers = cfg.workers
         self.progress = progress
@@ -71,11 +71,11 @@ class LocalExecutor(Executor):
 def _preload_modules(run: RunDir) -> list[str]:
     """The engine and the modules of the run's stages (a stage that cannot be imported
     here is left to fail in its task, with its own error)."""
-    from .. import registry
-    from ..config import load_config
-    from ..errors import UserError
+    from pipelines import registry
+    from pipelines.config import load_config
+    from pipelines.errors import UserError
 
-    mods = ["pipelines.runner"]
+    mods = ["pipelines.task"]
     for spec in load_config(run.config, check_inputs=False).stages:
         try:
             mods.append(registry.get(spec.stage).__module__)

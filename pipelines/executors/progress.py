@@ -14,7 +14,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..plan import Phase
+from pipelines.plan import Phase
 
 PLAIN_EVERY_S = 10.0
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import sys
 
-from ..config import RayExecutor as RayConfig
-from ..errors import UserError
-from ..plan import Phase
-from ..rundir import RunDir
-from ..runner import run_task
-from .base import Executor, failure_message
-from .progress import TaskProgress
+from pipelines.config import RayExecutor as RayConfig
+from pipelines.errors import UserError
+from pipelines.executors.base import PhaseExecutor, failure_message
+from pipelines.executors.progress import TaskProgress
+from pipelines.plan import Phase
+from pipelines.rundir import RunDir
+from pipelines.task import run_task
 
 
 def _ray_env() -> None:
@@ -28,7 +28,7 @@ def _ray_env() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
-class RayExecutor(Executor):
+class RayExecutor(PhaseExecutor):
     def __init__(self, cfg: RayConfig, progress: bool = False):
         self.cfg = cfg
         self.progress = progress

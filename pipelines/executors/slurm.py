@@ -27,13 +27,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import PipelineConfig
-from ..config import SlurmExecutor as SlurmConfig
-from ..errors import TaskError, UserError
-from ..plan import Phase, Plan
-from ..rundir import RunDir
-from .base import Executor
-from .slurm_queue import (
+from pipelines.config import SlurmExecutor as SlurmConfig
+from pipelines.config import load_config
+from pipelines.errors import TaskError, UserError
+from pipelines.executors.base import Executor, Launch
+from pipelines.executors.slurm_queue import (
     Job,
     SlurmError,
     compress_ranges,
@@ -44,6 +42,8 @@ from .slurm_queue import (
     sbatch,
     scancel,
 )
+from pipelines.plan import Plan
+from pipelines.rundir import RunDir
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "slurm" / "task.sbatch"
 POLL_S = 0.5
@@ -79,35 +79,30 @@ class SlurmExecutor(Executor):
         self.cfg = cfg
         self.progress = progress
 
+    finalizes = True  # the last job runs `thresher finalize RUN`
+
     # -------------------------------------------------------------------- the whole run
 
-    def submit(self, cfg: PipelineConfig, resume: bool = False, overwrite: bool = False,
-               wait: bool = False) -> Submission | None:
-        """Submit every undone task of the run; None if nothing was left to run.
-
-        Refuses while jobs of an earlier submission of this run are pending or running
-        (a resumed or overwritten run would race with them); jobs that can never run
-        (their dependency failed) are cancelled first.
-        """
-        from ..runner import finalize_run, prepare_run
-
-        run = RunDir(Path(cfg.output.path).resolve())
-        template, limit = self._template(), max_array_size()  # fail before touching the run
+    def check(self, run: RunDir) -> None:
+        """Before the run directory is touched: the job template and the cluster's
+        MaxArraySize are readable, and no job of an earlier submission of this run is
+        pending or running (a resumed or overwritten run would race with it); jobs that
+        can never run (their dependency failed) are cancelled."""
+        self._template_text, self._limit = self._template(), max_array_size()
         self._check_no_live_jobs(run)
-        run = prepare_run(cfg, resume=resume, overwrite=overwrite)
-        plan = Plan.load(run.plan)
-        todo = {p.name: [t for t in range(p.n_tasks) if not run.is_done(p.name, t)]
-                for p in plan.phases}
-        if not any(todo.values()):
-            finalize_run(run)  # every task done earlier: nothing for Slurm to do
-            return None
-        sub = Submission(run, self._submit_plan(run, cfg.name, plan, todo, template, limit))
+
+    def execute(self, run: RunDir, plan: Plan, todo: dict[str, list[int]],
+                wait: bool = True) -> Launch:
+        """Submit every task in ``todo`` as job arrays plus the finalize job; with
+        ``wait``, poll the queue until none of them can run any more."""
+        if not hasattr(self, "_template_text"):
+            self.check(run)
+        name = load_config(run.config, check_inputs=False).name
+        sub = Submission(run, self._submit_plan(run, name, plan, todo, self._template_text,
+                                                self._limit))
         if wait:
             self.wait(sub)
-        return sub
-
-    def run_phase(self, run: RunDir, phase: Phase, tasks: list[int]) -> None:
-        raise NotImplementedError("the slurm executor submits whole runs: use submit()")
+        return Launch(finished=wait, jobs=sub.describe())
 
     def _check_no_live_jobs(self, run: RunDir) -> None:
         jobs = {j.id: j for s in load_submissions(run) for j in s["jobs"]}
@@ -237,7 +232,7 @@ class SlurmExecutor(Executor):
 
         Jobs left waiting on a dependency that failed are cancelled here.
         """
-        from ..status import failure_summary, run_status
+        from pipelines.inspection.status import failure_summary, run_status
 
         ids = [j.id for j in sub.jobs]
         shown = ""

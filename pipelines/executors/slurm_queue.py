@@ -15,9 +15,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import UserError
-from ..rundir import RunDir
-from ..stats import write_json_atomic
+from pipelines.errors import UserError
+from pipelines.io.files import write_json_atomic
+from pipelines.rundir import RunDir
 
 # States in which a job may still run (everything else is final).
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED",

@@ -1,6 +1,8 @@
-"""Readers (WARC, WET, JSONL, Parquet) and writers (Parquet, JSONL)."""
+"""Reading inputs and writing shards and files.
 
-from .readers import Reader, make_reader
-from .writers import ShardInfo, ShardWriter, make_writer
-
-__all__ = ["Reader", "ShardInfo", "ShardWriter", "make_reader", "make_writer"]
+``inputs`` turns one planned input into batches (``readers``: WARC through ``warc_stream``
+or ``fastwarc_reader``, WET, JSONL, Parquet; ``html_charset`` decodes pages, ``compression``
+opens compressed files, ``hashing`` takes an input's sha256 while it is read);
+``discovery`` expands a config's input globs into the planned file list; ``writers``
+write Parquet or JSONL shards; ``files`` commits any file whole and hashes files.
+"""

@@ -24,10 +24,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
-from ..stats import StageStats
-from .compression import opened
-from .readers import WarcReader, _warc_records
-from .warc_stream import GZIP_MAGIC
+from pipelines.io.compression import opened
+from pipelines.io.readers import WarcReader, _warc_records
+from pipelines.io.warc_stream import GZIP_MAGIC
+from pipelines.stats import StageStats
 
 log = logging.getLogger(__name__)
 

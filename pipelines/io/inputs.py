@@ -18,14 +18,14 @@ from typing import IO
 
 import pyarrow as pa
 
-from ..config import InputBase
-from ..errors import UserError
-from ..plan import InputFile
-from ..schema import ID, SOURCE, stable_id
-from ..stats import DATASET, StageStats
-from .hashing import HashingFile, InputDigest
-from .readers import Reader, make_reader
-from .writers import sha256_file
+from pipelines.config import InputBase
+from pipelines.errors import UserError
+from pipelines.io.files import sha256_file
+from pipelines.io.hashing import HashingFile, InputDigest
+from pipelines.io.readers import Reader, make_reader
+from pipelines.plan import InputFile
+from pipelines.schema import ID, SOURCE, stable_id
+from pipelines.stats import DATASET, StageStats
 
 
 def read_input(cfg: InputBase, inp: InputFile, stats: StageStats,

@@ -28,12 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
-from ..schema import HTML, ID, SOURCE, TEXT, URL, stable_id
-from ..stats import StageStats
-from .compression import decompressing, opened
-from .html_charset import decode_html, looks_binary
-from .warc_stream import intact, iter_warc
+from pipelines.config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
+from pipelines.io.compression import decompressing, opened
+from pipelines.io.html_charset import decode_html, looks_binary
+from pipelines.io.warc_stream import intact, iter_warc
+from pipelines.schema import HTML, ID, SOURCE, TEXT, URL, stable_id
+from pipelines.stats import StageStats
 
 log = logging.getLogger(__name__)
 BATCH_CHARS = 64 * 2**20
@@ -548,7 +548,7 @@ READERS: dict[str, type[Reader]] = {
 
 def make_reader(cfg: InputBase) -> Reader:
     if getattr(cfg, "backend", "warcio") == "fastwarc":
-        from .fastwarc_reader import FastWarcReader
+        from pipelines.io.fastwarc_reader import FastWarcReader
 
         return FastWarcReader(cfg)  # type: ignore[arg-type]
     return READERS[cfg.format](cfg)  # type: ignore[attr-defined]

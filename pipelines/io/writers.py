@@ -16,7 +16,6 @@ file and never raises.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -29,8 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from ..config import OutputConfig
-from ..errors import UserError
+from pipelines.config import OutputConfig
+from pipelines.errors import UserError
+from pipelines.io.files import commit, sha256_file, temp_path
 
 
 class OutputError(UserError):
@@ -46,27 +46,6 @@ class ShardInfo:
 
     def to_dict(self) -> dict:
         return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_hashes(paths) -> dict[str, str]:
-    """Absolute path -> sha256 of each file: what ``Stage.model_files`` returns."""
-    return {str(Path(f).resolve()): sha256_file(Path(f)) for f in paths}
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ShardWriter:
@@ -176,18 +155,15 @@ class ShardWriter:
 
     def _open(self) -> None:
         final = self._final_path()
-        self._tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        self._tmp = temp_path(final)
         self._file_rows = 0
         self._open_file(self._tmp)
 
     def _close_file(self) -> None:
         assert self._tmp is not None
         self._finish_file()
-        with open(self._tmp, "rb+") as f:
-            os.fsync(f.fileno())
         final = self._final_path()
-        os.replace(self._tmp, final)
-        _fsync_dir(self.dir)
+        commit(self._tmp, final)
         self.shards.append(self._info(final, self._file_rows))
         self._shard_schemas.append(self.schema)
         self._tmp = None
@@ -305,7 +281,7 @@ class ParquetShardWriter(ShardWriter):
 
     def _rewrite_shard(self, i: int) -> None:
         final = self.run_dir / self.shards[i].path
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        tmp = temp_path(final)
         src = pq.ParquetFile(final)
         comp = None if self.cfg.compression == "none" else self.cfg.compression
         with pq.ParquetWriter(tmp, self.schema, compression=comp,
@@ -314,10 +290,7 @@ class ParquetShardWriter(ShardWriter):
             for g in range(src.num_row_groups):
                 w.write_table(_fit(src.read_row_group(g), self.schema),
                               row_group_size=self.cfg.rows_per_row_group)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.dir)
+        commit(tmp, final)
         self.shards[i] = self._info(final, self.shards[i].rows)
         self._shard_schemas[i] = self.schema
 

@@ -1,0 +1,88 @@
+"""Committing files whole, and hashing them: the one place for both.
+
+A file is written under a hidden temporary name in its final directory
+(``.<name>.tmp-<pid>``), flushed and fsynced, renamed into place, and the directory is
+fsynced, so a reader (or a crash) sees the old file or the whole new one, never a
+part. Leftover temporaries of killed writers are swept by ``finalize``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary name ``path`` is written under before it is committed."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """fsync ``tmp`` (already closed), rename it to ``path`` and fsync the directory."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it becomes ``path`` whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+        commit(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+def write_table_atomic(path: Path, table: pa.Table, row_group_size: int | None = None) -> None:
+    """A plain Parquet file (zstd); ``row_group_size`` bounds what a reader of its first
+    rows loads."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_hashes(paths: Iterable[str | Path]) -> dict[str, str]:
+    """Absolute path -> sha256 of each file: what ``Stage.model_files`` returns."""
+    return {str(Path(f).resolve()): sha256_file(Path(f)) for f in paths}

@@ -1,0 +1,1 @@
+"""Adapters that run another library's steps inside a thresher pipeline (datatrove)."""

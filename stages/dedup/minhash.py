@@ -1,0 +1,236 @@
+"""MinHash near-duplicate dedup as a global stage (FineWeb / SlimPajama style).
+
+Phases (the numpy core is in stages/dedup/minhash_core.py):
+
+1. collect, in the map phase before the stage: per shard, MinHash signatures
+   of the normalized shingles, cut into ``bands`` band keys; the rows
+   (band, key, doc key) are written partitioned by hash of the band key, and a
+   members file (doc key, id, length, score, url, snippet) for the keep
+   policy and for `thresher dups`.
+2. step ``buckets`` (``partitions`` tasks): task p reads partition p of every
+   shard, so every bucket is seen whole by exactly one task with memory
+   bounded by 1/partitions of the band rows, and links each document to the
+   smallest document of each bucket it shares (star edges, not all pairs).
+3. step ``cluster`` (one task): connected components over all edges,
+   vectorised with numpy (label propagation with pointer jumping; no
+   per-edge Python), then the keep policy per component. Writes
+   ``clusters.parquet`` (one row per document in a cluster) and the decisions
+   partitioned by shard. It holds the edge list (16 bytes an edge) and reads
+   the members files one shard at a time, not the documents.
+4. apply, in the map phase after: drop the non-survivors (reason
+   ``near_duplicate``), write ``minhash_cluster_id`` and ``minhash_cluster_size``.
+
+Candidates are not verified against an exact Jaccard: like FineWeb, a shared
+band is the decision; bands x rows set the threshold curve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field, model_validator
+
+from pipelines.global_stage import GlobalContext, Step
+from pipelines.io.files import write_table_atomic
+from pipelines.partitioned import read_partition, write_partitioned
+from pipelines.schema import URL
+from pipelines.stage import Params
+from stages.dedup import minhash_core as core
+from stages.dedup.common import DECISIONS, DedupParams, DedupStage
+
+SNIPPET_CHARS = 300
+BUCKET_SCHEMA = pa.schema([("band", pa.int32()), ("bkey", pa.uint64()), ("doc", pa.uint64())])
+EDGE_SCHEMA = pa.schema([("u", pa.uint64()), ("v", pa.uint64())])
+
+
+class MinHashParams(DedupParams):
+    unit: Literal["word", "char"] = Field("word", description="shingle unit")
+    n: int = Field(5, ge=1, description="shingle size in units")
+    bands: int = Field(14, ge=1, description="LSH bands (FineWeb: 14)")
+    rows: int = Field(8, ge=1, description="hashes per band (FineWeb: 8)")
+    threshold: float | None = Field(
+        None, gt=0, lt=1, description="target Jaccard; if set, bands x rows are derived from "
+                                      "it and `num_perm` as datasketch does")
+    num_perm: int = Field(112, ge=2, description="permutations when `threshold` is set")
+    seed: int = Field(1, ge=0, lt=2**64,
+                      description="seed of the hash permutations (hashing is always 64-bit)")
+    lowercase: bool = Field(True, description="lowercase every character")
+    strip_punctuation: bool = Field(True, description="punctuation and symbols count as a "
+                                                      "space")
+    normalize_digits: bool = Field(True, description="treat every digit as 0")
+    unicode: Literal["NFKC", "NFC", "none"] = Field(
+        "NFKC", description="Unicode normalization; NFKC also folds fullwidth forms and "
+                            "ligatures (format characters such as zero-width spaces are "
+                            "always deleted unless `none`)")
+    collapse_whitespace: bool = Field(True, description="runs of whitespace count as one "
+                                                        "space (matters for unit: char)")
+
+    @model_validator(mode="after")
+    def _derive(self):
+        if self.threshold is not None:
+            b, r = core.params_for_threshold(self.threshold, self.num_perm)
+            object.__setattr__(self, "bands", b)
+            object.__setattr__(self, "rows", r)
+        return self
+
+
+class MinHashDedup(DedupStage):
+    """Near-duplicate removal with MinHash LSH; one survivor per connected cluster.
+
+    Reason: `near_duplicate`. Kept documents get `minhash_cluster_id` (the survivor's id)
+    and `minhash_cluster_size`; `work/<stage>/clusters.parquet` lists every clustered
+    document (`thresher dups RUN`). Every hash is 64-bit (tokens, shingles, the
+    `bands x rows` permutations, band keys); there is no 32-bit mode, as signatures are
+    never stored and 32 bits would only add collisions. Clustering is one task,
+    vectorised with numpy (docs/benchmarks.md, bench_cluster.py).
+    """
+
+    Params: ClassVar[type[Params]] = MinHashParams
+    params: MinHashParams
+    drop_reason = "near_duplicate"
+    column_prefix = "minhash"
+
+    def setup(self) -> None:
+        p = self.params
+        self.spec = core.MinHashSpec(
+            unit=p.unit, n=p.n, bands=p.bands, rows=p.rows, seed=p.seed,
+            lowercase=p.lowercase, strip_punctuation=p.strip_punctuation,
+            normalize_digits=p.normalize_digits, unicode=p.unicode,
+            collapse_whitespace=p.collapse_whitespace)
+
+    def steps(self, n_shards: int) -> list[Step]:
+        return [Step("buckets", self.params.partitions), Step("cluster", 1)]
+
+    # ------------------------------------------------------------ collect
+    def begin_collect(self, ctx: GlobalContext) -> None:
+        self._ctx = ctx
+        self._buckets: list[pa.Table] = []
+        self._members: list[pa.Table] = []
+
+    def collect(self, table: pa.Table, keys: np.ndarray) -> None:
+        self.check_columns(table)
+        if table.num_rows == 0:
+            return
+        texts = [t or "" for t in table.column(self.params.column).to_pylist()]
+        sigs = core.signatures(texts, self.spec)
+        bands, bkeys, docs = core.band_rows(sigs, keys, self.spec)  # docs with shingles only
+        if self.params.scope != "global":  # same text, other scope value: other bucket
+            scope = _scope_hashes(self.scope_values(table))[core.nonempty(sigs)]
+            bkeys = bkeys ^ np.repeat(scope, self.spec.bands)
+        self._buckets.append(pa.table({"band": bands, "bkey": bkeys, "doc": docs},
+                                      schema=BUCKET_SCHEMA))
+        info = self.member_info(table, keys)
+        url = table.column(URL) if URL in table.schema.names else pa.nulls(table.num_rows,
+                                                                           pa.string())
+        snippet = pc.utf8_slice_codeunits(table.column(self.params.column), 0, SNIPPET_CHARS)
+        self._members.append(pa.table({**info, "url": url.cast(pa.string()),
+                                       "snippet": snippet}))
+
+    def end_collect(self) -> None:
+        ctx, P = self._ctx, self.params.partitions
+        buckets = pa.concat_tables(self._buckets) if self._buckets else BUCKET_SCHEMA.empty_table()
+        part = core.bucket_partition(buckets.column("bkey").to_numpy(), P)
+        write_partitioned(self._path(ctx, "buckets", ctx.task), buckets, part, P)
+        members = pa.concat_tables(self._members) if self._members else \
+            self._member_schema().empty_table()
+        write_table_atomic(self._path(ctx, "members", ctx.task), members)
+        self._buckets, self._members = [], []
+
+    def _member_schema(self) -> pa.Schema:
+        fields = [("key", pa.uint64()), ("id", pa.string()), ("length", pa.int64())]
+        if self.params.keep.startswith("max:"):
+            fields.append(("score", pa.float64()))
+        return pa.schema(fields + [("url", pa.string()), ("snippet", pa.string())])
+
+    def _path(self, ctx: GlobalContext, kind: str, i: int) -> Path:
+        return ctx.path(kind, f"part-{i:05d}.parquet")
+
+    # ------------------------------------------------------------ steps
+    def run_step(self, step: str, ctx: GlobalContext) -> dict[str, float]:
+        if step == "buckets":
+            return self._buckets_step(ctx)
+        if step == "cluster":
+            return self._cluster_step(ctx)
+        raise ValueError(f"unknown step {step!r}")
+
+    def _buckets_step(self, ctx: GlobalContext) -> dict[str, float]:
+        files = [self._path(ctx, "buckets", s) for s in range(ctx.n_shards)]
+        rows = read_partition(files, ctx.task, schema=BUCKET_SCHEMA)
+        edges = core.candidate_edges(rows.column("band").to_numpy(),
+                                     rows.column("bkey").to_numpy(),
+                                     rows.column("doc").to_numpy())
+        edges = np.asarray(edges, dtype=np.uint64).reshape(-1, 2)
+        write_table_atomic(self._path(ctx, "edges", ctx.task),
+                           pa.table({"u": edges[:, 0], "v": edges[:, 1]}, schema=EDGE_SCHEMA))
+        return {"band_rows": rows.num_rows, "edges": len(edges)}
+
+    def _cluster_step(self, ctx: GlobalContext) -> dict[str, float]:
+        parts = [pq.read_table(self._path(ctx, "edges", p)) for p in
+                 range(self.params.partitions)]
+        edges = pa.concat_tables(parts) if parts else EDGE_SCHEMA.empty_table()
+        pairs = np.stack([edges.column("u").to_numpy(), edges.column("v").to_numpy()], axis=1) \
+            if edges.num_rows else np.zeros((0, 2), np.uint64)
+        nodes, labels = core.connected_components(pairs)
+        nodes = np.asarray(nodes, dtype=np.uint64)
+        labels = np.asarray(labels, dtype=np.uint64)
+        order = np.argsort(nodes)
+        nodes, labels = nodes[order], labels[order]
+        members = []
+        for s in range(ctx.n_shards):  # one shard's members at a time: bounded memory
+            m = pq.read_table(self._path(ctx, "members", s))
+            k = m.column("key").to_numpy()
+            sel = np.isin(k, nodes)
+            if sel.any():
+                m = m.filter(pa.array(sel))
+                lab = labels[np.searchsorted(nodes, m.column("key").to_numpy())]
+                members.append(m.append_column("cluster", pa.array(lab, pa.uint64())))
+        if members:
+            clustered = pa.concat_tables(members)
+            decisions = self.decide(clustered.drop_columns(["url", "snippet"]), "cluster")
+        else:
+            clustered, decisions = None, DECISIONS.empty_table()
+        self.write_decisions(self._path(ctx, "decisions", 0), decisions, ctx.n_shards)
+        self._write_clusters(ctx, clustered, decisions)
+        n_clusters = int(np.sum(decisions.column("keep").to_numpy(zero_copy_only=False)))
+        return {"clusters": n_clusters, "documents_in_clusters": decisions.num_rows,
+                "near_duplicates": decisions.num_rows - n_clusters,
+                "largest_cluster": int(pc.max(decisions.column("cluster_size")).as_py() or 0)}
+
+    def _write_clusters(self, ctx: GlobalContext, clustered: pa.Table | None,
+                        decisions: pa.Table) -> None:
+        """clusters.parquet: every document in a cluster, biggest clusters first."""
+        path = ctx.work_dir / "clusters.parquet"
+        if clustered is None:
+            schema = pa.schema([("cluster_id", pa.string()), ("cluster_size", pa.int64()),
+                                ("keep", pa.bool_()), ("id", pa.string()),
+                                ("length", pa.int64()), ("url", pa.string()),
+                                ("snippet", pa.string())])
+            return write_table_atomic(path, schema.empty_table())
+        t = clustered.select(["key", "id", "length", "url", "snippet"]).join(
+            decisions, "key", join_type="inner")
+        t = t.sort_by([("cluster_size", "descending"), ("cluster_id", "ascending"),
+                       ("keep", "descending"), ("id", "ascending")])
+        write_table_atomic(path, t.select(["cluster_id", "cluster_size", "keep", "id", "length",
+                                           "url", "snippet"]),
+                           row_group_size=10_000)  # `thresher dups` reads the first ones
+
+    def decision_files(self, ctx: GlobalContext) -> list[Path]:
+        return [self._path(ctx, "decisions", 0)]
+
+
+def _scope_hashes(values: list[str]) -> np.ndarray:
+    import hashlib
+
+    out = np.empty(len(values), dtype=np.uint64)
+    cache: dict[str, int] = {}
+    for i, v in enumerate(values):
+        if v not in cache:
+            cache[v] = int.from_bytes(hashlib.blake2b(v.encode("utf-8", "surrogatepass"),
+                                                      digest_size=8).digest(), "little")
+        out[i] = cache[v]
+    return out

@@ -1,0 +1,117 @@
+"""FineWeb's quality rules (Penedo et al. 2024, "The FineWeb Datasets", section 3.3).
+
+Three line-based rules that FineWeb added on top of C4 and Gopher, plus a list
+rule, with the thresholds of datatrove's FineWebQualityFilter (the reference
+implementation); decisions are checked against it on real text by
+tests/test_datatrove_parity.py. Lines are the non-blank lines of the text.
+
+- ``few_terminal_punct_lines``: fewer than 12% of lines end in terminal punctuation;
+- ``too_many_short_lines``: more than 67% of lines have at most 30 characters;
+- ``too_many_dup_line_chars``: repeated lines hold more than 1% of the characters;
+- ``too_many_newlines``: more than 0.3 newlines per word (list-like pages).
+
+In ``mode: annotate`` each measurement is a column (``<name>_lines``,
+``<name>_terminal_punct_line_ratio``, ...; stages/heuristics/measured.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import Field
+
+from pipelines.schema import TEXT
+from pipelines.stage import FilterParams, Params
+from stages.heuristics.measured import Lazy, MeasuredFilter, above, below
+from stages.text.words import (
+    DEFAULT_TOKENIZER,
+    TERMINAL_PUNCTUATION,
+    TOKENIZER_HELP,
+    duplicates,
+    get_tokenizer,
+)
+
+
+class FineWebQualityParams(FilterParams):
+    min_terminal_punct_line_ratio: float | None = Field(
+        0.12, description="minimum share of lines ending in terminal punctuation (. ! ? and "
+                          "their equivalents in other scripts)")
+    keep_when_no_terminal_punct: bool = Field(
+        False, description="skip the previous rule when no line at all ends in punctuation "
+                           "(for languages that do not use it)")
+    max_short_line_ratio: float | None = Field(
+        0.67, description="maximum share of lines of at most `short_line_length` characters")
+    short_line_length: int = Field(30, description="characters")
+    max_dup_line_char_ratio: float | None = Field(
+        0.01, description="maximum share of characters (newlines excluded) in lines that "
+                          "repeat an earlier line")
+    max_newline_word_ratio: float | None = Field(
+        0.3, description="maximum newlines per word")
+    tokenizer: str = Field(DEFAULT_TOKENIZER, description=TOKENIZER_HELP)
+
+
+MEASURES = {
+    "lines": pa.int32(), "terminal_punct_line_ratio": pa.float64(),
+    "short_line_ratio": pa.float64(), "dup_line_char_ratio": pa.float64(),
+    "words": pa.int32(), "newline_word_ratio": pa.float64(),
+}
+
+
+class FineWebQuality(MeasuredFilter):
+    """FineWeb's line-punctuation, short-line, duplicate-line and list rules."""
+
+    Params: ClassVar[type[Params]] = FineWebQualityParams
+    params: FineWebQualityParams
+    columns: ClassVar[tuple[str, ...]] = (TEXT,)
+    materialize_params: ClassVar[frozenset[str]] = frozenset({
+        "min_terminal_punct_line_ratio", "keep_when_no_terminal_punct", "max_short_line_ratio",
+        "max_dup_line_char_ratio", "max_newline_word_ratio"})
+
+    def setup(self) -> None:
+        self._split = get_tokenizer(self.params.tokenizer)
+        self._stop = tuple(TERMINAL_PUNCTUATION)
+        super().setup()
+
+    def measure_types(self) -> dict[str, pa.DataType]:
+        return MEASURES
+
+    def measure(self, doc: dict[str, Any], full: bool) -> Lazy:
+        """Line measurements at once; words (the costly part) when a rule asks."""
+        text = doc[TEXT] or ""
+
+        def words(m: Lazy, key: str) -> None:
+            m["words"] = n = len(self._split(text))
+            m["newline_word_ratio"] = text.count("\n") / n if n else None
+
+        lines = [ln for ln in text.split("\n") if ln.strip()]
+        n = len(lines)
+        if not n:
+            return Lazy(words, {"lines": 0, "terminal_punct_line_ratio": None,
+                                "short_line_ratio": None, "dup_line_char_ratio": None})
+        short = sum(1 for ln in lines if len(ln) <= self.params.short_line_length)
+        return Lazy(words, {
+            "lines": n,
+            "terminal_punct_line_ratio": sum(1 for ln in lines if ln.endswith(self._stop)) / n,
+            "short_line_ratio": short / n,
+            "dup_line_char_ratio": duplicates(lines)[1] / (len(text) - text.count("\n")),
+        })
+
+    def decide(self, m, doc=None) -> str | None:
+        p = self.params
+        if not m["lines"]:
+            return "empty"
+        ratio = m["terminal_punct_line_ratio"]
+        if below(ratio, p.min_terminal_punct_line_ratio) and not (
+                ratio == 0 and p.keep_when_no_terminal_punct):
+            return "few_terminal_punct_lines"
+        if above(m["short_line_ratio"], p.max_short_line_ratio):
+            return "too_many_short_lines"
+        if above(m["dup_line_char_ratio"], p.max_dup_line_char_ratio):
+            return "too_many_dup_line_chars"
+        if p.max_newline_word_ratio is not None:
+            if not m["words"]:
+                return "no_words"
+            if above(m["newline_word_ratio"], p.max_newline_word_ratio):
+                return "too_many_newlines"
+        return None

@@ -1,0 +1,140 @@
+"""Gopher quality rules (Rae et al. 2021, "Scaling Language Models", appendix A).
+
+Each rule drops with its own reason, and every threshold is a parameter; a
+threshold set to null disables its rule. Defaults and the exact counting follow
+datatrove's GopherQualityFilter, so the two make the same decisions (checked on
+real text by tests/test_datatrove_parity.py); docs/filters.md lists the rules.
+In ``mode: annotate`` every measurement is written as a column
+(``<name>_words``, ``<name>_avg_word_length``, ...), so ``thresher materialize``
+can re-decide at new thresholds (stages/heuristics/measured.py).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import Field
+
+from pipelines.schema import TEXT
+from pipelines.stage import FilterParams, Params
+from stages.heuristics.measured import MeasuredFilter, above, below
+from stages.text.words import (
+    DEFAULT_TOKENIZER,
+    LETTERS,
+    SYMBOL,
+    TOKENIZER_HELP,
+    get_tokenizer,
+    word_kind,
+)
+
+STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
+
+
+class GopherQualityParams(FilterParams):
+    min_doc_words: int | None = Field(
+        50, description="minimum words, not counting words made only of punctuation or symbols")
+    max_doc_words: int | None = Field(100_000, description="maximum words (same count)")
+    min_avg_word_length: float | None = Field(3, description="minimum mean word length")
+    max_avg_word_length: float | None = Field(10, description="maximum mean word length")
+    max_symbol_word_ratio: float | None = Field(
+        0.1, description="maximum ratio to all words of '#', and of '...'/'…' (each separately)")
+    max_bullet_lines_ratio: float | None = Field(
+        0.9, description="maximum share of lines starting with one of `bullets`")
+    bullets: list[str] = Field(["•", "-"], description="line starts counted as bullets")
+    max_ellipsis_lines_ratio: float | None = Field(
+        0.3, description="maximum share of lines ending with '...' or '…'")
+    min_alpha_words_ratio: float | None = Field(
+        0.8, description="minimum share of words with at least one letter")
+    min_stop_words: int | None = Field(
+        2, description="minimum number of distinct `stop_words` present (case-sensitive)")
+    stop_words: list[str] = Field(STOP_WORDS, description="the stop words")
+    tokenizer: str = Field(DEFAULT_TOKENIZER, description=TOKENIZER_HELP)
+
+
+MEASURES = {
+    "words": pa.int32(), "avg_word_length": pa.float64(), "hash_word_ratio": pa.float64(),
+    "ellipsis_word_ratio": pa.float64(), "bullet_line_ratio": pa.float64(),
+    "ellipsis_line_ratio": pa.float64(), "alpha_word_ratio": pa.float64(),
+    "stop_words": pa.int32(),
+}
+# measures that need at least one word (token) to be taken
+_PER_WORD = ("hash_word_ratio", "ellipsis_word_ratio", "bullet_line_ratio",
+             "ellipsis_line_ratio", "alpha_word_ratio", "stop_words")
+
+
+class GopherQuality(MeasuredFilter):
+    """Gopher's document-quality heuristics; reasons name the rule that fired."""
+
+    Params: ClassVar[type[Params]] = GopherQualityParams
+    params: GopherQualityParams
+    columns: ClassVar[tuple[str, ...]] = (TEXT,)
+    materialize_params: ClassVar[frozenset[str]] = frozenset({
+        "min_doc_words", "max_doc_words", "min_avg_word_length", "max_avg_word_length",
+        "max_symbol_word_ratio", "max_bullet_lines_ratio", "max_ellipsis_lines_ratio",
+        "min_alpha_words_ratio", "min_stop_words"})
+
+    def setup(self) -> None:
+        self._split = get_tokenizer(self.params.tokenizer)
+        self._stop = frozenset(self.params.stop_words)
+        self._bullets = tuple(self.params.bullets)
+        super().setup()
+
+    def measure_types(self) -> dict[str, pa.DataType]:
+        return MEASURES
+
+    def measure(self, doc: dict[str, Any], full: bool) -> dict[str, Any]:
+        """Every measurement: all are cheap once the text is split into words."""
+        text = doc[TEXT] or ""
+        words = self._split(text)
+        n_words = len(words)
+        counts = Counter(words)
+        n = chars = with_letter = 0
+        for w, c in counts.items():
+            kind = word_kind(w)
+            if kind != SYMBOL:
+                n += c
+                chars += len(w) * c
+                if kind == LETTERS:
+                    with_letter += c
+        m: dict[str, Any] = {"words": n, "avg_word_length": chars / n if n else None}
+        if not n_words:  # nothing else to measure
+            return m | dict.fromkeys(_PER_WORD)
+        m["hash_word_ratio"] = text.count("#") / n_words
+        m["ellipsis_word_ratio"] = (text.count("...") + text.count("…")) / n_words
+        lines = text.splitlines()
+        if lines:
+            m["bullet_line_ratio"] = sum(
+                1 for ln in lines if ln.lstrip().startswith(self._bullets)) / len(lines)
+            m["ellipsis_line_ratio"] = sum(
+                1 for ln in lines if ln.rstrip().endswith(("...", "…"))) / len(lines)
+        else:
+            m["bullet_line_ratio"] = m["ellipsis_line_ratio"] = None
+        m["alpha_word_ratio"] = with_letter / n_words
+        m["stop_words"] = len(self._stop.intersection(counts))
+        return m
+
+    def decide(self, m, doc=None) -> str | None:
+        p = self.params
+        if below(m["words"], p.min_doc_words):
+            return "too_few_words"
+        if above(m["words"], p.max_doc_words):
+            return "too_many_words"
+        if below(m["avg_word_length"], p.min_avg_word_length):
+            return "avg_word_too_short"
+        if above(m["avg_word_length"], p.max_avg_word_length):
+            return "avg_word_too_long"
+        if above(m["hash_word_ratio"], p.max_symbol_word_ratio):
+            return "too_many_hashes"
+        if above(m["ellipsis_word_ratio"], p.max_symbol_word_ratio):
+            return "too_many_ellipses"
+        if above(m["bullet_line_ratio"], p.max_bullet_lines_ratio):
+            return "too_many_bullet_lines"
+        if above(m["ellipsis_line_ratio"], p.max_ellipsis_lines_ratio):
+            return "too_many_ellipsis_lines"
+        if below(m["alpha_word_ratio"], p.min_alpha_words_ratio):
+            return "too_few_alpha_words"
+        if below(m["stop_words"], p.min_stop_words):
+            return "too_few_stop_words"
+        return None

@@ -1,0 +1,151 @@
+"""Text helpers shared by the heuristic filters: word splitting and character classes.
+
+Word splitting is pluggable. Filters take a ``tokenizer`` parameter that names an
+entry of ``TOKENIZERS`` or gives an import path ``module:function`` (a function from
+text to a list of words), so a splitter for a language without spaces (jieba,
+a spaCy language, ...) plugs in without touching this module, on every executor:
+
+    # mypkg/words.py
+    def split_zh(text: str) -> list[str]:
+        import jieba
+        return [w for w in jieba.cut(text) if w.strip()]
+
+    # pipeline.yaml
+    - stage: gopher_quality
+      tokenizer: mypkg.words:split_zh
+
+``register_tokenizer(name, fn)`` adds a short name within one process (tests,
+notebooks). The default, ``spacy_compat``, makes the splits of spaCy's blank
+English tokenizer (what datatrove's filters use) at a fraction of its cost; see
+``stages/text/words_en.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+import regex
+
+from pipelines.errors import UserError
+from stages.text.words_en import SENTENCE_END
+from stages.text.words_en import split_words as split_words_spacy_compat
+
+Splitter = Callable[[str], list[str]]
+
+_WORD_OR_PUNCT = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]+", re.UNICODE)
+
+
+def split_words_regex(text: str) -> list[str]:
+    """Words and punctuation runs, e.g. "Hi, it's 5..." -> [Hi , it's 5 ...]."""
+    return _WORD_OR_PUNCT.findall(text)
+
+
+def split_whitespace(text: str) -> list[str]:
+    return text.split()
+
+
+TOKENIZERS: dict[str, Splitter] = {
+    "spacy_compat": split_words_spacy_compat,
+    "regex": split_words_regex,
+    "whitespace": split_whitespace,
+}
+DEFAULT_TOKENIZER = "spacy_compat"
+TOKENIZER_HELP = ("word splitter: " + ", ".join(TOKENIZERS)
+                  + ", or an import path module:function (text -> list of words)")
+
+
+def register_tokenizer(name: str, fn: Splitter) -> None:
+    """Make ``fn`` available as ``tokenizer: name`` in this process."""
+    TOKENIZERS[name] = fn
+    get_tokenizer.cache_clear()
+
+
+@lru_cache(maxsize=None)
+def get_tokenizer(name: str, memoize: bool = True) -> Splitter:
+    """The splitter registered as ``name`` or found at import path ``module:function``.
+
+    With ``memoize``, the word lists of the last ``MEMO_SIZE`` texts are kept, so the
+    filters of one chain (which see the same batch one after the other) split each
+    text once; the returned lists must not be modified.
+    """
+    fn = _find_tokenizer(name)
+    return _memoized(fn) if memoize else fn
+
+
+MEMO_SIZE = 1024  # > the default batch of 256 documents
+
+
+def _memoized(fn: Splitter) -> Splitter:
+    memo: dict[str, list[str]] = {}
+
+    def split(text: str) -> list[str]:
+        words = memo.get(text)
+        if words is None:
+            if len(memo) >= MEMO_SIZE:
+                del memo[next(iter(memo))]  # the oldest
+            words = memo[text] = fn(text)
+        return words
+
+    return split
+
+
+def _find_tokenizer(name: str) -> Splitter:
+    if name in TOKENIZERS:
+        return TOKENIZERS[name]
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise UserError(f"tokenizer {name!r}: cannot import it: {e}") from None
+        if not callable(fn):
+            raise UserError(f"tokenizer {name!r} is not a function")
+        return fn
+    raise UserError(f"unknown tokenizer {name!r}; expected one of: {', '.join(TOKENIZERS)} "
+                    "or an import path module:function")
+
+
+_SYMBOL_WORD = regex.compile(r"[\p{P}\p{S}\p{C}]+")
+_WORD_KIND: dict[str, int] = {}
+SYMBOL, LETTERS, OTHER = 0, 1, 2  # word kinds
+
+
+def is_symbol_word(word: str) -> bool:
+    """True if the word is made only of punctuation, symbols or control characters."""
+    return _SYMBOL_WORD.fullmatch(word) is not None
+
+
+def word_kind(word: str) -> int:
+    """SYMBOL (only punctuation/symbols), LETTERS (has a letter) or OTHER; memoised."""
+    kind = _WORD_KIND.get(word)
+    if kind is None:
+        if is_symbol_word(word):
+            kind = SYMBOL
+        elif word.isalpha() or any(ch.isalpha() for ch in word):
+            kind = LETTERS
+        else:
+            kind = OTHER
+        if len(_WORD_KIND) > 500_000:
+            _WORD_KIND.clear()
+        _WORD_KIND[word] = kind
+    return kind
+
+
+# Unicode's Sentence_Terminal characters: . ! ? and their equivalents in other scripts
+TERMINAL_PUNCTUATION = SENTENCE_END
+
+
+def duplicates(items: list[str]) -> tuple[int, int]:
+    """(number of items equal to an earlier item, their total characters)."""
+    seen: set[str] = set()
+    n = chars = 0
+    for x in items:
+        if x in seen:
+            n += 1
+            chars += len(x)
+        else:
+            seen.add(x)
+    return n, chars

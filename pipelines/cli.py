@@ -42,7 +42,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from pipelines.config import load_config
-    from pipelines.inspection.funnel import load_stats, make_console, print_funnel
+    from pipelines.inspection.funnel import make_console, print_funnel
     from pipelines.run import launch_pipeline
 
     cfg = load_config(a.config, overrides=_overrides(a))
@@ -53,7 +53,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             print(line)
         print(f"submitted {len(launch.jobs)} job(s); follow with: thresher status {run.root}")
         return 0
-    stats = load_stats(run.root)
+    stats = run.load_stats()
     out = make_console()
     if not a.quiet:
         print_funnel(stats, out, title=f"funnel: {cfg.name}")
@@ -99,9 +99,10 @@ def cmd_stages(a: argparse.Namespace) -> int:
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
-    from pipelines.inspection.funnel import breakdown_table, load_stats, make_console, print_funnel
+    from pipelines.inspection.funnel import breakdown_table, make_console, print_funnel
+    from pipelines.rundir import RunDir
 
-    stats = load_stats(a.run)
+    stats = RunDir.at(a.run).load_stats()
     if a.json:
         print(json.dumps(stats, indent=1))
         return 0
@@ -211,11 +212,11 @@ def cmd_train_classifier(a: argparse.Namespace) -> int:
 
 
 def cmd_materialize(a: argparse.Namespace) -> int:
-    from pipelines.inspection.funnel import load_stats, make_console, print_funnel
+    from pipelines.inspection.funnel import make_console, print_funnel
     from pipelines.materialize import materialize
 
     run = materialize(a.run, a.out, a.sets, overwrite=a.overwrite)
-    stats = load_stats(run.root)
+    stats = run.load_stats()
     out = make_console()
     if not a.quiet:
         print_funnel(stats, out, title=f"materialized: {stats.get('run')}")

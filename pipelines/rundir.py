@@ -10,6 +10,12 @@
     <run>/samples/<phase>/task-00000.parquet  per-task samples of dropped documents
     <run>/samples/<stage>.parquet     merged samples: per reason, the N smallest hash(seed, id)
     <run>/logs/<phase>/task-00000.log per-task log
+    <run>/manifest.json               the snapshot lock (pipelines/manifest.py)
+
+``RunDir`` is also the one reader of a run's JSON and YAML files: every command that
+inspects a run (stats, samples, diff, dups, status, report, materialize) loads them
+through ``load_stats``, ``load_plan``, ``load_manifest``, ``load_config`` and
+``task_records``, which say in one line what is missing or unreadable.
 """
 
 from __future__ import annotations
@@ -17,11 +23,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import UserError
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig
+    from pipelines.plan import Plan
 
 
 @dataclass(frozen=True)
 class RunDir:
     root: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> RunDir:
+        """The run directory at ``path`` (made absolute; it need not exist yet)."""
+        return cls(Path(path).resolve())
 
     @property
     def config(self) -> Path:
@@ -79,3 +97,57 @@ class RunDir:
 
     def looks_like_run(self) -> bool:
         return self.config.exists() or self.plan.exists()
+
+    # ------------------------------------------------------------------ reading a run
+
+    def _json(self, path: Path, what: str) -> Any:
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UserError(f"{path} does not exist: {what}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"{path}: cannot read: {e}") from None
+        except ValueError as e:
+            raise UserError(f"{path}: not valid JSON: {e}") from None
+
+    def load_stats(self) -> dict[str, Any]:
+        """stats.json: the merged stats of a finished run."""
+        return self._json(self.stats_json, "not a finished thresher run (finish it with "
+                                           "`thresher run CONFIG --resume`)")
+
+    def load_plan_json(self) -> dict[str, Any]:
+        return self._json(self.plan, "not a thresher run directory")
+
+    def load_plan(self) -> Plan:
+        from pipelines.plan import Plan
+
+        if not self.plan.exists():
+            raise UserError(f"{self.root} is not a thresher run directory (no plan.json)")
+        return Plan.load(self.plan)
+
+    def load_manifest(self) -> dict[str, Any]:
+        return self._json(self.manifest, "the run has no manifest (is it finalized? "
+                                         "`thresher finalize RUN`)")
+
+    def load_config_dict(self) -> dict[str, Any]:
+        """config.yaml as plain data (no validation: a report reads any version's)."""
+        import yaml
+
+        try:
+            return yaml.safe_load(self.config.read_text()) or {}
+        except FileNotFoundError:
+            raise UserError(f"{self.config} does not exist: not a thresher run "
+                            "directory") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise UserError(f"{self.config}: cannot read: {e}") from None
+
+    def load_config(self) -> PipelineConfig:
+        """config.yaml validated, as every task reads it (inputs not globbed again)."""
+        from pipelines.config import load_config
+
+        return load_config(self.config, check_inputs=False)
+
+    def task_records(self, phase: str) -> list[dict[str, Any]]:
+        """Every done task's stats file of ``phase``, in task order."""
+        d = self.root / "stats" / phase
+        return [json.loads(p.read_text()) for p in sorted(d.glob("task-*.json"))]

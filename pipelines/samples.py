@@ -282,10 +282,7 @@ def load_samples(run_dir: str | Path, stage: str | None = None,
     elif stage in have:
         stages = [stage]
     else:
-        stats_json = run_root / "stats.json"
-        if not stats_json.exists():
-            raise UserError(f"{run_root}: no stats.json: not a finished thresher run")
-        st = json.loads(stats_json.read_text())["stages"].get(stage)
+        st = run.load_stats()["stages"].get(stage)
         if st is not None and not st["dropped"] and not st["errors"]:
             raise UserError(f"stage {stage!r} dropped nothing in {run_root}")
         raise UserError(f"no samples for stage {stage!r} in {run_root} (stages with samples: "
@@ -310,10 +307,10 @@ def print_samples(run_dir: str | Path, stage: str, reason: str | None = None, n:
     from rich.panel import Panel
     from rich.text import Text
 
-    from pipelines.inspection.funnel import load_stats, make_console
+    from pipelines.inspection.funnel import make_console
 
     console = console or make_console()
-    counts = load_stats(run_dir)["stages"].get(stage, {})
+    counts = RunDir.at(run_dir).load_stats()["stages"].get(stage, {})
     rows = load_samples(run_dir, stage, reason)
     by_reason: dict[str, list[dict]] = {}
     for r in rows:

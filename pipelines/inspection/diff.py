@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import UserError
+from pipelines.manifest import load_manifest
+from pipelines.rundir import RunDir
 
 MISSING = None  # a key or package one side does not have
 
@@ -28,12 +30,7 @@ def load_side(arg: str | Path) -> dict[str, Any]:
     if p.is_dir() and not (p / "manifest.json").exists():
         return _from_run_dir(p)
     path = p / "manifest.json" if p.is_dir() else p
-    try:
-        m = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read: {e}") from None
-    except ValueError as e:
-        raise UserError(f"{path}: not a JSON manifest: {e}") from None
+    m = load_manifest(path)
     if not isinstance(m, dict) or not {"config", "stats", "inputs"} <= set(m):
         raise UserError(f"{path}: not a thresher manifest (no config, inputs and stats)")
     return {
@@ -52,18 +49,12 @@ def load_side(arg: str | Path) -> dict[str, Any]:
 
 def _from_run_dir(p: Path) -> dict[str, Any]:
     """A finished run without manifest.json: no hashes, versions or packages to compare."""
-    import yaml
-
-    need = [p / "config.yaml", p / "stats.json"]
-    if not all(f.exists() for f in need):
+    run = RunDir.at(p)
+    if not (run.config.exists() and run.stats_json.exists()):
         raise UserError(f"{p}: not a finished thresher run (no manifest.json, or no "
                         "config.yaml and stats.json)")
-    try:
-        config = yaml.safe_load((p / "config.yaml").read_text())
-        stats = json.loads((p / "stats.json").read_text())
-        plan = json.loads((p / "plan.json").read_text()) if (p / "plan.json").exists() else {}
-    except (OSError, ValueError, yaml.YAMLError) as e:
-        raise UserError(f"{p}: cannot read the run: {e}") from None
+    config, stats = run.load_config_dict(), run.load_stats()
+    plan = run.load_plan_json() if run.plan.exists() else {}
     return {
         "label": str(p), "config": config, "fingerprint": stats.get("config_fingerprint"),
         "inputs": {f["source"]: {"path": f["path"], "size": f["size"], "sha256": None}

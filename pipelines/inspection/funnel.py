@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from pipelines.errors import UserError
-
-
-def load_stats(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / "stats.json"
-    if not path.exists():
-        raise UserError(f"{path} does not exist: not a finished thresher run "
-                        "(finish it with `thresher run CONFIG --resume`)")
-    return json.loads(path.read_text())
 
 
 def _fmt_reasons(counts: dict[str, int], limit: int = 3) -> str:

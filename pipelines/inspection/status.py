@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.errors import UserError
-from pipelines.plan import Plan
 from pipelines.rundir import RunDir
 
 COLUMNS = ("done", "running", "pending", "failed", "blocked", "todo")
@@ -25,9 +23,7 @@ def run_status(run_dir: str | Path | RunDir) -> dict:
     from pipelines.executors.slurm_queue import RUNNING, SlurmError, job_states, load_submissions
 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir).resolve())
-    if not run.plan.exists():
-        raise UserError(f"{run.root} is not a thresher run directory (no plan.json)")
-    plan = Plan.load(run.plan)
+    plan = run.load_plan()
     subs = load_submissions(run)
     last_job = {}  # (phase, task) -> the newest job that was to run it
     for sub in subs:

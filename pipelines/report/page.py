@@ -10,17 +10,14 @@ Nothing is recomputed from the data, so the page matches ``thresher stats`` exac
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import yaml
 
 from pipelines.errors import UserError
 from pipelines.inspection.dups import cluster_files
-from pipelines.inspection.funnel import load_stats
 from pipelines.report.html import page
 from pipelines.rundir import RunDir
 
@@ -58,18 +55,17 @@ class RunData:
 
 
 def load_run(path: str | Path) -> RunData:
-    run = RunDir(Path(path).resolve())
-    stats = load_stats(run.root)
+    run = RunDir.at(path)
+    stats = run.load_stats()
     data = RunData(run.root, stats)
     if run.config.exists():
-        data.config = yaml.safe_load(run.config.read_text()) or {}
+        data.config = run.load_config_dict()
     if run.manifest.exists():
-        data.manifest = json.loads(run.manifest.read_text())
+        data.manifest = run.load_manifest()
     if run.plan.exists():
-        data.plan = json.loads(run.plan.read_text())
+        data.plan = run.load_plan_json()
     for phase in stats.get("phases", {}):
-        d = run.root / "stats" / phase
-        data.tasks[phase] = [json.loads(p.read_text()) for p in sorted(d.glob("task-*.json"))]
+        data.tasks[phase] = run.task_records(phase)
     data.samples = _samples(run)
     for stage, path in cluster_files(run).items():
         data.clusters[stage] = _largest_clusters(path)

@@ -10,7 +10,7 @@ parameters and every input's sha256 go into ``<model>.json`` next to the model,
 so a model can be audited and re-trained exactly.
 
 The text a model sees is normalised the same way at training time and in the
-``quality_classifier`` stage: ``fasttext_text`` below.
+``quality_classifier`` stage: ``pipelines.fasttext.fasttext_text``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 
 from pipelines.config import JsonlInput, ParquetInput
 from pipelines.errors import UserError
+from pipelines.fasttext import fasttext_text, positive_scores
 from pipelines.io.discovery import resolve_inputs
 from pipelines.io.files import sha256_file, write_json_atomic
 from pipelines.io.readers import make_reader
@@ -39,15 +40,6 @@ from pipelines.version import __version__
 LABEL_PREFIX = "__label__"
 EOS = "</s>"
 _FT_SPACE = re.compile("[ \n\r\t\v\f\0]+")  # the bytes fastText splits words at
-
-
-def fasttext_text(text: str | None, max_chars: int | None = None) -> str:
-    """What a fastText model reads: one line (fastText ends an example at a newline;
-    NUL would end a word for fastText but not for its vector-file parser)."""
-    text = text or ""
-    if max_chars is not None:
-        text = text[:max_chars]
-    return text.replace("\n", " ").replace("\r", " ").replace("\0", " ")
 
 
 @dataclass(frozen=True)
@@ -184,21 +176,6 @@ def init_vectors(train_file: Path, out: Path, params: FastTextParams, seed: int)
         for w, row in zip(words, buf.getvalue().splitlines()):
             fh.write(f"{w} {row}\n")
     return set(words)
-
-
-def positive_scores(model, texts: list[str], label: str) -> np.ndarray:
-    """Probability of ``label`` for each text (0 if the model never ranks it)."""
-    if not texts:
-        return np.zeros(0)
-    labels, probs = model.predict(texts, k=-1)
-    want = f"__label__{label}"
-    out = np.zeros(len(texts))
-    for i, (labs, ps) in enumerate(zip(labels, probs)):
-        for lab, p in zip(labs, ps):
-            if lab == want:
-                out[i] = min(float(p), 1.0)
-                break
-    return out
 
 
 def evaluate(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:

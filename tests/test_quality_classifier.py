@@ -17,7 +17,7 @@ from qc_helpers import MAX_CHARS, corpus, trained_model
 
 from pipelines import config_from_dict, run_pipeline, stage
 from pipelines.errors import UserError
-from pipelines.train import fasttext_text, positive_scores
+from pipelines.fasttext import fasttext_text, positive_scores
 from stages.model_filters.keep_top import (
     SKETCH,
     bucket_floor,

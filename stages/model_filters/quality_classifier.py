@@ -20,10 +20,10 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from pipelines.errors import UserError
+from pipelines.fasttext import fasttext_text
 from pipelines.io.files import sha256_file
 from pipelines.schema import TEXT
 from pipelines.stage import Filter, FilterParams, Params, iter_docs
-from pipelines.train import fasttext_text
 
 
 class QualityClassifierParams(FilterParams):

@@ -541,14 +541,20 @@ def _text_values(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list[str | None
         "missing_text" if v is None else "text_not_string" for v in col.to_pylist()]
 
 
-READERS: dict[str, type[Reader]] = {
-    "warc": WarcReader, "wet": WetReader, "jsonl": JsonlReader, "parquet": ParquetReader,
+#: (input.format, backend) -> "module:Class"; a new reader is a class and a line here.
+#: Named, not imported, so an optional back-end is imported only by runs that use it.
+READERS: dict[tuple[str, str], str] = {
+    ("warc", "warcio"): "pipelines.io.readers:WarcReader",
+    ("warc", "fastwarc"): "pipelines.io.fastwarc_reader:FastWarcReader",
+    ("wet", "warcio"): "pipelines.io.readers:WetReader",
+    ("jsonl", "warcio"): "pipelines.io.readers:JsonlReader",
+    ("parquet", "warcio"): "pipelines.io.readers:ParquetReader",
 }
 
 
 def make_reader(cfg: InputBase) -> Reader:
-    if getattr(cfg, "backend", "warcio") == "fastwarc":
-        from pipelines.io.fastwarc_reader import FastWarcReader
+    from importlib import import_module
 
-        return FastWarcReader(cfg)  # type: ignore[arg-type]
-    return READERS[cfg.format](cfg)  # type: ignore[attr-defined]
+    key = (cfg.format, getattr(cfg, "backend", "warcio"))  # type: ignore[attr-defined]
+    module, _, cls = READERS[key].partition(":")
+    return getattr(import_module(module), cls)(cfg)

@@ -1,0 +1,148 @@
+"""The engine's shape, checked: no import cycles, executors see only the task module,
+the engine reaches stages only through the registry, every package says what it holds.
+
+Imports are read from the source (``ast``), all of them: module level and inside
+functions (a lazy import is still a dependency), except ``if TYPE_CHECKING:`` blocks.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipelines", "stages")
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            mods[".".join(parts)] = path
+    return mods
+
+
+MODULES = _modules()
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or \
+        (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
+def _imports(mod: str) -> set[str]:
+    """Modules of ours that ``mod`` imports (``from pkg import name`` counts as
+    ``pkg.name`` when that is a module, else as ``pkg``)."""
+    path = MODULES[mod]
+    here = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+    out: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for n in node.orelse:
+                visit(n)
+            return
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.split(".")[0] in PACKAGES)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                prefix = here[:len(here) - node.level + 1]
+                base = ".".join(prefix + ([base] if base else []))
+            if base.split(".")[0] in PACKAGES:
+                for a in node.names:
+                    sub = f"{base}.{a.name}"
+                    out.add(sub if sub in MODULES else base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    out.discard(mod)
+    return {m for m in out if m in MODULES}
+
+
+GRAPH = {m: _imports(m) for m in MODULES}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle, as the list of modules on it, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                return stack[stack.index(n):] + [n]
+            if n not in state and (found := dfs(n)):
+                return found
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := dfs(m)):
+            return found
+    return None
+
+
+def _reaches(start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for n in GRAPH[todo.pop()]:
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
+def test_no_import_cycle_in_the_engine_or_the_library():
+    engine = {m: {n for n in deps if n.startswith("pipelines")}
+              for m, deps in GRAPH.items() if m.startswith("pipelines")}
+    assert _cycle(engine) is None, " -> ".join(_cycle(engine))
+    assert _cycle(GRAPH) is None, " -> ".join(_cycle(GRAPH))
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_executors_import_the_task_module_not_the_run_module():
+    for mod in MODULES:
+        if mod.startswith("pipelines.executors"):
+            assert "pipelines.run" not in _reaches(mod), mod
+    assert "pipelines.run" not in _reaches("pipelines.task")
+    assert "pipelines.task" in _reaches("pipelines.executors.local")
+
+
+def test_the_engine_reaches_stages_only_through_the_registry():
+    for mod, deps in GRAPH.items():
+        if mod.startswith("pipelines"):
+            concrete = {d for d in deps if d.startswith("stages.")}
+            assert not concrete, f"{mod} imports {sorted(concrete)}"
+            if "stages" in deps:
+                assert mod == "pipelines.registry", mod
+
+
+def test_every_package_says_what_it_holds():
+    for mod, path in MODULES.items():
+        if path.name == "__init__.py":
+            doc = ast.get_docstring(ast.parse(path.read_text()))
+            assert doc and len(doc) > 40, f"{mod}/__init__.py has no docstring"
+
+
+def test_importing_the_engine_imports_no_executor_and_no_stage():
+    code = ("import sys, pipelines, pipelines.config, pipelines.stage; "
+            "print(sorted(m for m in sys.modules if m.startswith(('pipelines.executors', "
+            "'pipelines.run', 'pipelines.task', 'stages.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip()
+    assert out == "[]"

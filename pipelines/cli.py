@@ -1,4 +1,12 @@
-"""`thresher` command line: run, validate, stages, stats."""
+"""The ``thresher`` command line. Each command is a ``cmd_*`` function that imports what
+it needs when it runs, so ``thresher validate`` does not import the executors.
+
+Run a pipeline:    run, validate, stages, status, finalize, run-task (one task: what a
+                   Slurm array job or any other scheduler runs)
+Read a run:        stats, samples, diff, dups, report
+Snapshots:         verify, reproduce
+Derive runs:       materialize (re-filter an annotated run), train-classifier
+"""
 
 from __future__ import annotations
 
@@ -226,7 +234,9 @@ def cmd_materialize(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="thresher", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="thresher", description="Turn web crawls into pretraining corpora: YAML pipelines, "
+        "sharded runs, per-stage statistics. `thresher COMMAND -h` describes each command.")
     ap.add_argument("-v", "--verbose", action="store_true", help="log INFO messages to stderr")
     sub = ap.add_subparsers(dest="command", required=True)
 

@@ -6,11 +6,11 @@ the planner inserts into the run (see pipelines/plan.py)::
 
     map phase (before)   collect(table)   per input shard: write what the decision needs
     step phases          run_step(...)    sharded or single tasks over the collected files
-    map phase (after)    process(table)   per shard: apply the decision (drop / annotate)
+    map phase (after)    apply(table)     per shard: apply the decision (drop / annotate)
 
 Every phase is an ordinary sharded job run by ``run_task``, so a global stage
 runs unchanged on every executor, resumes task by task, and writes only files
-under its own work directory ``<run>/phases/<stage name>/``.
+under its own work directory ``<run>/work/<stage name>/`` (``RunDir.work_dir``).
 
 Rows are identified across phases by a *doc key*: ``(task << 32) | row``, where
 ``row`` counts the documents that reached the stage in that task, in order. The
@@ -43,7 +43,7 @@ class Step:
 class GlobalContext:
     """Where a global stage's task reads and writes, and how the run is sharded."""
 
-    work_dir: Path  # <run>/phases/<stage name>/ : everything the stage writes lives here
+    work_dir: Path  # <run>/work/<stage name>/ : everything the stage writes lives here
     task: int  # task index within the current phase
     n_tasks: int  # tasks of the current phase
     n_shards: int  # tasks of the map phases around the stage (= input shards)

@@ -146,3 +146,22 @@ def test_importing_the_engine_imports_no_executor_and_no_stage():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout.strip()
     assert out == "[]"
+
+
+def test_the_cli_docstring_names_every_command():
+    from pipelines import cli
+
+    parser = cli.build_parser() if hasattr(cli, "build_parser") else None
+    names = _subcommands(parser) if parser else set()
+    assert names, "pipelines.cli has no build_parser()"
+    missing = {n for n in names if n not in (cli.__doc__ or "")}
+    assert not missing, f"pipelines/cli.py docstring does not name: {sorted(missing)}"
+
+
+def _subcommands(parser) -> set[str]:
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()

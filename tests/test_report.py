@@ -294,3 +294,15 @@ def test_report_of_old_stats_and_of_no_run(runs, tmp_path):
     p = thresher("report", str(tmp_path), "-o", str(tmp_path / "r.html"), check=False)
     assert p.returncode == 2 and "stats.json does not exist" in p.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_report_shows_the_run_directory_relative_to_the_working_directory(runs, monkeypatch,
+                                                                          tmp_path):
+    """A shared page (docs/report.png among them) does not reveal the machine's paths."""
+    a, _ = runs
+    monkeypatch.chdir(a.parent)
+    html = build_report(load_run(a.name))
+    assert str(a) not in html and str(a.parent) not in html
+    assert f">{a.name}<" in html
+    monkeypatch.chdir(tmp_path)
+    assert str(a) in build_report(load_run(a))  # elsewhere: the full path, unambiguous

@@ -47,6 +47,15 @@ class RunData:
     def name(self) -> str:
         return str(self.stats.get("run") or self.root.name)
 
+    @property
+    def shown_dir(self) -> str:
+        """The run directory as the page shows it: relative to the current directory when
+        it is below it, so a shared page does not reveal the machine's paths."""
+        try:
+            return self.root.relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:
+            return str(self.root)
+
     def stage_params(self, name: str) -> dict[str, Any]:
         for st in self.config.get("stages", []):
             if (st.get("name") or st.get("stage")) == name:
@@ -115,10 +124,10 @@ def build_report(a: RunData, b: RunData | None = None) -> str:
     parts = [p for p in parts if p is not None]
     if b is None:
         title = f"thresher report: {a.name}"
-        subtitle = str(a.root)
+        subtitle = a.shown_dir
     else:
         title = f"thresher report: {a.name} (A) vs {b.name} (B)"
-        subtitle = f"A = {a.root}   B = {b.root}   deltas are B - A"
+        subtitle = f"A = {a.shown_dir}   B = {b.shown_dir}   deltas are B - A"
     return page(title, subtitle, [(i, t) for i, t, _ in parts], [html for _, _, html in parts])
 
 

@@ -39,7 +39,7 @@ def overview(runs):
         if thr.get("commit"):
             version += f" ({thr['commit'][:12]}{', dirty' if thr.get('dirty') else ''})"
         rows.append({
-            "run": r.name, "directory": str(r.root),
+            "run": r.name, "directory": r.shown_dir,
             "config fingerprint": r.stats.get("config_fingerprint", ""),
             "thresher": version, "created (UTC)": m.get("created_utc", ""),
             "python": (m.get("python") or {}).get("version", ""),

@@ -80,7 +80,7 @@ def test_normalize_default(text, expected):
 
 
 def test_normalize_options_off():
-    raw = MinHashSpec(lowercase=False, strip_punctuation=False, normalize_digits=False,
+    raw = MinHashSpec(lowercase=False, punctuation_as_space=False, normalize_digits=False,
                       unicode="none", collapse_whitespace=False)
     text = " Ａb,\u200b  12! "
     assert core.normalize(text, raw) == text

@@ -8,6 +8,7 @@ variants drop, swap or add a sentence, or re-case and re-space the text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -166,7 +167,7 @@ def test_scope_and_threshold(corpus, tmp_path):
     assert (mh.params.bands, mh.params.rows) == _optimal_param(0.9, 128, 0.5, 0.5) == (5, 25)
 
 
-SPEC_PARAMS = ("unit", "n", "bands", "rows", "seed", "lowercase", "strip_punctuation",
+SPEC_PARAMS = ("unit", "n", "bands", "rows", "seed", "lowercase", "punctuation_as_space",
                "normalize_digits", "unicode", "collapse_whitespace")
 
 
@@ -174,7 +175,7 @@ SPEC_PARAMS = ("unit", "n", "bands", "rows", "seed", "lowercase", "strip_punctua
     {"unit": "char", "n": 9},
     {"n": 3, "bands": 20, "rows": 5, "seed": 7},
     {"lowercase": False, "collapse_whitespace": False},
-    {"unicode": "none", "strip_punctuation": False, "normalize_digits": False, "seed": 2**63},
+    {"unicode": "none", "punctuation_as_space": False, "normalize_digits": False, "seed": 2**63},
 ])
 def test_shingling_and_lsh_parameters_reach_the_core(corpus, tmp_path, params):
     """Each parameter changes what the stage finds exactly as it changes the core's result."""
@@ -274,3 +275,57 @@ def test_dups_reads_a_large_clusters_table_batch_by_batch(tmp_path):
     assert shown == ["c0000", "c0001", "c0002"]
     assert out.count("... and 697 more") == 2  # 700 members: 3 shown
     assert "kept    c0001-000 " in out and "removed c0001-002 " in out
+
+
+def test_old_name_strip_punctuation_still_works_with_one_warning(corpus, tmp_path):
+    """minhash_dedup's ``strip_punctuation`` counted punctuation as a space (exact_dedup's
+    deletes it): it is now ``punctuation_as_space``. The old name gives the same run, one
+    warning naming the new key, the new name in the run's config.yaml, and the
+    fingerprint the old name had, so runs made before the rename still resume."""
+    import yaml
+
+    from stages.dedup import minhash
+
+    root, docs, in3, _ = corpus
+
+    def write(name: str, **params) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({
+            "input": {"format": "jsonl", "paths": [str(in3 / "*.jsonl")], "id_key": "id"},
+            "output": {"path": str(tmp_path / name)},
+            "stages": [{"stage": "minhash_dedup", **params}]}))
+        return path
+
+    minhash._WARNED.clear()
+    old, new = write("old", strip_punctuation=False), write("new", punctuation_as_space=False)
+    proc = thresher("run", str(old), "-q")
+    warned = [line for line in proc.stderr.splitlines() if "strip_punctuation" in line]
+    assert len(warned) == 1 and "`punctuation_as_space`" in warned[0], proc.stderr
+    assert "strip_punctuation" not in thresher("run", str(new), "-q").stderr
+    assert shard_hashes(tmp_path / "old") == shard_hashes(tmp_path / "new")
+    for run in ("old", "new"):
+        written = yaml.safe_load((tmp_path / run / "config.yaml").read_text())
+        assert written["stages"][0]["punctuation_as_space"] is False
+        assert "strip_punctuation" not in written["stages"][0]
+    # no longer near-duplicates once punctuation glues words together
+    assert run_clusters(run_pipeline(config(tmp_path, in3, "d"))) != run_clusters(
+        run_pipeline(config(tmp_path, in3, "s", strip_punctuation=False)))
+
+    from pipelines.config import load_config
+
+    fingerprints = {load_config(p).fingerprint() for p in (old, new)}
+    assert len(fingerprints) == 1
+    # hashed under the old name: what the same config hashed to before the rename
+    cfg = load_config(new)
+    d = cfg.to_dict(resolved=True)
+    for key in ("executor", "samples", "max_error_rate"):
+        d.pop(key)
+    d["output"] = {k: v for k, v in d["output"].items() if k not in ("path", "keep_intermediate")}
+    d["stages"][0]["strip_punctuation"] = d["stages"][0].pop("punctuation_as_space")
+    assert fingerprints == {hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()}
+
+    both = write("both", strip_punctuation=False, punctuation_as_space=False)
+    proc = thresher("validate", str(both), check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("thresher: error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "give only `punctuation_as_space`" in errors[0]

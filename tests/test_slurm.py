@@ -171,6 +171,31 @@ def test_template_must_run_thresher(tmp_path: Path):
         SlurmExecutor(slurm_cfg(tmp_path, template=str(bad)).executor)._template()
 
 
+def test_default_template_is_package_data_of_the_wheel(tmp_path: Path):
+    """A wheel install has the default job script (and the bundled fastText model): both
+    are package data, not files of the source tree."""
+    import zipfile
+
+    from pipelines.executors import slurm as slurm_mod
+
+    assert slurm_mod.DEFAULT_TEMPLATE.is_relative_to(REPO / "pipelines")
+    text = SlurmExecutor(slurm_cfg(tmp_path).executor)._template()
+    assert "{{command}}" in text and text == slurm_mod.DEFAULT_TEMPLATE.read_text()
+    build = tmp_path / "src"  # a copy: building must not leave build/ in the checkout
+    shutil.copytree(REPO, build, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "runs", "build", "*.egg-info", "__pycache__", "tests", "benchmarks"))
+    proc = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "pip", "wheel", "--no-deps",
+                           "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), "."],
+                          cwd=build, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("thresher-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        assert z.read("pipelines/executors/templates/task.sbatch") == \
+            slurm_mod.DEFAULT_TEMPLATE.read_bytes()
+    assert "stages/models/lid.176.ftz" in names
+
+
 def test_status_of_an_unfinished_local_run(tmp_path: Path):
     data = jsonl_inputs(tmp_path / "in", 3)
     cfg = write_config(tmp_path / "p.yaml", data, tmp_path / "run", {"kind": "local"},

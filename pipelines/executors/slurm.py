@@ -13,8 +13,9 @@ go past it is split into several arrays, each with an offset added to
 ``SLURM_ARRAY_TASK_ID``. ``max_parallel`` becomes the array's ``%`` throttle; the
 arrays of one split phase then run one after the other (``afterany``) so the bound
 holds for the phase. Each job script is rendered from a template (default
-``slurm/task.sbatch``) into ``<run>/slurm/`` and Slurm's own output of each array
-task goes to ``<run>/logs/<phase>/slurm-<job>_<index>.out``, next to the task log.
+``templates/task.sbatch`` next to this module, shipped as package data) into
+``<run>/slurm/`` and Slurm's own output of each array task goes to
+``<run>/logs/<phase>/slurm-<job>_<index>.out``, next to the task log.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from pipelines.executors.slurm_queue import (
 from pipelines.plan import Plan
 from pipelines.rundir import RunDir
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "slurm" / "task.sbatch"
+# package data (pyproject.toml), so a wheel install has it too
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "task.sbatch"
 POLL_S = 0.5
 
 
@@ -195,8 +197,8 @@ class SlurmExecutor(Executor):
         if not path.is_file():
             raise UserError(f"executor.template: job script template {path} does not exist"
                             + ("" if self.cfg.template else
-                               " (thresher is not installed from a source tree; set "
-                               "executor.template to a copy of slurm/task.sbatch)"))
+                               " (the thresher installation is incomplete; set "
+                               "executor.template to a job script of your own)"))
         text = path.read_text()
         if "{{command}}" not in text:
             raise UserError(f"executor.template: {path} has no {{{{command}}}} placeholder; "

@@ -26,8 +26,9 @@ band is the decision; bands x rows set the threshold curve.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -43,9 +44,13 @@ from pipelines.stage import Params
 from stages.dedup import minhash_core as core
 from stages.dedup.common import DECISIONS, DedupParams, DedupStage
 
+log = logging.getLogger(__name__)
 SNIPPET_CHARS = 300
 BUCKET_SCHEMA = pa.schema([("band", pa.int32()), ("bkey", pa.uint64()), ("doc", pa.uint64())])
 EDGE_SCHEMA = pa.schema([("u", pa.uint64()), ("v", pa.uint64())])
+
+
+_WARNED: set[str] = set()  # deprecated names already warned about in this process
 
 
 class MinHashParams(DedupParams):
@@ -60,8 +65,9 @@ class MinHashParams(DedupParams):
     seed: int = Field(1, ge=0, lt=2**64,
                       description="seed of the hash permutations (hashing is always 64-bit)")
     lowercase: bool = Field(True, description="lowercase every character")
-    strip_punctuation: bool = Field(True, description="punctuation and symbols count as a "
-                                                      "space")
+    punctuation_as_space: bool = Field(
+        True, description="punctuation and symbols count as a space (the old name "
+                          "`strip_punctuation` still works, with a warning)")
     normalize_digits: bool = Field(True, description="treat every digit as 0")
     unicode: Literal["NFKC", "NFC", "none"] = Field(
         "NFKC", description="Unicode normalization; NFKC also folds fullwidth forms and "
@@ -69,6 +75,30 @@ class MinHashParams(DedupParams):
                             "always deleted unless `none`)")
     collapse_whitespace: bool = Field(True, description="runs of whitespace count as one "
                                                         "space (matters for unit: char)")
+
+    # old name -> new name; the config fingerprint hashes the old name, so runs made before
+    # the rename keep their fingerprint (--resume, reproduce)
+    renamed: ClassVar[dict[str, str]] = {"strip_punctuation": "punctuation_as_space"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """``strip_punctuation`` meant "count as a space" here but "delete" in exact_dedup:
+        read it as ``punctuation_as_space``, saying so once per process."""
+        if not isinstance(data, dict) or not cls.renamed.keys() & data.keys():
+            return data
+        data = dict(data)
+        for old, new in cls.renamed.items():
+            if old not in data:
+                continue
+            if new in data:
+                raise ValueError(f"`{old}` is the old name of `{new}`; give only `{new}`")
+            data[new] = data.pop(old)
+            if old not in _WARNED:
+                _WARNED.add(old)
+                log.warning("minhash_dedup: `%s` is deprecated, write `%s` (same meaning: "
+                            "punctuation and symbols count as a space)", old, new)
+        return data
 
     @model_validator(mode="after")
     def _derive(self):
@@ -99,7 +129,7 @@ class MinHashDedup(DedupStage):
         p = self.params
         self.spec = core.MinHashSpec(
             unit=p.unit, n=p.n, bands=p.bands, rows=p.rows, seed=p.seed,
-            lowercase=p.lowercase, strip_punctuation=p.strip_punctuation,
+            lowercase=p.lowercase, punctuation_as_space=p.punctuation_as_space,
             normalize_digits=p.normalize_digits, unicode=p.unicode,
             collapse_whitespace=p.collapse_whitespace)
 

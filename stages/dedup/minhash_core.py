@@ -31,7 +31,7 @@ duplicates differ by (punctuation, spacing, case). Splitting with numpy tables i
 signature time (docs/benchmarks.md).
 
 Documents with fewer than ``n`` tokens get one shingle made of all their tokens;
-documents with no token (empty, or only punctuation when it is stripped) get no
+documents with no token (empty, or only punctuation when it counts as a space) get no
 shingle, an all-``EMPTY`` signature, and must never become candidates: use
 ``nonempty`` (or ``band_rows``, which drops them).
 
@@ -70,7 +70,7 @@ class MinHashSpec:
     rows: int = 8
     seed: int = 1
     lowercase: bool = True
-    strip_punctuation: bool = True
+    punctuation_as_space: bool = True
     normalize_digits: bool = True
     unicode: Literal["NFKC", "NFC", "NFKD", "NFD", "none"] = "NFKC"
     collapse_whitespace: bool = True

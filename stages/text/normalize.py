@@ -39,7 +39,7 @@ class NormOptions(Protocol):
     """What normalization reads from a spec (e.g. ``MinHashSpec``)."""
 
     lowercase: bool
-    strip_punctuation: bool
+    punctuation_as_space: bool
     normalize_digits: bool
     unicode: str  # NFKC, NFC, NFKD, NFD or none
     collapse_whitespace: bool
@@ -127,7 +127,7 @@ def _lowercase() -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _tables(lowercase: bool, strip_punctuation: bool, normalize_digits: bool,
+def _tables(lowercase: bool, punctuation_as_space: bool, normalize_digits: bool,
             delete_format: bool, collapse_whitespace: bool) -> tuple[np.ndarray, np.ndarray]:
     """(output code point, output class) of every code point under these options."""
     cls = char_classes().copy()
@@ -135,7 +135,7 @@ def _tables(lowercase: bool, strip_punctuation: bool, normalize_digits: bool,
     if normalize_digits:
         cp[cls == DIGIT] = ord("0")
     cls[cls == DIGIT] = WORD
-    if strip_punctuation:
+    if punctuation_as_space:
         cp[cls == PUNCT] = ord(" ")
         cls[cls == PUNCT] = SPACE
     if collapse_whitespace:
@@ -174,8 +174,8 @@ def normalize_batch(texts: Sequence[str], opts: NormOptions) -> Normalized:
         if change.any():
             lens, raw = _code_points([unicodedata.normalize(form, t) if c else t
                                       for t, c in zip(texts, change.tolist())])
-    table_cp, table_cls = _tables(opts.lowercase, opts.strip_punctuation, opts.normalize_digits,
-                                  bool(form), opts.collapse_whitespace)
+    table_cp, table_cls = _tables(opts.lowercase, opts.punctuation_as_space,
+                                  opts.normalize_digits, bool(form), opts.collapse_whitespace)
     cps, cls = table_cp[raw], table_cls[raw]
     if form:
         fmt = cls == FORMAT

@@ -173,7 +173,7 @@ class SlurmExecutor(Strict):
     setup: list[str] = Field([], description="shell lines run before each task "
                                              "(module load, venv activation)")
     template: str | None = Field(None, description="job script template; default "
-                                                   "slurm/task.sbatch")
+                                                   "pipelines/executors/templates/task.sbatch")
     python: str | None = Field(None, description="python on the compute nodes; default: the "
                                                  "interpreter running thresher")
 
@@ -342,6 +342,9 @@ class PipelineConfig(BaseModel):
         d["output"].pop("keep_intermediate", None)  # housekeeping, not output
         d.pop("samples", None)  # what is shown about drops, not what is kept
         d.pop("max_error_rate", None)  # whether a task may finish, not what it writes
+        for spec, s in zip(self.stages, d["stages"]):  # a renamed parameter hashes as before
+            for old, new in getattr(spec.params, "renamed", {}).items():
+                s[old] = s.pop(new)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def with_overrides(self, **kw: Any) -> PipelineConfig:

@@ -866,3 +866,39 @@ def test_corrupt_parquet_is_one_error(tmp_path: Path):
     path.write_bytes(b"PAR1 this is not really parquet")
     table, stats, _ = read_all(ParquetInput(paths=["x"]), path)
     assert table is None and stats.errors == {"corrupt_parquet": 1}
+
+
+# ----------------------------------------------------------------------------- warcio internals
+
+def test_warcio_internals_the_reader_relies_on_hold_on_the_installed_warcio():
+    """The undocumented warcio attributes the readers use (warc_stream's module doc) behave
+    as expected here; a warcio upgrade makes this fail until its version is added to
+    WARCIO_CHECKED after comparing those internals in its source."""
+    from importlib.metadata import version
+
+    from pipelines.io import warc_stream
+
+    assert warc_stream.warcio_problem() is None
+    assert version("warcio") in warc_stream.WARCIO_CHECKED
+
+
+def test_an_unknown_warcio_is_checked_and_refused_in_one_line(monkeypatch):
+    import warcio.archiveiterator
+
+    from pipelines.errors import UserError
+    from pipelines.io import warc_stream
+
+    warc_stream.check_warcio("9.9.0")  # unknown, but its internals behave: accepted
+    assert "9.9.0" in warc_stream._WARCIO_OK
+
+    class Moved(warcio.archiveiterator.ArchiveIterator):
+        """A warcio whose iterator no longer keeps the record's start in ``offset``."""
+
+        offset = property(lambda self: 0, lambda self, value: None)
+
+    monkeypatch.setattr(warcio.archiveiterator, "ArchiveIterator", Moved)
+    assert "offsets" in warc_stream.warcio_problem()
+    with pytest.raises(UserError) as err:
+        warc_stream.check_warcio("9.9.1")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("warcio 9.9.1 ") and "1.8.1" in message

@@ -26,7 +26,7 @@ from typing import IO
 
 from pipelines.io.compression import opened
 from pipelines.io.readers import WarcReader, _warc_records
-from pipelines.io.warc_stream import GZIP_MAGIC
+from pipelines.io.warc_stream import GZIP_MAGIC, check_warcio
 from pipelines.stats import StageStats
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class FastWarcReader(WarcReader):
     """WarcReader whose records come from FastWARC (gzip WARC files; the rest: warcio)."""
 
     def _records(self, path: Path, stats: StageStats, source: str, fh: IO[bytes] | None):
+        check_warcio()  # _Record leans on warcio internals too (warc_stream's module doc)
         with opened(path, fh) as fh:
             yield from self._fast_or_warcio(path, stats, source, fh)
 

@@ -16,18 +16,32 @@ one ``corrupt_warc`` error), then goes on at the next record it can find:
 A file that ends early (truncated) yields its whole records, then one problem. warcio
 itself ends silently in some of these cases, which is why ``truncated`` and the
 record's remaining length are checked here.
+
+That takes warcio internals beyond its documented API (here and in fastwarc_reader):
+``ArchiveIterator.offset`` (the record's start, read before the record is consumed) and
+``.next_line`` (a line read past a record's end), ``LimitReader.limit`` (what is left of
+a record's block), ``ArcWarcRecord.content_stream`` reading only ``http_headers`` and
+``raw_stream``, and ``ArcWarcRecordLoader.load_http_headers``. They are the same in
+every warcio of ``WARCIO_CHECKED`` (compared in warcio's sources). On another version
+``check_warcio()`` first reads WARCs made here (plain and gzip, whole and cut short)
+and stops with one line if warcio no longer behaves as this module expects.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
+import logging
 import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from pipelines.errors import UserError
 from pipelines.io.compression import opened
+
+log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 _CHUNK = 1 << 16
@@ -37,9 +51,14 @@ _RECORD_START = re.compile(rb"WARC/\d|[a-z][a-z0-9+.\-]*://", re.IGNORECASE)  # 
 
 Event = tuple[int, int, Any, "str | None"]
 
+#: warcio releases whose internals used here are known (see the module doc)
+WARCIO_CHECKED = ("1.7.4", "1.7.5", "1.8.0", "1.8.1")
+_WARCIO_OK: set[str] = set()
+
 
 def iter_warc(path: Path, fh: IO[bytes] | None = None) -> Iterator[Event]:
     """``fh``: ``path`` already open by the caller (e.g. hashed as it is read)."""
+    check_warcio()
     with opened(path, fh) as fh:
         fh.seek(0)
         gz = path.name.endswith(".gz") or fh.read(len(GZIP_MAGIC)) == GZIP_MAGIC
@@ -59,6 +78,78 @@ def intact(record) -> bool:
     status line) without zlib noticing before the member's end."""
     check = getattr(record, "member_intact", None)
     return not cut_short(record) and (check is None or check() is not False)
+
+
+# ----------------------------------------------------------------------------- warcio
+
+def check_warcio(version: str | None = None) -> None:
+    """Once per process: a warcio outside ``WARCIO_CHECKED`` must pass ``warcio_problem``,
+    else UserError (one line). ``version``: the installed one unless given."""
+    version = version or importlib.metadata.version("warcio")
+    if version in WARCIO_CHECKED or version in _WARCIO_OK:
+        return
+    problem = warcio_problem()
+    if problem is not None:
+        raise UserError(f"warcio {version} does not read WARC files the way thresher's reader "
+                        f"expects ({problem}); install one of "
+                        f"{', '.join(WARCIO_CHECKED)} (requirements.lock pins one)")
+    _WARCIO_OK.add(version)
+    log.info("warcio %s is not among the checked %s; its internals passed the check",
+             version, ", ".join(WARCIO_CHECKED))
+
+
+def warcio_problem() -> str | None:
+    """What the installed warcio does differently from what this module and
+    fastwarc_reader rely on, found on small WARCs made with its writer; None if nothing."""
+    from warcio.recordloader import ArcWarcRecord, ArcWarcRecordLoader
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    bodies = [b"<p>one</p>", b"<p>two</p>" * 40]
+    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n"
+    for gz in (False, True):
+        buf = io.BytesIO()
+        writer = WARCWriter(buf, gzip=gz)
+        starts = []
+        for i, body in enumerate(bodies):
+            starts.append(buf.tell())
+            headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")],
+                                       protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(
+                f"http://example.com/{i}", "response", payload=io.BytesIO(body),
+                http_headers=headers))
+        data, kind = buf.getvalue(), "gzip" if gz else "plain"
+        read = _gzip_records if gz else _plain_records
+        got = []
+        for _, offset, record, problem in read(io.BytesIO(data)):
+            if problem is not None:
+                return f"{kind}: {problem}"
+            payload = record.content_stream().read()
+            while record.raw_stream.read(1 << 16):
+                pass
+            got.append((offset, payload, intact(record)))
+        if got != [(start, body, True) for start, body in zip(starts, bodies)]:
+            return f"{kind}: records, offsets or the end of a record differ"
+        damaged = False
+        for _, _, record, problem in read(io.BytesIO(data[:-30])):  # cut short
+            if record is not None:
+                record.content_stream().read()
+                while record.raw_stream.read(1 << 16):
+                    pass
+            damaged = damaged or problem is not None or not intact(record)
+        if not damaged:
+            return f"{kind}: a file cut short reads as whole"
+    block = http + bodies[0]
+    loaded = ArcWarcRecordLoader().load_http_headers("response", "http://example.com/",
+                                                     io.BytesIO(block), len(block))
+
+    class Record:  # what fastwarc_reader's records give content_stream
+        http_headers, raw_stream = loaded, io.BytesIO(bodies[0])
+
+    if loaded.get_statuscode() != "200" or ArcWarcRecord.content_stream(
+            Record()).read() != bodies[0]:
+        return "HTTP headers or payload of a record not read by warcio"
+    return None
 
 
 # ----------------------------------------------------------------------------- gzip

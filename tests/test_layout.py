@@ -165,3 +165,20 @@ def _subcommands(parser) -> set[str]:
         if isinstance(action, argparse._SubParsersAction):
             return set(action.choices)
     return set()
+
+
+def test_every_executor_kind_has_a_registered_executor():
+    from typing import get_args
+
+    from pipelines.config import ExecutorConfig
+    from pipelines.executors import EXECUTORS
+    from pipelines.executors.base import Executor
+
+    union = get_args(ExecutorConfig)[0]
+    kinds = {get_args(m.model_fields["kind"].annotation)[0] for m in get_args(union)}
+    assert kinds == set(EXECUTORS)
+    for kind, target in EXECUTORS.items():
+        if kind == "ray":
+            continue  # optional dependency; tests/test_ray.py runs it
+        module, _, cls = target.partition(":")
+        assert issubclass(getattr(__import__(module, fromlist=[cls]), cls), Executor)

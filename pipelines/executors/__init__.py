@@ -2,27 +2,28 @@
 
 ``base`` defines the protocol; ``local`` (a process pool), ``ray`` and ``slurm`` (job arrays,
 ``slurm_queue`` talks to sbatch/squeue) implement it; ``progress`` shows a phase's tasks.
+A new executor is a class, a line in ``EXECUTORS``, its config model in
+``pipelines.config`` (the ``kind`` it answers to) and a test.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from pipelines.config import ExecutorConfig
 from pipelines.executors.base import Executor
-from pipelines.executors.local import LocalExecutor
+
+#: executor.kind -> "module:Class"; imported only by runs that use it (Ray is optional)
+EXECUTORS: dict[str, str] = {
+    "local": "pipelines.executors.local:LocalExecutor",
+    "ray": "pipelines.executors.ray:RayExecutor",
+    "slurm": "pipelines.executors.slurm:SlurmExecutor",
+}
 
 
 def make_executor(cfg: ExecutorConfig, progress: bool = False) -> Executor:
-    if cfg.kind == "local":
-        return LocalExecutor(cfg, progress=progress)
-    if cfg.kind == "ray":
-        from pipelines.executors.ray import RayExecutor
-
-        return RayExecutor(cfg, progress=progress)
-    if cfg.kind == "slurm":
-        from pipelines.executors.slurm import SlurmExecutor
-
-        return SlurmExecutor(cfg, progress=progress)
-    raise ValueError(f"unknown executor kind {cfg.kind!r}")
+    module, _, cls = EXECUTORS[cfg.kind].partition(":")
+    return getattr(import_module(module), cls)(cfg, progress=progress)
 
 
-__all__ = ["Executor", "LocalExecutor", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "make_executor"]

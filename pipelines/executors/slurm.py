@@ -77,11 +77,13 @@ def split_arrays(tasks: list[int], max_size: int) -> list[tuple[int, list[int]]]
 
 
 class SlurmExecutor(Executor):
+    finalizes = True  # the last job runs `thresher finalize RUN`
+
     def __init__(self, cfg: SlurmConfig, progress: bool = False):
         self.cfg = cfg
         self.progress = progress
-
-    finalizes = True  # the last job runs `thresher finalize RUN`
+        self._template_text: str | None = None  # read by check()
+        self._limit = 0
 
     # -------------------------------------------------------------------- the whole run
 
@@ -97,7 +99,7 @@ class SlurmExecutor(Executor):
                 wait: bool = True) -> Launch:
         """Submit every task in ``todo`` as job arrays plus the finalize job; with
         ``wait``, poll the queue until none of them can run any more."""
-        if not hasattr(self, "_template_text"):
+        if self._template_text is None:  # a caller that skipped check()
             self.check(run)
         name = load_config(run.config, check_inputs=False).name
         sub = Submission(run, self._submit_plan(run, name, plan, todo, self._template_text,

@@ -47,7 +47,8 @@ class InputBase(Strict):
         None, description="directory that `source` paths are relative to "
                           "(default: the fixed prefix of the first glob)")
     batch_size: int = Field(256, gt=0, description="documents per Arrow batch")
-    dataset: str | dict[str, list[str]] | None = Field(
+    dataset: str | Annotated[dict[str, Annotated[list[str], Field(min_length=1)]],
+                             Field(min_length=1)] | None = Field(
         None, description="fills a `dataset` column (stats per dataset, mixture targets): "
                           "one name for every input, or name -> globs of `source` paths "
                           "(relative to the root; first match wins, every input must match)")
@@ -66,7 +67,7 @@ class InputBase(Strict):
 class WarcInput(InputBase):
     format: Literal["warc"] = "warc"
     content_types: list[str] = Field(
-        ["text/html", "application/xhtml+xml"],
+        ["text/html", "application/xhtml+xml"], min_length=1,
         description="HTTP Content-Type values kept; other responses are counted as not_html")
     only_ok_status: bool = Field(
         True, description="drop responses whose HTTP status is not 2xx (reason http_status)")
@@ -118,13 +119,39 @@ class OutputConfig(Strict):
     path: str = Field(description="run directory; shards go to <path>/data/")
     format: Literal["parquet", "jsonl"] = "parquet"
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
-    compression_level: int | None = None
+    compression_level: int | None = Field(
+        None, description="zstd: up to 22 (negative: faster); gzip: 0-9; default: the "
+                          "codec's own")
     rows_per_row_group: int = Field(10_000, gt=0)
     rows_per_file: int = Field(100_000, gt=0)
     drop_columns: list[str] = Field([], description="columns not written to the final shards")
     keep_intermediate: bool = Field(
         False, description="keep the intermediate shards of multi-phase runs (phases/) after "
                            "the run is finalized; global stages' side files (work/) are kept")
+
+    @pydantic.field_validator("compression")
+    @classmethod
+    def _codec_of_the_format(cls, v: str, info: pydantic.ValidationInfo) -> str:
+        if v == "snappy" and info.data.get("format") == "jsonl":
+            raise ValueError("snappy is a Parquet codec; JSONL output takes zstd, gzip or none")
+        return v
+
+    @pydantic.field_validator("compression_level")
+    @classmethod
+    def _level_of_the_codec(cls, v: int | None, info: pydantic.ValidationInfo) -> int | None:
+        codec = info.data.get("compression")
+        if v is None or codec is None:
+            return v
+        if codec in ("snappy", "none"):
+            raise ValueError(f"compression {codec} takes no level")
+        if codec == "gzip" and info.data.get("format") == "jsonl":
+            raise ValueError("JSONL gzip output is written at gzip's default level; "
+                             "remove compression_level or use zstd")
+        low, high = (0, 9) if codec == "gzip" else (-(2**17), 22)
+        if not low <= v <= high:
+            raise ValueError(f"a {codec} level is at most {high}" if v > high else
+                             f"a {codec} level is at least {low}")
+        return v
 
 
 class SamplesConfig(Strict):
@@ -365,7 +392,11 @@ class PipelineConfig(BaseModel):
 
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
                 check_inputs: bool = True) -> PipelineConfig:
-    """Read, override and validate a YAML config; raises ConfigErrors with file:line."""
+    """Read, override and validate a YAML config; raises ConfigErrors with file:line.
+
+    ``check_inputs=False`` is the engine re-reading a run's resolved config: its inputs
+    and its chain were checked when the run was made (or, for a config built in Python,
+    are left to run time), so neither is checked again."""
     path = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -374,11 +405,14 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: cannot read config: not UTF-8 text "
                         f"(byte {e.start}: {e.reason})") from None
-    return config_from_yaml(text, file=path, overrides=overrides, check_inputs=check_inputs)
+    return config_from_yaml(text, file=path, overrides=overrides, check_inputs=check_inputs,
+                            check_chain=check_inputs)
 
 
 def config_from_yaml(text: str, file: str | None = None, overrides: dict[str, Any] | None = None,
-                     check_inputs: bool = False) -> PipelineConfig:
+                     check_inputs: bool = False, check_chain: bool = True) -> PipelineConfig:
+    """A config from YAML text: validated, and its chain checked (pipelines/chain.py):
+    ``config_from_dict`` leaves the missing-column errors of a chain to run time."""
     try:
         data = yaml.safe_load(text)
         root_node = yaml.compose(text)
@@ -394,6 +428,10 @@ def config_from_yaml(text: str, file: str | None = None, overrides: dict[str, An
         if overrides:
             apply_overrides(data, **overrides)
         cfg = config_from_dict(data)
+        if check_chain:  # a stage placed before the one that writes its input
+            from pipelines.chain import check_chain as check
+
+            check(cfg)
         if check_inputs:
             cfg.input_files()
         return cfg
@@ -435,7 +473,8 @@ def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
 
 RESERVED = ("stage", "name")
 # pydantic names the member of a union in error locations (`min_score.float`): not a key
-_UNION_TAG = re.compile(r"^(float|int|str|bool|none|(list|dict|literal)\[.*\])$", re.IGNORECASE)
+_UNION_TAG = re.compile(r"^(float|int|str|bool|none|constrained-\w+|(list|dict|literal)\[.*\])$",
+                        re.IGNORECASE)
 PSEUDO_STAGES = ("read", "write")  # stats rows of the reader and the writer
 
 
@@ -482,9 +521,10 @@ def _params_error(e: ValidationError, model: type[BaseModel]) -> tuple[list, str
     """Key path inside the params and message of the first error of a stage's params."""
     errs = e.errors()
     # for a union param, report the member that got furthest (`min_score: {en: x}`
-    # fails in the mapping branch at `.en`, not as "not a number")
+    # fails in the mapping branch at `.en`, not as "not a number"; `blocklist_file: []`
+    # is a list too short, not "not a string")
     err = max((x for x in errs if x["loc"][:1] == errs[0]["loc"][:1]),
-              key=lambda x: len(x["loc"]))
+              key=lambda x: (len(x["loc"]), not x["type"].endswith("_type")))
     loc = [x for x in err["loc"] if not (isinstance(x, str) and _UNION_TAG.match(x))]
     return loc, _pydantic_message(err, model)
 

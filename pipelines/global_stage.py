@@ -66,7 +66,8 @@ def key_task(keys: np.ndarray) -> np.ndarray:
 
 
 class GlobalStage(Stage):
-    """Base of global stages. Subclasses implement the four hooks below.
+    """Base of global stages. Subclasses implement the four hooks below, and declare
+    ``input_columns`` / ``output_columns`` (pipelines/stage.py) as every stage does.
 
     Side files must be written atomically (see ``pipelines.partitioned``): a
     task may be re-run after a crash, and a later phase trusts every file of a

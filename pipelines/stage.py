@@ -16,6 +16,11 @@ subclass ``Filter`` (return a drop *reason*, never a bare bool) or ``Annotator``
                 return "too_few_words"
 
 Stages that can work on whole columns override ``process`` (or ``check_batch``).
+
+Every stage declares the columns it reads (``input_columns``) and writes
+(``output_columns``) from its parameters alone, before ``setup`` loads any model,
+so that ``thresher validate`` can refuse a chain that could only fail at run time
+(pipelines/chain.py).
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ from pipelines.schema import TEXT
 from pipelines.stats import StageStats
 
 log = logging.getLogger(__name__)
+
+
+#: key of ``output_columns`` (and of a reader's columns) meaning "and further columns
+#: known only at run time": after it, no column can be proved missing
+ANY_COLUMN = "*"
 
 
 class Params(BaseModel):
@@ -80,6 +90,23 @@ class Stage:
 
     def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
         raise NotImplementedError
+
+    def input_columns(self) -> tuple[str, ...]:
+        """Columns this stage cannot work without (known from the params, before ``setup``).
+
+        The default declares none: a stage that does not say is never refused."""
+        return ()
+
+    def output_columns(self) -> dict[str, pa.DataType | None]:
+        """Columns this stage adds or rewrites, with their type (None: known at run time).
+
+        The default, ``{ANY_COLUMN: None}``, says "any column": after an undeclared
+        stage the chain check (pipelines/chain.py) assumes every column may exist."""
+        return {ANY_COLUMN: None}
+
+    def removed_columns(self) -> tuple[str, ...]:
+        """Columns this stage drops from the documents it passes on."""
+        return ()
 
     def model_files(self) -> dict[str, str]:
         """Every file this stage reads that decides its output (a model, a tokenizer, a
@@ -166,6 +193,18 @@ class Filter(Stage):
         """Columns written only in ``mode: annotate`` (per-rule measurements), so that
         ``thresher materialize`` can re-decide from them and drop them in filter mode."""
         return {}
+
+    def input_columns(self) -> tuple[str, ...]:
+        """``required``: the columns ``check`` cannot do without."""
+        return tuple(self.required)
+
+    def output_columns(self) -> dict[str, pa.DataType | None]:
+        """``annotations``, and in ``mode: annotate`` the measurements and the reason."""
+        out: dict[str, pa.DataType | None] = dict(self.annotations)
+        if getattr(self.params, "mode", "filter") == "annotate":
+            out.update(self.measure_columns())
+            out[f"{self.name}_reason"] = pa.string()
+        return out
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
         reasons: list[str | None] = []

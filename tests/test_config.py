@@ -285,8 +285,8 @@ def test_workers_override_without_executor_section(tmp_path: Path):
      lambda d: d["output"]["path"] == "/x/y" and d["output"]["format"] == "jsonl"),
     ([f"input.paths[0]={WARC_DIR}/dolma*.warc.gz"],
      lambda d: d["input"]["paths"] == [f"{WARC_DIR}/dolma*.warc.gz"]),
-    (["stages[0]={stage: length, min_chars: 10}"],
-     lambda d: d["stages"][0]["stage"] == "length" and d["stages"][0]["min_chars"] == 10),
+    (["stages[1]={stage: length, min_chars: 10}"],
+     lambda d: d["stages"][1]["stage"] == "length" and d["stages"][1]["min_chars"] == 10),
     (["stages.langid.min_score=0.1", "stages.langid.min_score=0.2"],  # the last one wins
      lambda d: d["stages"][1]["min_score"] == 0.2),
 ], ids=lambda v: v[0] if isinstance(v, list) else None)
@@ -508,11 +508,12 @@ def test_fingerprint_changes_when_a_stage_is_added():
 # ----------------------------------------------------------------------------- stage names
 
 def test_duplicate_stage_needs_a_distinct_name():
-    dup = GOOD.replace("  - stage: extract", "  - stage: extract\n  - stage: extract")
+    dup = GOOD.replace("  - stage: extract",  # the first keeps the html the second reads
+                       "  - stage: extract\n    keep_html: true\n  - stage: extract")
     with pytest.raises(ConfigErrors, match=r"stages\[1\]\.name: duplicate stage name"):
         config_from_yaml(dup)
-    ok = config_from_yaml(dup.replace("  - stage: extract\n  - stage: extract",
-                                      "  - stage: extract\n  - stage: extract\n    name: again"))
+    ok = config_from_yaml(dup.replace("keep_html: true\n  - stage: extract\n",
+                                      "keep_html: true\n  - stage: extract\n    name: again\n"))
     assert [s.name for s in ok.stages] == ["extract", "again", "langid"]
     assert [s.build().name for s in ok.stages] == ["extract", "again", "langid"]
     # two explicit names that collide are an error too

@@ -22,18 +22,21 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
 from pipelines.io.compression import decompressing, opened
 from pipelines.io.html_charset import decode_html, looks_binary
 from pipelines.io.warc_stream import intact, iter_warc
 from pipelines.schema import HTML, ID, SOURCE, TEXT, URL, stable_id
-from pipelines.stats import StageStats
+from pipelines.stage import ANY_COLUMN
+from pipelines.stats import DATASET, StageStats
+
+if TYPE_CHECKING:  # config.py reaches provided_columns (the chain check): no import back
+    from pipelines.config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
 
 log = logging.getLogger(__name__)
 BATCH_CHARS = 64 * 2**20
@@ -51,6 +54,12 @@ class Reader:
 
     def __init__(self, cfg: InputBase):
         self.cfg = cfg
+
+    @classmethod
+    def provides(cls, cfg: InputBase) -> dict[str, pa.DataType | None]:
+        """The columns every table this reader yields has, known from the config alone
+        (``ANY_COLUMN``: and maybe others, known only once a file is read)."""
+        return {f.name: f.type for f in cls.schema}
 
     def read(self, path: Path, source: str, stats: StageStats,
              fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
@@ -296,10 +305,19 @@ class JsonlReader(Reader):
 
     def __init__(self, cfg: JsonlInput):
         super().__init__(cfg)
+        self.schema = self._schema(cfg)
+
+    @staticmethod
+    def _schema(cfg: JsonlInput) -> pa.Schema:
+        """Fixed by the config: keys not in ``fields`` go into ``metadata``, never columns."""
         extra = [pa.field(k, pa.string()) for k in cfg.fields]
-        self.schema = pa.schema([pa.field(ID, pa.string()), pa.field(TEXT, pa.string()),
-                                 pa.field(URL, pa.string()), pa.field(SOURCE, pa.string()),
-                                 *extra, pa.field("metadata", pa.string())])
+        return pa.schema([pa.field(ID, pa.string()), pa.field(TEXT, pa.string()),
+                          pa.field(URL, pa.string()), pa.field(SOURCE, pa.string()),
+                          *extra, pa.field("metadata", pa.string())])
+
+    @classmethod
+    def provides(cls, cfg: InputBase) -> dict[str, pa.DataType | None]:
+        return {f.name: f.type for f in cls._schema(cfg)}  # type: ignore[arg-type]
 
     def read(self, path: Path, source: str, stats: StageStats,
              fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
@@ -394,6 +412,20 @@ class ParquetReader(Reader):
 
     cfg: ParquetInput
     streams = False  # the footer first: read_input hashes the file with a read of its own
+
+    @classmethod
+    def provides(cls, cfg: InputBase) -> dict[str, pa.DataType | None]:
+        """`id`, `text`, `source`, and every column a file has (unknown before reading it)
+        or, with ``columns``, just those."""
+        c: ParquetInput = cfg  # type: ignore[assignment]
+        out: dict[str, pa.DataType | None] = {ID: pa.string(), TEXT: pa.string(),
+                                              SOURCE: pa.string()}
+        if c.columns is None:
+            return {**out, ANY_COLUMN: None}
+        for name in c.columns:
+            if name not in (c.text_column, c.id_column):
+                out.setdefault(name, None)
+        return out
 
     def read(self, path: Path, source: str, stats: StageStats,
              fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
@@ -550,6 +582,19 @@ READERS: dict[tuple[str, str], str] = {
     ("jsonl", "warcio"): "pipelines.io.readers:JsonlReader",
     ("parquet", "warcio"): "pipelines.io.readers:ParquetReader",
 }
+
+
+def provided_columns(cfg: InputBase) -> dict[str, pa.DataType | None]:
+    """What the first stage of a pipeline reading ``cfg`` can count on: the reader's
+    columns, and `dataset` when ``input.dataset`` is set."""
+    from importlib import import_module
+
+    # every back-end of a format yields the same columns: ask the one always installed
+    module, _, cls = READERS[(cfg.format, "warcio")].partition(":")  # type: ignore[attr-defined]
+    out = getattr(import_module(module), cls).provides(cfg)
+    if cfg.dataset is not None:
+        out[DATASET] = pa.string()
+    return out
 
 
 def make_reader(cfg: InputBase) -> Reader:

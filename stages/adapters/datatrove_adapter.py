@@ -27,7 +27,7 @@ from pydantic import Field
 from pipelines.errors import UserError
 from pipelines.io.files import file_hashes
 from pipelines.schema import ID, TEXT
-from pipelines.stage import ErrorReason, Filter, FilterParams, Params, iter_docs
+from pipelines.stage import ANY_COLUMN, ErrorReason, Filter, FilterParams, Params, iter_docs
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,17 @@ class Datatrove(Filter):
 
     Params: ClassVar[type[Params]] = DatatroveParams
     params: DatatroveParams
+
+    def output_columns(self) -> dict[str, pa.DataType | None]:
+        """`text` (a step may rewrite it) and the metadata keys written back: those listed
+        in ``columns``, else whatever keys the step adds (known only at run time)."""
+        cols = self.params.columns
+        out: dict[str, pa.DataType | None] = {TEXT: pa.string()}
+        out.update({ANY_COLUMN: None} if cols is None else
+                   {k: _TYPES[t] for k, t in cols.items()})
+        if self.params.mode == "annotate":
+            out[f"{self.name}_reason"] = pa.string()
+        return out
 
     def setup(self) -> None:
         try:

@@ -55,6 +55,18 @@ class DedupStage(GlobalStage):
     drop_reason = "duplicate"
     column_prefix = "dup"
 
+    def input_columns(self) -> tuple[str, ...]:
+        p = self.params
+        return (p.column, ID, *([p.scope] if p.scope != "global" else []),
+                *([p.keep[4:]] if p.keep.startswith("max:") else []))
+
+    def output_columns(self) -> dict[str, pa.DataType | None]:
+        out: dict[str, pa.DataType | None] = {f"{self.column_prefix}_cluster_id": pa.string(),
+                                              f"{self.column_prefix}_cluster_size": pa.int64()}
+        if self.params.mode == "annotate":
+            out[f"{self.name}_reason"] = pa.string()
+        return out
+
     # ---------------------------------------------------------------- collect side
     def check_columns(self, table: pa.Table) -> None:
         need = [self.params.column, ID]

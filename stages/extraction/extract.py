@@ -14,7 +14,7 @@ from functools import partial
 from typing import ClassVar, Literal
 
 import pyarrow as pa
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pipelines.deadline import CpuDeadline
 from pipelines.errors import UserError
@@ -36,6 +36,14 @@ class ExtractParams(Params):
                                    "trafilatura-only options)")
     favor_precision: bool = Field(False, description="prefer less text, less boilerplate")
     favor_recall: bool = Field(False, description="prefer more text")
+
+    @field_validator("favor_recall")
+    @classmethod
+    def _not_both(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("favor_precision"):
+            raise ValueError("favor_precision and favor_recall pull opposite ways "
+                             "(trafilatura would ignore favor_precision); set one of them")
+        return v
     include_comments: bool = Field(False, description="keep user comments below the content")
     include_tables: bool = Field(True, description="keep text inside <table>")
     include_links: bool = False
@@ -80,6 +88,15 @@ class Extract(Stage):
 
     Params: ClassVar[type[Params]] = ExtractParams
     params: ExtractParams
+
+    def input_columns(self) -> tuple[str, ...]:
+        return (HTML,)
+
+    def output_columns(self) -> dict[str, pa.DataType | None]:
+        return {TEXT: pa.string()}
+
+    def removed_columns(self) -> tuple[str, ...]:
+        return () if self.params.keep_html else (HTML,)
 
     def setup(self) -> None:
         if self.params.extractor == "resiliparse":

@@ -13,7 +13,7 @@ datatrove's assets) can be passed as they are. Nothing is downloaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -25,7 +25,7 @@ from pipelines.stage import Filter, FilterParams, Params
 
 
 class UrlFilterParams(FilterParams):
-    blocklist_file: str | list[str] = Field(
+    blocklist_file: str | Annotated[list[str], Field(min_length=1)] = Field(
         description="blocklist file(s): one domain or URL per line, '#' comments")
     drop_missing_url: bool = Field(
         False, description="drop documents without a parseable URL (reason no_url) instead "

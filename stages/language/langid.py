@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import pyarrow as pa
 from pydantic import Field
@@ -17,11 +17,14 @@ BUNDLED_MODEL = Path(__file__).parents[1] / "models" / "lid.176.ftz"
 BUNDLED_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
 
 
+Score = Annotated[float, Field(ge=0, le=1)]  # fastText's probability: a higher one never exists
+
+
 class LangIdParams(FilterParams):
     languages: list[str] = Field(
         [], description="languages kept (fastText labels without __label__, e.g. en, de, zh); "
                         "empty keeps every language")
-    min_score: float | dict[str, float] = Field(
+    min_score: Score | dict[str, Score] = Field(
         0.0, description="minimum score of the top language; a mapping gives a threshold per "
                          "language, with `default` for the rest")
     model: str | None = Field(

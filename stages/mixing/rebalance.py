@@ -25,12 +25,19 @@ import json
 import logging
 import math
 from collections import defaultdict
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, Step
@@ -48,6 +55,14 @@ class WeightRange(BaseModel):
     max: float | None = Field(None, description="inclusive upper bound (none: unbounded)")
     weight: float = Field(ge=0)
 
+    @field_validator("max")
+    @classmethod
+    def _not_below_min(cls, v: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("min")
+        if v is not None and low is not None and v < low:
+            raise ValueError(f"must be at least min ({low:g}), or the range matches nothing")
+        return v
+
 
 PRESETS: dict[str, list[WeightRange]] = {
     # FineWeb-2's rehydration weights by MinHash cluster size (its README).
@@ -64,16 +79,19 @@ class RebalanceParams(Params):
     preset: Literal["fineweb2"] | None = Field(
         None, description="fineweb2: cluster size 1→1, 2→2, 3→3, 4→3, 5–99→5, 100–999→8, "
                           "≥1000→1")
-    ranges: list[WeightRange] | None = Field(None, description="numeric ranges -> weight; "
-                                                               "first match wins")
-    mapping: dict[str, float] | None = Field(None, description="column value -> weight")
+    ranges: list[WeightRange] | None = Field(None, min_length=1,
+                                             description="numeric ranges -> weight; "
+                                                         "first match wins")
+    mapping: dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="column value -> weight")
     default_weight: float = Field(1.0, ge=0, description="weight of documents no rule matches")
     mode: Literal["replicate", "weight"] = Field(
         "replicate", description="replicate: write the copies; weight: add a `weight` column")
     targets: dict[str, float] | None = Field(
         None, description="token share per group (values of `target_by`, joined by '|'); "
                           "groups not listed keep their rule weights")
-    target_by: list[str] = Field(["language"], description="columns that form a group")
+    target_by: list[str] = Field(["language"], min_length=1,
+                                 description="columns that form a group")
     target_tokens: int | None = Field(
         None, gt=0, description="tokens of the listed groups after rebalancing (default: "
                                 "their total before)")
@@ -106,6 +124,14 @@ class Rebalance(GlobalStage):
     @property
     def kind(self) -> str:  # type: ignore[override]
         return "global" if self.params.targets else "map"
+
+    def input_columns(self) -> tuple[str, ...]:
+        p = self.params
+        return (*([p.by] if p.by else []), *(p.target_by if p.targets else []))
+
+    def output_columns(self) -> dict[str, pa.DataType | None]:
+        return {"weight": pa.float64()} if self.params.mode == "weight" else \
+            {"repeat_index": pa.int32()}
 
     # ------------------------------------------------------------ weights
     def rule_weights(self, table: pa.Table) -> np.ndarray:

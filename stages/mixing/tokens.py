@@ -43,6 +43,12 @@ class CountTokens(Stage):
     Params: ClassVar[type[Params]] = CountTokensParams
     params: CountTokensParams
 
+    def input_columns(self) -> tuple[str, ...]:
+        return (self.params.column,)
+
+    def output_columns(self) -> dict[str, pa.DataType | None]:
+        return {TOKENS: pa.int64()}
+
     def setup(self) -> None:
         self._tok = None
         self._sha256 = None

@@ -118,6 +118,12 @@ class KeepTop(GlobalStage):
     params: KeepTopParams
     decides_from_columns: ClassVar[bool] = True  # thresher materialize may re-run it
 
+    def input_columns(self) -> tuple[str, ...]:
+        return (self.params.column, *self.params.by)
+
+    def output_columns(self) -> dict[str, pa.DataType | None]:
+        return {f"{self.name}_reason": pa.string()} if self.params.mode == "annotate" else {}
+
     def steps(self, n_shards: int) -> list[Step]:
         return [Step("thresholds", 1)]
 

@@ -449,7 +449,7 @@ def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
         top = _Top.model_validate(data)
     except ValidationError as e:
         errors += [ConfigError(_pydantic_message(err), path=_error_path(err))
-                   for err in e.errors()]
+                   for err in _one_per_union(e.errors())]
     raw_stages = data.get("stages") if isinstance(data.get("stages"), list) else []
     specs: list[StageSpec] = []
     seen: dict[str, int] = {}
@@ -523,15 +523,39 @@ def _params_error(e: ValidationError, model: type[BaseModel]) -> tuple[list, str
     # for a union param, report the member that got furthest (`min_score: {en: x}`
     # fails in the mapping branch at `.en`, not as "not a number"; `blocklist_file: []`
     # is a list too short, not "not a string")
-    err = max((x for x in errs if x["loc"][:1] == errs[0]["loc"][:1]),
-              key=lambda x: (len(x["loc"]), not x["type"].endswith("_type")))
+    err = max((x for x in errs if x["loc"][:1] == errs[0]["loc"][:1]), key=_furthest)
     loc = [x for x in err["loc"] if not (isinstance(x, str) and _UNION_TAG.match(x))]
     return loc, _pydantic_message(err, model)
 
 
+def _union_key(err: dict) -> tuple:
+    """Errors of the members of one union (`dataset: {}` is neither a string nor a good
+    mapping) share the location up to the first member tag."""
+    loc = err["loc"]
+    for i, x in enumerate(loc):
+        if isinstance(x, str) and _UNION_TAG.match(x):
+            return tuple(loc[:i])
+    return (id(err),)
+
+
+def _one_per_union(errs: list[dict]) -> list[dict]:
+    """One error per union: the member that got furthest, as for stage params."""
+    best: dict[tuple, dict] = {}
+    for err in errs:
+        key = _union_key(err)
+        old = best.get(key)
+        if old is None or _furthest(err) > _furthest(old):
+            best[key] = err
+    return list(best.values())
+
+
+def _furthest(err: dict) -> tuple[int, bool]:
+    return len(err["loc"]), not err["type"].endswith("_type")
+
+
 def _error_path(err: dict) -> str:
     """Key path of a top-level validation error, as the user wrote it in the file."""
-    loc = tuple(err["loc"])
+    loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and _UNION_TAG.match(x)))
     if err["type"] == "invalid_key":  # pydantic puts the offending key itself in loc
         return _loc_path(loc[:-1])
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):

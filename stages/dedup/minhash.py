@@ -104,6 +104,14 @@ class MinHashParams(DedupParams):
     def _derive(self):
         if self.threshold is not None:
             b, r = core.params_for_threshold(self.threshold, self.num_perm)
+            given = {k: v for k, v in (("bands", self.bands), ("rows", self.rows))
+                     if k in self.model_fields_set}
+            if any(v != {"bands": b, "rows": r}[k] for k, v in given.items()):
+                # a resolved config repeats the derived values: only a contradiction fails
+                raise ValueError(f"threshold {self.threshold:g} with num_perm {self.num_perm} "
+                                 f"means bands {b} x rows {r}, not "
+                                 + ", ".join(f"{k} {v}" for k, v in given.items())
+                                 + ": give threshold or bands and rows")
             object.__setattr__(self, "bands", b)
             object.__setattr__(self, "rows", r)
         return self

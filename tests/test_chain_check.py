@@ -205,3 +205,25 @@ def test_python_api_leaves_the_chain_to_run_time():
     assert config_from_dict(data).stages[0].params.scope == "language"
     with pytest.raises(ConfigErrors, match="needs column 'language'"):
         config_from_yaml(jsonl("  - stage: minhash_dedup\n    scope: language\n"))
+
+
+def test_empty_chain_copies_and_reshards(tmp_path: Path):
+    """`stages: []` is a copy/re-shard pipeline: JSONL in, Parquet shards of at most
+    `rows_per_file` rows out, every record once, in order, with the reader's columns."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "copy.yaml"
+    path.write_text(f"input:\n  format: jsonl\n  paths: ['{LID}']\n  fields: [gold]\n"
+                    f"output:\n  path: {tmp_path / 'run'}\n  rows_per_file: 100\nstages: []\n")
+    proc = cli("run", str(path), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    shards = sorted((tmp_path / "run" / "data").glob("*.parquet"))
+    tables = [pq.read_table(p) for p in shards]
+    assert [t.num_rows for t in tables] == [100, 100, 100, 60]
+    rows = [r for t in tables for r in t.to_pylist()]
+    src = [json.loads(line) for line in LID.read_text().splitlines()]
+    assert [(r["id"], r["text"], r["gold"]) for r in rows] == \
+        [(d["id"], d["text"], d["gold"]) for d in src]
+    assert tables[0].schema.names == ["id", "text", "url", "source", "gold", "metadata"]

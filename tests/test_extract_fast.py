@@ -177,6 +177,73 @@ def test_the_stage_uses_the_fast_path(warc_dir):
     assert len(got) > 30
 
 
+# ----------------------------------------------------------------------------- self-check
+
+def test_self_check_passes_on_the_installed_trafilatura():
+    """The bundled pages extract to text, the same with and without the fast versions;
+    so install() kept them (no version gate: any trafilatura that passes is used)."""
+    pages = extract_fast.check_pages()
+    assert len(pages) == 3 and all(html.lstrip().startswith("<") for _, _, html in pages)
+    assert extract_fast.self_check(pages) is None
+    fast, kept = extract_fast.report()
+    assert "all" not in kept and "core.load_html" in fast
+
+
+FAULT = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+from lxml import etree
+import trafilatura
+import trafilatura.xpaths as xp
+
+class Misread(etree.XPath):
+    # selects what trafilatura's expression selects, but its text says .//nav: the fast
+    # version compiled from that text differs, as one misreading an expression would
+    path = property(lambda self: ".//nav")
+
+xp.OVERALL_DISCARD_XPATH[0] = fault = Misread(
+    xp.OVERALL_DISCARD_XPATH[0].path, namespaces={"re": "http://exslt.org/regular-expressions"})
+from stages.extraction import extract_fast
+fast, kept = extract_fast.report()
+assert fast == [] and "all" in kept, (fast, kept)
+assert xp.OVERALL_DISCARD_XPATH[0] is fault and not any(
+    isinstance(v, extract_fast._XPathDispatch) for v in xp.BODY_XPATH)
+for name, url, html in extract_fast.check_pages():
+    assert extract_fast.extract(html, url=url) == trafilatura.extract(html, url=url)
+print("fell back")
+"""
+
+
+def test_a_fast_path_that_differs_falls_back_to_trafilatura_with_one_warning():
+    """A trafilatura whose expression the compiler would get wrong (made here by an XPath
+    whose text misstates what it selects): the self-check finds the difference at
+    install, puts trafilatura's objects back and warns once; extraction runs the library."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", FAULT], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "fell back", proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warned) == 1 and "OVERALL_DISCARD_XPATH[0]" in warned[0], proc.stderr
+    assert "trafilatura runs as is" in warned[0]
+
+
+def test_regex_namespace_is_found_by_its_uri_not_its_name():
+    import types
+
+    import trafilatura.settings
+    import trafilatura.xpaths
+
+    renamed = types.ModuleType("elsewhere")
+    renamed.EXSLT_REGEX = "http://exslt.org/regular-expressions"  # another constant name
+    assert extract_fast._regexp_namespaces(renamed) == {"re": REGEXP_NS}
+    assert extract_fast._regexp_namespaces(types.ModuleType("none")) == {}
+    assert extract_fast._regexp_namespaces(trafilatura.xpaths) == {"re": REGEXP_NS}
+    # settings.py writes the URI inline, in BASIC_CLEAN_XPATH's namespaces=
+    assert not any(v == REGEXP_NS for v in vars(trafilatura.settings).values())
+    assert extract_fast._regexp_namespaces(trafilatura.settings) == {"re": REGEXP_NS}
+
+
 # ----------------------------------------------------------------------------- the compiler
 
 NS = {"re": REGEXP_NS}

@@ -194,6 +194,7 @@ def test_default_template_is_package_data_of_the_wheel(tmp_path: Path):
         assert z.read("pipelines/executors/templates/task.sbatch") == \
             slurm_mod.DEFAULT_TEMPLATE.read_bytes()
     assert "stages/models/lid.176.ftz" in names
+    assert "stages/extraction/check_pages/pages.json" in names  # extract_fast's self-check
 
 
 def test_status_of_an_unfinished_local_run(tmp_path: Path):

@@ -26,6 +26,16 @@ unchanged. What does not compile keeps its XPath in both modes (``report()``).
 difference (elements selected, or the parsed tree's serialization and element
 classes); the tests use it on real pages on top of comparing the text byte for byte.
 
+Which trafilatura this works with is not decided by its version: the first
+``install()`` in a process runs a *self-check*. It extracts the bundled pages
+(``check_pages/``, three real pages, with three option sets) with plain trafilatura and
+with the fast versions, and once more in ``check()`` mode; on any difference, or any
+error, it puts trafilatura's own objects back and logs one warning saying why, and the
+process extracts with the library as it is. Its cost, once per process, is in
+docs/benchmarks.md ("Extraction"). The regex namespace of trafilatura's expressions is
+recognised by its URI (EXSLT regular expressions), not by the name of the constant
+that holds it.
+
 ``THRESHER_TRAFILATURA_REFERENCE=1`` in the environment makes ``extract()`` call plain
 ``trafilatura.extract`` (to measure the difference, or to rule this module out).
 """
@@ -46,15 +56,17 @@ from stages.extraction.xpath_subset import REGEXP_NS, Unsupported, compile_xpath
 
 log = logging.getLogger(__name__)
 
-# the trafilatura release whose output the tests showed byte-identical (requirements.lock);
-# with any other, install() leaves the library as it is
-VERIFIED_TRAFILATURA = "2.3.1"
 _OFF, _FAST, _CHECK = 0, 1, 2
 _MODE: contextvars.ContextVar[int] = contextvars.ContextVar("thresher_fast_trafilatura",
                                                             default=_OFF)
 _LOCK = threading.Lock()
 _INSTALLED: dict[str, Any] = {}
 _SKIPPED: dict[str, str] = {}
+_ORIGINALS: list[tuple[Any, int | str, Any]] = []  # (container, index or name, original)
+#: the self-check's option sets: the stage's defaults, docs/benchmarks.md's recipe, and
+#: trafilatura's own defaults (comments on: the comment expressions run)
+CHECK_OPTIONS = ({"include_comments": False},
+                 {"favor_precision": True, "include_comments": False}, {})
 
 
 class Mismatch(AssertionError):
@@ -94,9 +106,10 @@ class _XPathDispatch:
         return f"<fast {self.name}>"
 
 
-def _xpath_targets() -> Iterator[tuple[str, Any, Any, int | str]]:
-    """(name, container, XPath, index or attribute) of every expression worth compiling:
-    the lists in trafilatura.xpaths and the module-level XPaths trafilatura imports."""
+def _xpath_targets() -> Iterator[tuple[str, Any, Any, Any, int | str]]:
+    """(name, module, container, XPath, index or attribute) of every expression worth
+    compiling: the lists in trafilatura.xpaths and the module-level XPaths trafilatura
+    imports (``module``: where the expression was written)."""
     from lxml.etree import XPath
 
     xpaths = _module("xpaths")
@@ -105,32 +118,54 @@ def _xpath_targets() -> Iterator[tuple[str, Any, Any, int | str]]:
         if isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(item, (XPath, _XPathDispatch)):
-                    yield f"{name}[{i}]", value, item, i
+                    yield f"{name}[{i}]", xpaths, value, item, i
     for module in map(_module, ("settings", "baseline", "htmlprocessing")):
         for name in sorted(vars(module)):
             value = getattr(module, name)
             if name.isupper() and isinstance(value, (XPath, _XPathDispatch)):
-                yield f"{module.__name__.rsplit('.', 1)[-1]}.{name}", module, value, name
+                yield f"{module.__name__.rsplit('.', 1)[-1]}.{name}", module, module, value, name
+
+
+def _regexp_namespaces(module) -> dict[str, str]:
+    """``{"re": EXSLT regexps}`` if ``module`` writes the EXSLT regular-expressions URI,
+    as a constant of any name or inline (an XPath object does not tell its namespaces;
+    ``compile_xpath`` refuses ``re:`` without it, and the self-check would catch a
+    different binding)."""
+    import inspect
+
+    if any(v == REGEXP_NS for v in vars(module).values() if isinstance(v, str)):
+        return {"re": REGEXP_NS}
+    try:
+        source = inspect.getsource(module)
+    except (OSError, TypeError):
+        return {}
+    return {"re": REGEXP_NS} if REGEXP_NS in source else {}
+
+
+def _put(container, where: int | str, value) -> None:
+    if isinstance(where, int):
+        container[where] = value
+    else:
+        setattr(container, where, value)
 
 
 def _install_xpaths() -> None:
-    xpaths = _module("xpaths")
-    # every re: prefix in trafilatura's expressions is bound to this namespace
-    ns = {"re": REGEXP_NS} if getattr(xpaths, "REGEXP_NS", None) == REGEXP_NS else {}
+    namespaces: dict[str, dict[str, str]] = {}
     compiled: dict[int, _XPathDispatch] = {}  # one dispatcher per XPath object
-    for name, container, xp, where in list(_xpath_targets()):
+    for name, module, container, xp, where in list(_xpath_targets()):
         if isinstance(xp, _XPathDispatch):
             continue
+        if module.__name__ not in namespaces:
+            namespaces[module.__name__] = _regexp_namespaces(module)
         if id(xp) not in compiled:
             try:
-                compiled[id(xp)] = _XPathDispatch(name, xp, compile_xpath(xp.path, ns))
+                compiled[id(xp)] = _XPathDispatch(name, xp, compile_xpath(
+                    xp.path, namespaces[module.__name__]))
             except Unsupported as exc:
                 _SKIPPED[name] = str(exc)
                 continue
-        if isinstance(where, int):
-            container[where] = compiled[id(xp)]
-        else:
-            setattr(container, where, compiled[id(xp)])
+        _ORIGINALS.append((container, where, xp))
+        _put(container, where, compiled[id(xp)])
         _INSTALLED[name] = compiled[id(xp)]
 
 
@@ -201,8 +236,68 @@ def _install_parser() -> None:
         for fname, clone in clones.items():
             current = getattr(module, fname, None)
             if current is getattr(utils, fname):
+                _ORIGINALS.append((module, fname, current))
                 setattr(module, fname, _FunctionDispatch(f"{modname}.{fname}", current, clone))
                 _INSTALLED[f"{modname}.{fname}"] = getattr(module, fname)
+
+
+# ----------------------------------------------------------------------------- self-check
+
+def check_pages() -> list[tuple[str, str, str]]:
+    """(file, url, html) of the bundled pages (check_pages/NOTICE), decoded as the WARC
+    reader decodes them."""
+    import gzip
+    import json
+    from importlib import resources
+
+    from pipelines.io.html_charset import decode_html
+
+    folder = resources.files("stages.extraction") / "check_pages"
+    urls = json.loads((folder / "pages.json").read_text(encoding="utf-8"))
+    return [(name, url, decode_html(gzip.decompress((folder / name).read_bytes()),
+                                    "text/html")[0]) for name, url in urls.items()]
+
+
+def _extract_as(mode: int, html: str, url: str, options: dict) -> str | None:
+    import trafilatura
+
+    forget()
+    token = _MODE.set(mode)
+    try:
+        return trafilatura.extract(html, url=url, **options)
+    finally:
+        _MODE.reset(token)
+
+
+def self_check(pages: list[tuple[str, str, str]] | None = None) -> str | None:
+    """Why the installed fast versions are not trafilatura's own on ``pages`` (default:
+    the bundled ones) under ``CHECK_OPTIONS``, or None: the text of plain and fast
+    extraction must be the same, and ``check()`` mode must find no element or tree that
+    differs (on the first option set)."""
+    pages = check_pages() if pages is None else pages
+    extracted = 0
+    for i, options in enumerate(CHECK_OPTIONS):
+        for name, url, html in pages:
+            try:
+                ref = _extract_as(_OFF, html, url, options)
+                if _extract_as(_FAST, html, url, options) != ref:
+                    return f"{name} with {options}: the text differs"
+                if i == 0 and _extract_as(_CHECK, html, url, options) != ref:
+                    return f"{name} with {options}: the text differs in check mode"
+            except Exception as exc:  # Mismatch, or a fast version that fails
+                return f"{name} with {options}: {type(exc).__name__}: {exc}"
+            extracted += ref is not None
+    if not extracted:
+        return "trafilatura extracts nothing from the bundled pages"
+    return None
+
+
+def _uninstall() -> None:
+    """Put trafilatura's own objects back where the dispatchers stood."""
+    for container, where, original in reversed(_ORIGINALS):
+        _put(container, where, original)
+    _ORIGINALS.clear()
+    _INSTALLED.clear()
 
 
 # ----------------------------------------------------------------------------- API
@@ -212,12 +307,6 @@ def install() -> dict[str, str]:
     XPath} for the expressions that do not compile."""
     with _LOCK:
         if not (_INSTALLED or _SKIPPED):
-            version = getattr(import_module("trafilatura"), "__version__", "?")
-            if version != VERIFIED_TRAFILATURA:
-                _SKIPPED["all"] = (f"trafilatura {version} is not the verified "
-                                   f"{VERIFIED_TRAFILATURA}: the library runs as is")
-                log.warning("extract_fast: %s", _SKIPPED["all"])
-                return dict(_SKIPPED)
             for part, installer in (("xpaths", _install_xpaths), ("parser", _install_parser)):
                 try:
                     installer()
@@ -225,7 +314,14 @@ def install() -> dict[str, str]:
                     _SKIPPED[part] = f"{type(exc).__name__}: {exc}"
                     log.warning("extract_fast: %s left to trafilatura (%s)", part,
                                 _SKIPPED[part])
-            if _SKIPPED:
+            problem = self_check() if _INSTALLED else None
+            if problem is not None:
+                _uninstall()
+                version = getattr(import_module("trafilatura"), "__version__", "?")
+                _SKIPPED["all"] = (f"differs from trafilatura {version} on a bundled page "
+                                   f"({problem}): trafilatura runs as is")
+                log.warning("extract_fast: %s", _SKIPPED["all"])
+            elif _SKIPPED:
                 log.debug("trafilatura expressions kept as XPath: %s", _SKIPPED)
         return dict(_SKIPPED)
 
@@ -263,7 +359,8 @@ def extract(html: str, **kwargs) -> str | None:
     """``trafilatura.extract(html, **kwargs)``: the same string, faster."""
     import trafilatura
 
-    if os.environ.get(REFERENCE_ENV) == "1":
+    install()
+    if os.environ.get(REFERENCE_ENV) == "1" or "all" in _SKIPPED:  # or the self-check failed
         return trafilatura.extract(html, **kwargs)
     forget()  # per-page memos: a worker's memory does not grow with the pages it saw
     with fast():

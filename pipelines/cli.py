@@ -221,9 +221,17 @@ def cmd_train_classifier(a: argparse.Namespace) -> int:
 
 def cmd_materialize(a: argparse.Namespace) -> int:
     from pipelines.inspection.funnel import make_console, print_funnel
-    from pipelines.materialize import materialize
+    from pipelines.materialize import plan_materialize
+    from pipelines.run import launch_pipeline
 
-    run = materialize(a.run, a.out, a.sets, overwrite=a.overwrite)
+    cfg, plan = plan_materialize(a.run, a.out, a.sets, workers=a.workers, executor=a.executor)
+    run, launch = launch_pipeline(cfg, resume=a.resume, overwrite=a.overwrite,
+                                  progress=not a.quiet, wait=a.wait, plan=plan)
+    if not launch.finished:  # a scheduler has the jobs (Slurm without --wait)
+        for line in launch.jobs:
+            print(line)
+        print(f"submitted {len(launch.jobs)} job(s); follow with: thresher status {run.root}")
+        return 0
     stats = run.load_stats()
     out = make_console()
     if not a.quiet:
@@ -364,11 +372,19 @@ def build_parser() -> argparse.ArgumentParser:
                             "thresholds, from its stored columns, into a new run directory")
     p.add_argument("run", help="the annotated run directory")
     p.add_argument("out", help="new run directory")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="STAGE.PARAM=V",
-                   help="new parameter, e.g. --set quality_classifier.min_score=0.7 "
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="new parameter, e.g. --set quality_classifier.min_score=0.7 (short "
+                        "for stages.quality_classifier.min_score) or samples.per_reason=5 "
                         "(repeatable; STAGE.mode=annotate keeps a stage annotating)")
+    p.add_argument("--workers", "-w", type=int, metavar="N", help="override executor.workers")
+    p.add_argument("--executor", metavar="KIND",
+                   help="override executor.kind (default: the annotated run's)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted materialize: only tasks not done are run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT run")
-    p.add_argument("--quiet", "-q", action="store_true", help="no funnel")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or funnel")
+    p.add_argument("--wait", action="store_true",
+                   help="slurm: wait for the submitted jobs and print the funnel")
     p.set_defaults(func=cmd_materialize)
     return ap
 

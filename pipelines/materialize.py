@@ -1,79 +1,79 @@
-"""`thresher materialize RUN OUT --set STAGE.PARAM=VALUE`: annotate once, filter many.
+"""`thresher materialize RUN OUT --set KEY=VALUE`: annotate once, filter many.
 
-A run whose filters ran with ``mode: annotate`` kept every document and stored
-each filter's reason and score columns. Materializing it applies those filters
-at new thresholds *from the stored columns*: no text is re-extracted, no model is
-loaded. The output is what running the pipeline directly, with the annotated
-filters in ``mode: filter`` at the new thresholds, would write (same shards, byte
-for byte): the new run's config says exactly that, and its manifest names the
-raw inputs, so ``thresher reproduce`` on it re-runs from scratch and must match.
+A run whose filters ran with ``mode: annotate`` kept every document and stored each
+filter's reason and score columns. Materializing it applies those filters at new
+thresholds *from the stored columns*: no text is re-extracted, no model is loaded. The
+new run's config is the pipeline run directly, with the annotated filters in ``mode:
+filter`` at the new thresholds, and its shards are what that direct run writes, byte
+for byte; its manifest names the raw inputs, so ``thresher reproduce`` on it re-runs
+from scratch and must match.
 
-How each stage of the annotated run is handled, in chain order:
+Materialize only *plans*; the engine runs the plan like any other (``launch_pipeline``:
+the configured executor and workers, ``--resume``, stats, samples, manifest)::
 
-- ran in filter mode, or a map stage that is not a filter (extract, count_tokens):
-  already applied; its parameters cannot change here (its drops are gone);
-- an annotate-mode filter with unchanged parameters: its stored
+    cfg, plan = plan_materialize("runs/x", "runs/y", ["quality_classifier.min_score=0.8"])
+    run = run_pipeline(cfg, plan=plan)
+
+The plan's tasks read the annotated run's final shards, one task per task of that run
+(so the shard layout is a direct run's), and its stages are those from the first
+annotate-mode stage on, each in one role:
+
+- ``stored``: an annotate-mode filter with unchanged parameters; its stored
   ``<name>_reason`` column decides;
-- an annotate-mode filter with new parameters: ``Filter.decide_from_columns``
-  decides (langid, quality_classifier, length, and the heuristic filters from their
-  measurement columns). Only the parameters in the stage's ``materialize_params``
-  may change; any other (a model, a word list, a tokenizer) is refused by name,
-  since the stored columns were computed with its old value;
-- a global stage: ``keep_top`` (``decides_from_columns``) is re-run on the stored
-  scores of the documents that survive the stages before it, in the same
-  collect -> thresholds -> apply order as a run. Any other global stage (dedup,
-  rebalancing to targets) after an annotate-mode filter saw documents a direct
-  run would not, so materialize refuses it.
+- ``columns``: an annotate-mode filter with new parameters; ``Filter.decide_from_columns``
+  decides (langid, quality_classifier, length, the heuristic filters). Only parameters
+  in its ``materialize_params`` may change; any other (a model, a word list, a tokenizer)
+  is refused by name, since the stored columns were computed with its old value;
+- ``global``: ``keep_top`` (``decides_from_columns``) re-planned as the global stage it
+  is, on the stored scores of the documents that survive the stages before it. Any other
+  global stage (dedup, rebalancing to targets) after an annotate-mode filter saw
+  documents a direct run would not, so materialize refuses it;
+- ``applied``: a stage that ran in filter mode, or a map stage that is not a filter;
+  its work is in the shards already and its parameters cannot change.
 
-Every annotate-mode filter becomes a ``mode: filter`` filter unless the
-``--set`` flags say ``STAGE.mode=annotate``; a filter that no longer annotates
-loses its annotate-only columns (``Filter.measure_columns``), as in a direct run.
+Every annotate-mode filter becomes a ``mode: filter`` filter unless ``--set
+STAGE.mode=annotate`` says otherwise; one that no longer annotates loses its
+annotate-only columns (``Filter.measure_columns``), as in a direct run.
+
+The funnel accounts for every record of the annotated run: the stages before the first
+annotate-mode stage (read, extract, ...) are carried over whole, and after it, what
+that run removed for good (a filter-mode stage's drops, an annotate-mode stage's
+errors) is carried into the same stage; stats.json marks them with ``carried_from``.
 """
 
 from __future__ import annotations
 
-import json
-import platform
 import re
-import shutil
-import sys
-import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.config import PipelineConfig, StageSpec, dump_resolved, load_config
+from pipelines.config import PipelineConfig, StageSpec, load_config
 from pipelines.errors import UserError
-from pipelines.global_stage import GlobalContext, GlobalStage, doc_keys
-from pipelines.io.files import sha256_file, write_json_atomic
-from pipelines.io.writers import make_writer
-from pipelines.manifest import MANIFEST_VERSION, git_state, installed_packages
+from pipelines.global_stage import GlobalContext, GlobalStage, Step
+from pipelines.io.files import sha256_file
+from pipelines.plan import Plan, SourceRun, plan_phases
 from pipelines.rundir import RunDir
+from pipelines.samples import SCHEMA
 from pipelines.stage import Filter, Stage, set_column
-from pipelines.stats import RunStats, StageStats
-from pipelines.version import __version__
+from pipelines.stats import StageStats
 
-TOP_KEYS = ("name", "seed", "input", "output", "executor", "stages")
 _SHARD = re.compile(r"^data/part-(\d+)-\d+\.parquet$")
 
 
-@dataclass
-class Decider:
-    """How one stage decides in the materialized run."""
+# ----------------------------------------------------------------------------- what may change
 
-    spec: StageSpec
-    stage: Stage
-    how: str  # "stored": its <name>_reason column; "columns": decide_from_columns; "global"
-    mode: str  # "filter" | "annotate" in the new run
+@dataclass(frozen=True)
+class Role:
+    """How one stage of the annotated run acts in the materialized run."""
+
+    how: str  # "stored" | "columns" | "global" | "applied" (see the module docstring)
     drop: tuple[str, ...] = ()  # annotate-only columns (measurements) the new run has not
-
-    @property
-    def reason_column(self) -> str:
-        return f"{self.spec.name}_reason"
 
 
 def _mode(spec: StageSpec) -> str | None:
@@ -86,22 +86,19 @@ def _params(spec: StageSpec) -> dict:
     return d
 
 
-def _can_decide(stage: Stage) -> bool:
-    return isinstance(stage, Filter) and bool(stage.materialize_params)
-
-
 def _measure_columns(stage: Stage) -> dict:
     return stage.measure_columns() if isinstance(stage, Filter) else {}
 
 
-def plan_deciders(old: PipelineConfig, new: PipelineConfig) -> list[Decider]:
-    """Which stages decide, and how; a clear error for anything materialize cannot do."""
+def stage_roles(old: PipelineConfig, new: PipelineConfig) -> dict[str, Role]:
+    """The role of every stage from the first annotate-mode one on (the stages before it
+    are carried over); one clear error for anything materialize cannot do."""
     if [s.stage for s in old.stages] != [s.stage for s in new.stages] or \
             [s.name for s in old.stages] != [s.name for s in new.stages]:
         raise UserError("materialize can change stage parameters, not the stages themselves")
     if new.input != old.input or new.seed != old.seed:
         raise UserError("materialize cannot change `input` or `seed`: re-run the pipeline")
-    deciders: list[Decider] = []
+    roles: dict[str, Role] = {}
     upstream_drops = None  # the first annotate-mode stage that now drops documents
     for o, n in zip(old.stages, new.stages):
         stage = n.build()
@@ -117,6 +114,8 @@ def plan_deciders(old: PipelineConfig, new: PipelineConfig) -> list[Decider]:
                 raise UserError(f"stage {n.name!r} ({n.stage}) ran after annotate-mode stage "
                                 f"{upstream_drops!r} and saw documents a direct run would not; "
                                 "materialize cannot redo it from columns")
+            if roles:  # after the first annotate-mode stage
+                roles[n.name] = Role("applied")
             continue
         if is_global and getattr(stage, "decides_from_columns", False):
             how = "global"
@@ -134,26 +133,27 @@ def plan_deciders(old: PipelineConfig, new: PipelineConfig) -> list[Decider]:
             how = "columns"
         keep = _measure_columns(stage) if _mode(n) == "annotate" else {}
         drop = tuple(c for c in _measure_columns(o.build()) if c not in keep)
-        deciders.append(Decider(n, stage, how, _mode(n) or "filter", drop))
+        roles[n.name] = Role(how, drop)
         if _mode(n) == "filter" and upstream_drops is None:
             upstream_drops = n.name
-    return deciders
+    return roles
 
 
 def _check_changes(old: StageSpec, new: StageSpec, stage: Stage) -> None:
     """Only parameters the stage decides from stored columns may change."""
     changed = sorted(k for k, v in _params(new).items() if _params(old).get(k) != v)
-    if not _can_decide(stage):
+    allowed = getattr(stage, "materialize_params", frozenset())
+    if not (isinstance(stage, Filter) and allowed):
         raise UserError(
             f"stage {new.name!r} ({new.stage}) cannot decide from stored columns, so "
             f"{', '.join(changed)} cannot change here; materialize supports new "
             f"parameters for: {', '.join(supported_stages())}")
-    fixed = [k for k in changed if k not in stage.materialize_params]  # type: ignore[attr-defined]
+    fixed = [k for k in changed if k not in allowed]
     if fixed:
         raise UserError(
             f"stage {new.name!r} ({new.stage}): {', '.join(fixed)} cannot change here, as the "
             "stored columns were measured with the old value; re-run the pipeline (materialize "
-            f"can change: {', '.join(sorted(stage.materialize_params))})")  # type: ignore
+            f"can change: {', '.join(sorted(allowed))})")
     missing = sorted(set(_measure_columns(stage)) - set(_measure_columns(old.build())))
     if missing:  # e.g. a threshold for an n-gram size the annotated run did not measure
         raise UserError(
@@ -178,13 +178,63 @@ def supported_stages() -> list[str]:
 
 
 def _normalise_set(item: str) -> str:
-    """``STAGE.PARAM=V`` is short for ``stages.STAGE.PARAM=V``."""
-    key = item.partition("=")[0]
-    return item if key.split(".", 1)[0].split("[", 1)[0] in TOP_KEYS else f"stages.{item}"
+    """``STAGE.PARAM=V`` is short for ``stages.STAGE.PARAM=V``; a key that starts with a
+    top-level config key (``samples.per_reason=5``) is taken as it is."""
+    head = item.partition("=")[0].split(".", 1)[0].split("[", 1)[0]
+    return item if head in PipelineConfig.model_fields else f"stages.{item}"
 
 
-def source_shards(src: RunDir, stats: dict) -> dict[int, list[dict]]:
-    """The annotated run's final shards by task, checked against its stats (sha256, rows)."""
+# ----------------------------------------------------------------------------- the plan
+
+def plan_materialize(run_dir: str | Path, out: str | Path, sets: list[str],
+                     workers: int | None = None,
+                     executor: str | None = None) -> tuple[PipelineConfig, Plan]:
+    """The config and plan of a new run: the annotated run ``run_dir`` filtered at the
+    ``sets`` parameters. Nothing is written; ``launch_pipeline(cfg, plan=plan)`` runs it."""
+    src = RunDir(Path(run_dir).resolve())
+    if not src.stats_json.is_file() or not src.config.is_file():
+        raise UserError(f"{src.root} is not a finished thresher run (no stats.json/config.yaml)")
+    if Path(out).resolve() == src.root:
+        raise UserError("materialize writes a new run directory; OUT must differ from RUN")
+    src_stats = src.load_stats()
+    old = load_config(src.config, check_inputs=False)
+    if old.output.format != "parquet":
+        raise UserError(f"{src.root} was written as {old.output.format}; materialize reads "
+                        "runs written with output.format: parquet")
+    sets = [_normalise_set(s) for s in sets]
+    to_filter = [f"stages.{s.name}.mode=filter" for s in old.stages if _mode(s) == "annotate"]
+    new = old.with_overrides(output=str(out), workers=workers, executor=executor,
+                             sets=to_filter + sets)
+    roles = stage_roles(old, new)
+    if not roles:
+        raise UserError(f"{src.root} has no stage that ran with mode: annotate; nothing to "
+                        "materialize")
+    tasks = _source_tasks(src, src_stats)
+    by_name = {s.name: s for s in new.stages}
+    deciders = [decider(by_name[name].build(), {"how": r.how, "drop": list(r.drop)})
+                for name, r in roles.items()]
+    manifest = src.load_manifest() if src.manifest.is_file() else {}
+    source = SourceRun(
+        run=str(src.root), tasks=tasks,
+        roles={name: {"how": r.how, "drop": list(r.drop)} for name, r in roles.items()},
+        carried=_carried(src_stats["stages"], old, roles),
+        manifest={
+            "materialized_from": {
+                "run": str(src.root),
+                "config_fingerprint": old.fingerprint(),
+                "manifest_sha256": sha256_file(src.manifest) if src.manifest.is_file() else None,
+                "sets": sets,
+            },
+            # the raw inputs and models of the annotated run: `thresher reproduce` re-runs
+            # the new config on them from scratch and must get these same shards
+            "inputs": manifest.get("inputs", []),
+            "models": manifest.get("models", []),
+        })
+    return new, Plan(plan_phases(deciders, len(tasks)), [], [], source)
+
+
+def _source_tasks(src: RunDir, stats: dict) -> list[dict]:
+    """The annotated run's final shards by task, checked against its stats (sha256)."""
     by_task: dict[int, list[dict]] = {}
     for s in stats["output"]["shards"]:
         m = _SHARD.match(s["path"])
@@ -198,210 +248,145 @@ def source_shards(src: RunDir, stats: dict) -> dict[int, list[dict]]:
             raise UserError(f"{src.root}: shard {s['path']} changed since the run "
                             "(sha256 differs from stats.json)")
         by_task.setdefault(int(m.group(1)), []).append(s)
-    return by_task
+    src_plan = src.load_plan() if src.plan.is_file() else None
+    n_tasks = src_plan.phases[-1].n_tasks if src_plan else max(by_task, default=-1) + 1
+    inputs = [f.source for f in src_plan.inputs] if src_plan else []
+    return [{"input": inputs[t] if t < len(inputs) else str(t), "shards": by_task.get(t, [])}
+            for t in range(n_tasks)]
 
 
-def _read(src: RunDir, shards: list[dict], batch_size: int):
-    for s in shards:
-        for batch in pq.ParquetFile(src.root / s["path"]).iter_batches(batch_size=batch_size):
-            yield pa.Table.from_batches([batch])
-
-
-def _decide(d: Decider, table: pa.Table, keys: np.ndarray, st: StageStats) -> pa.Table:
-    if d.how == "global":
-        assert isinstance(d.stage, GlobalStage)
-        table = d.stage.apply(table, keys, st)
-    else:
-        if d.how == "stored":
-            if d.reason_column not in table.schema.names:
-                raise UserError(f"the run has no {d.reason_column!r} column (dropped by "
-                                "output.drop_columns?); materialize needs it")
-            reasons = table.column(d.reason_column).to_pylist()
-        else:
-            try:
-                reasons = d.stage.decide_from_columns(table)  # type: ignore[attr-defined]
-            except KeyError as exc:  # e.g. a column removed by output.drop_columns
-                raise UserError(f"stage {d.spec.name!r} cannot decide: the run has no column "
-                                f"{exc}; columns: {', '.join(table.schema.names)}") from None
-        if d.mode == "annotate":
-            table = set_column(table, d.reason_column, reasons, pa.string())
-        else:
-            for r in sorted({r for r in reasons if r is not None}):
-                st.drop(r, reasons.count(r))
-            table = table.filter(pa.array([r is None for r in reasons], pa.bool_()))
-    if d.mode == "filter" and d.reason_column in table.schema.names:
-        table = table.drop_columns([d.reason_column])
-    return table.drop_columns([c for c in d.drop if c in table.schema.names])
-
-
-class _Pass:
-    """One read of a task's shards through the deciders before index ``upto``."""
-
-    def __init__(self, deciders: list[Decider], upto: int, dst: RunDir, n_tasks: int,
-                 seed: int):
-        self.deciders = deciders[:upto]
-        self.dst, self.n_tasks, self.seed = dst, n_tasks, seed
-
-    def run(self, task: int, tables, stats: RunStats | None):
-        for d in self.deciders:
-            if d.how == "global":
-                assert isinstance(d.stage, GlobalStage)
-                d.stage.begin_apply(_ctx(self.dst, d.stage, task, self.n_tasks, self.n_tasks,
-                                         self.seed))
-        applied = [0] * len(self.deciders)
-        per = [stats.stage(d.spec.name) if stats else StageStats() for d in self.deciders]
-        for table in tables:
-            for i, d in enumerate(self.deciders):
-                per[i].count_in(table)
-                with per[i].timed():
-                    keys = doc_keys(task, applied[i], table.num_rows)
-                    applied[i] += table.num_rows
-                    table = _decide(d, table, keys, per[i])
-                per[i].count_out(table)
-            yield table
-
-
-def materialize(run_dir: str | Path, out: str | Path, sets: list[str],
-                overwrite: bool = False) -> RunDir:
-    """Write a new run: the annotated run ``run_dir`` filtered at the ``sets`` parameters."""
-    src = RunDir(Path(run_dir).resolve())
-    if not src.stats_json.is_file() or not src.config.is_file():
-        raise UserError(f"{src.root} is not a finished thresher run (no stats.json/config.yaml)")
-    src_stats = json.loads(src.stats_json.read_text())
-    old = load_config(src.config, check_inputs=False)
-    if old.output.format != "parquet":
-        raise UserError(f"{src.root} was written as {old.output.format}; materialize reads "
-                        "runs written with output.format: parquet")
-    sets = [_normalise_set(s) for s in sets]
-    to_filter = [f"stages.{s.name}.mode=filter" for s in old.stages if _mode(s) == "annotate"]
-    new = old.with_overrides(output=str(out), sets=to_filter + sets)
-    deciders = plan_deciders(old, new)
-    if not deciders:
-        raise UserError(f"{src.root} has no stage that ran with mode: annotate; nothing to "
-                        "materialize")
-    dst = _prepare(Path(out).resolve(), src, overwrite)
-    shards = source_shards(src, src_stats)
-    n_tasks = _n_tasks(src, shards)
-    batch = old.input.batch_size
-
-    phases: dict[str, Any] = {}
-    for gi, d in enumerate(deciders):  # one collect pass + steps per global stage
-        if d.how != "global":
+def _carried(src: dict[str, dict], old: PipelineConfig, roles: dict[str, Role]) -> dict:
+    """The annotated run's counts the new run does not make itself: whole stages before
+    the first annotate-mode stage; after it, the documents a stage removed for good (all
+    of an applied stage's drops and errors, a deciding stage's errors)."""
+    first = next(i for i, s in enumerate(old.stages) if s.name in roles)
+    whole = ["read", *[s.name for s in old.stages[:first]]]
+    carried = {name: src[name] for name in whole if name in src}
+    for name, role in roles.items():
+        st = StageStats.from_dict(src[name]) if name in src else StageStats()
+        dropped = st.dropped if role.how == "applied" else {}
+        if not dropped and not st.errors:
             continue
-        g = d.stage
-        assert isinstance(g, GlobalStage)
-        g.setup()
-        upstream = _Pass(deciders, gi, dst, n_tasks, new.seed)
-        for task in range(n_tasks):
-            g.begin_collect(_ctx(dst, g, task, n_tasks, n_tasks, new.seed))
-            row = 0
-            for table in upstream.run(task, _read(src, shards.get(task, []), batch), None):
-                g.collect(table, doc_keys(task, row, table.num_rows))
-                row += table.num_rows
-            g.end_collect()
-        for step in g.steps(n_tasks):
-            metrics: dict[str, float] = {}
-            for t in range(step.n_tasks):
-                ctx = _ctx(dst, g, t, step.n_tasks, n_tasks, new.seed)
-                for k, v in g.run_step(step.name, ctx).items():
-                    metrics[k] = metrics.get(k, 0) + v
-            phases[f"{d.spec.name}.{step.name}"] = {"kind": "step", "tasks": step.n_tasks,
-                                                    "metrics": dict(sorted(metrics.items()))}
+        gone = [*dropped, *st.errors]
+        part = StageStats(dropped=Counter(dropped), errors=st.errors,
+                          chars_by_reason=Counter({r: st.chars_by_reason[r] for r in gone
+                                                   if r in st.chars_by_reason}))
+        part.docs_in = part.n_dropped + part.n_errors
+        part.chars_in = sum(part.chars_by_reason.values())
+        carried[name] = part.to_dict()
+    return carried
 
-    stats = RunStats()
-    read, write = stats.stage("read"), StageStats()
-    out_shards = []
-    final = _Pass(deciders, len(deciders), dst, n_tasks, new.seed)
-    for task in range(n_tasks):
-        writer = make_writer(dst.data, f"part-{task:05d}", new.output, dst.root, final=True)
+
+def carried_samples(source: SourceRun) -> list[pa.Table]:
+    """The annotated run's samples of what the new run carries over (finalize merges them
+    with the new run's own): every sample of a stage carried whole or applied, the error
+    samples of a deciding stage."""
+    src = RunDir(Path(source.run))
+    out = []
+    for name in source.carried:
+        path = src.stage_samples(name)
+        if not path.is_file():
+            continue
+        # cut at the annotated run's N already; its N must not cut the new run's samples
+        table = pq.read_table(path).select(SCHEMA.names).cast(SCHEMA)
+        if source.roles.get(name, {}).get("how", "applied") != "applied":
+            table = table.filter(pc.equal(table.column("kind"), "error"))
+        out.append(table)
+    return out
+
+
+# ----------------------------------------------------------------------------- the stages
+
+def decider(stage: Stage, role: dict) -> Stage:
+    """``stage`` (built from the new config) as it acts in a materialized run."""
+    if role["how"] == "global":
+        return _DecidesGlobally(stage, tuple(role["drop"]))
+    return _Decides(stage, role["how"], tuple(role["drop"]))
+
+
+def _tidy(stage: Stage, table: pa.Table, drop: tuple[str, ...]) -> pa.Table:
+    """What a direct run would not have: the reason column of a stage that now filters,
+    and the measurement columns of one that no longer annotates."""
+    gone = list(drop)
+    if getattr(stage.params, "mode", "filter") == "filter":
+        gone.append(f"{stage.name}_reason")
+    return table.drop_columns([c for c in gone if c in table.schema.names])
+
+
+class _Decides(Stage):
+    """A map stage that decides from the columns the annotated run stored (``stored``,
+    ``columns``), or passes documents through (``applied``: done in that run)."""
+
+    def __init__(self, stage: Stage, how: str, drop: tuple[str, ...]):
+        super().__init__(stage.params, stage.name)
+        self.stage, self.how, self.drop = stage, how, drop
+
+    def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
+        if self.how == "applied":
+            return table
+        reasons = self._reasons(table)
+        if getattr(self.params, "mode", "filter") == "annotate":
+            table = set_column(table, f"{self.name}_reason", reasons, pa.string())
+        else:
+            annotations = _annotations(self.stage)
+            score = next((c for c, t in annotations.items() if pa.types.is_floating(t)), None)
+            rows: dict[str, list[int]] = {}
+            for i, r in enumerate(reasons):
+                if r is not None:
+                    rows.setdefault(r, []).append(i)
+            for r, idx in rows.items():  # counts, characters and samples, as a direct run
+                stats.drop_rows(r, table, idx, score=score, details=tuple(annotations))
+            table = table.filter(pa.array([r is None for r in reasons], pa.bool_()))
+        return _tidy(self, table, self.drop)
+
+    def _reasons(self, table: pa.Table) -> list[str | None]:
+        if self.how == "stored":
+            column = f"{self.name}_reason"
+            if column not in table.schema.names:
+                raise UserError(f"the run has no {column!r} column (dropped by "
+                                "output.drop_columns?); materialize needs it")
+            return table.column(column).to_pylist()
         try:
-            tables = _counted(_read(src, shards.get(task, []), batch), read)
-            for table in final.run(task, tables, stats):
-                write.count_in(table)
-                with write.timed():
-                    writer.write(table)
-                write.count_out(table)
-            out_shards += [s.to_dict() for s in writer.close()]
-        except BaseException:
-            writer.abort()
-            raise
-    stats.stages["write"] = write
-    return _finish(dst, src, old, new, sets, stats, phases, out_shards, shards, n_tasks)
+            return self.stage.decide_from_columns(table)  # type: ignore[attr-defined]
+        except KeyError as exc:  # e.g. a column removed by output.drop_columns
+            raise UserError(f"stage {self.name!r} cannot decide: the run has no column "
+                            f"{exc}; columns: {', '.join(table.schema.names)}") from None
 
 
-def _counted(tables, read: StageStats):
-    for t in tables:
-        read.count_in(t)
-        read.count_out(t)
-        yield t
+def _annotations(stage: Stage) -> dict[str, pa.DataType]:
+    ann = getattr(stage, "annotations", {})
+    return dict(ann() if callable(ann) else ann)
 
 
-def _ctx(dst: RunDir, g: Stage, task: int, n_tasks: int, n_shards: int,
-         seed: int) -> GlobalContext:
-    return GlobalContext(dst.work_dir(g.name), task, n_tasks, n_shards, seed)
+class _DecidesGlobally(GlobalStage):
+    """A global stage that decides from stored columns (``keep_top``), run as in a direct
+    run: collect, steps, apply; then the columns a direct run would not have go."""
 
+    def __init__(self, stage: Stage, drop: tuple[str, ...]):
+        super().__init__(stage.params, stage.name)
+        assert isinstance(stage, GlobalStage)
+        self.stage, self.drop = stage, drop
 
-def _n_tasks(src: RunDir, shards: dict[int, list[dict]]) -> int:
-    if src.plan.is_file():
-        plan = json.loads(src.plan.read_text())
-        return int(plan["phases"][-1]["n_tasks"])
-    return max(shards, default=-1) + 1
+    def setup(self) -> None:
+        self.stage.setup()
 
+    def steps(self, n_shards: int) -> list[Step]:
+        return self.stage.steps(n_shards)
 
-def _prepare(root: Path, src: RunDir, overwrite: bool) -> RunDir:
-    if root == src.root:
-        raise UserError("materialize writes a new run directory; OUT must differ from RUN")
-    dst = RunDir(root)
-    if root.exists() and any(root.iterdir()):
-        if not overwrite:
-            raise UserError(f"{root} already exists; use --overwrite to replace it")
-        if not dst.looks_like_run():
-            raise UserError(f"{root} is not empty and is not a thresher run directory; "
-                            "refusing to delete it")
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
-    return dst
+    def begin_collect(self, ctx: GlobalContext) -> None:
+        self.stage.begin_collect(ctx)
 
+    def collect(self, table: pa.Table, keys: np.ndarray) -> None:
+        self.stage.collect(table, keys)
 
-def _finish(dst: RunDir, src: RunDir, old: PipelineConfig, new: PipelineConfig,
-            sets: list[str], stats: RunStats, phases: dict, out_shards: list[dict],
-            shards: dict[int, list[dict]], n_tasks: int) -> RunDir:
-    (dst.root / "config.yaml").write_text(dump_resolved(new))
-    src_manifest = json.loads(src.manifest.read_text()) if src.manifest.is_file() else {}
-    source = {
-        "run": str(src.root),
-        "config_fingerprint": old.fingerprint(),
-        "manifest_sha256": sha256_file(src.manifest) if src.manifest.is_file() else None,
-        "sets": sets,
-        "shards": [s for task in sorted(shards) for s in shards[task]],
-    }
-    ordered = stats.ordered(["read", *[s.name for s in new.stages], "write"])
-    doc = {
-        "run": new.name,
-        "config_fingerprint": new.fingerprint(),
-        "phases": {"materialize": {"kind": "map", "tasks": n_tasks}, **phases},
-        "stages": ordered.to_dict(),
-        "output": {"rows": sum(s["rows"] for s in out_shards), "shards": out_shards},
-        "materialized_from": {k: v for k, v in source.items() if k != "shards"},
-    }
-    write_json_atomic(dst.stats_json, doc)
-    manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "run": new.name,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config_fingerprint": new.fingerprint(),
-        "config": new.to_dict(resolved=True),
-        "thresher": {"version": __version__, **git_state(Path(__file__).resolve().parent)},
-        "python": {"version": platform.python_version(), "implementation":
-                   platform.python_implementation(), "platform": sys.platform},
-        "packages": installed_packages(),
-        # the raw inputs and models of the annotated run: `thresher reproduce` re-runs
-        # the new config on them from scratch and must get these same shards
-        "inputs": src_manifest.get("inputs", []),
-        "models": src_manifest.get("models", []),
-        "outputs": out_shards,
-        "stats": doc["stages"],
-        "materialized_from": source,
-    }
-    write_json_atomic(dst.manifest, manifest)
-    return dst
+    def end_collect(self) -> None:
+        self.stage.end_collect()
+
+    def run_step(self, step: str, ctx: GlobalContext) -> dict[str, float]:
+        return self.stage.run_step(step, ctx)
+
+    def begin_apply(self, ctx: GlobalContext) -> None:
+        self.stage.begin_apply(ctx)
+
+    def apply(self, table: pa.Table, keys: np.ndarray, stats: StageStats) -> pa.Table:
+        return _tidy(self, self.stage.apply(table, keys, stats), self.drop)

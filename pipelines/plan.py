@@ -8,6 +8,10 @@ it. Map phases have one task per input shard. Every phase depends on all the
 phases before it; each phase's task count is fixed here, before anything runs,
 so a batch scheduler can submit the whole run at once.
 
+A materialized run (``thresher materialize``, pipelines/materialize.py) is planned the
+same way, from a ``SourceRun``: its tasks read an annotated run's final shards instead of
+raw inputs (one task per task of that run), and its stages are the ones that decide.
+
 Sharding is by input, never by worker: task ``i`` of a phase depends only on
 its input and the resolved config, which is what makes the output identical
 whatever the executor or the number of workers. The plan (phases, task counts,
@@ -21,9 +25,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipelines.config import PipelineConfig, StageSpec
+from pipelines.config import PipelineConfig
 from pipelines.errors import UserError
 from pipelines.io.files import write_json_atomic
+from pipelines.stage import Stage
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,40 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class SourceRun:
+    """What a materialized run reads instead of raw inputs: the annotated run's final
+    shards per task, how each of its stages decides there, the counts it carries over
+    from that run (so its funnel starts at the records read), and what its manifest says
+    of that run. Kept in plan.json, so every task, a resume and finalize see the same."""
+
+    run: str  # the annotated run directory (absolute)
+    tasks: list[dict]  # per task: {"input": that task's input, "shards": [ShardInfo dicts]}
+    roles: dict[str, dict]  # stage -> {"how": stored|columns|global|applied, "drop": [...]}
+    carried: dict[str, dict]  # stage -> its counts in the annotated run, carried over
+    manifest: dict  # materialized_from (without shards), inputs, models: for manifest.json
+
+    def shard_paths(self, task: int) -> list[Path]:
+        return [Path(self.run) / s["path"] for s in self.tasks[task]["shards"]]
+
+
+@dataclass(frozen=True)
 class Plan:
     phases: list[Phase]
     inputs: list[InputFile]
     # what the input globs matched that cannot be read (directories): counted as errors
     # of the `read` stage by task 0 of the first phase, so the funnel shows them
     skipped: list[InputFile] = field(default_factory=list)
+    source: SourceRun | None = None  # a materialized run: what it reads instead of inputs
+
+    @property
+    def n_shards(self) -> int:
+        """Tasks of every map phase: one per input (per task of the source run)."""
+        return len(self.source.tasks) if self.source is not None else len(self.inputs)
+
+    def _sizes(self) -> list[int]:
+        if self.source is not None:
+            return [sum(s["bytes"] for s in t["shards"]) for t in self.source.tasks]
+        return [f.size for f in self.inputs]
 
     def phase(self, name: str) -> Phase:
         for p in self.phases:
@@ -68,19 +101,24 @@ class Plan:
         first (ties by task id), so a large input does not start last and leave the other
         workers idle at the end; step phases as given. Output depends on the task id
         only, never on this order."""
-        if phase.kind != "map" or len(self.inputs) < phase.n_tasks:
+        sizes = self._sizes()
+        if phase.kind != "map" or len(sizes) < phase.n_tasks:
             return list(tasks)
-        return sorted(tasks, key=lambda t: (-self.inputs[t].size, t))
+        return sorted(tasks, key=lambda t: (-sizes[t], t))
 
     def to_dict(self) -> dict:
-        return {"phases": [asdict(p) for p in self.phases],
-                "inputs": [asdict(i) for i in self.inputs],
-                "skipped": [asdict(i) for i in self.skipped]}
+        d = {"phases": [asdict(p) for p in self.phases],
+             "inputs": [asdict(i) for i in self.inputs],
+             "skipped": [asdict(i) for i in self.skipped]}
+        if self.source is not None:
+            d["source"] = asdict(self.source)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Plan:
         return cls([Phase(**p) for p in d["phases"]], [InputFile(**i) for i in d["inputs"]],
-                   [InputFile(**i) for i in d.get("skipped", [])])
+                   [InputFile(**i) for i in d.get("skipped", [])],
+                   SourceRun(**d["source"]) if d.get("source") else None)
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, self.to_dict())
@@ -95,34 +133,38 @@ def make_plan(cfg: PipelineConfig) -> Plan:
     files = [InputFile(str(p), src, p.stat().st_size, cfg.input.dataset_of(src))
              for p, src in cfg.input_files(dirs)]
     skipped = [InputFile(str(p), src, 0) for p, src in dirs]
-    return Plan(plan_phases(cfg.stages, len(files)), files, skipped)
+    return Plan(plan_phases([s.build() for s in cfg.stages], len(files)), files, skipped)
 
 
-def plan_phases(specs: list[StageSpec], n_shards: int) -> list[Phase]:
+def plan_phases(stages: list[Stage], n_shards: int) -> list[Phase]:
+    """The phases of a chain of (built, not set up) stages over ``n_shards`` shards."""
     phases: list[Phase] = []
     current: list[str] = []  # stages of the map phase being built
     name, source = "main", ""
-    for spec in specs:
-        stage = spec.build()
+    for stage in stages:
         if stage.kind != "global":
-            current.append(spec.name)
+            current.append(stage.name)
             continue
         phases.append(Phase(name, "map", n_shards, current, final=False, source=source,
-                            collect=spec.name))
-        for st in stage.steps(n_shards):
-            phases.append(Phase(f"{spec.name}.{st.name}", "step", st.n_tasks, [spec.name],
+                            collect=stage.name))
+        for st in stage.steps(n_shards):  # type: ignore[attr-defined]
+            phases.append(Phase(f"{stage.name}.{st.name}", "step", st.n_tasks, [stage.name],
                                 final=False, step=st.name))
-        source, name, current = name, f"apply-{spec.name}", [spec.name]
+        source, name, current = name, f"apply-{stage.name}", [stage.name]
     phases.append(Phase(name, "map", n_shards, current, final=True, source=source))
     return phases
 
 
 def check_inputs_unchanged(plan: Plan) -> None:
-    """On resume: every planned input must still exist with the same size."""
-    for f in plan.inputs:
-        p = Path(f.path)
+    """On resume: every planned input (or source shard) must still exist with the same size."""
+    files = [(f.path, f.size) for f in plan.inputs]
+    if plan.source is not None:
+        files += [(str(Path(plan.source.run) / s["path"]), s["bytes"])
+                  for t in plan.source.tasks for s in t["shards"]]
+    for path, size in files:
+        p = Path(path)
         if not p.exists():
-            raise UserError(f"input {f.path} of this run is missing; cannot resume")
-        if p.stat().st_size != f.size:
-            raise UserError(f"input {f.path} changed size since the run was planned "
-                            f"({f.size} -> {p.stat().st_size} bytes); cannot resume")
+            raise UserError(f"input {path} of this run is missing; cannot resume")
+        if p.stat().st_size != size:
+            raise UserError(f"input {path} changed size since the run was planned "
+                            f"({size} -> {p.stat().st_size} bytes); cannot resume")

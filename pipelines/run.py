@@ -1,6 +1,8 @@
 """A whole run: ``prepare_run`` (run directory, resolved config, plan), ``run_pipeline``
 (hand the plan to the executor) and ``finalize_run`` (merge stats and samples, write the
 manifest). Tasks themselves live in ``pipelines.task``; executors never import this.
+A caller may bring its own plan (``thresher materialize``: pipelines/materialize.py);
+everything else about the run is the same.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from pipelines.config import PipelineConfig, dump_resolved, load_config
 from pipelines.errors import UserError
 from pipelines.executors.base import Launch
 from pipelines.io.files import write_json_atomic, write_text_atomic
+from pipelines.materialize import carried_samples
 from pipelines.plan import Plan, check_inputs_unchanged, make_plan
 from pipelines.rundir import RunDir
 from pipelines.samples import merge_samples
 from pipelines.stats import RunStats
 
 
-def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False) -> RunDir:
-    """Create (or reopen, with ``resume``) the run directory; write config and plan."""
+def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False,
+                plan: Plan | None = None) -> RunDir:
+    """Create (or reopen, with ``resume``) the run directory; write config and plan
+    (``plan``, or one made from the config's inputs)."""
     run = RunDir(Path(cfg.output.path).resolve())
     if resume and run.looks_like_run() and not (run.config.exists() and run.plan.exists()):
         # killed while the run was being set up: no task can have run; set it up anew
@@ -33,8 +38,11 @@ def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fal
                 raise UserError(
                     f"{run.root} was made with a different config ({_first_difference(old, cfg)}); "
                     "resume it with the same config, or use --overwrite to start over")
-            plan = Plan.load(run.plan)
-            check_inputs_unchanged(plan)
+            stored = Plan.load(run.plan)
+            if plan is not None and _source_of(stored) != _source_of(plan):
+                raise UserError(f"{run.root} was materialized from other shards "
+                                f"({_source_of(stored)[0]}); use --overwrite to start over")
+            check_inputs_unchanged(stored)
             # the executor block may change between attempts; record the latest one
             write_text_atomic(run.config, dump_resolved(cfg))
             return run
@@ -48,15 +56,20 @@ def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fal
         else:
             raise UserError(f"{run.root} already holds a run; use --resume to finish it "
                             "or --overwrite to start over")
-    plan = make_plan(cfg)
+    plan = plan or make_plan(cfg)
     run.root.mkdir(parents=True, exist_ok=True)
     plan.save(run.plan)
     write_text_atomic(run.config, dump_resolved(cfg))
     return run
 
 
+def _source_of(plan: Plan) -> tuple:
+    return (plan.source.run, plan.source.tasks) if plan.source is not None else (None, None)
+
+
 def launch_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False,
-                    progress: bool = False, wait: bool = True) -> tuple[RunDir, Launch]:
+                    progress: bool = False, wait: bool = True,
+                    plan: Plan | None = None) -> tuple[RunDir, Launch]:
     """Plan the run and give its undone tasks to the configured executor; finalize it
     once they ran, unless the executor's own jobs do (Slurm). ``wait=False`` lets a
     submit-everything executor return once the jobs are queued."""
@@ -65,7 +78,7 @@ def launch_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool =
     executor = make_executor(cfg.executor, progress=progress)
     try:
         executor.check(RunDir(Path(cfg.output.path).resolve()))  # before touching the run
-        run = prepare_run(cfg, resume=resume, overwrite=overwrite)
+        run = prepare_run(cfg, resume=resume, overwrite=overwrite, plan=plan)
         plan = Plan.load(run.plan)
         todo = {p.name: [t for t in range(p.n_tasks) if not run.is_done(p.name, t)]
                 for p in plan.phases}
@@ -81,9 +94,10 @@ def launch_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool =
 
 
 def run_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool = False,
-                 progress: bool = False) -> RunDir:
+                 progress: bool = False, plan: Plan | None = None) -> RunDir:
     """Plan and run every phase with the configured executor; merge the stats."""
-    return launch_pipeline(cfg, resume=resume, overwrite=overwrite, progress=progress)[0]
+    return launch_pipeline(cfg, resume=resume, overwrite=overwrite, progress=progress,
+                           plan=plan)[0]
 
 
 def finalize_run(run_dir: str | Path | RunDir) -> dict:
@@ -92,7 +106,7 @@ def finalize_run(run_dir: str | Path | RunDir) -> dict:
     Idempotent, and reads only the run dir, so a Slurm job can run it
     (``thresher finalize RUN``) after the last phase's array.
     """
-    from pipelines.manifest import write_manifest
+    from pipelines.manifest import build_manifest
 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir).resolve())
     cfg = load_config(run.config, check_inputs=False)
@@ -105,8 +119,14 @@ def finalize_run(run_dir: str | Path | RunDir) -> dict:
     _sweep_temp_files(run)
     stats = merge_stats(run, cfg, plan)
     merge_samples(run, [(p.name, p.n_tasks) for p in plan.phases if p.kind == "map"],
-                  cfg.samples.per_reason)
-    write_manifest(run, cfg, plan, stats)
+                  cfg.samples.per_reason,
+                  carried_samples(plan.source) if plan.source is not None else [])
+    manifest = build_manifest(run, cfg, plan, stats)
+    if plan.source is not None:  # the annotated run's raw inputs and models, and its shards
+        manifest.update(plan.source.manifest)
+        manifest["materialized_from"] = {**manifest["materialized_from"], "shards": [
+            s for t in plan.source.tasks for s in t["shards"]]}
+    write_json_atomic(run.manifest, manifest)
     if not cfg.output.keep_intermediate and (run.root / "phases").is_dir():
         shutil.rmtree(run.root / "phases")  # a full copy of the corpus; nothing reads it now
     return stats
@@ -146,15 +166,21 @@ def merge_stats(run: RunDir, cfg: PipelineConfig, plan: Plan) -> dict:
         if metrics:
             phases[phase.name]["metrics"] = dict(sorted(metrics.items()))
         total = total + ph_stats
+    carried = plan.source.carried if plan.source is not None else {}
+    total = total + RunStats.from_dict(carried)
     order = ["read", *[s.name for s in cfg.stages], "write"]
-    total = total.ordered(order)
+    stages = total.ordered(order).to_dict()
+    for name, st in carried.items():  # counts of the run this one was materialized from
+        stages[name] |= {"carried_from": plan.source.run, "carried_docs": st["docs_in"]}
     doc = {
         "run": cfg.name,
         "config_fingerprint": cfg.fingerprint(),
         "phases": phases,
-        "stages": total.to_dict(),
+        "stages": stages,
         "output": {"rows": sum(s["rows"] for s in shards), "shards": shards},
     }
+    if plan.source is not None:
+        doc["materialized_from"] = plan.source.manifest["materialized_from"]
     write_json_atomic(run.stats_json, doc)
     return doc
 

@@ -228,8 +228,10 @@ def _table(rows: list[dict], per_reason: int) -> pa.Table:
 
 # ----------------------------------------------------------------------------- the run
 
-def merge_samples(run: RunDir, phases: Iterable[tuple[str, int]], per_reason: int) -> dict:
-    """Merge the task files of ``phases`` ((name, n_tasks) of map phases) into one file per
+def merge_samples(run: RunDir, phases: Iterable[tuple[str, int]], per_reason: int,
+                  extra: Iterable[pa.Table] = ()) -> dict:
+    """Merge the task files of ``phases`` ((name, n_tasks) of map phases), and ``extra``
+    sample tables (a materialized run's, carried from its source run), into one file per
     stage, keeping per (stage, reason) the N smallest keys. N is the configured
     ``per_reason``, or less if a task was run with less (after a resume with a smaller N):
     cutting every task to the smallest N keeps the merge exact. Returns stage -> rows."""
@@ -237,17 +239,18 @@ def merge_samples(run: RunDir, phases: Iterable[tuple[str, int]], per_reason: in
         old.unlink()  # from an earlier finalize; rewritten below
     if per_reason <= 0:
         return {}
-    tables, missing = [], []
+    tables, missing = list(extra), []
     for phase, n_tasks in phases:
         for t in range(n_tasks):
             path = run.task_samples(phase, t)
-            if not path.exists():
+            if path.exists():
+                tables.append(pq.read_table(path))
+            else:
                 missing.append(f"{phase}/{t}")
-                continue
-            table = pq.read_table(path)
-            meta = table.schema.metadata or {}
-            per_reason = min(per_reason, int(meta.get(PER_REASON_META, per_reason)))
-            tables.append(table.replace_schema_metadata(None))
+    for i, table in enumerate(tables):
+        meta = table.schema.metadata or {}
+        per_reason = min(per_reason, int(meta.get(PER_REASON_META, per_reason)))
+        tables[i] = table.replace_schema_metadata(None)
     if missing:
         log.warning("no samples for %d task(s) (first: %s); their drops are not sampled",
                     len(missing), missing[0])

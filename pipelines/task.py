@@ -26,6 +26,7 @@ from pipelines.io.files import write_json_atomic
 from pipelines.io.hashing import InputDigest
 from pipelines.io.inputs import count_unreadable, read_input
 from pipelines.io.writers import make_writer
+from pipelines.materialize import decider
 from pipelines.plan import Phase, Plan
 from pipelines.rundir import RunDir
 from pipelines.samples import TaskSampler
@@ -49,6 +50,8 @@ def _load(run: RunDir, phase: str) -> tuple[PipelineConfig, Plan, list[Stage]]:
         by_name = {s.name: s for s in cfg.stages}
         names = ph.stages + ([ph.collect] if ph.collect else [])
         stages = [by_name[n].build() for n in names]
+        if plan.source is not None:  # a materialized run: they decide from stored columns
+            stages = [decider(st, plan.source.roles[st.name]) for st in stages]
         for st in stages:
             st.setup()
         _CACHE[key] = (cfg, plan, stages)
@@ -130,7 +133,7 @@ def _peak_rss_mb() -> float:
 
 def _global_ctx(run: RunDir, cfg: PipelineConfig, plan: Plan, stage: Stage, task: int,
                 n_tasks: int) -> GlobalContext:
-    return GlobalContext(run.work_dir(stage.name), task, n_tasks, len(plan.inputs), cfg.seed)
+    return GlobalContext(run.work_dir(stage.name), task, n_tasks, plan.n_shards, cfg.seed)
 
 
 def _step_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int,
@@ -157,6 +160,9 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
         source = prev.get("input", str(task))
         paths = [run.root / s["path"] for s in prev["shards"]]
         tables = _read_intermediate(paths, cfg.input.batch_size)
+    elif plan.source is not None:  # materialized: the annotated run's shards of this task
+        source = plan.source.tasks[task]["input"]
+        tables = _read_intermediate(plan.source.shard_paths(task), cfg.input.batch_size)
     else:
         inp = plan.inputs[task]
         record["input"] = source = inp.source
@@ -181,7 +187,7 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
         raise
     _check_balanced(stats, task)
     _check_error_rate(cfg, stats, task, source, out_dir, prefix)
-    if not ph.source:
+    if not ph.source and plan.source is None:
         record["input_sha256"] = digest.sha256
         record["input_hash_s"] = round(digest.seconds, 6)  # part of the read stage's time
     record["shards"] = [s.to_dict() for s in shards]

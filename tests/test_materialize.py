@@ -7,18 +7,31 @@ import copy
 import gzip
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import DATA, WARC_DIR, shard_hashes, thresher
+from conftest import DATA, REPO, WARC_DIR, shard_hashes, thresher
 from qc_helpers import MAX_CHARS, corpus, trained_model
 
 from pipelines import config_from_dict, run_pipeline
 from pipelines import stage as make_spec
 from pipelines.errors import UserError
-from pipelines.materialize import materialize
+from pipelines.materialize import plan_materialize
+from pipelines.rundir import RunDir
+
+
+def materialize(run: Path, out: Path, sets: list[str], overwrite: bool = False,
+                resume: bool = False, **over) -> RunDir:
+    """What `thresher materialize` does: plan, then run the plan like any run."""
+    cfg, plan = plan_materialize(run, out, sets, **over)
+    return run_pipeline(cfg, overwrite=overwrite, resume=resume, plan=plan)
 
 
 def chain(model: dict, mode: str, **over) -> list[dict]:
@@ -49,10 +62,20 @@ def sets_of(over: dict) -> list[str]:
     return [f"{st}.{k}={json.dumps(v)}" for st, params in over.items() for k, v in params.items()]
 
 
+def stages_of(run: Path) -> dict:
+    return json.loads((run / "stats.json").read_text())["stages"]
+
+
+def lost(stages: dict) -> int:
+    """Every drop and error of every stage."""
+    return sum(sum(s["dropped"].values()) + sum(s["errors"].values()) for s in stages.values())
+
+
 def dropped(run: Path) -> dict:
-    stats = json.loads((run / "stats.json").read_text())["stages"]
-    return {k: (v["docs_in"], v["docs_out"], v["dropped"]) for k, v in stats.items()
-            if k not in ("read",)}
+    """Per stage, in order: documents in and out, drops and errors per reason (read, carried
+    from the annotated run into a materialized one, included)."""
+    return [(k, v["docs_in"], v["docs_out"], v["dropped"], v["errors"])
+            for k, v in stages_of(run).items()]
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +127,19 @@ def test_cli_records_source_and_reproduces(annotated, tmp_path):
     out = tmp_path / "mat"
     proc = thresher("materialize", str(annotated["run"]), str(out),
                     "--set", "quality_classifier.min_score=0.7",
-                    "--set", "stages.keep_top.fraction=0.25")
+                    "--set", "stages.keep_top.fraction=0.25", "--set", "samples.per_reason=3",
+                    "--workers", "2", "--executor", "local")
     assert "materialized: mat" in proc.stdout and "below_threshold" in proc.stdout
+    assert "read*" in proc.stdout and f"* carried from {annotated['run']}: read" in proc.stdout
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["samples"]["per_reason"] == 3 and cfg["executor"]["workers"] == 2
+    samples = pq.read_table(out / "samples" / "quality_classifier.parquet").to_pylist()
+    assert 0 < len(samples) <= 3 and {r["reason"] for r in samples} == {"low_quality"}
     manifest = json.loads((out / "manifest.json").read_text())
     src = manifest["materialized_from"]
     assert src["run"] == str(annotated["run"])
     assert src["sets"] == ["stages.quality_classifier.min_score=0.7",
-                           "stages.keep_top.fraction=0.25"]
+                           "stages.keep_top.fraction=0.25", "samples.per_reason=3"]
     assert src["manifest_sha256"] and len(src["shards"]) >= 3
     qc = next(s for s in manifest["config"]["stages"] if s["stage"] == "quality_classifier")
     assert qc["min_score"] == 0.7 and qc["mode"] == "filter"
@@ -119,6 +148,15 @@ def test_cli_records_source_and_reproduces(annotated, tmp_path):
     thresholds = json.loads((out / "work" / "keep_top" / "thresholds.json").read_text())
     assert thresholds["fraction"] == 0.25
     thresher("verify", str(out / "manifest.json"), str(out))
+    # an ordinary run directory: every phase done, a report, a diff against the source
+    status = json.loads(thresher("status", str(out), "--json").stdout)
+    assert not status["failed"]
+    assert [p["name"] for p in json.loads((out / "plan.json").read_text())["phases"]] == \
+        ["main", "keep_top.thresholds", "apply-keep_top"]
+    thresher("report", str(out), "-o", str(tmp_path / "report.html"))
+    assert "quality_classifier" in (tmp_path / "report.html").read_text()
+    diff = json.loads(thresher("diff", str(annotated["run"]), str(out), "--json").stdout)
+    assert "stages.quality_classifier.min_score" in json.dumps(diff)
     # the manifest names the raw inputs: reproducing runs the direct pipeline from scratch
     proc = thresher("reproduce", str(out / "manifest.json"), str(tmp_path / "again"))
     assert "every shard matches the manifest byte for byte" in proc.stdout
@@ -133,7 +171,8 @@ def test_what_cannot_be_materialized_is_refused(annotated, tmp_path):
     with pytest.raises(UserError, match="must differ from RUN"):
         materialize(run, run, [])
     materialize(run, tmp_path / "b", [])
-    with pytest.raises(UserError, match="already exists; use --overwrite"):
+    with pytest.raises(UserError, match="already holds a run; use --resume to finish it or "
+                                        "--overwrite to start over"):
         materialize(run, tmp_path / "b", [])
     materialize(run, tmp_path / "b", [], overwrite=True)
     with pytest.raises(UserError, match="not a finished thresher run"):
@@ -151,6 +190,81 @@ def test_filter_mode_and_global_stages_after_annotate_are_refused(annotated, tmp
     with pytest.raises(UserError, match="stage 'exact_dedup' \\(exact_dedup\\) ran after "
                                         "annotate-mode stage 'langid'"):
         materialize(run.root, tmp_path / "a", [])
+
+
+def test_a_filter_mode_stage_between_annotated_ones_is_carried(annotated, tmp_path):
+    """langid (annotate) -> length (filter) -> quality_classifier (annotate): length's drops
+    are in the annotated run's shards already, so they are carried into the materialized
+    run's funnel, which accounts for every record read; the shards are a direct run's."""
+    model, data = annotated["model"], annotated["data"]
+    stages = chain(model, "annotate")[:3]
+    stages[1] |= {"mode": "filter", "min_chars": 900}
+    run = run_pipeline(config(data, tmp_path / "run", stages)).root
+    over = {"langid": {"min_score": 0.9}, "quality_classifier": {"min_score": 0.5}}
+    mat = materialize(run, tmp_path / "mat", sets_of(over))
+    direct_stages = chain(model, "filter", **over)[:3]
+    direct_stages[1]["min_chars"] = 900
+    direct = run_pipeline(config(data, tmp_path / "direct", direct_stages)).root
+    assert shard_hashes(mat.root) == shard_hashes(direct)
+    ours, theirs, source = stages_of(mat.root), stages_of(direct), stages_of(run)
+    assert ours["read"] == source["read"] | {"carried_from": str(run),
+                                             "carried_docs": source["read"]["docs_in"]}
+    assert ours["read"]["docs_in"] == ours["write"]["docs_out"] + lost(ours) == \
+        theirs["write"]["docs_out"] + lost(theirs)
+    assert ours["length"]["carried_docs"] == sum(source["length"]["dropped"].values()) > 0
+    assert ours["length"]["dropped"] == source["length"]["dropped"]
+    assert "carried_from" not in ours["quality_classifier"]
+    for st in ours.values():
+        assert st["docs_in"] + st["docs_added"] == \
+            st["docs_out"] + sum(st["dropped"].values()) + sum(st["errors"].values())
+    # what was dropped for good can still be looked at: length's samples came along
+    samples = pq.read_table(mat.root / "samples" / "length.parquet").to_pylist()
+    assert samples and {r["reason"] for r in samples} == {"too_short"}
+
+
+def test_killed_materialize_resumes_to_the_same_bytes(tmp_path):
+    """SIGKILL a materialize (30 tasks, keep_top ranking by what length measured) once a
+    task is done, then --resume: the same shards and counts as one not interrupted."""
+    rows = [json.loads(line) for line in gzip.open(DATA / "quality" / "filter-docs.jsonl.gz",
+                                                   "rt", encoding="utf-8")]
+    (tmp_path / "in").mkdir()
+    for i in range(30):
+        (tmp_path / "in" / f"part-{i:02d}.jsonl").write_text(
+            "".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n"
+                    for r in rows[i::30]), encoding="utf-8")
+    stages = [{"stage": "length", "min_words": 20, "mode": "annotate"},
+              {"stage": "keep_top", "column": "length_chars", "fraction": 0.5,
+               "mode": "annotate"}]
+    ann = run_pipeline(config_from_dict({
+        "input": {"format": "jsonl", "paths": [str(tmp_path / "in" / "*.jsonl")]},
+        "output": {"path": str(tmp_path / "ann")},
+        "executor": {"kind": "local", "workers": 1},
+        "stages": stages})).root
+    args = [str(ann), str(tmp_path / "mat"), "--set", "length.min_words=100",
+            "--set", "keep_top.fraction=0.3", "--set", "length.mode=annotate", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "materialize", *args],
+                            cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    done = tmp_path / "mat" / "stats" / "main"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if done.is_dir() and list(done.glob("task-*.json")):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "materialize finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 1 <= len(list(done.glob("task-*.json"))) < 30
+    assert not (tmp_path / "mat" / "stats.json").exists()
+    proc = thresher("materialize", *args, check=False)
+    assert proc.returncode == 2 and "use --resume to finish it" in proc.stderr
+    thresher("materialize", *args, "--resume")
+    whole = materialize(ann, tmp_path / "whole", args[3:8:2])
+    assert shard_hashes(tmp_path / "mat") == shard_hashes(whole.root)
+    assert len(shard_hashes(whole.root)) == 30
+    assert dropped(tmp_path / "mat") == dropped(whole.root)
+    assert not list((tmp_path / "mat").rglob(".*.tmp-*"))
+    thresher("verify", str(tmp_path / "mat" / "manifest.json"), str(tmp_path / "mat"))
 
 
 def test_tampered_or_jsonl_runs_are_refused(annotated, tmp_path):
@@ -184,8 +298,21 @@ def test_real_pages_with_gopher_thresholds_from_columns(tmp_path):
     direct = run_pipeline(config_from_dict(direct_cfg))
     mat = materialize(ann.root, tmp_path / "mat", sets_of(over))
     assert shard_hashes(mat.root) == shard_hashes(direct.root)
-    assert dropped(mat.root)["gopher_quality"] == dropped(direct.root)["gopher_quality"]
-    assert dropped(mat.root)["gopher_quality"][2]  # some pages did fail a Gopher rule
+    assert stages_of(mat.root)["gopher_quality"]["dropped"]  # some pages failed a Gopher rule
+    # the funnel starts at the records read, as the direct run's does, stage by stage:
+    # read and extract carried from the annotated run, the rest decided here
+    ours, theirs = stages_of(mat.root), stages_of(direct.root)
+    assert list(ours) == list(theirs) == ["read", "extract", "langid", "gopher_quality",
+                                          "write"]
+    for name in theirs:
+        for key in ("docs_in", "docs_out", "dropped", "errors"):
+            assert ours[name][key] == theirs[name][key], (name, key)
+    assert ours["read"]["docs_in"] == stages_of(ann.root)["read"]["docs_in"] == \
+        ours["write"]["docs_out"] + lost(ours)
+    assert ours["langid"]["dropped"] and ours["read"]["dropped"]  # both ends drop something
+    carried = {n for n, st in ours.items() if st.get("carried_from") == str(ann.root)}
+    assert carried == {"read", "extract"}
+    assert ours["extract"]["carried_docs"] == ours["extract"]["docs_in"]
     with pytest.raises(UserError, match="stage 'gopher_quality' \\(gopher_quality\\): stop_words "
                                         "cannot change here, as the stored columns were "
                                         "measured with the old value; re-run the pipeline "

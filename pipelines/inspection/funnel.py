@@ -28,12 +28,27 @@ def funnel_table(stats: dict[str, Any], title: str | None = None) -> Table:
     for name, st in stats["stages"].items():
         kept = f"{st['docs_out'] / st['docs_in']:.1%}" if st["docs_in"] else "-"
         rate = f"{st['docs_in'] / st['wall_s']:,.0f}" if st["wall_s"] > 0 else "-"
-        row = [name, f"{st['docs_in']:,}", f"{st['docs_out']:,}", kept,
+        shown = f"{name}*" if st.get("carried_from") else name  # see carried_note
+        row = [shown, f"{st['docs_in']:,}", f"{st['docs_out']:,}", kept,
                f"{sum(st['dropped'].values()):,}", f"{sum(st['errors'].values()):,}",
                f"{st['chars_out']:,}"]
         row += [f"{st.get('tokens_out', 0):,}"] if tokens else []
         t.add_row(*row, f"{st['wall_s']:.2f}", rate)
     return t
+
+
+def carried_note(stats: dict[str, Any]) -> str | None:
+    """What the ``*`` on a stage name means (a materialized run: thresher materialize)."""
+    carried = {n: st for n, st in stats["stages"].items() if st.get("carried_from")}
+    if not carried:
+        return None
+    whole = [n for n, st in carried.items() if st.get("carried_docs") == st["docs_in"]]
+    part = [n for n in carried if n not in whole]
+    src = next(iter(carried.values()))["carried_from"]
+    note = f"* carried from {src}: " + ", ".join(whole) + (" (whole)" if whole else "")
+    if part:
+        note += ("; " if whole else "") + ", ".join(part) + " (what that run removed for good)"
+    return note
 
 
 def reason_lines(stats: dict[str, Any]) -> list[str]:
@@ -54,6 +69,9 @@ def print_funnel(stats: dict[str, Any], console: Console | None = None,
                  title: str | None = None) -> None:
     console = console or make_console()
     console.print(funnel_table(stats, title))
+    note = carried_note(stats)
+    if note:
+        console.print(note, highlight=False, soft_wrap=True)
     lines = reason_lines(stats)
     if lines:
         console.print("reasons:", highlight=False)

@@ -251,6 +251,8 @@ def _source_tasks(src: RunDir, stats: dict) -> list[dict]:
     src_plan = src.load_plan() if src.plan.is_file() else None
     n_tasks = src_plan.phases[-1].n_tasks if src_plan else max(by_task, default=-1) + 1
     inputs = [f.source for f in src_plan.inputs] if src_plan else []
+    if src_plan and src_plan.source is not None:  # itself materialized: the inputs of its own
+        inputs = [t["input"] for t in src_plan.source.tasks]
     return [{"input": inputs[t] if t < len(inputs) else str(t), "shards": by_task.get(t, [])}
             for t in range(n_tasks)]
 

@@ -40,8 +40,9 @@ def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fal
                     "resume it with the same config, or use --overwrite to start over")
             stored = Plan.load(run.plan)
             if plan is not None and _source_of(stored) != _source_of(plan):
-                raise UserError(f"{run.root} was materialized from other shards "
-                                f"({_source_of(stored)[0]}); use --overwrite to start over")
+                raise UserError(f"{run.root} holds a run planned from other inputs (or "
+                                "other shards of the annotated run); resume it as it was "
+                                "started, or use --overwrite to start over")
             check_inputs_unchanged(stored)
             # the executor block may change between attempts; record the latest one
             write_text_atomic(run.config, dump_resolved(cfg))

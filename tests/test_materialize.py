@@ -175,6 +175,10 @@ def test_what_cannot_be_materialized_is_refused(annotated, tmp_path):
                                         "--overwrite to start over"):
         materialize(run, tmp_path / "b", [])
     materialize(run, tmp_path / "b", [], overwrite=True)
+    # the direct run has the same config, but did not read these shards: not resumed
+    run_pipeline(config(annotated["data"], tmp_path / "d", chain(annotated["model"], "filter")))
+    with pytest.raises(UserError, match="holds a run planned from other inputs"):
+        materialize(run, tmp_path / "d", [], resume=True)
     with pytest.raises(UserError, match="not a finished thresher run"):
         materialize(tmp_path / "nowhere", tmp_path / "c", [])
 
@@ -220,6 +224,26 @@ def test_a_filter_mode_stage_between_annotated_ones_is_carried(annotated, tmp_pa
     # what was dropped for good can still be looked at: length's samples came along
     samples = pq.read_table(mat.root / "samples" / "length.parquet").to_pylist()
     assert samples and {r["reason"] for r in samples} == {"too_short"}
+
+
+def test_what_an_annotate_mode_stage_failed_on_is_carried(annotated):
+    """Documents a filter failed on (errors) are gone even in annotate mode: the annotated
+    run's error counts are carried into that stage, and nothing else of it."""
+    from pipelines.config import load_config
+    from pipelines.materialize import _carried, stage_roles
+
+    stats = stages_of(annotated["run"])
+    stats["length"] = stats["length"] | {"errors": {"exception:ValueError": 2},
+                                         "docs_in": stats["length"]["docs_in"] + 2,
+                                         "chars_by_reason": {"exception:ValueError": 70}}
+    old = load_config(annotated["run"] / "config.yaml", check_inputs=False)
+    new = old.with_overrides(sets=["stages.length.min_chars=600"])
+    carried = _carried(stats, old, stage_roles(old, new))
+    assert set(carried) == {"read", "length"}
+    assert carried["read"] == stats["read"]
+    assert (carried["length"]["docs_in"], carried["length"]["docs_out"]) == (2, 0)
+    assert carried["length"]["errors"] == {"exception:ValueError": 2}
+    assert carried["length"]["dropped"] == {} and carried["length"]["chars_in"] == 70
 
 
 def test_killed_materialize_resumes_to_the_same_bytes(tmp_path):

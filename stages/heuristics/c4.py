@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -37,7 +38,7 @@ from pipelines.errors import UserError
 from pipelines.io.files import file_hashes
 from pipelines.schema import TEXT
 from pipelines.stage import FilterParams, Params
-from stages.heuristics.measured import MeasuredFilter, below
+from stages.heuristics.measured import MeasuredFilter, Rule, RuleTable
 from stages.text.sentences import sentence_pieces
 from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, get_tokenizer
 from stages.text.words_en import sentence_count
@@ -57,18 +58,18 @@ class C4Params(FilterParams):
                              "(datatrove's split_paragraph=False; kept sentences are joined "
                              "with spaces and each counts as one sentence)")
     max_word_length: int | None = Field(
-        1000, description="drop lines with a (whitespace-separated) word longer than this")
+        1000, ge=0, description="drop lines with a (whitespace-separated) word longer than this")
     remove_citations: bool = Field(True, description="remove [1], [edit], [citation needed]")
     drop_lines_without_terminal_punct: bool = Field(
         True, description="drop lines not ending in . ? ! \" ' (or ending in '...')")
-    min_words_per_line: int | None = Field(3, description="drop lines with fewer words")
+    min_words_per_line: int | None = Field(3, ge=0, description="drop lines with fewer words")
     drop_javascript_lines: bool = Field(True, description="drop lines mentioning javascript")
     drop_policy_lines: bool = Field(True, description="drop lines with a `policy_phrases` entry")
     policy_phrases: list[str] = Field(POLICY_PHRASES, description="lowercase phrases")
     drop_lorem_ipsum: bool = Field(True, description="drop documents with 'lorem ipsum'")
     drop_curly_bracket: bool = Field(True, description="drop documents with a '{'")
     min_sentences: int | None = Field(
-        5, description="drop documents with fewer sentences in their kept lines")
+        5, ge=0, description="drop documents with fewer sentences in their kept lines")
     bad_words_file: str | dict[str, str] | None = Field(
         None, description="file with one bad word or phrase per line (e.g. the LDNOOBW list), "
                           "or language -> file, which checks each document against the list "
@@ -87,8 +88,29 @@ class C4Params(FilterParams):
                            "sentences; " + TOKENIZER_HELP)
 
 
+def _curly_bracket_first(f: C4, m: Mapping[str, Any], doc: dict[str, Any]) -> bool:
+    """Both document rules found their line: the earlier line decides (lorem on a tie)."""
+    curly = m["curly_bracket_line"]
+    return f.params.drop_curly_bracket and curly is not None and curly < m["lorem_ipsum_line"]
+
+
+def _kept_anyway(f: C4, m: Mapping[str, Any], doc: dict[str, Any]) -> bool:
+    return f.keep_anyway(doc.get("id"))
+
+
 MEASURES = {"lorem_ipsum_line": pa.int32(), "curly_bracket_line": pa.int32(),
-            "sentences": pa.int32(), "chars": pa.int32()}
+            "sentences": pa.int32(), "chars": pa.int32(), "bad_words": pa.bool_()}
+# the document rules (the line rules change the text, so they are not in the table)
+RULES = RuleTable(
+    MEASURES,
+    Rule("lorem_ipsum_line", "drop_lorem_ipsum", "set", "lorem_ipsum",
+         unless=_curly_bracket_first, reads=("drop_curly_bracket",)),
+    Rule("curly_bracket_line", "drop_curly_bracket", "set", "curly_bracket"),
+    Rule("sentences", "min_sentences", "below", "too_few_sentences"),
+    Rule("chars", None, "zero", "no_lines_left"),
+    Rule("bad_words", None, "true", "bad_words", needs="bad_words_file", unless=_kept_anyway,
+         reads=("bad_words_keep_fraction", "bad_words_seed")),
+)
 
 
 class C4(MeasuredFilter):
@@ -96,9 +118,16 @@ class C4(MeasuredFilter):
 
     Params: ClassVar[type[Params]] = C4Params
     params: C4Params
-    materialize_params: ClassVar[frozenset[str]] = frozenset({
-        "drop_lorem_ipsum", "drop_curly_bracket", "min_sentences", "bad_words_keep_fraction",
-        "bad_words_seed"})
+    rules: ClassVar[RuleTable] = RULES
+
+    def __init__(self, params: Params | None = None, name: str | None = None):
+        super().__init__(params, name)
+        p = self.params
+        by_language = isinstance(p.bad_words_file, dict)
+        self.columns = ("id", TEXT, LANGUAGE) if by_language else ("id", TEXT)
+        self.required = (TEXT, LANGUAGE) if by_language else (TEXT,)
+        self.annotations = ({TEXT: pa.string()} if p.rewrite_text else {}) | (
+            self.measure_columns() if self.annotating else {})
 
     def setup(self) -> None:
         p = self.params
@@ -109,14 +138,6 @@ class C4(MeasuredFilter):
         files = p.bad_words_file
         files = [] if files is None else [files] if isinstance(files, str) else files.values()
         self._sha256 = file_hashes(files)
-        by_language = isinstance(p.bad_words_file, dict)
-        self.columns = ("id", TEXT, LANGUAGE) if by_language else ("id", TEXT)
-        self.required = (TEXT, LANGUAGE) if by_language else (TEXT,)
-        self.annotations = {TEXT: pa.string()} if p.rewrite_text else {}
-        super().setup()
-
-    def measure_types(self) -> dict[str, pa.DataType]:
-        return MEASURES | ({"bad_words": pa.bool_()} if self.params.bad_words_file else {})
 
     def check(self, doc: dict[str, Any]) -> str | None | tuple[str | None, dict[str, Any]]:
         m = self.measure(doc, self.annotating)
@@ -179,27 +200,11 @@ class C4(MeasuredFilter):
                 m["bad_words"] = bad.search(cleaned.lower()) is not None
         return m
 
-    def decide(self, m, doc) -> str | None:
-        p = self.params
-        lorem = m["lorem_ipsum_line"] if p.drop_lorem_ipsum else None
-        curly = m["curly_bracket_line"] if p.drop_curly_bracket else None
-        if lorem is not None and (curly is None or lorem <= curly):  # same line: lorem first
-            return "lorem_ipsum"
-        if curly is not None:
-            return "curly_bracket"
-        if below(m["sentences"], p.min_sentences):
-            return "too_few_sentences"
-        if not m["chars"]:
-            return "no_lines_left"
-        if m.get("bad_words") and not self._keep_anyway(doc.get("id")):
-            return "bad_words"
-        return None
-
     def model_files(self) -> dict[str, str]:
         """The bad-word lists decide the output: the manifest records them with the models."""
         return self._sha256
 
-    def _keep_anyway(self, doc_id: str | None) -> bool:
+    def keep_anyway(self, doc_id: str | None) -> bool:
         """Whether this document is among the `bad_words_keep_fraction` kept: a keyed hash
         of its id, so the choice does not depend on order, batching or workers."""
         fraction = self.params.bad_words_keep_fraction

@@ -17,10 +17,11 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from pipelines.schema import TEXT
-from pipelines.stage import Filter, FilterParams, Params
+from pipelines.stage import FilterParams, Params
+from stages.heuristics.measured import Rule, RuleFilter, RuleTable
 
-# (measure, regex of the counted characters, denominator)
-_MEASURES = [
+# (ratio, regex of the counted characters, denominator)
+_RATIOS = [
     ("letter_ratio", r"\p{L}", "visible"),
     ("digit_ratio", r"\p{N}", "visible"),
     ("uppercase_ratio", r"\p{Lu}", "letters"),
@@ -28,31 +29,33 @@ _MEASURES = [
     ("whitespace_ratio", r"[\s\p{Z}]", "all"),
 ]
 _SPACE = r"[\s\p{Z}]"
-# (parameter, measure, reason when out of bounds), in the order the rules run
-_RULES = [
-    ("min_letter_ratio", "letter_ratio", "too_few_letters"),
-    ("max_digit_ratio", "digit_ratio", "too_many_digits"),
-    ("max_uppercase_ratio", "uppercase_ratio", "too_many_uppercase"),
-    ("max_punctuation_ratio", "punctuation_ratio", "too_many_punctuation"),
-    ("max_whitespace_ratio", "whitespace_ratio", "too_much_whitespace"),
-]
+MEASURES = {"visible_chars": pa.int64()} | {r[0]: pa.float64() for r in _RATIOS}
+RULES = RuleTable(
+    MEASURES,
+    Rule("visible_chars", None, "zero", "empty"),  # only when a ratio rule is on
+    Rule("letter_ratio", "min_letter_ratio", "below", "too_few_letters"),
+    Rule("digit_ratio", "max_digit_ratio", "above", "too_many_digits"),
+    Rule("uppercase_ratio", "max_uppercase_ratio", "above", "too_many_uppercase"),
+    Rule("punctuation_ratio", "max_punctuation_ratio", "above", "too_many_punctuation"),
+    Rule("whitespace_ratio", "max_whitespace_ratio", "above", "too_much_whitespace"),
+)
 
 
 class CharRatioParams(FilterParams):
     min_letter_ratio: float | None = Field(
-        None, description="minimum share of letters among non-whitespace characters")
+        None, ge=0, le=1, description="minimum share of letters among non-whitespace characters")
     max_digit_ratio: float | None = Field(
-        None, description="maximum share of digits among non-whitespace characters")
+        None, ge=0, le=1, description="maximum share of digits among non-whitespace characters")
     max_uppercase_ratio: float | None = Field(
-        None, description="maximum share of uppercase letters among letters")
+        None, ge=0, le=1, description="maximum share of uppercase letters among letters")
     max_punctuation_ratio: float | None = Field(
-        None, description="maximum share of punctuation and symbols among non-whitespace "
-                          "characters")
+        None, ge=0, le=1, description="maximum share of punctuation and symbols among "
+                                      "non-whitespace characters")
     max_whitespace_ratio: float | None = Field(
-        None, description="maximum share of whitespace among all characters")
+        None, ge=0, le=1, description="maximum share of whitespace among all characters")
 
 
-class CharRatioFilter(Filter):
+class CharRatioFilter(RuleFilter):
     """Drops texts whose share of letters, digits, capitals, punctuation or spaces is off.
 
     In ``mode: annotate`` every ratio is a column (``<name>_letter_ratio``, ...) with
@@ -62,45 +65,24 @@ class CharRatioFilter(Filter):
 
     Params: ClassVar[type[Params]] = CharRatioParams
     params: CharRatioParams
-    materialize_params: ClassVar[frozenset[str]] = frozenset(r[0] for r in _RULES)
-
-    def measure_columns(self) -> dict[str, pa.DataType]:
-        return {f"{self.name}_visible_chars": pa.int64()} | {
-            f"{self.name}_{m[0]}": pa.float64() for m in _MEASURES}
-
-    def setup(self) -> None:
-        if self.params.mode == "annotate":
-            self.annotations = self.measure_columns()
+    rules: ClassVar[RuleTable] = RULES
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
-        annotate = self.params.mode == "annotate"
-        needed = {r[1] for r in _RULES if getattr(self.params, r[0]) is not None}
-        if not needed and not annotate:
+        ratios = {c.measure for c in self.checks if c.limit is not None}
+        if not ratios and not self.annotating:
             return [None] * table.num_rows, {}
-        m = _measure(pc.fill_null(table.column(TEXT), ""), annotate, needed)
-        columns = {f"{self.name}_{k}": v for k, v in m.items()} if annotate else {}
+        m = _measure(pc.fill_null(table.column(TEXT), ""), self.annotating, ratios)
+        columns = {f"{self.name}_{k}": v for k, v in m.items()} if self.annotating else {}
         return self._decide(m, table.num_rows), columns
 
     def _decide(self, m: dict[str, pa.Array], n: int) -> list[str | None]:
-        rules = [r for r in _RULES if getattr(self.params, r[0]) is not None]
-        if not rules:
+        if all(c.limit is None for c in self.checks):  # no ratio rule: not even "empty"
             return [None] * n
-        reasons: list[str | None] = [
-            "empty" if e else None for e in pc.equal(m["visible_chars"], 0).to_pylist()]
-        for param, measure, reason in rules:
-            limit = getattr(self.params, param)
-            ratio = m[measure]
-            bad = pc.less(ratio, limit) if param.startswith("min") else pc.greater(ratio, limit)
-            for i, b in enumerate(bad.to_pylist()):
-                if b and reasons[i] is None:
-                    reasons[i] = reason
-        return reasons
+        return self.decide_columns(m, n)
 
     def decide_from_columns(self, table: pa.Table) -> list[str | None]:
         """`thresher materialize`: the decision at new thresholds from the stored ratios."""
-        names = ["visible_chars"] + [m[0] for m in _MEASURES]
-        return self._decide({k: table.column(f"{self.name}_{k}") for k in names},
-                            table.num_rows)
+        return self._decide(self.stored_measures(table), table.num_rows)
 
     def check(self, doc):
         reasons, columns = self.check_batch(pa.table({TEXT: [doc[TEXT]]}))
@@ -113,7 +95,7 @@ def _measure(text: pa.Array, every: bool, needed: set[str]) -> dict[str, pa.Arra
     space = pc.count_substring_regex(text, _SPACE)
     denominators = {"all": total, "visible": pc.subtract(total, space)}
     out = {"visible_chars": pc.cast(denominators["visible"], pa.int64())}
-    for measure, pattern, denominator in _MEASURES:
+    for measure, pattern, denominator in _RATIOS:
         if not every and measure not in needed:
             continue
         if denominator not in denominators:

@@ -11,11 +11,13 @@ tests/test_datatrove_parity.py. Lines are the non-blank lines of the text.
 - ``too_many_newlines``: more than 0.3 newlines per word (list-like pages).
 
 In ``mode: annotate`` each measurement is a column (``<name>_lines``,
-``<name>_terminal_punct_line_ratio``, ...; stages/heuristics/measured.py).
+``<name>_terminal_punct_line_ratio``, ...); the rules are the rows of ``RULES``
+(stages/heuristics/measured.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -23,7 +25,7 @@ from pydantic import Field
 
 from pipelines.schema import TEXT
 from pipelines.stage import FilterParams, Params
-from stages.heuristics.measured import Lazy, MeasuredFilter, above, below
+from stages.heuristics.measured import Lazy, MeasuredFilter, Rule, RuleTable
 from stages.text.words import (
     DEFAULT_TOKENIZER,
     TERMINAL_PUNCTUATION,
@@ -35,20 +37,27 @@ from stages.text.words import (
 
 class FineWebQualityParams(FilterParams):
     min_terminal_punct_line_ratio: float | None = Field(
-        0.12, description="minimum share of lines ending in terminal punctuation (. ! ? and "
-                          "their equivalents in other scripts)")
+        0.12, ge=0, le=1,
+        description="minimum share of lines ending in terminal punctuation (. ! ? and "
+                    "their equivalents in other scripts)")
     keep_when_no_terminal_punct: bool = Field(
         False, description="skip the previous rule when no line at all ends in punctuation "
                            "(for languages that do not use it)")
     max_short_line_ratio: float | None = Field(
-        0.67, description="maximum share of lines of at most `short_line_length` characters")
-    short_line_length: int = Field(30, description="characters")
+        0.67, ge=0, le=1,
+        description="maximum share of lines of at most `short_line_length` characters")
+    short_line_length: int = Field(30, ge=0, description="characters")
     max_dup_line_char_ratio: float | None = Field(
-        0.01, description="maximum share of characters (newlines excluded) in lines that "
-                          "repeat an earlier line")
+        0.01, ge=0, le=1,
+        description="maximum share of characters (newlines excluded) in lines that "
+                    "repeat an earlier line")
     max_newline_word_ratio: float | None = Field(
-        0.3, description="maximum newlines per word")
+        0.3, ge=0, description="maximum newlines per word")
     tokenizer: str = Field(DEFAULT_TOKENIZER, description=TOKENIZER_HELP)
+
+
+def _no_punctuation_at_all(f: FineWebQuality, m: Mapping[str, Any], doc: dict) -> bool:
+    return m["terminal_punct_line_ratio"] == 0 and f.params.keep_when_no_terminal_punct
 
 
 MEASURES = {
@@ -56,6 +65,18 @@ MEASURES = {
     "short_line_ratio": pa.float64(), "dup_line_char_ratio": pa.float64(),
     "words": pa.int32(), "newline_word_ratio": pa.float64(),
 }
+RULES = RuleTable(
+    MEASURES,
+    Rule("lines", None, "zero", "empty"),
+    Rule("terminal_punct_line_ratio", "min_terminal_punct_line_ratio", "below",
+         "few_terminal_punct_lines", unless=_no_punctuation_at_all,
+         reads=("keep_when_no_terminal_punct",)),
+    Rule("short_line_ratio", "max_short_line_ratio", "above", "too_many_short_lines"),
+    Rule("dup_line_char_ratio", "max_dup_line_char_ratio", "above", "too_many_dup_line_chars"),
+    # the newline rule needs words: with it on, a text without any is dropped
+    Rule("words", "max_newline_word_ratio", "zero", "no_words"),
+    Rule("newline_word_ratio", "max_newline_word_ratio", "above", "too_many_newlines"),
+)
 
 
 class FineWebQuality(MeasuredFilter):
@@ -64,17 +85,11 @@ class FineWebQuality(MeasuredFilter):
     Params: ClassVar[type[Params]] = FineWebQualityParams
     params: FineWebQualityParams
     columns: ClassVar[tuple[str, ...]] = (TEXT,)
-    materialize_params: ClassVar[frozenset[str]] = frozenset({
-        "min_terminal_punct_line_ratio", "keep_when_no_terminal_punct", "max_short_line_ratio",
-        "max_dup_line_char_ratio", "max_newline_word_ratio"})
+    rules: ClassVar[RuleTable] = RULES
 
     def setup(self) -> None:
         self._split = get_tokenizer(self.params.tokenizer)
         self._stop = tuple(TERMINAL_PUNCTUATION)
-        super().setup()
-
-    def measure_types(self) -> dict[str, pa.DataType]:
-        return MEASURES
 
     def measure(self, doc: dict[str, Any], full: bool) -> Lazy:
         """Line measurements at once; words (the costly part) when a rule asks."""
@@ -96,22 +111,3 @@ class FineWebQuality(MeasuredFilter):
             "short_line_ratio": short / n,
             "dup_line_char_ratio": duplicates(lines)[1] / (len(text) - text.count("\n")),
         })
-
-    def decide(self, m, doc=None) -> str | None:
-        p = self.params
-        if not m["lines"]:
-            return "empty"
-        ratio = m["terminal_punct_line_ratio"]
-        if below(ratio, p.min_terminal_punct_line_ratio) and not (
-                ratio == 0 and p.keep_when_no_terminal_punct):
-            return "few_terminal_punct_lines"
-        if above(m["short_line_ratio"], p.max_short_line_ratio):
-            return "too_many_short_lines"
-        if above(m["dup_line_char_ratio"], p.max_dup_line_char_ratio):
-            return "too_many_dup_line_chars"
-        if p.max_newline_word_ratio is not None:
-            if not m["words"]:
-                return "no_words"
-            if above(m["newline_word_ratio"], p.max_newline_word_ratio):
-                return "too_many_newlines"
-        return None

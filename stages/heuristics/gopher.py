@@ -6,7 +6,8 @@ datatrove's GopherQualityFilter, so the two make the same decisions (checked on
 real text by tests/test_datatrove_parity.py); docs/filters.md lists the rules.
 In ``mode: annotate`` every measurement is written as a column
 (``<name>_words``, ``<name>_avg_word_length``, ...), so ``thresher materialize``
-can re-decide at new thresholds (stages/heuristics/measured.py).
+can re-decide at new thresholds. The rules are the rows of ``RULES``, in the order
+they run (stages/heuristics/measured.py).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from collections import Counter
 from typing import Any, ClassVar
 
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipelines.schema import TEXT
 from pipelines.stage import FilterParams, Params
-from stages.heuristics.measured import MeasuredFilter, above, below
+from stages.heuristics.measured import MeasuredFilter, Rule, RuleTable, check_order, refuse
 from stages.text.words import (
     DEFAULT_TOKENIZER,
     LETTERS,
@@ -34,23 +35,36 @@ STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
 class GopherQualityParams(FilterParams):
     min_doc_words: int | None = Field(
-        50, description="minimum words, not counting words made only of punctuation or symbols")
-    max_doc_words: int | None = Field(100_000, description="maximum words (same count)")
-    min_avg_word_length: float | None = Field(3, description="minimum mean word length")
-    max_avg_word_length: float | None = Field(10, description="maximum mean word length")
+        50, ge=0,
+        description="minimum words, not counting words made only of punctuation or symbols")
+    max_doc_words: int | None = Field(100_000, ge=0, description="maximum words (same count)")
+    min_avg_word_length: float | None = Field(3, ge=0, description="minimum mean word length")
+    max_avg_word_length: float | None = Field(10, ge=0, description="maximum mean word length")
     max_symbol_word_ratio: float | None = Field(
-        0.1, description="maximum ratio to all words of '#', and of '...'/'…' (each separately)")
+        0.1, ge=0,
+        description="maximum ratio to all words of '#', and of '...'/'…' (each separately)")
     max_bullet_lines_ratio: float | None = Field(
-        0.9, description="maximum share of lines starting with one of `bullets`")
+        0.9, ge=0, le=1, description="maximum share of lines starting with one of `bullets`")
     bullets: list[str] = Field(["•", "-"], description="line starts counted as bullets")
     max_ellipsis_lines_ratio: float | None = Field(
-        0.3, description="maximum share of lines ending with '...' or '…'")
+        0.3, ge=0, le=1, description="maximum share of lines ending with '...' or '…'")
     min_alpha_words_ratio: float | None = Field(
-        0.8, description="minimum share of words with at least one letter")
+        0.8, ge=0, le=1, description="minimum share of words with at least one letter")
     min_stop_words: int | None = Field(
-        2, description="minimum number of distinct `stop_words` present (case-sensitive)")
+        2, ge=0, description="minimum number of distinct `stop_words` present (case-sensitive)")
     stop_words: list[str] = Field(STOP_WORDS, description="the stop words")
     tokenizer: str = Field(DEFAULT_TOKENIZER, description=TOKENIZER_HELP)
+
+    @model_validator(mode="after")
+    def _passable(self):
+        """Refuse thresholds no document can pass."""
+        check_order(self, ("min_doc_words", "max_doc_words"),
+                    ("min_avg_word_length", "max_avg_word_length"))
+        distinct = len(set(self.stop_words))
+        if self.min_stop_words is not None and self.min_stop_words > distinct:
+            raise refuse(self, "min_stop_words",
+                         f"must be at most the number of distinct stop_words ({distinct})")
+        return self
 
 
 MEASURES = {
@@ -59,6 +73,19 @@ MEASURES = {
     "ellipsis_line_ratio": pa.float64(), "alpha_word_ratio": pa.float64(),
     "stop_words": pa.int32(),
 }
+RULES = RuleTable(
+    MEASURES,
+    Rule("words", "min_doc_words", "below", "too_few_words"),
+    Rule("words", "max_doc_words", "above", "too_many_words"),
+    Rule("avg_word_length", "min_avg_word_length", "below", "avg_word_too_short"),
+    Rule("avg_word_length", "max_avg_word_length", "above", "avg_word_too_long"),
+    Rule("hash_word_ratio", "max_symbol_word_ratio", "above", "too_many_hashes"),
+    Rule("ellipsis_word_ratio", "max_symbol_word_ratio", "above", "too_many_ellipses"),
+    Rule("bullet_line_ratio", "max_bullet_lines_ratio", "above", "too_many_bullet_lines"),
+    Rule("ellipsis_line_ratio", "max_ellipsis_lines_ratio", "above", "too_many_ellipsis_lines"),
+    Rule("alpha_word_ratio", "min_alpha_words_ratio", "below", "too_few_alpha_words"),
+    Rule("stop_words", "min_stop_words", "below", "too_few_stop_words"),
+)
 # measures that need at least one word (token) to be taken
 _PER_WORD = ("hash_word_ratio", "ellipsis_word_ratio", "bullet_line_ratio",
              "ellipsis_line_ratio", "alpha_word_ratio", "stop_words")
@@ -70,19 +97,12 @@ class GopherQuality(MeasuredFilter):
     Params: ClassVar[type[Params]] = GopherQualityParams
     params: GopherQualityParams
     columns: ClassVar[tuple[str, ...]] = (TEXT,)
-    materialize_params: ClassVar[frozenset[str]] = frozenset({
-        "min_doc_words", "max_doc_words", "min_avg_word_length", "max_avg_word_length",
-        "max_symbol_word_ratio", "max_bullet_lines_ratio", "max_ellipsis_lines_ratio",
-        "min_alpha_words_ratio", "min_stop_words"})
+    rules: ClassVar[RuleTable] = RULES
 
     def setup(self) -> None:
         self._split = get_tokenizer(self.params.tokenizer)
         self._stop = frozenset(self.params.stop_words)
         self._bullets = tuple(self.params.bullets)
-        super().setup()
-
-    def measure_types(self) -> dict[str, pa.DataType]:
-        return MEASURES
 
     def measure(self, doc: dict[str, Any], full: bool) -> dict[str, Any]:
         """Every measurement: all are cheap once the text is split into words."""
@@ -114,27 +134,3 @@ class GopherQuality(MeasuredFilter):
         m["alpha_word_ratio"] = with_letter / n_words
         m["stop_words"] = len(self._stop.intersection(counts))
         return m
-
-    def decide(self, m, doc=None) -> str | None:
-        p = self.params
-        if below(m["words"], p.min_doc_words):
-            return "too_few_words"
-        if above(m["words"], p.max_doc_words):
-            return "too_many_words"
-        if below(m["avg_word_length"], p.min_avg_word_length):
-            return "avg_word_too_short"
-        if above(m["avg_word_length"], p.max_avg_word_length):
-            return "avg_word_too_long"
-        if above(m["hash_word_ratio"], p.max_symbol_word_ratio):
-            return "too_many_hashes"
-        if above(m["ellipsis_word_ratio"], p.max_symbol_word_ratio):
-            return "too_many_ellipses"
-        if above(m["bullet_line_ratio"], p.max_bullet_lines_ratio):
-            return "too_many_bullet_lines"
-        if above(m["ellipsis_line_ratio"], p.max_ellipsis_lines_ratio):
-            return "too_many_ellipsis_lines"
-        if below(m["alpha_word_ratio"], p.min_alpha_words_ratio):
-            return "too_few_alpha_words"
-        if below(m["stop_words"], p.min_stop_words):
-            return "too_few_stop_words"
-        return None

@@ -13,9 +13,9 @@ GopherRepetitionFilter so the two make the same decisions:
 
 A threshold set to null disables its rule. In ``mode: annotate`` each share is a
 column named like the reason (``<name>_dup_line_ratio``, ``<name>_top_2gram_ratio``,
-...; stages/heuristics/measured.py). One difference on purpose: n-grams
-are compared as word sequences, where datatrove compares the words glued
-together (so there "ab c" equals "a bc"); see docs/filters.md.
+...); the rules are the rows of ``RULES`` (stages/heuristics/measured.py). One
+difference on purpose: n-grams are compared as word sequences, where datatrove
+compares the words glued together (so there "ab c" equals "a bc"); see docs/filters.md.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
-from pipelines.errors import UserError
 from pipelines.schema import TEXT
 from pipelines.stage import FilterParams, Params
-from stages.heuristics.measured import Lazy, MeasuredFilter, above
+from stages.heuristics.measured import Lazy, MeasuredFilter, Rule, RuleTable
 from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, duplicates, get_tokenizer
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
@@ -40,13 +40,15 @@ _LINES = re.compile(r"\n+")
 
 class GopherRepetitionParams(FilterParams):
     max_dup_line_ratio: float | None = Field(
-        0.3, description="maximum share of lines that repeat an earlier line")
+        0.3, ge=0, le=1, description="maximum share of lines that repeat an earlier line")
     max_dup_para_ratio: float | None = Field(
-        0.3, description="maximum share of paragraphs (split on blank lines) that repeat one")
+        0.3, ge=0, le=1,
+        description="maximum share of paragraphs (split on blank lines) that repeat one")
     max_dup_line_char_ratio: float | None = Field(
-        0.2, description="maximum share of the text's characters in repeated lines")
+        0.2, ge=0, le=1, description="maximum share of the text's characters in repeated lines")
     max_dup_para_char_ratio: float | None = Field(
-        0.2, description="maximum share of the text's characters in repeated paragraphs")
+        0.2, ge=0, le=1,
+        description="maximum share of the text's characters in repeated paragraphs")
     max_top_ngram_char_ratio: dict[int, float] = Field(
         {2: 0.2, 3: 0.18, 4: 0.16},
         description="n -> maximum share of characters covered by the most frequent n-gram")
@@ -54,6 +56,19 @@ class GopherRepetitionParams(FilterParams):
         {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
         description="n -> maximum share of characters in n-grams that repeat an earlier one")
     tokenizer: str = Field(DEFAULT_TOKENIZER, description=TOKENIZER_HELP)
+
+    @field_validator("max_top_ngram_char_ratio", "max_dup_ngram_char_ratio")
+    @classmethod
+    def _ngram_limits(cls, v: dict[int, float]) -> dict[int, float]:
+        """n-grams of one word are words; a share of characters is within [0, 1]."""
+        for n, limit in v.items():
+            if n < 2:
+                raise PydanticCustomError("ngram_size", "n-gram sizes must be at least 2, "
+                                          "got {n}", {"n": n})
+            if not 0 <= limit <= 1:
+                raise PydanticCustomError("ngram_limit", "the limit for n = {n} must be "
+                                          "within [0, 1], got {limit}", {"n": n, "limit": limit})
+        return v
 
 
 def _dup_scan(ids: np.ndarray, counts: np.ndarray, chars: np.ndarray, n: int) -> int:
@@ -145,8 +160,22 @@ class NGrams:
                 m[f"dup_{k}gram_ratio"] = bound
 
 
-MEASURES = {k: pa.float64() for k in
-            ("dup_para_ratio", "dup_para_char_ratio", "dup_line_ratio", "dup_line_char_ratio")}
+MEASURES = {k: pa.float64() for k in ("dup_para_ratio", "dup_para_char_ratio", "dup_line_ratio",
+                                      "dup_line_char_ratio", "top_{n}gram_ratio",
+                                      "dup_{n}gram_ratio")}
+RULES = RuleTable(
+    MEASURES,
+    Rule("dup_para_ratio", None, "null", "empty"),  # only an empty text has no paragraph
+    Rule("dup_para_ratio", "max_dup_para_ratio", "above", "dup_para_ratio"),
+    Rule("dup_para_char_ratio", "max_dup_para_char_ratio", "above", "dup_para_char_ratio"),
+    Rule("dup_line_ratio", "max_dup_line_ratio", "above", "dup_line_ratio"),
+    Rule("dup_line_char_ratio", "max_dup_line_char_ratio", "above", "dup_line_char_ratio"),
+    # one rule per n of each mapping, by n (top before dup for the same n)
+    Rule("top_{n}gram_ratio", "max_top_ngram_char_ratio", "above", "top_{n}gram_ratio",
+         per_n=True),
+    Rule("dup_{n}gram_ratio", "max_dup_ngram_char_ratio", "above", "dup_{n}gram_ratio",
+         per_n=True),
+)
 
 
 class GopherRepetition(MeasuredFilter):
@@ -155,27 +184,10 @@ class GopherRepetition(MeasuredFilter):
     Params: ClassVar[type[Params]] = GopherRepetitionParams
     params: GopherRepetitionParams
     columns: ClassVar[tuple[str, ...]] = (TEXT,)
-    materialize_params: ClassVar[frozenset[str]] = frozenset({
-        "max_dup_line_ratio", "max_dup_para_ratio", "max_dup_line_char_ratio",
-        "max_dup_para_char_ratio", "max_top_ngram_char_ratio", "max_dup_ngram_char_ratio"})
+    rules: ClassVar[RuleTable] = RULES
 
     def setup(self) -> None:
         self._split = get_tokenizer(self.params.tokenizer)
-        p = self.params
-        if any(n < 2 for n in [*p.max_top_ngram_char_ratio, *p.max_dup_ngram_char_ratio]):
-            raise UserError(f"stage {self.name}: n-gram sizes must be at least 2")
-        super().setup()
-
-    def measure_types(self) -> dict[str, pa.DataType]:
-        p = self.params
-        grams = [f"top_{n}gram_ratio" for n in sorted(p.max_top_ngram_char_ratio)] + \
-            [f"dup_{n}gram_ratio" for n in sorted(p.max_dup_ngram_char_ratio)]
-        return MEASURES | dict.fromkeys(grams, pa.float64())
-
-    def measure_param(self, measure: str) -> str | None:
-        if measure.startswith(("top_", "dup_")) and measure.endswith("gram_ratio"):
-            return f"max_{measure[:3]}_ngram_char_ratio (n = {measure[4:-10]})"
-        return f"max_{measure}"
 
     def measure(self, doc: dict[str, Any], full: bool) -> dict[str, Any]:
         """Line and paragraph measurements at once; n-grams when a rule asks."""
@@ -203,20 +215,3 @@ class GopherRepetition(MeasuredFilter):
             grams[0].fill(m, key)
 
         return Lazy(ngrams, m)
-
-    def decide(self, m, doc=None) -> str | None:
-        p = self.params
-        if m["dup_para_ratio"] is None:  # only an empty text has no paragraph
-            return "empty"
-        for reason, limit in (("dup_para_ratio", p.max_dup_para_ratio),
-                              ("dup_para_char_ratio", p.max_dup_para_char_ratio),
-                              ("dup_line_ratio", p.max_dup_line_ratio),
-                              ("dup_line_char_ratio", p.max_dup_line_char_ratio)):
-            if above(m[reason], limit):
-                return reason
-        top, dup = p.max_top_ngram_char_ratio, p.max_dup_ngram_char_ratio
-        for n in range(2, max([*top, *dup], default=1) + 1):
-            for key, limits in ((f"top_{n}gram_ratio", top), (f"dup_{n}gram_ratio", dup)):
-                if n in limits and above(m[key], limits[n]):
-                    return key
-        return None

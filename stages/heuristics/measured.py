@@ -1,32 +1,45 @@
-"""Filters whose rules are thresholds on per-document measurements.
+"""Filters whose rules are thresholds on per-document measurements, kept in one table.
 
-Such a filter is two methods: ``measure(doc, full)`` gives the numbers its rules
-compare (word counts, ratios, ...) and ``decide(m, doc)`` runs the rules in their
-order and returns the first that fires. Every way of deciding goes through that one
-``decide``, so the same rules in the same order give the same first failing reason:
+A rule is a row ``Rule(measure, param, fails, reason)``: the document is dropped with
+``reason`` when its ``measure`` is ``below`` or ``above`` the value of ``param``. The
+rows are in the order the rules run, and the first failing rule gives the reason. A
+filter declares its table (``RuleTable``) and a ``measure`` method; everything else
+comes from the table:
 
-- filter mode measures lazily (``full=False``): a measurement no rule reaches is
-  not made, and a costly one may be replaced by a bound that decides the same;
-- annotate mode measures everything (``full=True``) and writes each measurement
-  as a column ``<stage name>_<measure>``; null means the rule does not apply to
-  the document (no words to take a ratio of, ...) at any threshold;
-- ``thresher materialize`` reads those columns back into ``decide`` at new
-  parameters (``decide_from_columns``).
+- which rules are on at the current parameters (a null limit disables its rule);
+- ``decide``: the first failing rule, in filter mode, annotate mode and ``thresher
+  materialize`` alike, so all three give the same first reason;
+- the annotate-mode columns ``<stage name>_<measure>`` (``measure_columns``); a null
+  value means no rule applies to the document at any threshold;
+- ``materialize_params``: the parameters the rules read, which materialize can change
+  (``decide_from_columns`` reads the stored columns back). Those that change what is
+  measured (word lists, the tokenizer, ...) are not in the table, and materialize
+  refuses them by name.
 
-Only the parameters in ``materialize_params`` (thresholds, rule switches) can change
-in materialize; those that change what is measured (word lists, the tokenizer,
-...) cannot, and materialize refuses them by name.
+Filter mode measures lazily (``measure(doc, full=False)``): a measurement no rule
+reaches is not made, and a costly one may be replaced by a bound that decides the
+same; annotate mode measures everything (``full=True``).
+
+The parameters are also checked when the config is read (``check_order``): a minimum
+above its maximum would drop every document.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pipelines.errors import UserError
-from pipelines.stage import Filter
+from pipelines.stage import Filter, Params
+
+Fails = Literal["below", "above", "null", "zero", "set", "true"]
 
 
 def above(value: float | None, limit: float | None) -> bool:
@@ -37,6 +50,134 @@ def above(value: float | None, limit: float | None) -> bool:
 def below(value: float | None, limit: float | None) -> bool:
     """The rule "at least ``limit``" fails (a null value or limit never fails)."""
     return value is not None and limit is not None and value < limit
+
+
+# how each kind of rule fails, on one value and on a column (null: does not fail)
+_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "below": below, "above": above,
+    "null": lambda v, _: v is None, "zero": lambda v, _: not v,
+    "set": lambda v, _: v is not None, "true": lambda v, _: bool(v),
+}
+_COLUMN_TESTS: dict[str, Callable[[Any, Any], Any]] = {
+    "below": pc.less, "above": pc.greater,
+    "null": lambda v, _: pc.is_null(v), "zero": lambda v, _: pc.fill_null(pc.equal(v, 0), True),
+    "set": lambda v, _: pc.is_valid(v), "true": lambda v, _: pc.fill_null(v, False),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of a rule table: drop with ``reason`` when ``measure`` ``fails``.
+
+    ``fails`` is ``below``/``above`` the value of ``param`` (the limit), or, for rules
+    that are not thresholds, ``null`` (nothing to measure), ``zero`` (0 or null),
+    ``set`` (not null) or ``true``; their ``param``, if any, switches them on. A rule
+    whose ``param`` is null or false is off; one without ``param`` is always on.
+
+    - ``per_n``: ``param`` is a mapping n -> limit, and ``measure``/``reason`` hold
+      ``{n}``: one rule per n, run in order of n (a run of such rows: by n, then by row);
+    - ``unless(filter, m, doc)``: an exception that keeps the document, reading the
+      measurements and the parameters in ``reads`` (materialize can change them);
+    - ``needs``: a parameter without which the rule and its measure do not exist
+      (it changes what is measured, so materialize cannot change it).
+    """
+
+    measure: str
+    param: str | None
+    fails: Fails
+    reason: str
+    per_n: bool = False
+    unless: Callable[[Any, Mapping[str, Any], dict[str, Any]], bool] | None = None
+    reads: tuple[str, ...] = ()
+    needs: str | None = None
+
+
+class Check(NamedTuple):
+    """A rule as it runs: its measure and reason (n filled in) and its limit."""
+
+    measure: str
+    limit: Any
+    test: Callable[[Any, Any], bool]
+    reason: str
+    unless: Callable[[Any, Mapping[str, Any], dict[str, Any]], bool] | None
+    fails: str
+
+
+class RuleTable:
+    """A filter's measures (name -> Arrow type, in column order) and rules (run order)."""
+
+    def __init__(self, measures: dict[str, pa.DataType], *rules: Rule):
+        for r in rules:
+            if r.measure not in measures:
+                raise ValueError(f"rule {r.reason}: measure {r.measure!r} is not declared")
+            if r.per_n != ("{n}" in r.measure) or (r.per_n and not r.param):
+                raise ValueError(f"rule {r.reason}: per_n needs a param and {{n}} in measure")
+        self.measures = measures
+        self.rules = rules
+        #: what materialize can change: the parameters the rules compare with or read
+        self.params = frozenset(
+            [r.param for r in rules if r.param] + [p for r in rules for p in r.reads])
+
+    def checks(self, params: BaseModel) -> tuple[Check, ...]:
+        """The rules that are on at ``params``, in the order they run."""
+        out: list[Check] = []
+        i = 0
+        while i < len(self.rules):
+            r = self.rules[i]
+            if r.needs and not getattr(params, r.needs):
+                i += 1
+            elif r.per_n:  # this row and the next per-n ones run together, by n
+                j = i
+                while j < len(self.rules) and self.rules[j].per_n:
+                    j += 1
+                group = self.rules[i:j]
+                limits = [getattr(params, g.param) or {} for g in group]  # type: ignore
+                for n in sorted({n for lim in limits for n in lim}):
+                    out += [_check(g, lim[n], n) for g, lim in zip(group, limits)
+                            if n in lim and lim[n] is not None]
+                i = j
+            else:
+                value = getattr(params, r.param) if r.param else None
+                if r.param is None or (value is not None and value is not False):
+                    out.append(_check(r, value, None))
+                i += 1
+        return tuple(out)
+
+    def measure_types(self, params: BaseModel) -> dict[str, pa.DataType]:
+        """Measure -> Arrow type at ``params`` (the annotate-mode columns, in order)."""
+        out: dict[str, pa.DataType] = {}
+        for name, type_ in self.measures.items():
+            readers = [r for r in self.rules if r.measure == name]
+            if readers and all(r.needs and not getattr(params, r.needs) for r in readers):
+                continue  # only rules that do not exist read it
+            if "{n}" in name:
+                out |= {name.format(n=n): type_ for n in sorted(self._sizes(params, name))}
+            else:
+                out[name] = type_
+        return out
+
+    def measure_param(self, params: BaseModel, measure: str) -> str | None:
+        """The parameter of the first rule that reads ``measure`` (for error messages)."""
+        for r in self.rules:
+            if not r.param:
+                continue
+            if r.per_n:
+                pattern = re.escape(r.measure).replace(re.escape("{n}"), r"(\d+)")
+                m = re.fullmatch(pattern, measure)
+                if m:
+                    return f"{r.param} (n = {m.group(1)})"
+            elif r.measure == measure:
+                return r.param
+        return None
+
+    def _sizes(self, params: BaseModel, measure: str) -> set[int]:
+        return {n for r in self.rules if r.per_n and r.measure == measure
+                for n in getattr(params, r.param) or {}}  # type: ignore[arg-type]
+
+
+def _check(r: Rule, limit: Any, n: int | None) -> Check:
+    name = (lambda s: s) if n is None else (lambda s: s.format(n=n))
+    return Check(name(r.measure), limit, _TESTS[r.fails], name(r.reason), r.unless, r.fails)
 
 
 class Lazy(dict):
@@ -54,33 +195,85 @@ class Lazy(dict):
         return self[key]
 
 
-class MeasuredFilter(Filter):
-    """A filter whose decision is ``decide(measure(doc))``; see the module docstring."""
+class RuleFilter(Filter):
+    """A filter decided by its ``rules`` table; see the module docstring.
 
-    def measure_types(self) -> dict[str, pa.DataType]:
-        """Measure name -> Arrow type, for the current parameters."""
-        raise NotImplementedError
+    Columns are declared in ``__init__`` from the parameters, so what the stage reads
+    and writes is known before ``setup`` loads anything.
+    """
 
-    def measure_param(self, measure: str) -> str | None:
-        """The parameter whose rule reads ``measure`` (for error messages)."""
-        return None
+    rules: ClassVar[RuleTable]
 
-    def measure(self, doc: dict[str, Any], full: bool) -> Mapping[str, Any]:
-        raise NotImplementedError
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "rules" in cls.__dict__:  # what materialize can change comes from the table
+            cls.materialize_params = cls.rules.params
 
-    def decide(self, m: Mapping[str, Any], doc: dict[str, Any]) -> str | None:
-        raise NotImplementedError
+    def __init__(self, params: Params | None = None, name: str | None = None):
+        super().__init__(params, name)
+        self.checks = self.rules.checks(self.params)
+        if self.annotating:
+            self.annotations = {**self.annotations, **self.measure_columns()}
 
     @property
     def annotating(self) -> bool:
         return getattr(self.params, "mode", "filter") == "annotate"
 
+    def measure_types(self) -> dict[str, pa.DataType]:
+        """Measure name -> Arrow type, for the current parameters."""
+        return self.rules.measure_types(self.params)
+
+    def measure_param(self, measure: str) -> str | None:
+        """The parameter whose rule reads ``measure`` (for error messages)."""
+        return self.rules.measure_param(self.params, measure)
+
     def measure_columns(self) -> dict[str, pa.DataType]:
         return {f"{self.name}_{k}": t for k, t in self.measure_types().items()}
 
-    def setup(self) -> None:
-        if self.annotating:
-            self.annotations = {**self.annotations, **self.measure_columns()}
+    def decide_columns(self, m: Mapping[str, pa.Array | pa.ChunkedArray],
+                       n: int) -> list[str | None]:
+        """The first failing rule of each row, from whole columns of measurements."""
+        reasons: list[str | None] = [None] * n
+        for c in self.checks:
+            if c.unless is not None:
+                raise TypeError(f"rule {c.reason}: an `unless` rule is decided row by row")
+            for i, bad in enumerate(_COLUMN_TESTS[c.fails](m[c.measure], c.limit).to_pylist()):
+                if bad and reasons[i] is None:
+                    reasons[i] = c.reason
+        return reasons
+
+    def stored_measures(self, table: pa.Table) -> dict[str, pa.ChunkedArray]:
+        """The measurement columns of an annotate run (one-line error for a missing one)."""
+        out = {}
+        for k in self.measure_types():
+            col = f"{self.name}_{k}"
+            if col not in table.schema.names:
+                param = self.measure_param(k)
+                needs = f"{param} needs" if param else "deciding needs"
+                raise UserError(f"stage {self.name!r}: {needs} column {col!r}, which the run "
+                                "does not have (annotate mode stores what its own parameters "
+                                "measure; or output.drop_columns removed it); re-run the pipeline")
+            out[k] = table.column(col)
+        return out
+
+    def decide_from_columns(self, table: pa.Table) -> list[str | None]:
+        """`thresher materialize`: the rules at the current parameters on stored columns."""
+        return self.decide_columns(self.stored_measures(table), table.num_rows)
+
+
+class MeasuredFilter(RuleFilter):
+    """A rule filter decided one document at a time: ``decide(measure(doc))``."""
+
+    def measure(self, doc: dict[str, Any], full: bool) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def decide(self, m: Mapping[str, Any], doc: dict[str, Any] | None = None) -> str | None:
+        """The reason of the first rule that fails, or None."""
+        for c in self.checks:
+            if c.test(m[c.measure], c.limit) and not (
+                    c.unless is not None and c.unless(self, m, doc or {})):
+                return c.reason
+        return None
 
     def measured(self, m: Mapping[str, Any]) -> dict[str, Any]:
         """The annotate-mode columns of measurements ``m``."""
@@ -93,18 +286,31 @@ class MeasuredFilter(Filter):
 
     def decide_from_columns(self, table: pa.Table) -> list[str | None]:
         """`thresher materialize`: ``decide`` on the measurements an annotate run stored."""
-        names = list(self.measure_types())
-        columns = []
-        for k in names:
-            col = f"{self.name}_{k}"
-            if col not in table.schema.names:
-                param = self.measure_param(k)
-                needs = f"{param} needs" if param else "deciding needs"
-                raise UserError(f"stage {self.name!r}: {needs} column {col!r}, which the run "
-                                "does not have (annotate mode stores what its own parameters "
-                                "measure; or output.drop_columns removed it); re-run the pipeline")
-            columns.append(table.column(col).to_pylist())
+        stored = self.stored_measures(table)
+        names = list(stored)
+        columns = [c.to_pylist() for c in stored.values()]
         ids = table.column("id").to_pylist() if "id" in table.schema.names \
             else [None] * table.num_rows
         rows = zip(*columns) if columns else (() for _ in range(table.num_rows))
         return [self.decide(dict(zip(names, row)), {"id": i}) for row, i in zip(rows, ids)]
+
+
+# ----------------------------------------------------------------------------- validation
+
+def refuse(model: BaseModel, field: str, message: str) -> ValidationError:
+    """A validation error located at ``field`` from a model validator (the config loader
+    turns it into ``FILE:LINE: stages[i].field: message, got VALUE``)."""
+    return ValidationError.from_exception_data(type(model).__name__, [InitErrorDetails(
+        type=PydanticCustomError("parameter_range", message), loc=(field,),
+        input=getattr(model, field))])
+
+
+def check_order(model: BaseModel, *pairs: tuple[str, str]) -> None:
+    """Refuse a ``(low, high)`` pair of parameters with low > high (both set): no document
+    could pass. The error names the one the user wrote (``high`` when both or neither)."""
+    for low, high in pairs:
+        lo, hi = getattr(model, low), getattr(model, high)
+        if lo is not None and hi is not None and lo > hi:
+            if low in model.model_fields_set and high not in model.model_fields_set:
+                raise refuse(model, low, f"must be at most {high} ({hi:g})")
+            raise refuse(model, high, f"must be at least {low} ({lo:g})")

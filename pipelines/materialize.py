@@ -210,13 +210,11 @@ def plan_materialize(run_dir: str | Path, out: str | Path, sets: list[str],
         raise UserError(f"{src.root} has no stage that ran with mode: annotate; nothing to "
                         "materialize")
     tasks = _source_tasks(src, src_stats)
-    by_name = {s.name: s for s in new.stages}
-    deciders = [decider(by_name[name].build(), {"how": r.how, "drop": list(r.drop)})
-                for name, r in roles.items()]
+    as_json = {name: {"how": r.how, "drop": list(r.drop)} for name, r in roles.items()}
+    deciders = [decider(s.build(), as_json[s.name]) for s in new.stages if s.name in roles]
     manifest = src.load_manifest() if src.manifest.is_file() else {}
     source = SourceRun(
-        run=str(src.root), tasks=tasks,
-        roles={name: {"how": r.how, "drop": list(r.drop)} for name, r in roles.items()},
+        run=str(src.root), tasks=tasks, roles=as_json,
         carried=_carried(src_stats["stages"], old, roles),
         manifest={
             "materialized_from": {

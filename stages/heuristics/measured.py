@@ -212,6 +212,7 @@ class RuleFilter(Filter):
     def __init__(self, params: Params | None = None, name: str | None = None):
         super().__init__(params, name)
         self.checks = self.rules.checks(self.params)
+        self._measure_types = self.rules.measure_types(self.params)  # params are frozen
         if self.annotating:
             self.annotations = {**self.annotations, **self.measure_columns()}
 
@@ -221,7 +222,7 @@ class RuleFilter(Filter):
 
     def measure_types(self) -> dict[str, pa.DataType]:
         """Measure name -> Arrow type, for the current parameters."""
-        return self.rules.measure_types(self.params)
+        return self._measure_types
 
     def measure_param(self, measure: str) -> str | None:
         """The parameter whose rule reads ``measure`` (for error messages)."""

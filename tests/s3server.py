@@ -142,7 +142,8 @@ class FaultProxy:
         self.requests = 0
         self.injected: dict[str, int] = {}
         self.cut_heads = 0  # cuts of responses without a body
-        self.log: list[tuple[str, str | None]] = []  # (request line, fault) per request
+        # (request line, Range header or "", fault or None) per request
+        self.log: list[tuple[str, str, str | None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -217,7 +218,7 @@ class FaultProxy:
         number = self.requests
         self.requests += 1
         fault = self._fault(number)
-        self.log.append((lines[0], fault))
+        self.log.append((lines[0], names.get("range", ""), fault))
         if fault in ("503", "500"):
             self.injected[fault] = self.injected.get(fault, 0) + 1
             head_only = lines[0].startswith("HEAD ")  # a HEAD answer has no body

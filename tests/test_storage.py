@@ -348,13 +348,22 @@ def test_object_replaced_mid_read_fails_rather_than_mixing(server, bucket):
 
 def test_thirty_percent_faults_give_exact_bytes_and_counted_retries(server, bucket):
     data = payload(2 * PART + 4321, 7)
-    with FaultProxy(server.port, fraction=0.3, seed=3) as proxy:
+    # seed 2 faults some GETs of the object (checked below), so a resumed read is exercised
+    with FaultProxy(server.port, fraction=0.3, seed=2) as proxy:
         s = st.Storage({"s3": {"endpoint_url": proxy.endpoint}}, part_size=PART,
                        block_size=MB, policy=st.RetryPolicy(base=0.01, cap=0.1))
         url = f"{bucket}/faulty.bin"
         s.write_bytes(url, data)
         with s.open_read(url) as fh:
             got = b"".join(iter(lambda: fh.read(MB // 2), b""))
+        # the object's bytes were each fetched once by an answered GET: a cut or failed
+        # fetch was asked again from where the reader stood, never from zero
+        key = url[len("s3://"):]
+        fetched = [r for line, r, fault in proxy.log
+                   if line.startswith(f"GET /{key} ") and r and fault is None]
+        spans = sorted(tuple(map(int, r.split("=")[1].split("-"))) for r in fetched)
+        assert sum(b - a + 1 for a, b in spans) == len(data), spans
+        assert any(line.startswith(f"GET /{key} ") and fault for line, _, fault in proxy.log)
         make_public(server, url)
         http_url = f"{proxy.endpoint}/{url[len('s3://'):]}"
         with s.open_read(http_url, block_size=MB) as fh:
@@ -363,9 +372,12 @@ def test_thirty_percent_faults_give_exact_bytes_and_counted_retries(server, buck
     assert st.Storage().read_bytes(url) == data  # what landed, read without the proxy
     injected = sum(proxy.injected.values())
     assert set(proxy.injected) == {"503", "500", "cut"}, proxy.injected
-    # every fault was retried and counted once, but for cuts of a bodiless answer that
-    # aiohttp may have resent by itself (see FaultProxy)
-    assert injected - proxy.cut_heads <= s.retries.total <= injected and s.retries.total > 0
+    # every fault was retried and counted once, but for some that a library retried by
+    # itself: aiohttp resends an idempotent request cut before its answer (FaultProxy's
+    # cut_heads), and fsspec's http info() falls back from a failed HEAD to a GET
+    heads = sum(1 for line, _, fault in proxy.log if fault and line.startswith("HEAD "))
+    unseen = proxy.cut_heads + heads
+    assert injected - unseen <= s.retries.total <= injected and s.retries.total > 0
     assert s.retries.counts.get("throttled") == proxy.injected["503"]
 
 

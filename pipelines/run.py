@@ -15,10 +15,9 @@ from pipelines.config import PipelineConfig, dump_resolved, load_config
 from pipelines.errors import UserError
 from pipelines.executors.base import Launch
 from pipelines.io.files import write_json_atomic, write_text_atomic
-from pipelines.materialize import carried_samples
 from pipelines.plan import Plan, check_inputs_unchanged, make_plan
 from pipelines.rundir import RunDir
-from pipelines.samples import merge_samples
+from pipelines.samples import carried_samples, merge_samples
 from pipelines.stats import RunStats
 
 

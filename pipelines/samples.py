@@ -18,15 +18,19 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.io.files import write_table_atomic
 from pipelines.rundir import RunDir
 from pipelines.schema import HTML, ID, SOURCE, TEXT, URL
+
+if TYPE_CHECKING:
+    from pipelines.plan import SourceRun
 
 log = logging.getLogger(__name__)
 
@@ -353,3 +357,21 @@ def _sample_body(r: dict, chars: int):
     if rest > 0:
         body.append(f" … (+{rest:,} chars)", style="dim")
     return body
+
+
+def carried_samples(source: SourceRun) -> list[pa.Table]:
+    """The annotated run's samples of what the new run carries over (finalize merges them
+    with the new run's own): every sample of a stage carried whole or applied, the error
+    samples of a deciding stage."""
+    src = RunDir(Path(source.run))
+    out = []
+    for name in source.carried:
+        path = src.stage_samples(name)
+        if not path.is_file():
+            continue
+        # cut at the annotated run's N already; its N must not cut the new run's samples
+        table = pq.read_table(path).select(SCHEMA.names).cast(SCHEMA)
+        if source.roles.get(name, {}).get("how", "applied") != "applied":
+            table = table.filter(pc.equal(table.column("kind"), "error"))
+        out.append(table)
+    return out

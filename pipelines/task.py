@@ -20,13 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.config import PipelineConfig, load_config
+from pipelines.deciders import decider
 from pipelines.errors import TaskError, UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, doc_keys
 from pipelines.io.files import write_json_atomic
 from pipelines.io.hashing import InputDigest
 from pipelines.io.inputs import count_unreadable, read_input
 from pipelines.io.writers import make_writer
-from pipelines.materialize import decider
 from pipelines.plan import Phase, Plan
 from pipelines.rundir import RunDir
 from pipelines.samples import TaskSampler

@@ -8,6 +8,7 @@ functions (a lazy import is still a dependency), except ``if TYPE_CHECKING:`` bl
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,19 @@ def test_every_executor_kind_has_a_registered_executor():
             continue  # optional dependency; tests/test_ray.py runs it
         module, _, cls = target.partition(":")
         assert issubclass(getattr(__import__(module, fromlist=[cls]), cls), Executor)
+
+
+SPEED_CLAIM = re.compile(
+    r"\d+(\.\d+)?\s?(x|×)\s+(faster|slower|the speed)|\d[\d,.]*\s?(docs|documents)/s\b"
+    r"|\d+(\.\d+)?\s?(µs|ms|s)\s+per\s|\d+(\.\d+)?\s?%\s+of\s+the\s+(CPU|wall|time)", re.I)
+
+
+def test_measured_numbers_live_in_the_benchmarks_doc_not_in_the_code():
+    """Figures drift; the code points at docs/benchmarks.md instead of repeating them."""
+    found = []
+    for mod, path in MODULES.items():
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if SPEED_CLAIM.search(line) and "f\"" not in line and "print(" not in line:
+                found.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not found, "\n".join(found)
+    assert SPEED_CLAIM.search("about 10x faster") and SPEED_CLAIM.search("20 documents/s")

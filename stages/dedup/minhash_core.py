@@ -26,9 +26,8 @@ normalization) punctuation; each character of scripts written without spaces
 (Han, kana, Thai, Lao, Khmer, Myanmar) is a token of its own. This is not a
 linguistic tokenizer and need not be: dedup only needs the *same* text to give the
 same tokens on both sides, and a split that is stable under the edits near
-duplicates differ by (punctuation, spacing, case). Splitting with numpy tables is
-~50x faster than the spaCy tokenizer datatrove uses, which is most of datatrove's
-signature time (docs/benchmarks.md).
+duplicates differ by (punctuation, spacing, case). Splitting with numpy tables costs
+far less than the spaCy tokenizer datatrove uses by default (docs/benchmarks.md).
 
 Documents with fewer than ``n`` tokens get one shingle made of all their tokens;
 documents with no token (empty, or only punctuation when it counts as a space) get no

@@ -1,4 +1,4 @@
-"""HTML -> main text with trafilatura 2.x, or with resiliparse (about 10x faster, less precise).
+"""HTML -> main text with trafilatura 2.x, or with resiliparse (faster, less precise).
 
 trafilatura runs through stages/extraction/extract_fast.py: its own code, with its slowest XPath
 expressions compiled to Python and the page parsed with a C-level element class lookup;
@@ -120,7 +120,7 @@ class Extract(Stage):
 
     def _trafilatura(self, html: str, url: str | None) -> str | None:
         """``trafilatura.extract`` through stages.extraction.extract_fast: the same text, byte for
-        byte (tests/test_extract_fast.py), in about 60 % of the CPU time."""
+        byte (tests/test_extract_fast.py), in less CPU time (docs/benchmarks.md)."""
         from stages.extraction import extract_fast
 
         p = self.params

@@ -34,8 +34,7 @@ class LangIdParams(FilterParams):
         None, description="expected sha256 of `model`; checked before loading")
     max_chars: int | None = Field(
         None, gt=0, description="identify the language from the first N characters only "
-                                "(fastText's cost grows with the text; 2000 is ~2x faster on "
-                                "5k-character pages); default: the whole text")
+                                "(fastText's cost grows with the text); default: the whole text")
 
 
 class LangId(Filter):

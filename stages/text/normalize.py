@@ -16,8 +16,8 @@ wherever it is) and a table built once from the Unicode database classifies it:
 
 Digits become ``0``, punctuation becomes a space, whitespace runs collapse to one
 space; a word is a maximal run of word characters. Whole batches are processed
-with a handful of numpy passes, ~50x faster than regex substitutions or the spaCy
-tokenizer. The table follows the running Python's ``unicodedata`` version.
+with a handful of numpy passes instead of regex substitutions or the spaCy tokenizer
+(docs/benchmarks.md, MinHash). The table follows the running Python's ``unicodedata`` version.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class NormOptions(Protocol):
 
 @lru_cache(maxsize=1)
 def char_classes() -> np.ndarray:
-    """uint8 class of every code point (built once per process, ~0.1 s).
+    """uint8 class of every code point (built once per process).
 
     Planes 4-13 have no assigned characters and 15-16 are private use: word characters.
     """

@@ -1,7 +1,7 @@
 """English word splitting that makes spaCy's splits, without spaCy.
 
 datatrove's Gopher, C4 and FineWeb filters count words with spaCy's blank English
-tokenizer, which runs at about 20 documents/s. To make the same keep/drop
+tokenizer, which is slow (docs/benchmarks.md). To make the same keep/drop
 decisions at a fraction of the cost, this module follows the same procedure as that
 tokenizer, with its own patterns and its own table of special cases:
 

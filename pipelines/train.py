@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import platform
 import re
 import tempfile
@@ -32,7 +31,7 @@ from pipelines.config import JsonlInput, ParquetInput
 from pipelines.errors import UserError
 from pipelines.fasttext import fasttext_text, positive_scores
 from pipelines.io.discovery import resolve_inputs
-from pipelines.io.files import sha256_file, write_json_atomic
+from pipelines.io.files import atomic_path, sha256_file, write_json_atomic
 from pipelines.io.readers import make_reader
 from pipelines.stats import StageStats
 from pipelines.version import __version__
@@ -249,9 +248,8 @@ def train_classifier(spec: TrainSpec, log=print) -> dict:
     if uncovered:  # a tokenisation mismatch would leave rows uninitialised: not reproducible
         raise RuntimeError(f"bug: {len(uncovered)} fastText word(s) without an initial vector, "
                            f"e.g. {sorted(uncovered)[:3]}")
-    tmp_model = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    model.save_model(str(tmp_model))
-    os.replace(tmp_model, out)
+    with atomic_path(out) as tmp_model:
+        model.save_model(str(tmp_model))
     test = pos_test + neg_test
     truth = np.array([True] * len(pos_test) + [False] * len(neg_test))
     texts = [fasttext_text(d.text, spec.max_chars) for d in test]

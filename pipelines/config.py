@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -41,17 +42,82 @@ class Strict(BaseModel):
 
 # ----------------------------------------------------------------------------- input
 
+class InputSample(Strict):
+    n: int = Field(gt=0, description="how many listed paths to take")
+    seed: int = Field(0, description="the same seed takes the same paths")
+
+
+# input keys written out only when set (configs without them keep their fingerprint)
+_UNSET_OMITTED = ("paths", "paths_file", "prefix", "limit", "sample", "storage_options")
+
+
 class InputBase(Strict):
-    paths: list[str] = Field(min_length=1, description="glob patterns of input files")
+    paths: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="glob patterns of input files: local paths, file://, s3://, gs://, "
+                          "hf:// (or paths_file)")
+    paths_file: str | None = Field(
+        None, description="a listing of input paths, one per line (plain, .gz or .zst; "
+                          "local or remote), e.g. Common Crawl's warc.paths.gz; instead of "
+                          "`paths`")
+    prefix: str | None = Field(
+        None, description="joined in front of each path of `paths_file` (e.g. "
+                          "s3://commoncrawl/); also the default root")
+    limit: int | None = Field(None, gt=0, description="the first N paths of `paths_file`")
+    sample: InputSample | None = Field(
+        None, description="N paths of `paths_file` drawn with a seed (deterministic)")
+    storage_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="filesystem options by scheme, e.g. {s3: {endpoint_url: ..., key: "
+                    "'${AWS_KEY}'}}; secrets only as ${VAR} references (resolved from the "
+                    "environment when used, never written out)")
     root: str | None = Field(
         None, description="directory that `source` paths are relative to "
-                          "(default: the fixed prefix of the first glob)")
+                          "(default: the fixed prefix of the first glob, or `prefix`)")
     batch_size: int = Field(256, gt=0, description="documents per Arrow batch")
     dataset: str | Annotated[dict[str, Annotated[list[str], Field(min_length=1)]],
                              Field(min_length=1)] | None = Field(
         None, description="fills a `dataset` column (stats per dataset, mixture targets): "
                           "one name for every input, or name -> globs of `source` paths "
                           "(relative to the root; first match wins, every input must match)")
+
+    @model_validator(mode="after")
+    def _one_kind_of_listing(self) -> InputBase:
+        if self.paths is None and self.paths_file is None:
+            raise ConfigError("give `paths` (input globs) or `paths_file` (a listing of "
+                              "input paths)", path="input.paths")
+        if self.paths is not None and self.paths_file is not None:
+            raise ConfigError("`paths` and `paths_file` exclude each other; give one",
+                              path="input.paths_file")
+        if self.paths_file is None:
+            for key in ("prefix", "limit", "sample"):
+                if getattr(self, key) is not None:
+                    raise ConfigError(f"`{key}` applies to `paths_file` only",
+                                      path=f"input.{key}")
+        if self.limit is not None and self.sample is not None:
+            raise ConfigError("`limit` and `sample` exclude each other; give one",
+                              path="input.sample")
+        if self.storage_options:
+            from pipelines.io.storage import StorageError, StorageOptions, literal_secrets
+
+            try:
+                StorageOptions(self.storage_options)
+            except StorageError as exc:
+                raise ConfigError(str(exc).split(": ", 1)[1],
+                                  path="input.storage_options") from None
+            bad = literal_secrets(self.storage_options, "input.storage_options")
+            if bad:
+                raise ConfigError("write secrets as ${VAR} references to environment "
+                                  "variables, never literally (the config is copied into "
+                                  "the run directory)", path=bad[0])
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler) -> dict[str, Any]:
+        out = handler(self)
+        for key in _UNSET_OMITTED:
+            if key in out and out[key] in (None, {}):
+                del out[key]
+        return out
 
     def dataset_of(self, source: str) -> str | None:
         """The dataset an input file belongs to (None: no `dataset` column is added)."""
@@ -369,6 +435,7 @@ class PipelineConfig(BaseModel):
         d["output"].pop("keep_intermediate", None)  # housekeeping, not output
         d.pop("samples", None)  # what is shown about drops, not what is kept
         d.pop("max_error_rate", None)  # whether a task may finish, not what it writes
+        d["input"].pop("storage_options", None)  # where and how to read, not what
         for spec, s in zip(self.stages, d["stages"]):  # a renamed parameter hashes as before
             for old, new in getattr(spec.params, "renamed", {}).items():
                 s[old] = s.pop(new)

@@ -33,7 +33,7 @@ from pipelines.stage import Stage
 
 @dataclass(frozen=True)
 class InputFile:
-    path: str  # absolute
+    path: str  # absolute local path, or URL (s3://..., gs://...)
     source: str  # relative to the input root: goes into the `source` column and stable ids
     size: int
     dataset: str | None = None  # input.dataset of this file: the `dataset` column
@@ -129,10 +129,12 @@ class Plan:
 
 
 def make_plan(cfg: PipelineConfig) -> Plan:
-    dirs: list[tuple[Path, str]] = []
-    files = [InputFile(str(p), src, p.stat().st_size, cfg.input.dataset_of(src))
-             for p, src in cfg.input_files(dirs)]
-    skipped = [InputFile(str(p), src, 0) for p, src in dirs]
+    from pipelines.io.discovery import discover
+
+    dirs: list[tuple[str, str]] = []
+    files = [InputFile(f.path, f.source, f.size, cfg.input.dataset_of(f.source))
+             for f in discover(cfg.input, dirs)]
+    skipped = [InputFile(p, src, 0) for p, src in dirs]
     return Plan(plan_phases([s.build() for s in cfg.stages], len(files)), files, skipped)
 
 
@@ -155,16 +157,30 @@ def plan_phases(stages: list[Stage], n_shards: int) -> list[Phase]:
     return phases
 
 
-def check_inputs_unchanged(plan: Plan) -> None:
-    """On resume: every planned input (or source shard) must still exist with the same size."""
+def check_inputs_unchanged(plan: Plan, storage_options: dict | None = None) -> None:
+    """On resume: every planned input (or source shard) must still exist with the same
+    size; remote inputs are asked through the storage layer (with ``storage_options``)."""
+    from pipelines.io import storage as st
+
     files = [(f.path, f.size) for f in plan.inputs]
     if plan.source is not None:
         files += [(str(Path(plan.source.run) / s["path"]), s["bytes"])
                   for t in plan.source.tasks for s in t["shards"]]
+    storage = st.Storage(storage_options or None)
     for path, size in files:
-        p = Path(path)
-        if not p.exists():
-            raise UserError(f"input {path} of this run is missing; cannot resume")
-        if p.stat().st_size != size:
+        if st.is_remote(path):
+            try:
+                now = storage.size(path)
+            except st.StorageNotFound:
+                raise UserError(f"input {path} of this run is missing; cannot resume") \
+                    from None
+            except st.StorageError as exc:
+                raise UserError(f"input {exc}; cannot resume") from None
+        else:
+            p = Path(path)
+            if not p.exists():
+                raise UserError(f"input {path} of this run is missing; cannot resume")
+            now = p.stat().st_size
+        if now != size:
             raise UserError(f"input {path} changed size since the run was planned "
-                            f"({size} -> {p.stat().st_size} bytes); cannot resume")
+                            f"({size} -> {now} bytes); cannot resume")

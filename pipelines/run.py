@@ -42,7 +42,7 @@ def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fal
                 raise UserError(f"{run.root} holds a run planned from other inputs (or "
                                 "other shards of the annotated run); resume it as it was "
                                 "started, or use --overwrite to start over")
-            check_inputs_unchanged(stored)
+            check_inputs_unchanged(stored, cfg.input.storage_options)
             # the executor block may change between attempts; record the latest one
             write_text_atomic(run.config, dump_resolved(cfg))
             return run

@@ -190,6 +190,8 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
     if not ph.source and plan.source is None:
         record["input_sha256"] = digest.sha256
         record["input_hash_s"] = round(digest.seconds, 6)  # part of the read stage's time
+        if digest.retries is not None:  # a remote input: its storage retries by kind
+            record["storage_retries"] = digest.retries
     record["shards"] = [s.to_dict() for s in shards]
     record["stages"] = stats.to_dict()
     if stats.sampler is not None:  # before the stats file, which marks the task done

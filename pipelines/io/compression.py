@@ -10,6 +10,8 @@ from typing import IO, ContextManager
 
 import zstandard
 
+from pipelines.io.storage import is_remote, open_read
+
 
 class _ZstdReader(io.RawIOBase):
     """All frames of a zstd file; EOFError if the file ends inside a frame.
@@ -60,6 +62,8 @@ class _ZstdReader(io.RawIOBase):
 def open_binary(path: Path) -> IO[bytes]:
     """Decompressing binary reader chosen by file extension."""
     name = path.name
+    if is_remote(path):
+        return decompressing(open_read(path), name)
     if name.endswith(".gz"):
         return gzip.open(path, "rb")
     if name.endswith(".zst") or name.endswith(".zstd"):
@@ -69,8 +73,12 @@ def open_binary(path: Path) -> IO[bytes]:
 
 def opened(path: Path, fh: IO[bytes] | None = None) -> ContextManager[IO[bytes]]:
     """``fh`` when the caller has opened ``path`` already (left open), else ``path``
-    opened for reading (closed on exit)."""
-    return nullcontext(fh) if fh is not None else open(path, "rb")
+    opened for reading (closed on exit): a remote URL through the storage layer."""
+    if fh is not None:
+        return nullcontext(fh)
+    if is_remote(path):
+        return open_read(path)
+    return open(path, "rb")
 
 
 def decompressing(raw: IO[bytes], name: str) -> IO[bytes]:

@@ -8,7 +8,9 @@ Every byte the reader reads is fed to sha256 once, in file order, whatever it do
 - bytes read again after a backward seek (a gzip probe, a resync after damage, the
   fastwarc back-end handing the file to warcio) are not fed again;
 - bytes jumped over by a forward seek are read with ``os.pread`` (the reader's position
-  is left alone) and fed before anything after them;
+  is left alone) and fed before anything after them; over a stream that is not a local
+  file (a remote object from ``storage.open_read``) they are read through the stream
+  itself, which is then put back where the reader left it;
 - ``hexdigest()`` feeds what the reader left unread (it stopped early, or the file's
   tail is damaged).
 
@@ -24,15 +26,21 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 _CHUNK = 1 << 20
 
 
 class HashingFile(io.RawIOBase):
-    """A binary file (read-only, seekable) that hashes its bytes as they are read."""
+    """A binary file (read-only, seekable) that hashes its bytes as they are read:
+    ``path`` is a local file, or an open binary stream (owned: closed by ``release``)."""
 
-    def __init__(self, path: str | Path):
-        self._f = open(path, "rb", buffering=0)
+    def __init__(self, path: str | Path | IO[bytes]):
+        if isinstance(path, (str, os.PathLike)):
+            self._f: IO[bytes] = open(path, "rb", buffering=0)
+            self._fd: int | None = self._f.fileno()
+        else:
+            self._f, self._fd = path, None
         self._h = hashlib.sha256()
         self._pos = 0  # the reader's position
         self._hashed = 0  # bytes [0, _hashed) have been fed
@@ -65,14 +73,22 @@ class HashingFile(io.RawIOBase):
 
     def _feed_up_to(self, end: int | None) -> None:
         """Feed the bytes from ``_hashed`` to ``end`` (None: to the end of the file)."""
-        fd = self._f.fileno()
-        while end is None or self._hashed < end:
-            size = _CHUNK if end is None else min(_CHUNK, end - self._hashed)
-            chunk = os.pread(fd, size, self._hashed)
-            if not chunk:
-                return
-            self._h.update(chunk)
-            self._hashed += len(chunk)
+        fd = self._fd
+        back = self._f.tell() if fd is None else None
+        if fd is None:
+            self._f.seek(self._hashed)
+        try:
+            while end is None or self._hashed < end:
+                size = _CHUNK if end is None else min(_CHUNK, end - self._hashed)
+                chunk = os.pread(fd, size, self._hashed) if fd is not None else \
+                    self._f.read(size)
+                if not chunk:
+                    return
+                self._h.update(chunk)
+                self._hashed += len(chunk)
+        finally:
+            if back is not None:
+                self._f.seek(back)
 
     @property
     def size(self) -> int:
@@ -105,4 +121,7 @@ class InputDigest:
 
     sha256: str | None = None
     seconds: float = 0.0  # time spent hashing (inside the reader's time)
+    # a remote input's storage retries by kind (throttled, server_error, connection,
+    # timeout); None for a local input
+    retries: dict[str, int] | None = None
 

@@ -6,6 +6,12 @@ funnel must show it (one ``empty_file`` error of the ``read`` stage); directorie
 input globs matched are counted once, by task 0 (``input_is_directory``); and the
 file's ``input.dataset`` name becomes the ``dataset`` column. And the file's sha256 for
 the manifest is taken here, while the reader reads it (hashing.py).
+
+A remote input (``s3://``...) is streamed through the storage layer (storage.py:
+read-ahead in blocks, transient errors retried and counted into ``InputDigest.retries``,
+which the task records as ``storage_retries``). A read that fails for good ends the task
+with one line naming the URL (``InputUnreadable``), even when a reader would have taken
+the failure for damaged data: a remote reader that failed stays failed, and is asked.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pyarrow as pa
 
 from pipelines.config import InputBase
 from pipelines.errors import UserError
+from pipelines.io import storage as st
 from pipelines.io.files import sha256_file
 from pipelines.io.hashing import HashingFile, InputDigest
 from pipelines.io.readers import Reader, make_reader
@@ -28,11 +35,18 @@ from pipelines.schema import ID, SOURCE, stable_id
 from pipelines.stats import DATASET, StageStats
 
 
+class InputUnreadable(UserError):
+    """A remote input that could not be read: ``<url>: <cause>``, one line."""
+
+
 def read_input(cfg: InputBase, inp: InputFile, stats: StageStats,
                digest: InputDigest | None = None) -> Iterator[pa.Table]:
     """The tables of one input. ``digest``, if given, gets the sha256 of the file's bytes
     once the reader is done: taken as the reader reads (one read of the file) when it
     streams, else by a read of its own first."""
+    if st.is_remote(inp.path):
+        yield from _read_remote(cfg, inp, stats, digest)
+        return
     path, reader = Path(inp.path), make_reader(cfg)
     if digest is None:
         yield from _tables(reader, inp, stats, None)
@@ -52,12 +66,63 @@ def read_input(cfg: InputBase, inp: InputFile, stats: StageStats,
                         f"planned, {size} hashed); run again when it no longer changes")
 
 
+def _read_remote(cfg: InputBase, inp: InputFile, stats: StageStats,
+                 digest: InputDigest | None) -> Iterator[pa.Table]:
+    """``read_input`` of a remote input: one streamed read through the storage layer
+    (two for a reader that does not stream, e.g. Parquet: one to hash, one to read)."""
+    from pipelines.io.discovery import storage_for
+
+    storage, reader, url = storage_for(cfg), make_reader(cfg), inp.path
+    try:
+        if digest is not None and not reader.streams:
+            t0 = time.perf_counter()
+            with storage.open_read(url) as fh:
+                hashed, size = HashingFile(fh), 0
+                while hashed.read(1 << 20):
+                    pass
+                digest.sha256, size = hashed.hexdigest(), hashed.size
+            digest.seconds = time.perf_counter() - t0
+            _check_size(inp, size)
+        with storage.open_read(url) as stream:
+            if digest is None or not reader.streams:
+                yield from _guarded(_tables(reader, inp, stats, stream), stream)
+            else:
+                with HashingFile(stream) as raw:
+                    yield from _guarded(_tables(reader, inp, stats,
+                                                io.BufferedReader(raw, 1 << 16)), stream)
+                    digest.sha256, size = raw.hexdigest(), raw.size
+                    digest.seconds = raw.seconds
+                _check_size(inp, size)
+    except st.StorageError as exc:
+        raise InputUnreadable(str(exc)) from None
+    finally:
+        if digest is not None:
+            digest.retries = storage.retries.as_dict()
+
+
+def _guarded(tables: Iterator[pa.Table], stream: IO[bytes]) -> Iterator[pa.Table]:
+    """``tables``, ended by the remote stream's failure even if the reader took it for
+    damage (and counted it as such): a task must not finish on part of an input."""
+    for table in tables:
+        if st.stream_error(stream) is not None:
+            raise st.stream_error(stream)  # type: ignore[misc]
+        yield table
+    if st.stream_error(stream) is not None:
+        raise st.stream_error(stream)  # type: ignore[misc]
+
+
+def _check_size(inp: InputFile, size: int) -> None:
+    if size != inp.size:  # the manifest would pair the planned size with other bytes
+        raise UserError(f"input {inp.path} changed size while the run read it ({inp.size} "
+                        f"bytes planned, {size} hashed); run again when it no longer changes")
+
+
 def _tables(reader: Reader, inp: InputFile, stats: StageStats,
             fh: IO[bytes] | None) -> Iterator[pa.Table]:
     if inp.size == 0:
         count_unreadable(stats, inp, "empty_file")
         return
-    for table in reader.read(Path(inp.path), inp.source, stats, fh):
+    for table in reader.read(st.as_path(inp.path), inp.source, stats, fh):
         if inp.dataset is not None:
             table = _with_dataset(table, inp.dataset)
         yield table

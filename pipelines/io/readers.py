@@ -431,7 +431,7 @@ class ParquetReader(Reader):
              fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
         c = self.cfg
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(fh if fh is not None else path)
         except Exception as exc:
             stats.docs_in += 1
             stats.error("corrupt_parquet", doc=_at(stats, source, 0, problem=str(exc)))

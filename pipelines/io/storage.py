@@ -151,6 +151,20 @@ def _redact(value: Any, secret: bool) -> Any:
     return value
 
 
+def literal_secrets(options: Mapping[str, Any], where: str = "storage_options") -> list[str]:
+    """Key paths of ``options`` whose key looks secret and whose value is a literal
+    string, not a ``${VAR}`` reference: written in a config, it would be copied into
+    every run directory made from it."""
+    out = []
+    for k, v in options.items():
+        path = f"{where}.{k}"
+        if isinstance(v, Mapping):
+            out += literal_secrets(v, path)
+        elif isinstance(v, str) and _SECRET_KEY_RE.search(str(k)) and not _VAR_RE.fullmatch(v):
+            out.append(path)
+    return out
+
+
 class StorageOptions:
     """Per-scheme fsspec options as written in a config, e.g.
     ``{"s3": {"endpoint_url": "...", "secret": "${MY_SECRET}"}}``.
@@ -479,16 +493,29 @@ class Storage:
 
     def glob(self, pattern: str | os.PathLike) -> list[str]:
         """Matches of ``pattern`` (``*``, ``?``, ``[]``, ``**``), sorted, in its form."""
+        return [url for url, _ in self.glob_info(pattern)]
+
+    def glob_info(self, pattern: str | os.PathLike) -> list[tuple[str, dict[str, Any]]]:
+        """(match, {"size", "type": "file" or "directory"}) for each match of ``pattern``,
+        sorted: one listing, no request per match."""
         pattern = str(pattern)
         if not is_remote(pattern):
             found = _glob.glob(local_path(pattern), recursive=True)
             prefix = "file://" if pattern.lower().startswith("file://") else ""
-            return sorted(prefix + f for f in found)
+            out = []
+            for f in sorted(found):  # anything but a file is listed as a directory
+                isfile = os.path.isfile(f)
+                out.append((prefix + f, {"size": os.path.getsize(f) if isfile else 0,
+                                         "type": "file" if isfile else "directory"}))
+            return out
         if scheme(pattern) in ("http", "https"):
             raise StorageError(pattern, "http(s):// cannot be listed; name each URL")
         fs = self.filesystem(pattern)
-        names = self.call(pattern, lambda: fs.glob(_bucket_path(pattern)))
-        return sorted(self._unstrip(pattern, n) for n in names)
+        found = self.call(pattern, lambda: fs.glob(_bucket_path(pattern), detail=True))
+        return sorted((self._unstrip(pattern, name), {
+            "size": int(info.get("size") or 0),
+            "type": "directory" if info.get("type") == "directory" else "file"})
+            for name, info in found.items())
 
     def rm(self, url: str | os.PathLike, recursive: bool = False,
            missing_ok: bool = True) -> None:
@@ -556,6 +583,7 @@ class _RemoteReader(io.RawIOBase):
         self.size = self._f.size
         self._block = block_size
         self._pos = 0
+        self.error: StorageError | None = None  # once a fetch failed for good, it stays
 
     def readable(self) -> bool:
         return True
@@ -582,7 +610,13 @@ class _RemoteReader(io.RawIOBase):
             self._f.seek(self._pos)
             return self._f.read(want)
 
-        data = self._storage.call(self._url, fetch)
+        if self.error is not None:  # a reader that swallows errors must not retry forever
+            raise self.error
+        try:
+            data = self._storage.call(self._url, fetch)
+        except StorageError as exc:
+            self.error = exc
+            raise
         if not data:
             raise StorageError(self._url, f"object ended at {self._pos} of {self.size} bytes "
                                           "(changed while being read?)")
@@ -735,6 +769,30 @@ class _SpoolWriter(_Writer):
         super().close()
 
 
+class URLPath(str):
+    """A remote URL where code expects a ``Path`` for naming and logging: ``str`` is the
+    URL itself (``Path`` would fold ``s3://`` into ``s3:/``), ``name`` its last part."""
+
+    @property
+    def name(self) -> str:
+        return self.rstrip("/").rsplit("/", 1)[-1]
+
+    def as_posix(self) -> str:
+        return str(self)
+
+
+def stream_error(fh: IO[bytes]) -> StorageError | None:
+    """The error that ended a remote reader from ``open_read`` (None: none, or local).
+    A caller that hands the reader to code which may swallow OSErrors checks it after."""
+    return getattr(getattr(fh, "raw", fh), "error", None)
+
+
+def as_path(url: str | os.PathLike) -> Path:
+    """A local path or file:// URL as a ``Path``; a remote URL as a ``URLPath``."""
+    url = str(url)
+    return URLPath(url) if is_remote(url) else Path(local_path(url))  # type: ignore[return-value]
+
+
 # ------------------------------------------------------------------- module-level helpers
 
 _default = Storage()
@@ -779,5 +837,5 @@ __all__ = [
     "Storage", "StorageOptions", "RetryPolicy", "RetryCounter", "StorageError",
     "StorageNotFound", "StorageForbidden", "classify", "scheme", "is_remote", "local_path",
     "join", "open_read", "atomic_write", "open_write", "exists", "size", "ls", "glob", "rm",
-    "default_storage",
+    "default_storage", "literal_secrets", "URLPath", "as_path", "stream_error",
 ]

@@ -4,12 +4,19 @@ Every input and model file is checked against its recorded size and sha256 first
 differences named in one error), version and source differences are warned about, the
 resolved config is run again (``--remap`` moves paths that live elsewhere now), and the
 new outputs are verified against the manifest's shard hashes.
+
+Remote inputs (``s3://``...) are checked the same way, through the storage layer (size
+from a listing call, sha256 from a streamed read). ``--remap`` swaps path prefixes as
+strings, so it works across schemes: ``s3://bucket/crawl=/mnt/mirror`` checks and reads a
+local mirror of an S3 snapshot, and ``/data/warc=s3://bucket/warc`` the reverse.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+from pipelines.io.storage import Storage, StorageError, StorageNotFound, is_remote
 from pipelines.manifest import git_state, installed_packages, load_manifest, verify
 from pipelines.rundir import RunDir
 from pipelines.version import __version__
@@ -42,14 +49,34 @@ def _remap_config(data: dict, remap: list[tuple[str, str]]) -> dict:
     paths), moved to where they live now."""
     data = dict(data)
     inp = dict(data["input"])
-    inp["paths"] = [remap_path(p, remap) for p in inp["paths"]]
-    if inp.get("root"):
-        inp["root"] = remap_path(inp["root"], remap)
+    if inp.get("paths"):
+        inp["paths"] = [remap_path(p, remap) for p in inp["paths"]]
+    for key in ("root", "paths_file", "prefix"):
+        if inp.get(key):
+            inp[key] = remap_path(inp[key], remap)
     data["input"] = inp
     data["stages"] = [{k: remap_path(v, remap) if isinstance(v, str) and k not in
                        ("stage", "name") else v for k, v in st.items()}
                       for st in data["stages"]]
     return data
+
+
+def _remote_differs(storage: Storage, kind: str, url: str, f: dict) -> list[str]:
+    """What is wrong with a remote file against its manifest entry ([] if nothing)."""
+    try:
+        if "size" in f and storage.size(url) != f["size"]:
+            return [f"{kind} {url} changed since the snapshot (sha256 differs)"]
+        with storage.open_read(url) as fh:
+            h = hashlib.sha256()
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except StorageNotFound:
+        return [f"{kind} {url} named in the manifest is missing"]
+    except StorageError as exc:
+        return [f"{kind} {exc}"]
+    if h.hexdigest() != f["sha256"]:
+        return [f"{kind} {url} changed since the snapshot (sha256 differs)"]
+    return []
 
 
 def _warn_about_the_source(snap: dict, now: dict, warn) -> None:
@@ -78,10 +105,15 @@ def reproduce(manifest_path: Path, out: str, workers: int | None = None,
 
     remap = remap or []
     m = load_manifest(manifest_path)
+    storage = Storage(m["config"].get("input", {}).get("storage_options") or None)
     bad = []  # every missing or changed file, so one attempt names them all
     for kind, files in (("input", m["inputs"]), ("model", m["models"])):
         for f in files:
-            p = Path(remap_path(f["path"], remap))
+            where = remap_path(f["path"], remap)
+            if is_remote(where):
+                bad += _remote_differs(storage, kind, where, f)
+                continue
+            p = Path(where)
             if not p.is_file():
                 bad.append(f"{kind} {p} named in the manifest is missing")
             elif ("size" in f and p.stat().st_size != f["size"]) or \

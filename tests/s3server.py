@@ -133,9 +133,10 @@ class FaultProxy:
 
     def __init__(self, upstream_port: int, fraction: float, seed: int = 0,
                  kinds: tuple[str, ...] = ("503", "500", "cut"), max_requests: int = 5000,
-                 max_seconds: float = 300.0):
+                 max_seconds: float = 300.0, only=None):
         self.upstream_port, self.fraction, self.seed, self.kinds = (
             upstream_port, fraction, seed, kinds)
+        self.only = only  # a predicate on the request line: only those may fail (None: all)
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.port = free_port()
         self.endpoint = f"http://{HOST}:{self.port}"
@@ -217,7 +218,7 @@ class FaultProxy:
             return  # over budget: close without an answer
         number = self.requests
         self.requests += 1
-        fault = self._fault(number)
+        fault = self._fault(number) if self.only is None or self.only(lines[0]) else None
         self.log.append((lines[0], names.get("range", ""), fault))
         if fault in ("503", "500"):
             self.injected[fault] = self.injected.get(fault, 0) + 1

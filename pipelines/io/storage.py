@@ -511,11 +511,27 @@ class Storage:
         if scheme(pattern) in ("http", "https"):
             raise StorageError(pattern, "http(s):// cannot be listed; name each URL")
         fs = self.filesystem(pattern)
-        found = self.call(pattern, lambda: fs.glob(_bucket_path(pattern), detail=True))
+        path = _bucket_path(pattern)
+        parts = path.split("/")
+        fixed = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), None)
+        if fixed is None:  # no wildcard: the object itself, if it is there
+            try:
+                info = self.info(pattern)
+            except StorageNotFound:
+                return []
+            return [(pattern, {"size": int(info.get("size") or 0), "type": "directory"
+                               if info.get("type") == "directory" else "file"})]
+        # One recursive listing under the fixed part, matched here: fsspec's glob makes
+        # several calls, and one of them takes a failed listing for an empty one.
+        from fsspec.utils import glob_translate
+
+        root = "/".join(parts[:fixed])
+        found = self.call(pattern, lambda: fs.find(root, withdirs=True, detail=True))
+        match = re.compile(glob_translate(path)).match
         return sorted((self._unstrip(pattern, name), {
             "size": int(info.get("size") or 0),
             "type": "directory" if info.get("type") == "directory" else "file"})
-            for name, info in found.items())
+            for name, info in found.items() if match(name.rstrip("/")))
 
     def rm(self, url: str | os.PathLike, recursive: bool = False,
            missing_ok: bool = True) -> None:

@@ -50,12 +50,19 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from pipelines.config import load_config
+
+    cfg = load_config(a.config, overrides=_overrides(a))
+    return _launch(a, cfg, title=f"funnel: {cfg.name}")
+
+
+def _launch(a: argparse.Namespace, cfg, title: str, plan=None) -> int:
+    """Run (or, for a scheduler without --wait, submit) a planned run and say what it did:
+    the job ids, or the funnel and where the output went."""
     from pipelines.inspection.funnel import make_console, print_funnel
     from pipelines.run import launch_pipeline
 
-    cfg = load_config(a.config, overrides=_overrides(a))
     run, launch = launch_pipeline(cfg, resume=a.resume, overwrite=a.overwrite,
-                                  progress=not a.quiet, wait=a.wait)
+                                  progress=not a.quiet, wait=a.wait, plan=plan)
     if not launch.finished:  # a scheduler has the jobs (Slurm without --wait)
         for line in launch.jobs:
             print(line)
@@ -64,7 +71,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     stats = run.load_stats()
     out = make_console()
     if not a.quiet:
-        print_funnel(stats, out, title=f"funnel: {cfg.name}")
+        print_funnel(stats, out, title=title)
     n_shards = len(stats["output"]["shards"])
     try:
         where = run.data.relative_to(Path.cwd())
@@ -220,25 +227,10 @@ def cmd_train_classifier(a: argparse.Namespace) -> int:
 
 
 def cmd_materialize(a: argparse.Namespace) -> int:
-    from pipelines.inspection.funnel import make_console, print_funnel
     from pipelines.materialize import plan_materialize
-    from pipelines.run import launch_pipeline
 
     cfg, plan = plan_materialize(a.run, a.out, a.sets, workers=a.workers, executor=a.executor)
-    run, launch = launch_pipeline(cfg, resume=a.resume, overwrite=a.overwrite,
-                                  progress=not a.quiet, wait=a.wait, plan=plan)
-    if not launch.finished:  # a scheduler has the jobs (Slurm without --wait)
-        for line in launch.jobs:
-            print(line)
-        print(f"submitted {len(launch.jobs)} job(s); follow with: thresher status {run.root}")
-        return 0
-    stats = run.load_stats()
-    out = make_console()
-    if not a.quiet:
-        print_funnel(stats, out, title=f"materialized: {stats.get('run')}")
-    out.print(f"wrote {stats['output']['rows']:,} documents in "
-              f"{len(stats['output']['shards'])} shard(s) to {run.data}/")
-    return 0
+    return _launch(a, cfg, title=f"materialized: {cfg.name}", plan=plan)
 
 
 def build_parser() -> argparse.ArgumentParser:

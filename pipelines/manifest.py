@@ -3,7 +3,7 @@
 The manifest records what decides a corpus: the resolved config and its
 fingerprint, thresher's version and git commit (with a dirty flag), Python and
 every installed distribution, each input file (size, sha256), each model file
-(sha256), each output shard (rows, bytes, sha256) and the merged stats.
+(sha256; a remote one by its URL), each output shard (rows, bytes, sha256) and the merged stats.
 Input hashes are taken by the task that reads the input, as its reader reads it
 (io/hashing.py; Parquet, read footer first, gets one read of its own).
 """

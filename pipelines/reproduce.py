@@ -5,10 +5,13 @@ differences named in one error), version and source differences are warned about
 resolved config is run again (``--remap`` moves paths that live elsewhere now), and the
 new outputs are verified against the manifest's shard hashes.
 
-Remote inputs (``s3://``...) are checked the same way, through the storage layer (size
-from a listing call, sha256 from a streamed read). ``--remap`` swaps path prefixes as
+Remote inputs and model files (``s3://``...) are checked the same way, through the
+storage layer with the config's ``input.storage_options`` (size from a listing call where
+the manifest has one, sha256 from a streamed read). ``--remap`` swaps path prefixes as
 strings, so it works across schemes: ``s3://bucket/crawl=/mnt/mirror`` checks and reads a
-local mirror of an S3 snapshot, and ``/data/warc=s3://bucket/warc`` the reverse.
+local mirror of an S3 snapshot, ``s3://bucket/models=/local/models`` local copies of its
+models (the stages' own ``*_sha256`` checks still apply), and ``/data/warc=s3://bucket/warc``
+the reverse.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ def remap_path(path: str, remap: list[tuple[str, str]]) -> str:
 
 
 def _remap_config(data: dict, remap: list[tuple[str, str]]) -> dict:
-    """Input globs and root, and every string parameter of a stage (model and tokenizer
-    paths), moved to where they live now."""
+    """Input globs and root, and every string in a stage's parameters (model, tokenizer
+    and word-list paths or URLs), moved to where they live now."""
     data = dict(data)
     inp = dict(data["input"])
     if inp.get("paths"):
@@ -55,10 +58,21 @@ def _remap_config(data: dict, remap: list[tuple[str, str]]) -> dict:
         if inp.get(key):
             inp[key] = remap_path(inp[key], remap)
     data["input"] = inp
-    data["stages"] = [{k: remap_path(v, remap) if isinstance(v, str) and k not in
-                       ("stage", "name") else v for k, v in st.items()}
-                      for st in data["stages"]]
+    data["stages"] = [{k: v if k in ("stage", "name") else _remap_value(v, remap)
+                       for k, v in st.items()} for st in data["stages"]]
     return data
+
+
+def _remap_value(value, remap: list[tuple[str, str]]):
+    """Every string in a parameter, lists and mappings walked (a list of blocklists, a
+    bad-word file per language, a datatrove step's arguments)."""
+    if isinstance(value, str):
+        return remap_path(value, remap)
+    if isinstance(value, dict):
+        return {k: _remap_value(v, remap) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_remap_value(v, remap) for v in value]
+    return value
 
 
 def _remote_differs(storage: Storage, kind: str, url: str, f: dict) -> list[str]:

@@ -26,6 +26,7 @@ from pipelines.global_stage import GlobalContext, GlobalStage, doc_keys
 from pipelines.io.files import write_json_atomic
 from pipelines.io.hashing import InputDigest
 from pipelines.io.inputs import count_unreadable, read_input
+from pipelines.io.models import model_storage
 from pipelines.io.writers import make_writer
 from pipelines.plan import Phase, Plan
 from pipelines.rundir import RunDir
@@ -52,8 +53,9 @@ def _load(run: RunDir, phase: str) -> tuple[PipelineConfig, Plan, list[Stage]]:
         stages = [by_name[n].build() for n in names]
         if plan.source is not None:  # a materialized run: they decide from stored columns
             stages = [decider(st, plan.source.roles[st.name]) for st in stages]
-        for st in stages:
-            st.setup()
+        with model_storage(getattr(cfg.input, "storage_options", None)):  # as inputs are read
+            for st in stages:
+                st.setup()
         _CACHE[key] = (cfg, plan, stages)
     return _CACHE[key]
 

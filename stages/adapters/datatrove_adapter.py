@@ -18,14 +18,14 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
-from pipelines.io.files import file_hashes
+from pipelines.io.models import is_file, local_model, model_hashes
+from pipelines.io.storage import is_remote
 from pipelines.schema import ID, TEXT
 from pipelines.stage import ANY_COLUMN, ErrorReason, Filter, FilterParams, Params, iter_docs
 
@@ -38,7 +38,9 @@ _TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
 class DatatroveParams(FilterParams):
     step: str = Field(description="import path of the step class, e.g. "
                                   "datatrove.pipeline.filters:GopherQualityFilter")
-    args: dict[str, Any] = Field({}, description="keyword arguments for the step's constructor")
+    args: dict[str, Any] = Field(
+        {}, description="keyword arguments for the step's constructor; one naming a remote "
+                        "file (s3://, gs://, hf://, https://) is given the step as a local copy")
     metadata_columns: list[str] | None = Field(
         None, description="columns given to the step as metadata (default: all but id and text)")
     columns: dict[str, Literal["string", "int64", "float64", "bool", "json"]] | None = Field(
@@ -75,17 +77,22 @@ class Datatrove(Filter):
         if not (isinstance(cls, type) and issubclass(cls, PipelineStep)):
             raise UserError(f"stage {self.name}: {self.params.step} is not a datatrove "
                             "PipelineStep class")
+        files = [v for v in _strings(self.params.args) if is_file(v)]
+        local = {v: str(local_model(v, what=f"stage {self.name}: file")) for v in files
+                 if is_remote(v)}
+        args = _replace(self.params.args, local)
         try:
-            self._step = cls(**self.params.args)
+            self._step = cls(**args)
         except Exception as e:  # a bad argument or a missing optional dependency
             raise UserError(f"stage {self.name}: cannot build {self.params.step}"
                             f"({_args(self.params.args)}): {type(e).__name__}: {e}") from None
         self._is_filter = isinstance(self._step, BaseFilter)
-        self._sha256 = file_hashes(v for v in _strings(self.params.args) if _is_file(v))
+        self._sha256 = model_hashes(files)
 
     def model_files(self) -> dict[str, str]:
         """Arguments naming a file (a model, a word list): the step reads it, so the
-        manifest records it. What datatrove ships or downloads itself goes with its version."""
+        manifest records it (by URL if remote). What datatrove ships or downloads itself
+        goes with its version."""
         return self._sha256
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
@@ -171,11 +178,15 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def _is_file(value: str) -> bool:
-    try:
-        return len(value) < 4096 and Path(value).is_file()
-    except (OSError, ValueError):
-        return False
+def _replace(value: Any, local: dict[str, str]) -> Any:
+    """The arguments with each remote file's URL replaced by its local copy."""
+    if isinstance(value, str):
+        return local.get(value, value)
+    if isinstance(value, dict):
+        return {k: _replace(v, local) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_replace(v, local) for v in value)
+    return value
 
 
 def _import(path: str, stage: str) -> Any:

@@ -28,14 +28,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
-from pipelines.io.files import file_hashes
+from pipelines.io.models import local_model, model_hashes
 from pipelines.schema import TEXT
 from pipelines.stage import FilterParams, Params
 from stages.heuristics.measured import MeasuredFilter, Rule, RuleTable
@@ -71,10 +70,11 @@ class C4Params(FilterParams):
     min_sentences: int | None = Field(
         5, ge=0, description="drop documents with fewer sentences in their kept lines")
     bad_words_file: str | dict[str, str] | None = Field(
-        None, description="file with one bad word or phrase per line (e.g. the LDNOOBW list), "
-                          "or language -> file, which checks each document against the list "
-                          "of its `language` column (key `default`: for other languages); "
-                          "documents containing one are dropped (reason bad_words)")
+        None, description="file (path or URL) with one bad word or phrase per line (e.g. the "
+                          "LDNOOBW list), or language -> file, which checks each document "
+                          "against the list of its `language` column (key `default`: for "
+                          "other languages); documents containing one are dropped (reason "
+                          "bad_words)")
     bad_words_match: Literal["auto", "word", "substring"] = Field(
         "auto", description="word: between non-word characters; substring: anywhere; auto: "
                             "substring for the lists of ja, th, zh (as C4), else word")
@@ -137,7 +137,7 @@ class C4(MeasuredFilter):
         self._bad = _load_bad_words(p.bad_words_file, p.bad_words_match, self.name)
         files = p.bad_words_file
         files = [] if files is None else [files] if isinstance(files, str) else files.values()
-        self._sha256 = file_hashes(files)
+        self._sha256 = model_hashes(files)
 
     def check(self, doc: dict[str, Any]) -> str | None | tuple[str | None, dict[str, Any]]:
         m = self.measure(doc, self.annotating)
@@ -229,7 +229,8 @@ def _load_bad_words(files: str | dict[str, str] | None, match: str,
 
 def _pattern(path: str, match: str, stage: str) -> re.Pattern:
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        local = local_model(path, what=f"stage {stage}: cannot read bad_words_file")
+        lines = local.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise UserError(f"stage {stage}: cannot read bad_words_file {path}: {e.strerror}") from None
     words = sorted({w.strip().lower() for w in lines if w.strip()}, key=len, reverse=True)

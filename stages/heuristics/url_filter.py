@@ -7,26 +7,28 @@ The list is a plain text file, one entry per line, ``#`` starting a comment:
     example.net/some/page.html   # blocks that page (any scheme, with or without www.)
 
 Lists like UT1's blacklists (``domains`` and ``urls`` files, as shipped in
-datatrove's assets) can be passed as they are. Nothing is downloaded.
+datatrove's assets) can be passed as they are. A list may be a URL (s3://, gs://, hf://,
+https://), fetched once into the model cache (pipelines/io/models.py); nothing else is
+downloaded.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from pipelines.errors import UserError
-from pipelines.io.files import file_hashes
+from pipelines.io.models import local_model, model_hashes
 from pipelines.schema import URL
 from pipelines.stage import Filter, FilterParams, Params
 
 
 class UrlFilterParams(FilterParams):
     blocklist_file: str | Annotated[list[str], Field(min_length=1)] = Field(
-        description="blocklist file(s): one domain or URL per line, '#' comments")
+        description="blocklist file(s), paths or URLs: one domain or URL per line, "
+                    "'#' comments")
     drop_missing_url: bool = Field(
         False, description="drop documents without a parseable URL (reason no_url) instead "
                            "of keeping them")
@@ -58,7 +60,8 @@ def load_blocklist(paths: list[str], stage: str) -> tuple[frozenset[str], frozen
     urls: set[str] = set()
     for path in paths:
         try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
+            local = local_model(path, what=f"stage {stage}: cannot read blocklist_file")
+            text = local.read_text(encoding="utf-8", errors="replace")
         except OSError as e:
             raise UserError(f"stage {stage}: cannot read blocklist_file {path}: "
                             f"{e.strerror}") from None
@@ -89,7 +92,7 @@ class UrlFilter(Filter):
         files = self.params.blocklist_file
         files = [files] if isinstance(files, str) else list(files)
         self._domains, self._urls = load_blocklist(files, self.name)
-        self._sha256 = file_hashes(files)
+        self._sha256 = model_hashes(files)
 
     def model_files(self) -> dict[str, str]:
         """The blocklists decide the output: the manifest records them with the models."""

@@ -9,7 +9,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
-from pipelines.io.files import sha256_file
+from pipelines.io.models import file_sha256, local_model, model_key
 from pipelines.schema import TEXT
 from pipelines.stage import Filter, FilterParams, Params, iter_docs
 
@@ -28,8 +28,8 @@ class LangIdParams(FilterParams):
         0.0, description="minimum score of the top language; a mapping gives a threshold per "
                          "language, with `default` for the rest")
     model: str | None = Field(
-        None, description="path of a fastText LID model (lid.176.bin, GlotLID, ...); "
-                          "default: the bundled lid.176.ftz")
+        None, description="path or URL (s3://, gs://, hf://, https://) of a fastText LID "
+                          "model (lid.176.bin, GlotLID, ...); default: the bundled lid.176.ftz")
     model_sha256: str | None = Field(
         None, description="expected sha256 of `model`; checked before loading")
     max_chars: int | None = Field(
@@ -46,24 +46,25 @@ class LangId(Filter):
     annotations: ClassVar[dict[str, pa.DataType]] = {
         "language": pa.string(), "language_score": pa.float64()}
 
-    def model_path(self) -> Path:
-        return Path(self.params.model).expanduser() if self.params.model else BUNDLED_MODEL
+    def model_path(self) -> str:
+        """The model's path or URL as configured (the bundled model's path by default)."""
+        return self.params.model or str(BUNDLED_MODEL)
 
     def expected_sha256(self) -> str | None:
         return self.params.model_sha256 or (None if self.params.model else BUNDLED_SHA256)
 
     def model_files(self) -> dict[str, str]:
-        return {str(self.model_path()): self._sha256}
+        return {model_key(self.model_path()): self._sha256}
 
     def setup(self) -> None:
         import fasttext
 
-        path = self.model_path()
+        want = self.expected_sha256()
+        path = local_model(self.model_path(), want, what=f"stage {self.name}: model")
         if not path.is_file():
             raise UserError(f"stage {self.name}: model file {path} does not exist")
-        want = self.expected_sha256()
-        self._sha256 = sha256_file(path)
-        if want is not None and self._sha256 != want:
+        self._sha256 = file_sha256(self.model_path())
+        if want is not None and self._sha256 != want.lower():
             raise UserError(f"stage {self.name}: model {path} has sha256 {self._sha256}, "
                             f"expected {want}")
         fasttext.FastText.eprint = lambda *a, **k: None  # silence its load_model warning

@@ -3,7 +3,7 @@
 Counting once, in a column, makes token accounting cost one column sum per
 stage instead of one tokenizer pass per stage. Two tokenizers:
 
-- a local ``tokenizer.json`` (Hugging Face ``tokenizers``; sha256 recorded in
+- a ``tokenizer.json``, local or a URL (Hugging Face ``tokenizers``; sha256 recorded in
   the manifest and checked if ``tokenizer_sha256`` is given): exact counts for
   that model, without special tokens;
 - ``approx``: ceil(UTF-8 bytes / 4), the usual rule of thumb for English BPE
@@ -15,7 +15,6 @@ stage instead of one tokenizer pass per stage. Two tokenizers:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
@@ -23,7 +22,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from pipelines.errors import UserError
-from pipelines.io.files import sha256_file
+from pipelines.io.models import file_sha256, local_model, model_key
 from pipelines.schema import TEXT
 from pipelines.stage import Params, Stage, require_columns, set_column
 from pipelines.stats import TOKENS, StageStats
@@ -31,8 +30,8 @@ from pipelines.stats import TOKENS, StageStats
 
 class CountTokensParams(Params):
     tokenizer: str = Field(
-        "approx", description="`approx` (UTF-8 bytes / 4) or the path of a tokenizer.json "
-                              "(Hugging Face tokenizers)")
+        "approx", description="`approx` (UTF-8 bytes / 4) or the path or URL (s3://, gs://, "
+                              "hf://, https://) of a tokenizer.json (Hugging Face tokenizers)")
     tokenizer_sha256: str | None = Field(None, description="expected sha256 of the file")
     column: str = Field(TEXT, description="text column to count")
 
@@ -54,13 +53,13 @@ class CountTokens(Stage):
         self._sha256 = None
         if self.params.tokenizer == "approx":
             return
-        path = Path(self.params.tokenizer).expanduser()
+        spec, want = self.params.tokenizer, self.params.tokenizer_sha256
+        path = local_model(spec, want, what=f"stage {self.name}: tokenizer")
         if not path.is_file():
             raise UserError(f"stage {self.name}: tokenizer file {path} does not exist "
                             "(use tokenizer: approx for the built-in estimate)")
-        self._sha256 = sha256_file(path)
-        want = self.params.tokenizer_sha256
-        if want is not None and want != self._sha256:
+        self._sha256 = file_sha256(spec)
+        if want is not None and want.lower() != self._sha256:
             raise UserError(f"stage {self.name}: tokenizer {path} has sha256 {self._sha256}, "
                             f"expected {want}")
         from tokenizers import Tokenizer
@@ -68,11 +67,10 @@ class CountTokens(Stage):
         try:
             self._tok = Tokenizer.from_file(str(path))
         except Exception as exc:
-            raise UserError(f"stage {self.name}: {path} is not a tokenizer.json: {exc}") from exc
+            raise UserError(f"stage {self.name}: {spec} is not a tokenizer.json: {exc}") from exc
 
     def model_files(self) -> dict[str, str]:
-        return {str(Path(self.params.tokenizer).expanduser()): self._sha256} \
-            if self._sha256 else {}
+        return {model_key(self.params.tokenizer): self._sha256} if self._sha256 else {}
 
     def count(self, texts: pa.ChunkedArray | pa.Array) -> pa.Array:
         texts = pc.fill_null(texts, "")

@@ -11,7 +11,6 @@ thresholds over the whole corpus (stages/model_filters/keep_top.py).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,14 +20,15 @@ from pydantic import Field, field_validator
 
 from pipelines.errors import UserError
 from pipelines.fasttext import fasttext_text
-from pipelines.io.files import sha256_file
+from pipelines.io.models import file_sha256, local_model, model_key
 from pipelines.schema import TEXT
 from pipelines.stage import Filter, FilterParams, Params, iter_docs
 
 
 class QualityClassifierParams(FilterParams):
-    model: str = Field(description="path of a fastText supervised model (.bin or .ftz), e.g. "
-                                   "from `thresher train-classifier`")
+    model: str = Field(description="path or URL (s3://, gs://, hf://, https://) of a fastText "
+                                   "supervised model (.bin or .ftz), e.g. from "
+                                   "`thresher train-classifier`")
     model_sha256: str | None = Field(
         None, description="expected sha256 of `model`; checked before loading (the run's "
                           "manifest records the hash either way)")
@@ -60,26 +60,27 @@ class QualityClassifier(Filter):
         return {self.params.column: pa.float64()}
 
     def model_files(self) -> dict[str, str]:
-        return {str(self._path): self._sha256}
+        return {model_key(self.params.model): self._sha256}
 
     def setup(self) -> None:
         import fasttext
 
-        self._path = Path(self.params.model).expanduser().resolve()
-        if not self._path.is_file():
-            raise UserError(f"stage {self.name}: model file {self._path} does not exist "
-                            "(train one with `thresher train-classifier`)")
-        self._sha256 = sha256_file(self._path)
         want = self.params.model_sha256
+        path = local_model(self.params.model, want, what=f"stage {self.name}: model")
+        shown = model_key(self.params.model)  # the URL, or the absolute local path
+        if not path.is_file():
+            raise UserError(f"stage {self.name}: model file {shown} does not exist "
+                            "(train one with `thresher train-classifier`)")
+        self._sha256 = file_sha256(self.params.model)
         if want is not None and self._sha256 != want.lower():
-            raise UserError(f"stage {self.name}: model {self._path} has sha256 {self._sha256}, "
+            raise UserError(f"stage {self.name}: model {shown} has sha256 {self._sha256}, "
                             f"expected {want}")
         fasttext.FastText.eprint = lambda *a, **k: None  # silence its load_model warning
-        self._model = fasttext.load_model(str(self._path))
+        self._model = fasttext.load_model(str(path))
         self._label = f"__label__{self.params.positive_label}"
         labels = self._model.get_labels()
         if self._label not in labels:
-            raise UserError(f"stage {self.name}: model {self._path} has no label "
+            raise UserError(f"stage {self.name}: model {shown} has no label "
                             f"{self.params.positive_label!r}; its labels: "
                             f"{', '.join(x.removeprefix('__label__') for x in labels)}")
 

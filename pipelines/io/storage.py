@@ -392,6 +392,13 @@ class Storage:
             config = dict(opts.get("config_kwargs") or {})
             config["retries"] = {"total_max_attempts": 1}  # we retry, and count
             opts["config_kwargs"] = config
+            # fsspec reuses a filesystem per set of options; botocore reads the endpoint
+            # from the environment, so make it part of the options (and of that key)
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            client = dict(opts.get("client_kwargs") or {})
+            if endpoint and "endpoint_url" not in client and "endpoint_url" not in opts:
+                client["endpoint_url"] = endpoint
+                opts["client_kwargs"] = client
         fs = fsspec.filesystem(protocol, **opts)
         if protocol == "s3":
             fs.retries = 1  # s3fs's own retry loop: one try

@@ -69,7 +69,8 @@ class InputBase(Strict):
         default_factory=dict,
         description="filesystem options by scheme, e.g. {s3: {endpoint_url: ..., key: "
                     "'${AWS_KEY}'}}; secrets only as ${VAR} references (resolved from the "
-                    "environment when used, never written out)")
+                    "environment when used, never written out); also used for model "
+                    "files and word lists given as URLs")
     root: str | None = Field(
         None, description="directory that `source` paths are relative to "
                           "(default: the fixed prefix of the first glob, or `prefix`)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,69 @@ DATA = REPO / "tests" / "data"
 WARC_DIR = DATA / "warc"
 # ../shared/data beside the checkout, else $THRESHER_SHARED_DATA (set by .ci/run)
 SHARED = Path(os.environ.get("THRESHER_SHARED_DATA") or REPO.parent / "shared" / "data")
+
+
+def require_shared(path: Path) -> Path:
+    """``path`` in the shared data; a test skips when it is missing, or fails instead with
+    THRESHER_REQUIRE_SHARED=1 (set by .ci/run)."""
+    if not path.exists():
+        msg = (f"shared data missing: {path} (a checkout beside the workplace's shared "
+               "folder has it at ../shared/data; else set THRESHER_SHARED_DATA)")
+        if os.environ.get("THRESHER_REQUIRE_SHARED") == "1":
+            pytest.fail(f"THRESHER_REQUIRE_SHARED=1 but {msg}")
+        pytest.skip(msg)
+    return path
+
+
+# ----------------------------------------------------------------------------- skip summary
+
+# Groups of skipped tests, told apart by their skip reason, and what runs them. A fresh
+# clone as a non-root user skips all of these; `make test` ends with one line per group.
+SKIP_GROUPS: list[tuple[str, re.Pattern, str]] = [
+    ("Slurm tests", re.compile(r"slurm|sinfo|MaxArraySize", re.I),
+     "start a one-node Slurm as root, `sudo env SLURM_MAX_ARRAY_SIZE=5 bash slurm/slurm-up.sh`"
+     ", then `make test`; or set THRESHER_REQUIRE_SLURM=1 to fail instead"),
+    ("Chromium report tests", re.compile(r"chromium", re.I),
+     "install Debian's chromium as root, `sudo bash scripts/install-system-deps.sh`, "
+     "then `make test`; or set THRESHER_REQUIRE_CHROMIUM=1 to fail instead"),
+    ("tmpfs and bind-mount reliability tests", re.compile(r"tmpfs|bind mount", re.I),
+     "they mount file systems, which needs root: `sudo make test`"),
+    ("Shared-data tests", re.compile(r"shared data", re.I),
+     "put the workplace's shared data at ../shared/data beside the checkout, or "
+     "`THRESHER_SHARED_DATA=/path/to/shared/data make test`; "
+     "or set THRESHER_REQUIRE_SHARED=1 to fail instead"),
+    ("Reference-library tests", re.compile(r"could not import|no module named", re.I),
+     "`make install` (requirements.lock installs every library the tests compare with)"),
+]
+
+
+def skip_groups(skips: list[tuple[str, str]]) -> list[str]:
+    """One line per group of skips, from (nodeid, reason) pairs: the groups above in their
+    order, then one line per other reason."""
+    known: dict[str, int] = {}
+    other: dict[str, int] = {}
+    for _, reason in skips:
+        reason = reason.removeprefix("Skipped: ")
+        name = next((g[0] for g in SKIP_GROUPS if g[1].search(reason)), None)
+        if name:
+            known[name] = known.get(name, 0) + 1
+        else:
+            other[reason] = other.get(reason, 0) + 1
+    return ([f"{name} ({known[name]}) skipped: {command}"
+             for name, _, command in SKIP_GROUPS if name in known]
+            + [f"Other tests ({n}) skipped: {reason}" for reason, n in sorted(other.items())])
+
+
+def pytest_terminal_summary(terminalreporter):
+    skips = []
+    for rep in terminalreporter.stats.get("skipped", []):
+        longrepr = rep.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+        skips.append((rep.nodeid, str(reason)))
+    if skips:
+        terminalreporter.section("skipped tests, and how to run them", sep="-")
+        for line in skip_groups(skips):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -230,6 +231,66 @@ def test_report_escapes_document_html(runs, chromium, tmp_path):
     assert not [t for t, _ in d.tags if t in ("img", "b", "i")]
     assert "&lt;script&gt;document.title=" in dom_text and "<title>thresher report" in dom_text
     assert 'http://x/"&gt;&lt;b&gt;u&lt;/b&gt;' in dom_text
+
+
+EVIL_TEXT = ('<script>document.title="owned"</script><img src=x onerror="alert(1)">'
+             '<a href="http://127.0.0.1:9/" onclick="alert(2)">link</a> & </pre></details>')
+EVIL_URL = 'http://x/" onmouseover="alert(3)"><b>u</b>'
+EVIL_ID = "<i onmouseover=alert(4)>id</i>"
+
+
+class _Markup(HTMLParser):
+    """Every start tag with its attributes, and every run of text (entities decoded)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list]] = []
+        self.texts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+
+def _planted_markup(html: str) -> list[str]:
+    """Where the planted document fields became markup of the page, or were not shown as
+    text, as a standard HTML parser reads the page."""
+    m = _Markup()
+    m.feed(html)
+    m.close()
+    found = [f"<{t}> tag" for t, _ in m.tags if t in ("img", "b", "i")]
+    scripts = [t for t, _ in m.tags].count("script")  # the page's own one only
+    if scripts != 1:
+        found.append(f"{scripts} <script> tags")
+    found += [f"{k}= on <{t}>" for t, attrs in m.tags for k, _ in attrs if k.startswith("on")]
+    found += [f"<{t} {k}={v!r}>" for t, attrs in m.tags for k, v in attrs
+              if k in ("href", "src") and not (v or "").startswith("#")]
+    found += [f"not shown as text: {f!r}" for f in (EVIL_TEXT, EVIL_URL, EVIL_ID)
+              if not any(f in t for t in m.texts)]
+    return found
+
+
+def test_report_escapes_document_html_without_a_browser(runs):
+    """The same planted page text, URL and id, checked with the standard library's HTML
+    parser (no Chromium needed): each is only text of the page, never a tag or an
+    attribute. The check itself catches the same page built without escaping."""
+    data = load_run(runs[0])
+    data.samples.insert(0, {**data.samples[0], "text": EVIL_TEXT, "url": EVIL_URL,
+                            "id": EVIL_ID})
+    html = build_report(data)
+    assert _planted_markup(html) == []
+    for raw in (EVIL_TEXT, EVIL_URL, EVIL_ID):
+        assert raw not in html and escape(raw) in html  # in the source: escaped only
+
+    unescaped = html.replace(escape(EVIL_TEXT), EVIL_TEXT)
+    assert {"<img> tag", "onerror= on <img>", "onclick= on <a>", "2 <script> tags",
+            "<a href='http://127.0.0.1:9/'>"} <= set(_planted_markup(unescaped))
+    meta = escape(f"{EVIL_ID} · {EVIL_URL}")
+    assert html.count(meta) == 1
+    unescaped = html.replace(meta, f"{EVIL_ID} · {EVIL_URL}")
+    assert {"<i> tag", "<b> tag", "onmouseover= on <i>"} <= set(_planted_markup(unescaped))
 
 
 def test_network_check_sees_a_page_request(chromium, tmp_path):

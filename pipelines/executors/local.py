@@ -69,14 +69,20 @@ class LocalExecutor(PhaseExecutor):
 
 
 def _preload_modules(run: RunDir) -> list[str]:
-    """The engine and the modules of the run's stages (a stage that cannot be imported
-    here is left to fail in its task, with its own error)."""
+    """The engine, the modules of the run's stages (a stage that cannot be imported here
+    is left to fail in its task, with its own error) and, for remote inputs, the
+    filesystem client of their scheme (s3fs alone costs a worker about half a second)."""
     from pipelines import registry
     from pipelines.config import load_config
     from pipelines.errors import UserError
+    from pipelines.io.storage import SCHEMES, scheme
 
+    cfg = load_config(run.config, check_inputs=False)
     mods = ["pipelines.task"]
-    for spec in load_config(run.config, check_inputs=False).stages:
+    for url in [*cfg.input.paths, *filter(None, [getattr(cfg.input, "paths_file", None)])]:
+        if scheme(str(url)) in SCHEMES:
+            mods += ["pipelines.io.storage", SCHEMES[scheme(str(url))][2]]
+    for spec in cfg.stages:
         try:
             mods.append(registry.get(spec.stage).__module__)
         except UserError:

@@ -79,7 +79,7 @@ def _preload_modules(run: RunDir) -> list[str]:
 
     cfg = load_config(run.config, check_inputs=False)
     mods = ["pipelines.task"]
-    for url in [*cfg.input.paths, *filter(None, [getattr(cfg.input, "paths_file", None)])]:
+    for url in [*(cfg.input.paths or []), getattr(cfg.input, "paths_file", None) or ""]:
         if scheme(str(url)) in SCHEMES:
             mods += ["pipelines.io.storage", SCHEMES[scheme(str(url))][2]]
     for spec in cfg.stages:

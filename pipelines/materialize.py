@@ -48,7 +48,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.config import PipelineConfig, StageSpec, load_config
+from pipelines.config import PipelineConfig, StageSpec
 from pipelines.deciders import decider
 from pipelines.errors import UserError
 from pipelines.io.files import sha256_file
@@ -191,7 +191,7 @@ def plan_materialize(run_dir: str | Path, out: str | Path, sets: list[str],
     if Path(out).resolve() == src.root:
         raise UserError("materialize writes a new run directory; OUT must differ from RUN")
     src_stats = src.load_stats()
-    old = load_config(src.config, check_inputs=False)
+    old = src.load_config()
     if old.output.format != "parquet":
         raise UserError(f"{src.root} was written as {old.output.format}; materialize reads "
                         "runs written with output.format: parquet")

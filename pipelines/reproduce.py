@@ -19,7 +19,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pipelines.io.storage import Storage, StorageError, StorageNotFound, is_remote
+from pipelines.io.storage import (
+    Storage,
+    StorageError,
+    StorageNotFound,
+    is_remote,
+    map_strings,
+)
 from pipelines.manifest import git_state, installed_packages, load_manifest, verify
 from pipelines.rundir import RunDir
 from pipelines.version import __version__
@@ -66,13 +72,7 @@ def _remap_config(data: dict, remap: list[tuple[str, str]]) -> dict:
 def _remap_value(value, remap: list[tuple[str, str]]):
     """Every string in a parameter, lists and mappings walked (a list of blocklists, a
     bad-word file per language, a datatrove step's arguments)."""
-    if isinstance(value, str):
-        return remap_path(value, remap)
-    if isinstance(value, dict):
-        return {k: _remap_value(v, remap) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_remap_value(v, remap) for v in value]
-    return value
+    return map_strings(value, lambda s: remap_path(s, remap))
 
 
 def _remote_differs(storage: Storage, kind: str, url: str, f: dict) -> list[str]:

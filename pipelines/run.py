@@ -11,7 +11,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from pipelines.config import PipelineConfig, dump_resolved, load_config
+from pipelines.config import PipelineConfig, dump_resolved
 from pipelines.errors import UserError
 from pipelines.executors.base import Launch
 from pipelines.io.files import write_json_atomic, write_text_atomic
@@ -32,12 +32,12 @@ def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fal
             p.unlink(missing_ok=True)
     if run.root.exists() and any(run.root.iterdir()):
         if resume and run.looks_like_run():
-            old = load_config(run.config, check_inputs=False)
+            old = run.load_config()
             if old.fingerprint() != cfg.fingerprint():
                 raise UserError(
                     f"{run.root} was made with a different config ({_first_difference(old, cfg)}); "
                     "resume it with the same config, or use --overwrite to start over")
-            stored = Plan.load(run.plan)
+            stored = run.load_plan()
             if plan is not None and _source_of(stored) != _source_of(plan):
                 raise UserError(f"{run.root} holds a run planned from other inputs (or "
                                 "other shards of the annotated run); resume it as it was "
@@ -79,7 +79,7 @@ def launch_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool =
     try:
         executor.check(RunDir(Path(cfg.output.path).resolve()))  # before touching the run
         run = prepare_run(cfg, resume=resume, overwrite=overwrite, plan=plan)
-        plan = Plan.load(run.plan)
+        plan = run.load_plan()
         todo = {p.name: [t for t in range(p.n_tasks) if not run.is_done(p.name, t)]
                 for p in plan.phases}
         if not any(todo.values()):  # every task was done by an earlier attempt
@@ -109,8 +109,8 @@ def finalize_run(run_dir: str | Path | RunDir) -> dict:
     from pipelines.manifest import build_manifest
 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir).resolve())
-    cfg = load_config(run.config, check_inputs=False)
-    plan = Plan.load(run.plan)
+    cfg = run.load_config()
+    plan = run.load_plan()
     missing = [f"{p.name}/{t}" for p in plan.phases for t in range(p.n_tasks)
                if not run.is_done(p.name, t)]
     if missing:

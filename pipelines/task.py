@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.config import PipelineConfig, load_config
+from pipelines.config import PipelineConfig
 from pipelines.deciders import decider
 from pipelines.errors import TaskError, UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, doc_keys
@@ -45,8 +45,8 @@ def _load(run: RunDir, phase: str) -> tuple[PipelineConfig, Plan, list[Stage]]:
     """Config, plan and the set-up stages of ``phase`` (its collecting stage last)."""
     key = (str(run.root), phase)
     if key not in _CACHE:
-        cfg = load_config(run.config, check_inputs=False)
-        plan = Plan.load(run.plan)
+        cfg = run.load_config()
+        plan = run.load_plan()
         ph = plan.phase(phase)
         by_name = {s.name: s for s in cfg.stages}
         names = ph.stages + ([ph.collect] if ph.collect else [])

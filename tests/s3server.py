@@ -18,6 +18,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -88,6 +90,26 @@ class MotoServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextmanager
+def serving(log: Path, bucket: str, env: dict[str, str] | None = None) -> Iterator[MotoServer]:
+    """A started server with ``bucket`` made, and this process's environment (which the
+    CLI subprocesses of a test inherit) pointing AWS clients at it, plus ``env``, until
+    the block ends."""
+    with MotoServer(log=log) as srv:
+        new = {**srv.env(), **(env or {})}
+        saved = {k: os.environ.get(k) for k in new}
+        os.environ.update(new)
+        try:
+            srv.make_bucket(bucket)
+            yield srv
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",

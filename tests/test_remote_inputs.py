@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import DEMO, REPO, WARC_DIR, shard_hashes
-from s3server import FaultProxy, MotoServer, free_port
+from s3server import FaultProxy, free_port, serving
 
 from pipelines.config import config_from_dict
 from pipelines.errors import ConfigError
@@ -36,11 +36,7 @@ ONE = WARCS[0]  # aut-ia-2008-example.warc.gz: the largest, 2.5 MB
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with MotoServer(log=log) as srv, pytest.MonkeyPatch.context() as mp:
-        for k, v in srv.env().items():
-            mp.setenv(k, v)
-        srv.make_bucket(BUCKET)
+    with serving(tmp_path_factory.mktemp("moto") / "moto.log", BUCKET) as srv:
         client = srv.client()
         for p in WARCS:
             client.upload_file(str(p), BUCKET, f"warc/{p.name}")

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 import yaml
 from conftest import DEMO, REPO, WARC_DIR, shard_hashes
-from s3server import FaultProxy, MotoServer
+from s3server import FaultProxy, serving
 
 from pipelines import stage as make_spec
 from pipelines.errors import UserError
@@ -38,31 +38,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def forget_filesystems() -> None:
-    """fsspec keeps one S3FileSystem per set of options, whatever the environment said when
-    it was made: the in-process tests that rely on AWS_ENDPOINT_URL must not leave one
-    naming this module's server to the next module (nor use an earlier module's)."""
-    from s3fs import S3FileSystem
-
-    S3FileSystem.clear_instance_cache()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    cache = tmp_path_factory.mktemp("cache")
-    forget_filesystems()
-    with MotoServer(log=log) as srv, pytest.MonkeyPatch.context() as mp:
-        for k, v in srv.env().items():
-            mp.setenv(k, v)
-        mp.setenv("THRESHER_CACHE", str(cache))  # the CLI subprocesses' cache too
-        srv.make_bucket(BUCKET)
+    cache = tmp_path_factory.mktemp("cache")  # the CLI subprocesses' cache too
+    with serving(tmp_path_factory.mktemp("moto") / "moto.log", BUCKET,
+                 env={"THRESHER_CACHE": str(cache)}) as srv:
         client = srv.client()
         client.upload_file(str(BUNDLED_MODEL), BUCKET, "models/lid.176.ftz")
         client.put_object(Bucket=BUCKET, Key="models/blocklist.txt", Body=BLOCKLIST)
         client.put_object(Bucket=BUCKET, Key="models/bad_words.txt", Body=BAD_WORDS)
         yield srv
-    forget_filesystems()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from s3server import FaultProxy, MotoServer
+from s3server import FaultProxy, serving
 
 from pipelines.io import storage as st
 
@@ -31,11 +31,7 @@ PART = 5 * MB  # S3's smallest part
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with MotoServer(log=log) as srv, pytest.MonkeyPatch.context() as mp:
-        for k, v in srv.env().items():
-            mp.setenv(k, v)
-        srv.make_bucket("thresher-test")
+    with serving(tmp_path_factory.mktemp("moto") / "moto.log", "thresher-test") as srv:
         yield srv
 
 

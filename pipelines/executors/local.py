@@ -73,11 +73,10 @@ def _preload_modules(run: RunDir) -> list[str]:
     is left to fail in its task, with its own error) and, for remote inputs, the
     filesystem client of their scheme (s3fs alone costs a worker about half a second)."""
     from pipelines import registry
-    from pipelines.config import load_config
     from pipelines.errors import UserError
     from pipelines.io.storage import SCHEMES, scheme
 
-    cfg = load_config(run.config, check_inputs=False)
+    cfg = run.load_config()
     mods = ["pipelines.task"]
     for url in [*(cfg.input.paths or []), getattr(cfg.input, "paths_file", None) or ""]:
         if scheme(str(url)) in SCHEMES:

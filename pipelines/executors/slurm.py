@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config import SlurmExecutor as SlurmConfig
-from pipelines.config import load_config
 from pipelines.errors import TaskError, UserError
 from pipelines.executors.base import Executor, Launch
 from pipelines.executors.slurm_queue import (
@@ -101,7 +100,7 @@ class SlurmExecutor(Executor):
         ``wait``, poll the queue until none of them can run any more."""
         if self._template_text is None:  # a caller that skipped check()
             self.check(run)
-        name = load_config(run.config, check_inputs=False).name
+        name = run.load_config().name
         sub = Submission(run, self._submit_plan(run, name, plan, todo, self._template_text,
                                                 self._limit))
         if wait:
@@ -263,5 +262,5 @@ class SlurmExecutor(Executor):
 
 
 def _progress_line(run: RunDir) -> str:
-    plan = Plan.load(run.plan)
+    plan = run.load_plan()
     return "  ".join(f"{p.name} {len(run.done_tasks(p.name))}/{p.n_tasks}" for p in plan.phases)

@@ -125,19 +125,26 @@ _SECRET_KEY_RE = re.compile(r"secret|token|key|password|passwd|credential|auth|s
                             re.IGNORECASE)
 
 
-def _resolve(value: Any, where: str) -> Any:
+def map_strings(value: Any, fn: Callable[[str], Any]) -> Any:
+    """``value`` with ``fn`` applied to every string in it, mappings and lists walked: the
+    form of storage options, stage parameters and a datatrove step's arguments."""
     if isinstance(value, str):
-        def sub(m: re.Match) -> str:
-            if m.group(1) not in os.environ:
-                raise StorageError(where, f"storage_options references ${{{m.group(1)}}}, "
-                                          "which is not set in the environment")
-            return os.environ[m.group(1)]
-        return _VAR_RE.sub(sub, value)
+        return fn(value)
     if isinstance(value, Mapping):
-        return {k: _resolve(v, where) for k, v in value.items()}
+        return {k: map_strings(v, fn) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_resolve(v, where) for v in value)
+        return type(value)(map_strings(v, fn) for v in value)
     return value
+
+
+def _resolve(value: Any, where: str) -> Any:
+    def sub(m: re.Match) -> str:
+        if m.group(1) not in os.environ:
+            raise StorageError(where, f"storage_options references ${{{m.group(1)}}}, "
+                                      "which is not set in the environment")
+        return os.environ[m.group(1)]
+
+    return map_strings(value, lambda s: _VAR_RE.sub(sub, s))
 
 
 def _redact(value: Any, secret: bool) -> Any:

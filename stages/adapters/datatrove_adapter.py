@@ -25,7 +25,7 @@ from pydantic import Field
 
 from pipelines.errors import UserError
 from pipelines.io.models import is_file, local_model, model_hashes
-from pipelines.io.storage import is_remote
+from pipelines.io.storage import is_remote, map_strings
 from pipelines.schema import ID, TEXT
 from pipelines.stage import ANY_COLUMN, ErrorReason, Filter, FilterParams, Params, iter_docs
 
@@ -80,7 +80,7 @@ class Datatrove(Filter):
         files = [v for v in _strings(self.params.args) if is_file(v)]
         local = {v: str(local_model(v, what=f"stage {self.name}: file")) for v in files
                  if is_remote(v)}
-        args = _replace(self.params.args, local)
+        args = map_strings(self.params.args, lambda s: local.get(s, s))  # URL -> local copy
         try:
             self._step = cls(**args)
         except Exception as e:  # a bad argument or a missing optional dependency
@@ -176,17 +176,6 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [s for v in value for s in _strings(v)]
     return []
-
-
-def _replace(value: Any, local: dict[str, str]) -> Any:
-    """The arguments with each remote file's URL replaced by its local copy."""
-    if isinstance(value, str):
-        return local.get(value, value)
-    if isinstance(value, dict):
-        return {k: _replace(v, local) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_replace(v, local) for v in value)
-    return value
 
 
 def _import(path: str, stage: str) -> Any:

@@ -75,6 +75,33 @@ def write_table_atomic(path: Path, table: pa.Table, row_group_size: int | None =
         pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
 
 
+# ------------------------------------------------------------------ reading run files
+# Run-directory files may live in object storage (``RemotePath``); these read either kind.
+
+
+def read_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_bytes())
+
+
+def parquet_file(path: Path) -> pq.ParquetFile:
+    """A ``ParquetFile`` to read row groups or metadata from (remote: range reads)."""
+    opener = getattr(path, "open_read", None)
+    return pq.ParquetFile(opener() if opener else path)
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A whole Parquet file (or the ``columns`` given) as one table."""
+    opener = getattr(path, "open_read", None)
+    if opener is None:
+        return pq.read_table(path, columns=columns)
+    with opener() as fh:
+        return pq.read_table(fh, columns=columns)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -1,0 +1,271 @@
+"""The numeric core of sub-document dedup: units, window hashes, spans, text edits.
+
+A document is cut into *units* (tokens, sentences or paragraphs), each a piece of the
+text with character offsets. A *window* is ``k`` consecutive units of one document;
+it is identified by two independent 64-bit hashes (128 bits in all) computed from
+per-unit hashes with a polynomial rolling hash, so every window of a batch costs a
+few numpy operations, whatever ``k``.
+
+Why windows are enough (ExactSubstr): a unit is inside some span of at least ``k``
+units that occurs twice in the corpus exactly when it is inside some window of ``k``
+units that occurs twice (every window of a repeated span repeats; a repeated window
+is a repeated span of length ``k``). So "remove every repeated span of >= k units" is
+"remove the union of the windows whose content occurs more than once", which the
+stages compute sharded: hash, partition by hash, count, mark, merge (stages/dedup/
+subdoc.py). tests/test_subdoc_dedup.py checks this against a suffix array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MASK = (1 << 64) - 1
+# two lanes: (seed of the unit hash, base of the polynomial); bases odd, so invertible
+LANES = ((b"thresher-subdoc-1", 0x9E3779B97F4A7C15), (b"thresher-subdoc-2", 0xC2B2AE3D27D4EB4F))
+WORD = re.compile(r"\w+|[^\w\s]")  # a word, or one punctuation/symbol character
+# a sentence: text up to . ! ? (and closing quotes/brackets) followed by whitespace, or a
+# line end; see docs/subdoc_dedup.md
+SENTENCE = re.compile(r"[^\s](?:.*?(?:[.!?]+[\"'”’)\]]*(?=\s)|(?=\n)|$))", re.S)
+PARAGRAPH = re.compile(r"[^\n]+")
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """A bijective 64-bit mixer (splitmix64's finalizer), vectorised."""
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+# ----------------------------------------------------------------------------- units
+
+@dataclass
+class Units:
+    """The units of a batch of documents, concatenated: ``offsets[d]:offsets[d+1]`` are
+    document d's; ``h`` holds the two lanes of unit hashes, shape (2, n)."""
+
+    offsets: np.ndarray  # int64, len = docs + 1
+    h: np.ndarray  # uint64 (2, n)
+
+
+class UnitHasher:
+    """Unit strings -> two 64-bit hashes (BLAKE2b), with a bounded per-process cache."""
+
+    def __init__(self, max_cache: int = 2_000_000):
+        self.cache: dict[str, int] = {}
+        self.h1: list[int] = []
+        self.h2: list[int] = []
+        self.max_cache = max_cache
+
+    def ids(self, units: list[str]) -> np.ndarray:
+        if len(self.cache) > self.max_cache:
+            self.cache.clear()
+            self.h1.clear()
+            self.h2.clear()
+        cache, h1, h2 = self.cache, self.h1, self.h2
+        out = np.empty(len(units), dtype=np.int64)
+        for i, u in enumerate(units):
+            j = cache.get(u)
+            if j is None:
+                j = cache[u] = len(h1)
+                d = hashlib.blake2b(u.encode("utf-8", "surrogatepass"), digest_size=16,
+                                    person=b"thresher-unit").digest()
+                h1.append(int.from_bytes(d[:8], "little"))
+                h2.append(int.from_bytes(d[8:], "little"))
+            out[i] = j
+        return out
+
+    def hashes(self, units: list[str]) -> np.ndarray:
+        idx = self.ids(units)
+        if not len(idx):
+            return np.zeros((2, 0), np.uint64)
+        return np.stack([np.array(self.h1, np.uint64)[idx], np.array(self.h2, np.uint64)[idx]])
+
+
+def id_hashes(ids: np.ndarray) -> np.ndarray:
+    """Two lanes of hashes of integer token ids (a tokenizer's)."""
+    ids = np.asarray(ids, dtype=np.uint64)
+    return np.stack([splitmix64(ids ^ np.uint64(0x5851F42D4C957F2D)),
+                     splitmix64(ids ^ np.uint64(0x14057B7EF767814F))])
+
+
+# ---------------------------------------------------------------------- splitting
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in WORD.finditer(text)]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in SENTENCE.finditer(text)]
+
+
+def paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """Lines (split on \\n) that are not blank, whole (indentation and trailing spaces
+    included: they go with the line); compare them with ``str.strip``."""
+    return [m.span() for m in PARAGRAPH.finditer(text) if not m.group().isspace()]
+
+
+def normalize_space(s: str) -> str:
+    return " ".join(s.split())
+
+
+# ---------------------------------------------------------------------- windows
+
+class Powers:
+    """B^j and B^-j mod 2^64 for both lanes, grown on demand."""
+
+    def __init__(self):
+        self.n = 0
+        self.pow = np.ones((2, 1), np.uint64)
+        self.inv = np.ones((2, 1), np.uint64)
+
+    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if n > self.n:
+            m = max(n, 2 * self.n, 1024)
+            pw, iv = np.empty((2, m), np.uint64), np.empty((2, m), np.uint64)
+            for lane, (_, base) in enumerate(LANES):
+                b = np.full(m, base, np.uint64)
+                bi = np.full(m, pow(base, -1, 1 << 64), np.uint64)
+                b[0] = bi[0] = 1
+                with np.errstate(over="ignore"):
+                    pw[lane], iv[lane] = np.cumprod(b), np.cumprod(bi)
+            self.pow, self.inv, self.n = pw, iv, m
+        return self.pow, self.inv
+
+
+_POWERS = Powers()
+
+
+def window_hashes(units: Units, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every window of ``k`` units inside one document: (hashes (2, w), doc index, start
+    unit within the document). The hash of units u_0..u_{k-1} in a lane is
+    mix(sum_j h(u_j) * B^(k-1-j) mod 2^64), computed from prefix sums of h(u_j) * B^-j."""
+    off = units.offsets
+    n = int(off[-1])
+    lens = np.diff(off)
+    nw = np.maximum(lens - k + 1, 0)
+    total = int(nw.sum())
+    doc = np.repeat(np.arange(len(lens), dtype=np.int64), nw)
+    first = np.concatenate([[0], np.cumsum(nw)[:-1]]).astype(np.int64)
+    local = np.arange(total, dtype=np.int64) - np.repeat(first, nw)
+    start = off[:-1][doc] + local  # global unit index of each window's first unit
+    if total == 0:
+        return np.zeros((2, 0), np.uint64), doc, local
+    pw, iv = _POWERS.upto(n + 1)
+    out = np.empty((2, total), np.uint64)
+    with np.errstate(over="ignore"):
+        for lane in range(2):
+            q = np.zeros(n + 1, np.uint64)
+            np.cumsum(units.h[lane] * iv[lane, :n], out=q[1:])
+            w = (q[start + k] - q[start]) * pw[lane, start + k - 1]
+            out[lane] = splitmix64(w ^ np.uint64(lane + 1))
+    return out, doc, local
+
+
+# ---------------------------------------------------------------------- spans & edits
+
+def merge_marks(keys: np.ndarray, pos: np.ndarray, k: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Union of the unit intervals [pos, pos + k) per key: (key, start, end) sorted, with
+    touching intervals merged."""
+    if not len(keys):
+        e = np.zeros(0, np.int64)
+        return np.zeros(0, np.uint64), e, e
+    order = np.lexsort((pos, keys))
+    keys, pos = keys[order], pos[order].astype(np.int64)
+    end = pos + k
+    new = np.ones(len(keys), bool)
+    # ends are non-decreasing within a key (equal lengths), so the running end is the last
+    new[1:] = (keys[1:] != keys[:-1]) | (pos[1:] > end[:-1])
+    starts = np.flatnonzero(new)
+    ends_idx = np.concatenate([starts[1:], [len(keys)]]) - 1
+    return keys[starts], pos[starts], end[ends_idx]
+
+
+def char_ranges(spans: Sequence[tuple[int, int]], unit_spans: Sequence[tuple[int, int]],
+                text: str) -> list[tuple[int, int]]:
+    """Character ranges to delete for unit intervals ``spans`` ([start, end) in units).
+
+    The joining rule: an interval is cut from the start of its first unit to the start
+    of the next unit after it, so the text resumes at a unit boundary and keeps the
+    separator that preceded the interval (a space, a sentence's space, a paragraph's
+    newline); an interval that ends the document is cut from the end of the unit before
+    it (trailing whitespace goes too)."""
+    out = []
+    n = len(unit_spans)
+    for s, e in spans:
+        if e < n:
+            a, b = unit_spans[s][0], unit_spans[e][0]
+        else:
+            a = unit_spans[s - 1][1] if s > 0 else 0
+            b = len(text)
+        out.append((a, b))
+    return out
+
+
+def cut(text: str, ranges: Sequence[tuple[int, int]]) -> str:
+    parts, last = [], 0
+    for a, b in ranges:
+        parts.append(text[last:a])
+        last = b
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def in_context(text: str, ranges: Sequence[tuple[int, int]], width: int = 80,
+               limit: int = 5) -> str:
+    """The removed ranges in their context, ``…before [-removed-] after…``, for samples."""
+    pieces = []
+    for a, b in ranges[:limit]:
+        pre = text[max(0, a - width):a]
+        mid = text[a:b]
+        if len(mid) > 4 * width:
+            mid = mid[:2 * width] + " … " + mid[-2 * width:]
+        pieces.append(f"…{pre}[-{mid}-]{text[b:b + width]}…")
+    if len(ranges) > limit:
+        pieces.append(f"(+{len(ranges) - limit} more)")
+    return "\n".join(pieces)
+
+
+def bloom_params(n: int, fp: float) -> tuple[int, int]:
+    """(bits, hash functions) of a Bloom filter for ``n`` items at false-positive ``fp``."""
+    m = int(np.ceil(-n * np.log(fp) / np.log(2) ** 2))
+    return max(m, 64), max(1, int(round(m / max(n, 1) * np.log(2))))
+
+
+def bloom_seen(h1: np.ndarray, h2: np.ndarray, bits: np.ndarray, m: int, n_hash: int,
+               chunk: int = 1 << 16) -> np.ndarray:
+    """Query-then-insert each item in order into the bit array ``bits`` (uint8, m bits);
+    True where the item was (possibly) seen before: every bit was set by an earlier item.
+    Chunked and vectorised: within a chunk, an item's bit counts as set when it was set
+    before the chunk or by an earlier item of the chunk."""
+    n = len(h1)
+    out = np.zeros(n, bool)
+    g1 = splitmix64(h1)
+    g2 = splitmix64(h2) | np.uint64(1)
+    for c0 in range(0, n, chunk):
+        a, b = g1[c0:c0 + chunk], g2[c0:c0 + chunk]
+        r = len(a)
+        with np.errstate(over="ignore"):
+            pos = np.stack([(a + np.uint64(i) * b) % np.uint64(m) for i in range(n_hash)],
+                           axis=1).astype(np.int64)  # (r, n_hash)
+        before = (bits[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1
+        flat = pos.ravel()
+        row = np.repeat(np.arange(r), n_hash)
+        uniq, inv = np.unique(flat, return_inverse=True)
+        first = np.full(len(uniq), r, np.int64)
+        np.minimum.at(first, inv, row)
+        set_earlier = first[inv].reshape(r, n_hash) < np.arange(r)[:, None]
+        out[c0:c0 + r] = np.all(before.astype(bool) | set_earlier, axis=1)
+        np.bitwise_or.at(bits, uniq >> 3, (1 << (uniq & 7)).astype(np.uint8))
+    return out
+
+
+Splitter = Callable[[str], list[tuple[int, int]]]

@@ -80,8 +80,8 @@ def test_materialize_params_are_what_the_rules_read():
 
     got = {name: set(registry.get(name).materialize_params) for name in HEURISTICS}
     assert got["c4"] == {"drop_lorem_ipsum", "drop_curly_bracket", "min_sentences",
-                         "bad_words_keep_fraction", "bad_words_seed"}
-    assert got["fineweb_quality"] == {
+                         "bad_words_keep_fraction", "bad_words_seed", "thresholds"}
+    assert got["fineweb_quality"] == {"thresholds",
         "min_terminal_punct_line_ratio", "keep_when_no_terminal_punct", "max_short_line_ratio",
         "max_dup_line_char_ratio", "max_newline_word_ratio"}
     assert got["length"] == {"min_chars", "max_chars", "min_words", "max_words"}

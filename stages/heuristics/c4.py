@@ -36,10 +36,11 @@ from pydantic import Field
 from pipelines.errors import UserError
 from pipelines.io.models import local_model, model_hashes
 from pipelines.schema import TEXT
-from pipelines.stage import FilterParams, Params
+from pipelines.stage import Params
 from stages.heuristics.measured import MeasuredFilter, Rule, RuleTable
+from stages.heuristics.per_language import PerLanguageParams
 from stages.text.sentences import sentence_pieces
-from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, get_tokenizer
+from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, splitter_for
 from stages.text.words_en import sentence_count
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -51,7 +52,7 @@ SUBSTRING_LANGUAGES = ("ja", "th", "zh")
 LANGUAGE = "language"
 
 
-class C4Params(FilterParams):
+class C4Params(PerLanguageParams):
     split: Literal["lines", "sentences"] = Field(
         "lines", description="apply the line rules to each line (C4), or to each sentence "
                              "(datatrove's split_paragraph=False; kept sentences are joined "
@@ -119,11 +120,12 @@ class C4(MeasuredFilter):
     Params: ClassVar[type[Params]] = C4Params
     params: C4Params
     rules: ClassVar[RuleTable] = RULES
+    table_kind = "c4"
 
     def __init__(self, params: Params | None = None, name: str | None = None):
         super().__init__(params, name)
         p = self.params
-        by_language = isinstance(p.bad_words_file, dict)
+        by_language = isinstance(p.bad_words_file, dict) or self.reads_language()
         self.columns = ("id", TEXT, LANGUAGE) if by_language else ("id", TEXT)
         self.required = (TEXT, LANGUAGE) if by_language else (TEXT,)
         self.annotations = ({TEXT: pa.string()} if p.rewrite_text else {}) | (
@@ -132,7 +134,7 @@ class C4(MeasuredFilter):
     def setup(self) -> None:
         p = self.params
         # lines are split one at a time (not worth remembering); whole texts are shared
-        self._split = get_tokenizer(p.tokenizer, memoize=p.split == "sentences")
+        self._split_for = splitter_for(p.tokenizer, memoize=p.split == "sentences")
         self._policy = tuple(p.policy_phrases)
         self._bad = _load_bad_words(p.bad_words_file, p.bad_words_match, self.name)
         files = p.bad_words_file
@@ -154,11 +156,12 @@ class C4(MeasuredFilter):
         `min_sentences`; ``decide`` gives the same answer either way."""
         p = self.params
         text = doc[TEXT] or ""
-        need = p.min_sentences or 0
+        need = self.params_for(doc.get(LANGUAGE)).min_sentences or 0
+        split = self._split_for(doc.get(LANGUAGE))
         m: dict[str, Any] = {"lorem_ipsum_line": None, "curly_bracket_line": None}
         sentences = 0
         kept: list[str] = []
-        units = text.splitlines() if p.split == "lines" else sentence_pieces(text, self._split)
+        units = text.splitlines() if p.split == "lines" else sentence_pieces(text, split)
         for i, line in enumerate(units):
             line = line.strip()
             words = line.split()
@@ -187,7 +190,7 @@ class C4(MeasuredFilter):
             if p.split == "sentences":
                 sentences += 1
             elif full or sentences < need:  # enough is enough: counting is the costly part
-                sentences += sentence_count(self._split(line))
+                sentences += sentence_count(split(line))
             kept.append(line)
         cleaned = ("\n" if p.split == "lines" else " ").join(kept).strip()
         m |= {"sentences": sentences, "chars": len(cleaned), "text": cleaned}
@@ -201,8 +204,9 @@ class C4(MeasuredFilter):
         return m
 
     def model_files(self) -> dict[str, str]:
-        """The bad-word lists decide the output: the manifest records them with the models."""
-        return self._sha256
+        """The bad-word lists (and a threshold table) decide the output: the manifest
+        records them with the models."""
+        return self._sha256 | super().model_files()
 
     def keep_anyway(self, doc_id: str | None) -> bool:
         """Whether this document is among the `bad_words_keep_fraction` kept: a keyed hash

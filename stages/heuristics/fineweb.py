@@ -24,18 +24,19 @@ import pyarrow as pa
 from pydantic import Field
 
 from pipelines.schema import TEXT
-from pipelines.stage import FilterParams, Params
+from pipelines.stage import Params
 from stages.heuristics.measured import Lazy, MeasuredFilter, Rule, RuleTable
+from stages.heuristics.per_language import LANGUAGE, PerLanguageParams
 from stages.text.words import (
     DEFAULT_TOKENIZER,
     TERMINAL_PUNCTUATION,
     TOKENIZER_HELP,
     duplicates,
-    get_tokenizer,
+    splitter_for,
 )
 
 
-class FineWebQualityParams(FilterParams):
+class FineWebQualityParams(PerLanguageParams):
     min_terminal_punct_line_ratio: float | None = Field(
         0.12, ge=0, le=1,
         description="minimum share of lines ending in terminal punctuation (. ! ? and "
@@ -87,16 +88,19 @@ class FineWebQuality(MeasuredFilter):
     columns: ClassVar[tuple[str, ...]] = (TEXT,)
     rules: ClassVar[RuleTable] = RULES
 
+    table_kind = "fineweb_quality"
+
     def setup(self) -> None:
-        self._split = get_tokenizer(self.params.tokenizer)
+        self._split_for = splitter_for(self.params.tokenizer)
         self._stop = tuple(TERMINAL_PUNCTUATION)
 
     def measure(self, doc: dict[str, Any], full: bool) -> Lazy:
         """Line measurements at once; words (the costly part) when a rule asks."""
         text = doc[TEXT] or ""
+        language = doc.get(LANGUAGE)
 
         def words(m: Lazy, key: str) -> None:
-            m["words"] = n = len(self._split(text))
+            m["words"] = n = len(self._split_for(language)(text))
             m["newline_word_ratio"] = text.count("\n") / n if n else None
 
         lines = [ln for ln in text.split("\n") if ln.strip()]

@@ -19,21 +19,22 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from pipelines.schema import TEXT
-from pipelines.stage import FilterParams, Params
+from pipelines.stage import Params
 from stages.heuristics.measured import MeasuredFilter, Rule, RuleTable, check_order, refuse
+from stages.heuristics.per_language import LANGUAGE, PerLanguageParams
 from stages.text.words import (
     DEFAULT_TOKENIZER,
     LETTERS,
     SYMBOL,
     TOKENIZER_HELP,
-    get_tokenizer,
+    splitter_for,
     word_kind,
 )
 
 STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
 
-class GopherQualityParams(FilterParams):
+class GopherQualityParams(PerLanguageParams):
     min_doc_words: int | None = Field(
         50, ge=0,
         description="minimum words, not counting words made only of punctuation or symbols")
@@ -98,16 +99,22 @@ class GopherQuality(MeasuredFilter):
     params: GopherQualityParams
     columns: ClassVar[tuple[str, ...]] = (TEXT,)
     rules: ClassVar[RuleTable] = RULES
+    table_kind = "gopher_quality"
+    per_language_extra = frozenset({"stop_words"})
 
     def setup(self) -> None:
-        self._split = get_tokenizer(self.params.tokenizer)
+        self._split_for = splitter_for(self.params.tokenizer)
         self._stop = frozenset(self.params.stop_words)
+        self._stop_for = {id(p): frozenset(p.stop_words) for p in self._by_language.values()}
         self._bullets = tuple(self.params.bullets)
 
     def measure(self, doc: dict[str, Any], full: bool) -> dict[str, Any]:
         """Every measurement: all are cheap once the text is split into words."""
         text = doc[TEXT] or ""
-        words = self._split(text)
+        language = doc.get(LANGUAGE)
+        words = self._split_for(language)(text)
+        stop = self._stop_for.get(id(self.params_for(language)), self._stop) \
+            if self._stop_for else self._stop
         n_words = len(words)
         counts = Counter(words)
         n = chars = with_letter = 0
@@ -132,5 +139,5 @@ class GopherQuality(MeasuredFilter):
         else:
             m["bullet_line_ratio"] = m["ellipsis_line_ratio"] = None
         m["alpha_word_ratio"] = with_letter / n_words
-        m["stop_words"] = len(self._stop.intersection(counts))
+        m["stop_words"] = len(stop.intersection(counts))
         return m

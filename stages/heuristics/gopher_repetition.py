@@ -30,15 +30,16 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from pipelines.schema import TEXT
-from pipelines.stage import FilterParams, Params
+from pipelines.stage import Params
 from stages.heuristics.measured import Lazy, MeasuredFilter, Rule, RuleTable
-from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, duplicates, get_tokenizer
+from stages.heuristics.per_language import LANGUAGE, PerLanguageParams
+from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, duplicates, splitter_for
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 
 
-class GopherRepetitionParams(FilterParams):
+class GopherRepetitionParams(PerLanguageParams):
     max_dup_line_ratio: float | None = Field(
         0.3, ge=0, le=1, description="maximum share of lines that repeat an earlier line")
     max_dup_para_ratio: float | None = Field(
@@ -186,8 +187,10 @@ class GopherRepetition(MeasuredFilter):
     columns: ClassVar[tuple[str, ...]] = (TEXT,)
     rules: ClassVar[RuleTable] = RULES
 
+    table_kind = "gopher_repetition"
+
     def setup(self) -> None:
-        self._split = get_tokenizer(self.params.tokenizer)
+        self._split_for = splitter_for(self.params.tokenizer)
 
     def measure(self, doc: dict[str, Any], full: bool) -> dict[str, Any]:
         """Line and paragraph measurements at once; n-grams when a rule asks."""
@@ -206,12 +209,15 @@ class GopherRepetition(MeasuredFilter):
         top, dup = p.max_top_ngram_char_ratio, p.max_dup_ngram_char_ratio
         if not top and not dup:
             return m
+        language = doc.get(LANGUAGE)
+        limits = None if full else self.params_for(language).max_dup_ngram_char_ratio
+        split = self._split_for(language)
 
         grams: list[NGrams] = []  # split the text only if a rule gets that far
 
         def ngrams(m: Lazy, key: str) -> None:
             if not grams:
-                grams.append(NGrams(self._split(text), size, top, dup, None if full else dup))
+                grams.append(NGrams(split(text), size, top, dup, limits))
             grams[0].fill(m, key)
 
         return Lazy(ngrams, m)

@@ -38,6 +38,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pipelines.errors import UserError
 from pipelines.stage import Filter, Params
+from stages.heuristics import per_language
+from stages.heuristics.per_language import LANGUAGE
+from stages.text.words import uses_language
 
 Fails = Literal["below", "above", "null", "zero", "set", "true"]
 
@@ -203,18 +206,78 @@ class RuleFilter(Filter):
     """
 
     rules: ClassVar[RuleTable]
+    #: the key of this filter's rows in per-language threshold tables (its stage name)
+    table_kind: ClassVar[str | None] = None
+    #: parameters besides the rules' that a per-language table may set (they change what
+    #: is measured, e.g. stop words: materialize re-decides on the stored measurements)
+    per_language_extra: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "rules" in cls.__dict__:  # what materialize can change comes from the table
-            cls.materialize_params = cls.rules.params
+            cls.materialize_params = cls.rules.params | (
+                {"thresholds"} if "thresholds" in cls.Params.model_fields else set())
 
     def __init__(self, params: Params | None = None, name: str | None = None):
         super().__init__(params, name)
         self.checks = self.rules.checks(self.params)
         self._measure_types = self.rules.measure_types(self.params)  # params are frozen
+        self._by_language, self._table_path = self._language_params()
+        self._language_checks = {lang: self.rules.checks(p)
+                                 for lang, p in self._by_language.items()}
+        if self.reads_language():
+            self.columns = (*self.columns, LANGUAGE)
+            self.required = (*self.required, LANGUAGE)
         if self.annotating:
             self.annotations = {**self.annotations, **self.measure_columns()}
+
+    # ------------------------------------------------------------ per language
+    def reads_language(self) -> bool:
+        """Whether documents are measured or decided by their `language` column."""
+        return bool(self._by_language) or uses_language(getattr(self.params, "tokenizer", ""))
+
+    def _language_params(self) -> tuple[dict[str, Params], str | None]:
+        spec = getattr(self.params, "thresholds", None)
+        if spec is None:
+            return {}, None
+        table, path = per_language.load(spec, self.table_kind or self.name, self.name)
+        allowed = {r.param for r in self.rules.rules if r.param and r.fails in
+                   ("below", "above")} | self.per_language_extra
+        base = self.params.model_dump()
+        out: dict[str, Params] = {}
+        for lang, row in sorted(table.items()):
+            bad = sorted(set(row) - allowed)
+            if bad:
+                raise UserError(f"stage {self.name}: thresholds for {lang!r}: {', '.join(bad)} "
+                                f"cannot differ per language; these can: "
+                                f"{', '.join(sorted(allowed))}")
+            merged = dict(base, thresholds=None)
+            for k, v in row.items():
+                old = base.get(k)
+                merged[k] = {**old, **{int(n): x for n, x in v.items()}} \
+                    if isinstance(old, dict) and isinstance(v, dict) else v
+            try:
+                out[lang] = type(self.params).model_validate(merged)
+            except ValidationError as e:
+                first = e.errors()[0]
+                raise UserError(f"stage {self.name}: thresholds for {lang!r}: "
+                                f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return out, path
+
+    def params_for(self, language: str | None) -> Any:
+        """The parameters documents of ``language`` are measured and decided with."""
+        if not self._by_language:
+            return self.params
+        return per_language.lookup(self._by_language, language) or self.params
+
+    def checks_for(self, language: str | None) -> tuple[Check, ...]:
+        if not self._language_checks:
+            return self.checks
+        return per_language.lookup(self._language_checks, language) or self.checks
+
+    def model_files(self) -> dict[str, str]:
+        """The threshold table decides the output: the manifest records its sha256."""
+        return per_language.sha256(self._table_path) if self._table_path else {}
 
     @property
     def annotating(self) -> bool:
@@ -232,16 +295,30 @@ class RuleFilter(Filter):
         return {f"{self.name}_{k}": t for k, t in self.measure_types().items()}
 
     def decide_columns(self, m: Mapping[str, pa.Array | pa.ChunkedArray],
-                       n: int) -> list[str | None]:
+                       n: int, languages: list[str | None] | None = None) -> list[str | None]:
         """The first failing rule of each row, from whole columns of measurements."""
         reasons: list[str | None] = [None] * n
-        for c in self.checks:
-            if c.unless is not None:
-                raise TypeError(f"rule {c.reason}: an `unless` rule is decided row by row")
-            for i, bad in enumerate(_COLUMN_TESTS[c.fails](m[c.measure], c.limit).to_pylist()):
-                if bad and reasons[i] is None:
-                    reasons[i] = c.reason
+        for checks, rows in self._row_groups(languages, n):
+            cols = m if rows is None else {k: v.take(rows) for k, v in m.items()}
+            where = range(n) if rows is None else rows
+            for c in checks:
+                if c.unless is not None:
+                    raise TypeError(f"rule {c.reason}: an `unless` rule is decided row by row")
+                bads = _COLUMN_TESTS[c.fails](cols[c.measure], c.limit).to_pylist()
+                for i, bad in zip(where, bads):
+                    if bad and reasons[i] is None:
+                        reasons[i] = c.reason
         return reasons
+
+    def _row_groups(self, languages: list[str | None] | None, n: int) -> list:
+        """(checks, row indices or None for all) per distinct set of checks."""
+        if not self._language_checks or languages is None:
+            return [(self.checks, None)]
+        groups: dict[int, tuple[tuple[Check, ...], list[int]]] = {}
+        for i, lang in enumerate(languages):
+            checks = self.checks_for(lang)
+            groups.setdefault(id(checks), (checks, []))[1].append(i)
+        return list(groups.values())
 
     def stored_measures(self, table: pa.Table) -> dict[str, pa.ChunkedArray]:
         """The measurement columns of an annotate run (one-line error for a missing one)."""
@@ -259,7 +336,17 @@ class RuleFilter(Filter):
 
     def decide_from_columns(self, table: pa.Table) -> list[str | None]:
         """`thresher materialize`: the rules at the current parameters on stored columns."""
-        return self.decide_columns(self.stored_measures(table), table.num_rows)
+        return self.decide_columns(self.stored_measures(table), table.num_rows,
+                                   self.stored_languages(table))
+
+    def stored_languages(self, table: pa.Table) -> list[str | None] | None:
+        """The `language` column, when per-language thresholds need it."""
+        if not self._language_checks:
+            return None
+        if LANGUAGE not in table.schema.names:
+            raise UserError(f"stage {self.name!r}: per-language thresholds need the "
+                            f"{LANGUAGE!r} column, which the run does not have")
+        return table.column(LANGUAGE).to_pylist()
 
 
 class MeasuredFilter(RuleFilter):
@@ -270,7 +357,9 @@ class MeasuredFilter(RuleFilter):
 
     def decide(self, m: Mapping[str, Any], doc: dict[str, Any] | None = None) -> str | None:
         """The reason of the first rule that fails, or None."""
-        for c in self.checks:
+        checks = self.checks_for(doc.get(LANGUAGE)) if doc and self._language_checks \
+            else self.checks
+        for c in checks:
             if c.test(m[c.measure], c.limit) and not (
                     c.unless is not None and c.unless(self, m, doc or {})):
                 return c.reason
@@ -292,8 +381,10 @@ class MeasuredFilter(RuleFilter):
         columns = [c.to_pylist() for c in stored.values()]
         ids = table.column("id").to_pylist() if "id" in table.schema.names \
             else [None] * table.num_rows
+        langs = self.stored_languages(table) or [None] * table.num_rows
         rows = zip(*columns) if columns else (() for _ in range(table.num_rows))
-        return [self.decide(dict(zip(names, row)), {"id": i}) for row, i in zip(rows, ids)]
+        return [self.decide(dict(zip(names, row)), {"id": i, LANGUAGE: lang})
+                for row, i, lang in zip(rows, ids, langs)]
 
 
 # ----------------------------------------------------------------------------- validation

@@ -30,6 +30,7 @@ from functools import lru_cache
 import regex
 
 from pipelines.errors import UserError
+from stages.text import segmenters
 from stages.text.words_en import SENTENCE_END
 from stages.text.words_en import split_words as split_words_spacy_compat
 
@@ -51,10 +52,14 @@ TOKENIZERS: dict[str, Splitter] = {
     "spacy_compat": split_words_spacy_compat,
     "regex": split_words_regex,
     "whitespace": split_whitespace,
+    "unicode_words": segmenters.split_unicode_words,
 }
 DEFAULT_TOKENIZER = "spacy_compat"
+AUTO = "auto"  # per document, the segmenter of its `language` (stages/text/segmenters.py)
 TOKENIZER_HELP = ("word splitter: " + ", ".join(TOKENIZERS)
-                  + ", or an import path module:function (text -> list of words)")
+                  + ", an import path module:function (text -> list of words), or auto: "
+                  "per document by its `language` column (" + segmenters.table_summary()
+                  + "; extra `segmenters`)")
 
 
 def register_tokenizer(name: str, fn: Splitter) -> None:
@@ -75,6 +80,37 @@ def get_tokenizer(name: str, memoize: bool = True) -> Splitter:
     return _memoized(fn) if memoize else fn
 
 
+def splitter_for(name: str, memoize: bool = True) -> Callable[[str | None], Splitter]:
+    """language -> the splitter for its documents: the segmenter registered for it with
+    ``tokenizer: auto`` (loaded on first use, once per process), else ``name``'s."""
+    if name != AUTO:
+        fixed = get_tokenizer(name, memoize)
+        return lambda language: fixed
+    default = get_tokenizer(DEFAULT_TOKENIZER, memoize)
+    by_language: dict[str | None, Splitter] = {}
+
+    def for_language(language: str | None) -> Splitter:
+        fn = by_language.get(language)
+        if fn is None:
+            seg = segmenters.segmenter_name(language)
+            fn = default if seg is None else _segmenter(seg, memoize)
+            by_language[language] = fn
+        return fn
+
+    return for_language
+
+
+@lru_cache(maxsize=None)
+def _segmenter(name: str, memoize: bool) -> Splitter:
+    fn = segmenters.load(name)
+    return _memoized(fn) if memoize else fn
+
+
+def uses_language(name: str) -> bool:
+    """Whether the tokenizer ``name`` reads the `language` column."""
+    return name == AUTO
+
+
 MEMO_SIZE = 1024  # > the default batch of 256 documents
 
 
@@ -93,6 +129,8 @@ def _memoized(fn: Splitter) -> Splitter:
 
 
 def _find_tokenizer(name: str) -> Splitter:
+    if name == AUTO:
+        raise UserError("tokenizer auto picks a splitter per document: use splitter_for()")
     if name in TOKENIZERS:
         return TOKENIZERS[name]
     if ":" in name:

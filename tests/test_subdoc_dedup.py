@@ -98,10 +98,12 @@ def write_corpus(root: Path, docs: list[dict], n_files: int = 3) -> Path:
     return root
 
 
-def config(tmp: Path, data: Path, stage: dict, *, workers: int = 1, out: str = "run"):
+def config(tmp: Path, data: Path, stage: dict, *, workers: int = 1, out: str = "run",
+           batch_size: int = 256):
     return config_from_dict({
         "name": "subdoc",
-        "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")], "id_key": "id"},
+        "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")], "id_key": "id",
+                  "batch_size": batch_size},
         "output": {"path": str(tmp / out)},
         "executor": {"kind": "local", "workers": workers},
         "samples": {"per_reason": 5},
@@ -225,6 +227,18 @@ def test_one_and_two_workers_same_bytes(corpus, tmp_path):
         b = run_pipeline(config(tmp_path, root / "in", stage, workers=2, out=f"{name}-2"))
         assert shard_hashes(a.root) == shard_hashes(b.root), name
         assert len(shard_hashes(a.root)) == 3
+
+
+def test_spilled_window_files_give_the_same_bytes(corpus, tmp_path):
+    """A collecting task that writes its windows as many files (bounded memory) decides
+    exactly as one that holds them all."""
+    root, _, _ = corpus
+    stage = {"stage": "substring_dedup", "min_tokens": 12, "partitions": 2}
+    a = run_pipeline(config(tmp_path, root / "in", stage, out="whole"))
+    b = run_pipeline(config(tmp_path, root / "in", {**stage, "buffer_windows": 2000},
+                            out="spilled", batch_size=16))
+    assert shard_hashes(a.root) == shard_hashes(b.root)
+    assert len(list((b.root / "work" / "substring_dedup" / "windows").glob("part-00000-*"))) > 3
 
 
 def test_planted_precision_and_recall(corpus, tmp_path):

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, Step, key_task
-from pipelines.io.files import read_table, write_table_atomic
+from pipelines.io.files import read_json, read_table, write_json_atomic, write_table_atomic
 from pipelines.partitioned import read_partition, write_partitioned
 from pipelines.schema import ID, TEXT
 from pipelines.stage import Params, require_columns, set_column
@@ -74,6 +74,9 @@ class SubdocParams(Params):
                                     "`<name>_spans` and `<name>_fraction`")
     partitions: int = Field(16, ge=1, le=4096,
                             description="tasks of the sharded `find` step (bounds memory)")
+    buffer_windows: int = Field(
+        4_000_000, ge=1, description="window rows (28 bytes each) a collecting task holds "
+                                     "before it writes them out as one more file")
 
 
 class SubstringParams(SubdocParams):
@@ -169,6 +172,8 @@ class SubdocDedup(GlobalStage):
         if not hasattr(self, "_hasher"):
             self.setup()
         self._windows: list[pa.Table] = []
+        self._buffered = 0
+        self._chunks = 0  # window files written by this task so far
         self._members: list[pa.Table] = []
 
     def _texts(self, table: pa.Table) -> list[str]:
@@ -186,6 +191,9 @@ class SubdocDedup(GlobalStage):
             h, doc, pos = h[:, ok], doc[ok], pos[ok]
         self._windows.append(pa.table({"h1": h[0], "h2": h[1], "key": keys[doc],
                                        "pos": pos.astype(np.uint32)}, schema=WINDOWS))
+        self._buffered += len(doc)
+        if self._buffered >= self.params.buffer_windows:
+            self._spill()
         if self.params.keep == "first":
             ids = table.column(ID).combine_chunks().cast(pa.string())
             self._members.append(pa.table({"key": pa.array(keys, pa.uint64()), "id": ids},
@@ -194,15 +202,36 @@ class SubdocDedup(GlobalStage):
     def _eligible_windows(self, texts, units, doc, pos) -> np.ndarray | None:
         return None
 
-    def end_collect(self) -> None:
+    def _spill(self) -> None:
+        """Write the buffered windows as this task's next file, partitioned by hash."""
         ctx, P = self._ctx, self.params.partitions
         w = pa.concat_tables(self._windows) if self._windows else WINDOWS.empty_table()
         part = (w.column("h1").to_numpy() % np.uint64(P)).astype(np.int64)
-        write_partitioned(self._path(ctx, "windows", ctx.task), w, part, P)
+        write_partitioned(self._window_path(ctx, ctx.task, self._chunks), w, part, P)
+        self._chunks += 1
+        self._windows, self._buffered = [], 0
+
+    def end_collect(self) -> None:
+        ctx = self._ctx
+        if self._buffered or self._chunks == 0:
+            self._spill()
         if self.params.keep == "first":
             m = pa.concat_tables(self._members) if self._members else MEMBERS.empty_table()
             write_table_atomic(self._path(ctx, "members", ctx.task), m)
+        # last: how many window files the task wrote (the find step names them from it)
+        write_json_atomic(ctx.path("windows", f"count-{ctx.task:05d}.json"),
+                          {"files": self._chunks})
         self._windows, self._members = [], []
+
+    def _window_path(self, ctx: GlobalContext, shard: int, chunk: int) -> Path:
+        return ctx.path("windows", f"part-{shard:05d}-{chunk:04d}.parquet")
+
+    def _window_files(self, ctx: GlobalContext) -> list[Path]:
+        files = []
+        for s in range(ctx.n_shards):
+            n = read_json(ctx.path("windows", f"count-{s:05d}.json"))["files"]
+            files += [self._window_path(ctx, s, c) for c in range(n)]
+        return files
 
     # --------------------------------------------------------------- steps
     def run_step(self, step: str, ctx: GlobalContext) -> dict[str, float]:
@@ -234,8 +263,7 @@ class SubdocDedup(GlobalStage):
                           ("pos", "ascending"), ("key", "ascending")])
 
     def _find(self, ctx: GlobalContext) -> dict[str, float]:
-        files = [self._path(ctx, "windows", s) for s in range(ctx.n_shards)]
-        w = read_partition(files, ctx.task, schema=WINDOWS)
+        w = read_partition(self._window_files(ctx), ctx.task, schema=WINDOWS)
         n = w.num_rows
         h1, h2 = w.column("h1").to_numpy(), w.column("h2").to_numpy()
         order = np.lexsort((h2, h1))
@@ -475,8 +503,7 @@ class ParagraphDedup(SubdocDedup):
     def _find(self, ctx: GlobalContext) -> dict[str, float]:
         if self.params.method == "exact":
             return super()._find(ctx)
-        files = [self._path(ctx, "windows", s) for s in range(ctx.n_shards)]
-        w = read_partition(files, ctx.task, schema=WINDOWS)
+        w = read_partition(self._window_files(ctx), ctx.task, schema=WINDOWS)
         p = self.params
         m_total, n_hash = core.bloom_params(p.bloom_items, p.bloom_false_positive_rate)
         m = max(64, -(-m_total // p.partitions))  # this task's share of the bits

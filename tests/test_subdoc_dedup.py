@@ -121,7 +121,13 @@ def read_rows(run: Path) -> dict[str, dict]:
 
 # ------------------------------------------------------------------ the suffix-array reference
 
-def reference_ranges(docs: list[dict], k: int, keep: str) -> dict[str, list[tuple[int, int]]]:
+def words(text: str) -> tuple[list[tuple[int, int]], list[str]]:
+    spans = core.word_spans(text)
+    return spans, [text[a:b] for a, b in spans]
+
+
+def reference_ranges(docs: list[dict], k: int, keep: str, tokenize=words
+                     ) -> dict[str, list[tuple[int, int]]]:
     """ExactSubstr by suffix array: the documents' word tokens concatenated in id order,
     each followed by a unique separator; a run of suffixes whose adjacent LCPs are >= k
     shares a k-token prefix, i.e. one repeated span. keep none: every occurrence's k
@@ -129,11 +135,12 @@ def reference_ranges(docs: list[dict], k: int, keep: str) -> dict[str, list[tupl
     position). Returns the character ranges each document loses."""
     docs = sorted(docs, key=lambda d: d["id"])
     vocab: dict[str, int] = {}
-    spans = [core.word_spans(d["text"]) for d in docs]
+    tokens = [tokenize(d["text"]) for d in docs]
+    spans = [sp for sp, _ in tokens]
     seq, owner, local = [], [], []
-    for di, (d, sp) in enumerate(zip(docs, spans)):
-        for j, (a, b) in enumerate(sp):
-            seq.append(vocab.setdefault(d["text"][a:b], len(vocab)))
+    for di, (sp, toks) in enumerate(tokens):
+        for j, t in enumerate(toks):
+            seq.append(vocab.setdefault(t, len(vocab)))
             owner.append(di)
             local.append(j)
         seq.append(-1)  # placeholder: separator
@@ -190,6 +197,33 @@ def test_substring_dedup_equals_suffix_array_reference(corpus, tmp_path, k, keep
     want = reference_ranges(docs, k, keep)
     assert got == want
     assert len(want) >= 40  # the planted repeats are found (and natural ones at small k)
+
+
+def test_substring_dedup_with_a_tokenizer_json(corpus, tmp_path):
+    """tokenizer: a real (small, trained here) byte-level BPE tokenizer.json: spans are
+    counted in its tokens, and the result equals the suffix array on the same ids."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    root, docs, _ = corpus
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(paragraphs(400), trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["[UNK]"], show_progress=False))
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+
+    def tokenize(text):
+        enc = tok.encode(text, add_special_tokens=False)
+        return [tuple(o) for o in enc.offsets], enc.ids
+
+    stage = {"stage": "substring_dedup", "min_tokens": 30, "tokenizer": str(path),
+             "action": "annotate", "partitions": 2}
+    run = run_pipeline(config(tmp_path, root / "in", stage))
+    got = annotated(run.root, "substring_dedup")
+    want = reference_ranges(docs, 30, "first", tokenize)
+    assert got == want and len(want) >= 40
+    manifest = json.loads((run.root / "manifest.json").read_text())
+    assert str(path) in {m["path"] for m in manifest["models"]}
 
 
 def test_remove_spans_texts_and_books(corpus, tmp_path):

@@ -136,9 +136,10 @@ def cmd_stats(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
+    from pipelines.io.remote_path import run_path
     from pipelines.manifest import load_manifest, verify
 
-    problems = verify(load_manifest(a.manifest), Path(a.run))
+    problems = verify(load_manifest(a.manifest), run_path(a.run))
     for p in problems:
         print(f"DIFF {p}")
     n = len(load_manifest(a.manifest)["outputs"])
@@ -176,7 +177,7 @@ def cmd_diff(a: argparse.Namespace) -> int:
 def cmd_reproduce(a: argparse.Namespace) -> int:
     from pipelines.reproduce import parse_remap, reproduce
 
-    run, problems = reproduce(Path(a.manifest), a.out, workers=a.workers,
+    run, problems = reproduce(a.manifest, a.out, workers=a.workers,
                               warn=lambda m: print(f"thresher: warning: {m}", file=sys.stderr),
                               remap=parse_remap(a.remap))
     for p in problems:

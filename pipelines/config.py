@@ -465,9 +465,16 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     ``check_inputs=False`` is the engine re-reading a run's resolved config: its inputs
     and its chain were checked when the run was made (or, for a config built in Python,
     are left to run time), so neither is checked again."""
+    from pipelines.io import storage
+
     path = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        if storage.is_remote(path):
+            text = storage.default_storage().read_bytes(path).decode("utf-8")
+        else:
+            text = Path(storage.local_path(path)).read_text(encoding="utf-8")
+    except storage.StorageError as e:
+        raise UserError(f"cannot read config: {e}") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read config: {e.strerror}") from None
     except UnicodeDecodeError as e:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pipelines.config import PipelineConfig
 from pipelines.io.files import write_json_atomic
+from pipelines.io.remote_path import RemotePath, run_path
 from pipelines.plan import Plan
 from pipelines.rundir import RunDir
 from pipelines.version import __version__
@@ -87,9 +88,9 @@ def write_manifest(run: RunDir, cfg: PipelineConfig, plan: Plan, stats: dict) ->
     return manifest
 
 
-def verify(manifest: dict, run_dir: Path) -> list[str]:
+def verify(manifest: dict, run_dir: Path | RemotePath) -> list[str]:
     """Differences between the manifest's output shards and those in ``run_dir``."""
-    from pipelines.io.files import sha256_file
+    from pipelines.io.files import parquet_file, sha256_file
 
     problems = []
     expected = {s["path"]: s for s in manifest["outputs"]}
@@ -104,9 +105,7 @@ def verify(manifest: dict, run_dir: Path) -> list[str]:
         if got != s["sha256"]:
             problems.append(f"{path}: sha256 {got[:12]}… != expected {s['sha256'][:12]}…")
         try:
-            import pyarrow.parquet as pq
-
-            rows = pq.ParquetFile(f).metadata.num_rows if path.endswith(".parquet") else None
+            rows = parquet_file(f).metadata.num_rows if path.endswith(".parquet") else None
         except Exception as exc:
             problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             problems.append(f"{path}: not readable as Parquet ({problem}); expected "
@@ -124,11 +123,11 @@ def load_manifest(path: str | Path) -> dict:
 
     from pipelines.errors import UserError
 
-    p = Path(path)
+    p = run_path(path)
     if p.is_dir():
         p = p / "manifest.json"
     try:
-        return json.loads(p.read_text())
+        return json.loads(p.read_bytes())
     except OSError as e:
         raise UserError(f"{p}: cannot read manifest: {e.strerror}") from None
     except ValueError as e:

@@ -185,7 +185,7 @@ def plan_materialize(run_dir: str | Path, out: str | Path, sets: list[str],
                      executor: str | None = None) -> tuple[PipelineConfig, Plan]:
     """The config and plan of a new run: the annotated run ``run_dir`` filtered at the
     ``sets`` parameters. Nothing is written; ``launch_pipeline(cfg, plan=plan)`` runs it."""
-    src = RunDir(Path(run_dir).resolve())
+    src = RunDir.at(run_dir)
     if not src.stats_json.is_file() or not src.config.is_file():
         raise UserError(f"{src.root} is not a finished thresher run (no stats.json/config.yaml)")
     if Path(out).resolve() == src.root:

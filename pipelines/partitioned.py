@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.io.files import atomic_path
+from pipelines.io.files import atomic_path, parquet_file
 
 INDEX_KEY = b"thresher.partitions"
 
@@ -61,7 +61,7 @@ def read_partition(paths: list[Path], p: int, columns: list[str] | None = None,
     """Partition ``p`` of every file in ``paths``, concatenated in the order given."""
     tables = []
     for path in paths:
-        pf = pq.ParquetFile(path)
+        pf = parquet_file(path)
         meta = pf.metadata.metadata or {}
         index = json.loads(meta.get(INDEX_KEY, b"{}"))
         groups = index.get(str(p), [])

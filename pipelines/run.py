@@ -7,7 +7,6 @@ everything else about the run is the same.
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from pipelines.config import PipelineConfig, dump_resolved
 from pipelines.errors import UserError
 from pipelines.executors.base import Launch
 from pipelines.io.files import write_json_atomic, write_text_atomic
+from pipelines.io.remote_path import remove_tree
+from pipelines.io.storage import default_storage
 from pipelines.plan import Plan, check_inputs_unchanged, make_plan
 from pipelines.rundir import RunDir
 from pipelines.samples import carried_samples, merge_samples
@@ -25,7 +26,7 @@ def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fal
                 plan: Plan | None = None) -> RunDir:
     """Create (or reopen, with ``resume``) the run directory; write config and plan
     (``plan``, or one made from the config's inputs)."""
-    run = RunDir(Path(cfg.output.path).resolve())
+    run = RunDir.at(cfg.output.path)
     if resume and run.looks_like_run() and not (run.config.exists() and run.plan.exists()):
         # killed while the run was being set up: no task can have run; set it up anew
         for p in [run.plan, run.config, *run.root.glob(".*.tmp-*")]:
@@ -47,7 +48,7 @@ def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fal
             write_text_atomic(run.config, dump_resolved(cfg))
             return run
         if overwrite and run.looks_like_run():
-            shutil.rmtree(run.root)
+            remove_tree(run.root)
         elif overwrite:
             raise UserError(f"{run.root} is not empty and is not a thresher run directory; "
                             "refusing to delete it")
@@ -77,7 +78,7 @@ def launch_pipeline(cfg: PipelineConfig, resume: bool = False, overwrite: bool =
 
     executor = make_executor(cfg.executor, progress=progress)
     try:
-        executor.check(RunDir(Path(cfg.output.path).resolve()))  # before touching the run
+        executor.check(RunDir.at(cfg.output.path))  # before touching the run
         run = prepare_run(cfg, resume=resume, overwrite=overwrite, plan=plan)
         plan = run.load_plan()
         todo = {p.name: [t for t in range(p.n_tasks) if not run.is_done(p.name, t)]
@@ -108,7 +109,7 @@ def finalize_run(run_dir: str | Path | RunDir) -> dict:
     """
     from pipelines.manifest import build_manifest
 
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir).resolve())
+    run = RunDir.at(run_dir)
     cfg = run.load_config()
     plan = run.load_plan()
     missing = [f"{p.name}/{t}" for p in plan.phases for t in range(p.n_tasks)
@@ -128,13 +129,18 @@ def finalize_run(run_dir: str | Path | RunDir) -> dict:
             s for t in plan.source.tasks for s in t["shards"]]}
     write_json_atomic(run.manifest, manifest)
     if not cfg.output.keep_intermediate and (run.root / "phases").is_dir():
-        shutil.rmtree(run.root / "phases")  # a full copy of the corpus; nothing reads it now
+        remove_tree(run.root / "phases")  # a full copy of the corpus; nothing reads it now
     return stats
 
 
 def _sweep_temp_files(run: RunDir) -> None:
     """Delete temporary files that killed attempts left (``.<name>.tmp-<pid>``, in
-    side-file, sample and stats directories too); every task is done, none is writing."""
+    side-file, sample and stats directories too); every task is done, none is writing.
+    In object storage, a killed writer leaves an unfinished multipart upload instead:
+    invisible, but billed, so those are aborted."""
+    if run.is_remote:
+        default_storage().abort_uploads(str(run.root) + "/")
+        return
     for p in run.root.rglob(".*.tmp-*"):
         if p.is_file():
             p.unlink(missing_ok=True)

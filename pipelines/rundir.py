@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import UserError
+from pipelines.io.remote_path import RemotePath, run_path
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
@@ -37,9 +38,16 @@ class RunDir:
     root: Path
 
     @classmethod
-    def at(cls, path: str | Path) -> RunDir:
-        """The run directory at ``path`` (made absolute; it need not exist yet)."""
-        return cls(Path(path).resolve())
+    def at(cls, path: str | Path | RemotePath | RunDir) -> RunDir:
+        """The run directory at ``path``: a local path (made absolute) or a URL in object
+        storage (``RemotePath``); it need not exist yet."""
+        if isinstance(path, RunDir):
+            return path
+        return cls(run_path(path))
+
+    @property
+    def is_remote(self) -> bool:
+        return isinstance(self.root, RemotePath)
 
     @property
     def config(self) -> Path:
@@ -93,7 +101,7 @@ class RunDir:
         return {int(p.stem.split("-")[1]) for p in d.glob("task-*.json")}
 
     def load_task_stats(self, phase: str, task: int) -> dict:
-        return json.loads(self.task_stats(phase, task).read_text())
+        return json.loads(self.task_stats(phase, task).read_bytes())
 
     def looks_like_run(self) -> bool:
         return self.config.exists() or self.plan.exists()
@@ -102,7 +110,7 @@ class RunDir:
 
     def _json(self, path: Path, what: str) -> Any:
         try:
-            return json.loads(path.read_text())
+            return json.loads(path.read_bytes())
         except FileNotFoundError:
             raise UserError(f"{path} does not exist: {what}") from None
         except (OSError, UnicodeDecodeError) as e:

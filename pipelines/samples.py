@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pipelines.io.files import write_table_atomic
+from pipelines.io.files import read_table, write_table_atomic
 from pipelines.rundir import RunDir
 from pipelines.schema import HTML, ID, SOURCE, TEXT, URL
 
@@ -248,7 +247,7 @@ def merge_samples(run: RunDir, phases: Iterable[tuple[str, int]], per_reason: in
         for t in range(n_tasks):
             path = run.task_samples(phase, t)
             if path.exists():
-                tables.append(pq.read_table(path))
+                tables.append(read_table(path))
             else:
                 missing.append(f"{phase}/{t}")
     for i, table in enumerate(tables):
@@ -281,7 +280,7 @@ def load_samples(run_dir: str | Path, stage: str | None = None,
     """Merged samples of a finished run, in sample order (by reason, then key)."""
     from pipelines.errors import UserError
 
-    run = RunDir(Path(run_dir))
+    run = RunDir.at(run_dir)
     run_root = run.root
     have = sorted(p.stem for p in run.samples.glob("*.parquet"))
     if stage is None:
@@ -296,7 +295,7 @@ def load_samples(run_dir: str | Path, stage: str | None = None,
                         f"{', '.join(have) or 'none'})")
     rows = []
     for s in stages:
-        rows += pq.read_table(run.stage_samples(s)).to_pylist()
+        rows += read_table(run.stage_samples(s)).to_pylist()
     if reason is not None:
         reasons = sorted({r["reason"] for r in rows})
         rows = [r for r in rows if r["reason"] == reason]
@@ -363,14 +362,14 @@ def carried_samples(source: SourceRun) -> list[pa.Table]:
     """The annotated run's samples of what the new run carries over (finalize merges them
     with the new run's own): every sample of a stage carried whole or applied, the error
     samples of a deciding stage."""
-    src = RunDir(Path(source.run))
+    src = RunDir.at(source.run)
     out = []
     for name in source.carried:
         path = src.stage_samples(name)
         if not path.is_file():
             continue
         # cut at the annotated run's N already; its N must not cut the new run's samples
-        table = pq.read_table(path).select(SCHEMA.names).cast(SCHEMA)
+        table = read_table(path).select(SCHEMA.names).cast(SCHEMA)
         if source.roles.get(name, {}).get("how", "applied") != "applied":
             table = table.filter(pc.equal(table.column("kind"), "error"))
         out.append(table)

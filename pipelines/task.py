@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.config import PipelineConfig
 from pipelines.deciders import decider
 from pipelines.errors import TaskError, UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, doc_keys
-from pipelines.io.files import write_json_atomic
+from pipelines.io.files import parquet_file, temp_path, write_bytes_atomic, write_json_atomic
 from pipelines.io.hashing import InputDigest
 from pipelines.io.inputs import count_unreadable, read_input
 from pipelines.io.models import model_storage
+from pipelines.io.storage import default_storage
 from pipelines.io.writers import make_writer
 from pipelines.plan import Phase, Plan
 from pipelines.rundir import RunDir
@@ -70,7 +71,7 @@ class TaskResult:
 
 def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     """Run one task of one phase; a no-op if it is already done."""
-    run = RunDir(Path(run_dir).resolve())
+    run = RunDir.at(run_dir)
     if run.is_done(phase, task):
         return TaskResult(phase, task, skipped=True)
     cfg, plan, stages = _load(run, phase)
@@ -78,6 +79,7 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     if not 0 <= task < ph.n_tasks:
         raise UserError(f"phase {phase!r} has tasks 0..{ph.n_tasks - 1}, not {task}")
     handler = _task_log(run, phase, task)
+    retries_before = default_storage().retries.as_dict()
     _reset_peak_rss()  # a reused worker (or the caller, in process) has its own history
     started = time.time()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -95,6 +97,9 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
             "started": round(started, 3), "finished": round(time.time(), 3),
             "max_rss_mb": _peak_rss_mb(),  # of the process while this task ran
         }
+        run_dir_retries = _retries_since(retries_before)
+        if run_dir_retries:  # of this process's run-directory requests (object storage)
+            record["run_dir_retries"] = run_dir_retries
         write_json_atomic(run.task_stats(phase, task), record)  # marks the task done
         docs_out = sum(s["rows"] for s in record.get("shards", []))
         log.info("task %d of phase %s done", task, phase)
@@ -108,6 +113,12 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+        _upload_task_log(run, phase, task, handler)
+
+
+def _retries_since(before: dict[str, int]) -> dict[str, int]:
+    now = default_storage().retries.as_dict()
+    return {k: n - before.get(k, 0) for k, n in now.items() if n > before.get(k, 0)}
 
 
 def _reset_peak_rss() -> None:
@@ -203,7 +214,7 @@ def _map_task(run: RunDir, cfg: PipelineConfig, plan: Plan, ph: Phase, task: int
 
 def _read_intermediate(paths: list[Path], batch_size: int) -> Iterator[pa.Table]:
     for path in paths:
-        pf = pq.ParquetFile(path)
+        pf = parquet_file(path)
         for batch in pf.iter_batches(batch_size=batch_size):
             yield pa.Table.from_batches([batch])
 
@@ -297,8 +308,13 @@ def _remove_leftovers(out_dir: Path, prefix: str) -> None:
 
 
 def _task_log(run: RunDir, phase: str, task: int) -> logging.Handler:
+    """A handler appending to the task's log; in object storage, to a local file that
+    ``_upload_task_log`` appends to the remote log when the task ends (done or failed)."""
     path = run.task_log(phase, task)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if run.is_remote:
+        path = temp_path(path)
+        path.unlink(missing_ok=True)
     handler = logging.FileHandler(path, mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -306,3 +322,19 @@ def _task_log(run: RunDir, phase: str, task: int) -> logging.Handler:
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
     return handler
+
+
+def _upload_task_log(run: RunDir, phase: str, task: int, handler: logging.Handler) -> None:
+    """Append this attempt's local log to the task's log in object storage. A log that
+    cannot be uploaded is reported, not raised: it must not fail a finished task."""
+    if not run.is_remote:
+        return
+    local = Path(handler.baseFilename)
+    remote = run.task_log(phase, task)
+    try:
+        earlier = remote.read_bytes() if remote.exists() else b""
+        write_bytes_atomic(remote, earlier + local.read_bytes())
+    except OSError as exc:
+        print(f"thresher: could not upload the log of {phase}/{task}: {exc}", file=sys.stderr)
+    finally:
+        local.unlink(missing_ok=True)

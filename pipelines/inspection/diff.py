@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import UserError
+from pipelines.io.remote_path import run_path
 from pipelines.manifest import load_manifest
 from pipelines.rundir import RunDir
 
@@ -24,7 +25,7 @@ MISSING = None  # a key or package one side does not have
 
 def load_side(arg: str | Path) -> dict[str, Any]:
     """A run dir or manifest, as {config, inputs, packages, thresher, stages, rows}."""
-    p = Path(arg)
+    p = run_path(arg)
     if not p.exists():
         raise UserError(f"{p}: no such run directory or manifest")
     if p.is_dir() and not (p / "manifest.json").exists():

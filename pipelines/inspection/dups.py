@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from pipelines.errors import UserError
+from pipelines.io.files import parquet_file, read_table
 from pipelines.rundir import RunDir
 
 
@@ -28,7 +29,7 @@ def cluster_files(run: RunDir) -> dict[str, Path]:
 
 def print_dups(run_dir: str | Path, console: Console, stage: str | None = None,
                top: int = 10, per_cluster: int = 3, width: int = 160) -> None:
-    run = RunDir(Path(run_dir).resolve())
+    run = RunDir.at(run_dir)
     files = cluster_files(run)
     if not files:
         exact = sorted(p.parent.name for p in (run.root / "work").glob("*/decisions")) \
@@ -43,14 +44,14 @@ def print_dups(run_dir: str | Path, console: Console, stage: str | None = None,
                             f"(have: {', '.join(files)})")
         files = {stage: files[stage]}
     for name, path in files.items():
-        pf = pq.ParquetFile(path)
+        pf = parquet_file(path)
         n_docs = pf.metadata.num_rows
         if n_docs == 0:
             console.print(f"[bold]{name}[/]: no duplicate clusters")
             continue
         # one survivor per cluster: counted from the small `keep` column alone, so a
         # corpus-sized table is never loaded as a whole
-        n_clusters = int(pc.sum(pq.read_table(path, columns=["keep"]).column("keep")).as_py())
+        n_clusters = int(pc.sum(read_table(path, columns=["keep"]).column("keep")).as_py())
         console.print(f"[bold]{name}[/]: {n_clusters:,} clusters, {n_docs:,} documents in "
                       f"them, {n_docs - n_clusters:,} removed; the {min(top, n_clusters)} "
                       "largest:")

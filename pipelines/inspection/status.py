@@ -22,7 +22,7 @@ def run_status(run_dir: str | Path | RunDir) -> dict:
     """The state of every phase of a run (plus ``finalize``), as plain data."""
     from pipelines.executors.slurm_queue import RUNNING, SlurmError, job_states, load_submissions
 
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir).resolve())
+    run = RunDir.at(run_dir)
     plan = run.load_plan()
     subs = load_submissions(run)
     last_job = {}  # (phase, task) -> the newest job that was to run it

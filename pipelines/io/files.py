@@ -21,7 +21,11 @@ import pyarrow.parquet as pq
 
 
 def temp_path(path: Path) -> Path:
-    """The temporary name ``path`` is written under before it is committed."""
+    """The temporary name ``path`` is written under before it is committed (for a
+    ``RemotePath``, a local file that ``commit`` uploads)."""
+    local_temp = getattr(path, "local_temp", None)
+    if local_temp is not None:
+        return local_temp()
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
@@ -34,7 +38,12 @@ def fsync_dir(path: Path) -> None:
 
 
 def commit(tmp: Path, path: Path) -> None:
-    """fsync ``tmp`` (already closed), rename it to ``path`` and fsync the directory."""
+    """fsync ``tmp`` (already closed), rename it to ``path`` and fsync the directory;
+    for a ``RemotePath``, upload ``tmp`` as one object (its completion is the commit)."""
+    upload_from = getattr(path, "upload_from", None)
+    if upload_from is not None:
+        upload_from(tmp)
+        return
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -61,7 +70,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -90,7 +99,7 @@ def read_json(path: Path) -> Any:
 def parquet_file(path: Path) -> pq.ParquetFile:
     """A ``ParquetFile`` to read row groups or metadata from (remote: range reads)."""
     opener = getattr(path, "open_read", None)
-    return pq.ParquetFile(opener() if opener else path)
+    return pq.ParquetFile(opener() if opener is not None else path)
 
 
 def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -102,9 +111,15 @@ def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(fh, columns=columns)
 
 
+def open_binary(path: Path):
+    """A binary reader of a local file or a ``RemotePath`` (streamed)."""
+    opener = getattr(path, "open_read", None)
+    return opener() if opener is not None else open(path, "rb")
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

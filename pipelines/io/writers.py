@@ -30,7 +30,7 @@ import zstandard
 
 from pipelines.config import OutputConfig
 from pipelines.errors import UserError
-from pipelines.io.files import commit, sha256_file, temp_path
+from pipelines.io.files import commit, parquet_file, sha256_file, temp_path
 
 
 class OutputError(UserError):
@@ -163,15 +163,19 @@ class ShardWriter:
         assert self._tmp is not None
         self._finish_file()
         final = self._final_path()
+        info = self._info(final, self._file_rows, self._tmp)  # hashed before the commit
         commit(self._tmp, final)
-        self.shards.append(self._info(final, self._file_rows))
+        self.shards.append(info)
         self._shard_schemas.append(self.schema)
         self._tmp = None
         self._file_rows = 0
 
-    def _info(self, final: Path, rows: int) -> ShardInfo:
+    def _info(self, final: Path, rows: int, content: Path | None = None) -> ShardInfo:
+        """``final``'s entry; its bytes are read from ``content`` (the committed file's
+        local temporary) when given, so a remote shard is not read back."""
+        src = content if content is not None else final
         return ShardInfo(path=final.relative_to(self.run_dir).as_posix(), rows=rows,
-                         bytes=final.stat().st_size, sha256=sha256_file(final))
+                         bytes=src.stat().st_size, sha256=sha256_file(src))
 
 
 def _widen(schema: pa.Schema, other: pa.Schema) -> pa.Schema:
@@ -282,7 +286,7 @@ class ParquetShardWriter(ShardWriter):
     def _rewrite_shard(self, i: int) -> None:
         final = self.run_dir / self.shards[i].path
         tmp = temp_path(final)
-        src = pq.ParquetFile(final)
+        src = parquet_file(final)
         comp = None if self.cfg.compression == "none" else self.cfg.compression
         with pq.ParquetWriter(tmp, self.schema, compression=comp,
                               compression_level=self.cfg.compression_level,
@@ -290,8 +294,9 @@ class ParquetShardWriter(ShardWriter):
             for g in range(src.num_row_groups):
                 w.write_table(_fit(src.read_row_group(g), self.schema),
                               row_group_size=self.cfg.rows_per_row_group)
+        info = self._info(final, self.shards[i].rows, tmp)
         commit(tmp, final)
-        self.shards[i] = self._info(final, self.shards[i].rows)
+        self.shards[i] = info
         self._shard_schemas[i] = self.schema
 
 

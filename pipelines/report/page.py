@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from pipelines.errors import UserError
 from pipelines.inspection.dups import cluster_files
+from pipelines.io.files import parquet_file, read_table, write_text_atomic
+from pipelines.io.remote_path import run_path
 from pipelines.report.html import page
 from pipelines.rundir import RunDir
 
@@ -86,7 +86,7 @@ def _samples(run: RunDir) -> list[dict]:
     rows: list[dict] = []
     for path in sorted(run.samples.glob("*.parquet")):
         seen: dict[str, int] = {}
-        for r in pq.read_table(path).to_pylist():  # in sample order: reason, then hash
+        for r in read_table(path).to_pylist():  # in sample order: reason, then hash
             n = seen.get(r["reason"], 0)
             seen[r["reason"]] = n + 1
             if n < SAMPLES_SHOWN:
@@ -101,7 +101,7 @@ def _samples(run: RunDir) -> list[dict]:
 def _largest_clusters(path: Path) -> list[dict]:
     """The first members of the largest clusters (the file is sorted biggest first)."""
     out: list[dict] = []
-    pf = pq.ParquetFile(path)
+    pf = parquet_file(path)
     cols = [c for c in ("cluster_id", "cluster_size", "keep", "id", "url", "length", "snippet")
             if c in pf.schema_arrow.names]
     for batch in pf.iter_batches(batch_size=1024, columns=cols):
@@ -134,12 +134,9 @@ def build_report(a: RunData, b: RunData | None = None) -> str:
 def write_report(run: str | Path, out: str | Path, compare: str | Path | None = None) -> Path:
     a = load_run(run)
     b = load_run(compare) if compare is not None else None
-    out = Path(out)
+    out = run_path(out)
     if out.is_dir():
         raise UserError(f"{out} is a directory; give the report's file name (-o report.html)")
     html = build_report(a, b)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    write_text_atomic(out, html)
     return out

@@ -26,6 +26,7 @@ band is the decision; bands x rows set the threshold curve.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -33,18 +34,20 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from pipelines.global_stage import GlobalContext, Step
-from pipelines.io.files import write_table_atomic
+from pipelines.io.files import read_table, write_table_atomic
 from pipelines.partitioned import read_partition, write_partitioned
 from pipelines.schema import URL
 from pipelines.stage import Params
 from stages.dedup import minhash_core as core
 from stages.dedup.common import DECISIONS, DedupParams, DedupStage
+from stages.text import segmenters
+from stages.text.words import AUTO, splitter_for
 
 log = logging.getLogger(__name__)
+LANGUAGE = "language"
 SNIPPET_CHARS = 300
 BUCKET_SCHEMA = pa.schema([("band", pa.int32()), ("bkey", pa.uint64()), ("doc", pa.uint64())])
 EDGE_SCHEMA = pa.schema([("u", pa.uint64()), ("v", pa.uint64())])
@@ -75,6 +78,11 @@ class MinHashParams(DedupParams):
                             "always deleted unless `none`)")
     collapse_whitespace: bool = Field(True, description="runs of whitespace count as one "
                                                         "space (matters for unit: char)")
+    tokenizer: Literal["auto"] | None = Field(
+        None, description="word units (unit: word): null: whitespace words, each character "
+                          "of scripts without spaces its own unit; auto: the words of the "
+                          "segmenter of each document's `language` (as `tokenizer: auto` of "
+                          "the heuristic filters), for the languages that have one")
 
     # old name -> new name; the config fingerprint hashes the old name, so runs made before
     # the rename keep their fingerprint (--resume, reproduce)
@@ -141,6 +149,29 @@ class MinHashDedup(DedupStage):
             normalize_digits=p.normalize_digits, unicode=p.unicode,
             collapse_whitespace=p.collapse_whitespace)
 
+    def input_columns(self) -> tuple[str, ...]:
+        cols = super().input_columns()
+        return (*cols, LANGUAGE) if self.params.tokenizer and LANGUAGE not in cols else cols
+
+    def _signatures(self, table: pa.Table, texts: list[str]) -> np.ndarray:
+        """MinHash signatures; with ``tokenizer: auto`` segmented words for the documents
+        whose language has a segmenter (the rest as without it)."""
+        if not self.params.tokenizer or self.params.unit != "word":
+            return core.signatures(texts, self.spec)
+        langs = table.column(LANGUAGE).to_pylist() if LANGUAGE in table.schema.names \
+            else [None] * len(texts)
+        seg = [i for i, lang in enumerate(langs) if segmenters.segmenter_name(lang)]
+        if not seg:
+            return core.signatures(texts, self.spec)
+        sigs = np.empty((len(texts), self.spec.num_perm), np.uint64)
+        rest = np.setdiff1d(np.arange(len(texts)), seg)
+        if len(rest):
+            sigs[rest] = core.signatures([texts[i] for i in rest], self.spec)
+        tok, lens = segmented_token_hashes([texts[i] for i in seg], [langs[i] for i in seg],
+                                           self.spec)
+        sigs[seg] = core._minhash(*core._shingles(tok, lens, self.spec.n), self.spec)
+        return sigs
+
     def steps(self, n_shards: int) -> list[Step]:
         return [Step("buckets", self.params.partitions), Step("cluster", 1)]
 
@@ -155,7 +186,7 @@ class MinHashDedup(DedupStage):
         if table.num_rows == 0:
             return
         texts = [t or "" for t in table.column(self.params.column).to_pylist()]
-        sigs = core.signatures(texts, self.spec)
+        sigs = self._signatures(table, texts)
         bands, bkeys, docs = core.band_rows(sigs, keys, self.spec)  # docs with shingles only
         if self.params.scope != "global":  # same text, other scope value: other bucket
             scope = _scope_hashes(self.scope_values(table))[core.nonempty(sigs)]
@@ -208,7 +239,7 @@ class MinHashDedup(DedupStage):
         return {"band_rows": rows.num_rows, "edges": len(edges)}
 
     def _cluster_step(self, ctx: GlobalContext) -> dict[str, float]:
-        parts = [pq.read_table(self._path(ctx, "edges", p)) for p in
+        parts = [read_table(self._path(ctx, "edges", p)) for p in
                  range(self.params.partitions)]
         edges = pa.concat_tables(parts) if parts else EDGE_SCHEMA.empty_table()
         pairs = np.stack([edges.column("u").to_numpy(), edges.column("v").to_numpy()], axis=1) \
@@ -220,7 +251,7 @@ class MinHashDedup(DedupStage):
         nodes, labels = nodes[order], labels[order]
         members = []
         for s in range(ctx.n_shards):  # one shard's members at a time: bounded memory
-            m = pq.read_table(self._path(ctx, "members", s))
+            m = read_table(self._path(ctx, "members", s))
             k = m.column("key").to_numpy()
             sel = np.isin(k, nodes)
             if sel.any():
@@ -259,6 +290,36 @@ class MinHashDedup(DedupStage):
 
     def decision_files(self, ctx: GlobalContext) -> list[Path]:
         return [self._path(ctx, "decisions", 0)]
+
+
+_WORD_HASH: dict[str, int] = {}
+
+
+def segmented_token_hashes(texts: list[str], langs: list[str | None], spec: core.MinHashSpec
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of the segmented, normalized words of each text, and words per text.
+
+    Each text is split by its language's segmenter, the words are normalized as
+    shingling normalizes text (case, digits, Unicode form, punctuation as a space, which
+    may cut a word), and each unit is hashed with BLAKE2b: a function of the text and
+    its language alone, whatever the batch or worker.
+    """
+    split_for = splitter_for(AUTO, memoize=False)
+    out: list[int] = []
+    lens = np.zeros(len(texts), np.int64)
+    cache = _WORD_HASH
+    for i, (text, lang) in enumerate(zip(texts, langs)):
+        units = core.normalize(" ".join(split_for(lang)(text)), spec).split()
+        for u in units:
+            h = cache.get(u)
+            if h is None:
+                h = int.from_bytes(hashlib.blake2b(u.encode("utf-8", "surrogatepass"),
+                                                   digest_size=8).digest(), "little")
+                if len(cache) < 1_000_000:
+                    cache[u] = h
+            out.append(h)
+        lens[i] = len(units)
+    return np.array(out, np.uint64), lens
 
 
 def _scope_hashes(values: list[str]) -> np.ndarray:

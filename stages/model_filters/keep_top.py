@@ -40,7 +40,7 @@ from pydantic import Field
 
 from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, Step
-from pipelines.io.files import write_json_atomic, write_table_atomic
+from pipelines.io.files import read_table, write_json_atomic, write_table_atomic
 from pipelines.stage import FilterParams, Params, set_column
 from pipelines.stats import StageStats
 
@@ -178,11 +178,10 @@ class KeepTop(GlobalStage):
 
     # ------------------------------------------------------------ step `thresholds`
     def run_step(self, step: str, ctx: GlobalContext) -> dict[str, float]:
-        import pyarrow.parquet as pq
 
         merged = SKETCH.empty_table()
         for s in range(ctx.n_shards):  # one shard at a time: memory is the merged sketch
-            part = pq.read_table(ctx.path("collect", f"part-{s:05d}.parquet")).cast(SKETCH)
+            part = read_table(ctx.path("collect", f"part-{s:05d}.parquet")).cast(SKETCH)
             merged = merge_sketches(merged, part)
         found = thresholds_from_sketch(merged, self.params.fraction, self.params.sketch_bits)
         doc = {}

@@ -24,4 +24,6 @@ REGISTRY: dict[str, str] = {
     "rebalance": "stages.mixing.rebalance:Rebalance",
     "quality_classifier": "stages.model_filters.quality_classifier:QualityClassifier",
     "keep_top": "stages.model_filters.keep_top:KeepTop",
+    "pii": "stages.pii.pii:Pii",
+    "decontaminate": "stages.decontamination.decontaminate:Decontaminate",
 }

@@ -71,7 +71,7 @@ def _jieba() -> Splitter:
 def _sudachi() -> Splitter:
     from sudachipy import Dictionary, SplitMode
 
-    tokenize = Dictionary(dict="core").create(mode=SplitMode.A).tokenize
+    tokenize = Dictionary(dict="core").tokenizer(mode=SplitMode.A).tokenize
     limit = 40_000  # Sudachi refuses inputs over 49,149 bytes: split on line ends below it
 
     def split(text: str) -> list[str]:
@@ -101,7 +101,7 @@ def _byte_chunks(text: str, limit: int) -> list[str]:
 def _kiwi() -> Splitter:
     from kiwipiepy import Kiwi
 
-    kiwi = Kiwi(model_type="sbg") if _kiwi_has_sbg() else Kiwi()
+    kiwi = Kiwi()  # the model kiwipiepy_model ships (datatrove asks for "sbg", no longer shipped)
     long_numbers = regex.compile(r"[0-9,]{20,}")  # kiwi mis-handles very long numbers
 
     def split(text: str) -> list[str]:
@@ -111,22 +111,12 @@ def _kiwi() -> Splitter:
     return split
 
 
-def _kiwi_has_sbg() -> bool:
-    try:
-        from kiwipiepy import Kiwi
-
-        Kiwi(model_type="sbg")
-        return True
-    except Exception:  # older kiwipiepy models have no sbg
-        return False
-
-
 def _pythainlp() -> Splitter:
     os.environ.setdefault("PYTHAINLP_READ_ONLY", "1")  # never write a data directory
     from pythainlp.tokenize import word_tokenize
 
     def split(text: str) -> list[str]:
-        return _strip(word_tokenize(text, engine="newmm", keep_whitespace=False))
+        return _strip(word_tokenize(text, engine="newmm-safe", keep_whitespace=False))
 
     return split
 
@@ -135,8 +125,8 @@ def _pyvi() -> Splitter:
     from pyvi import ViTokenizer
 
     def split(text: str) -> list[str]:
-        words, _ = ViTokenizer.spacy_tokenize(text)  # syllables joined into words
-        return _strip(words)
+        words, _ = ViTokenizer.spacy_tokenize(text)  # syllables joined by "_" into words
+        return _strip(w.replace("_", " ") for w in words)  # as spaCy's "vi" gives them
 
     return split
 
@@ -209,7 +199,7 @@ SEGMENTERS: dict[str, Segmenter] = {s.name: s for s in (
               "SudachiPy, core dictionary, split mode A"),
     Segmenter("kiwi", "kiwipiepy", "kiwipiepy", _kiwi, "Kiwi morphemes as surface strings"),
     Segmenter("pythainlp", "pythainlp", "pythainlp", _pythainlp,
-              "PyThaiNLP newmm (dictionary maximal matching)"),
+              "PyThaiNLP newmm-safe (dictionary maximal matching, bounded on long runs)"),
     Segmenter("pyvi", "pyvi", "pyvi", _pyvi, "pyvi: syllables joined into words"),
     Segmenter("khmer_nltk", "khmernltk", "khmer-nltk", _khmer_nltk, "khmer-nltk CRF"),
     Segmenter("laonlp", "laonlp", "laonlp", _laonlp, "LaoNLP dictionary maximal matching"),

@@ -138,7 +138,7 @@ def reference_ranges(docs: list[dict], k: int, keep: str, tokenize=words
     tokens = [tokenize(d["text"]) for d in docs]
     spans = [sp for sp, _ in tokens]
     seq, owner, local = [], [], []
-    for di, (sp, toks) in enumerate(tokens):
+    for di, (_, toks) in enumerate(tokens):
         for j, t in enumerate(toks):
             seq.append(vocab.setdefault(t, len(vocab)))
             owner.append(di)

@@ -135,12 +135,16 @@ class SubdocDedup(GlobalStage):
     def unit_key(self, text: str, span: tuple[int, int]) -> str:
         return text[span[0]:span[1]]
 
+    def unit_strings(self, text: str) -> list[str]:
+        """What is compared of each unit of ``text`` (in collect: no offsets needed)."""
+        return [self.unit_key(text, s) for s in self.split(text)]
+
     def units(self, texts: list[str]) -> core.Units:
         lens, keys = [], []
         for t in texts:
-            spans = self.split(t)
-            lens.append(len(spans))
-            keys += [self.unit_key(t, s) for s in spans]
+            u = self.unit_strings(t)
+            lens.append(len(u))
+            keys += u
         offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
         return core.Units(offsets, self._hasher.hashes(keys))
 
@@ -428,6 +432,9 @@ class SubstringDedup(SubdocDedup):
 
         sha = getattr(self, "_sha256", None)
         return {model_key(self.params.tokenizer): sha} if sha else {}
+
+    def unit_strings(self, text: str) -> list[str]:
+        return core.WORD.findall(text)  # the same tokens as word_spans, without offsets
 
     def split(self, text: str) -> list[tuple[int, int]]:
         if self._tok is None:

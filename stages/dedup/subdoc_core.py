@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 MASK = (1 << 64) - 1
 # two lanes: (seed of the unit hash, base of the polynomial); bases odd, so invertible
@@ -56,37 +57,35 @@ class Units:
 
 
 class UnitHasher:
-    """Unit strings -> two 64-bit hashes (BLAKE2b), with a bounded per-process cache."""
+    """Unit strings -> two 64-bit hashes (BLAKE2b of the UTF-8), with a bounded cache.
+
+    The batch's distinct strings are found by Arrow (dictionary encoding, in C++), so
+    Python only hashes strings it has not seen."""
 
     def __init__(self, max_cache: int = 2_000_000):
-        self.cache: dict[str, int] = {}
-        self.h1: list[int] = []
-        self.h2: list[int] = []
+        self.cache: dict[str, tuple[int, int]] = {}
         self.max_cache = max_cache
 
-    def ids(self, units: list[str]) -> np.ndarray:
-        if len(self.cache) > self.max_cache:
-            self.cache.clear()
-            self.h1.clear()
-            self.h2.clear()
-        cache, h1, h2 = self.cache, self.h1, self.h2
-        out = np.empty(len(units), dtype=np.int64)
-        for i, u in enumerate(units):
-            j = cache.get(u)
-            if j is None:
-                j = cache[u] = len(h1)
-                d = hashlib.blake2b(u.encode("utf-8", "surrogatepass"), digest_size=16,
-                                    person=b"thresher-unit").digest()
-                h1.append(int.from_bytes(d[:8], "little"))
-                h2.append(int.from_bytes(d[8:], "little"))
-            out[i] = j
-        return out
+    def _hash(self, u: str) -> tuple[int, int]:
+        d = hashlib.blake2b(u.encode("utf-8", "surrogatepass"), digest_size=16,
+                            person=b"thresher-unit").digest()
+        return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:], "little")
 
     def hashes(self, units: list[str]) -> np.ndarray:
-        idx = self.ids(units)
-        if not len(idx):
+        if not units:
             return np.zeros((2, 0), np.uint64)
-        return np.stack([np.array(self.h1, np.uint64)[idx], np.array(self.h2, np.uint64)[idx]])
+        if len(self.cache) > self.max_cache:
+            self.cache.clear()
+        enc = pa.array(units, pa.large_string()).dictionary_encode()
+        cache, h = self.cache, self._hash
+        pairs = []
+        for u in enc.dictionary.to_pylist():
+            v = cache.get(u)
+            if v is None:
+                v = cache[u] = h(u)
+            pairs.append(v)
+        table = np.array(pairs, np.uint64).T  # (2, distinct)
+        return table[:, enc.indices.to_numpy()]
 
 
 def id_hashes(ids: np.ndarray) -> np.ndarray:

@@ -167,8 +167,10 @@ def build_fineweb2(configs: Path, assignment_csv: Path, labels: list[str]) -> di
             if key not in FINEWEB2_PARAMS:
                 continue
             kind, param = FINEWEB2_PARAMS[key]
-            if key in ("top_n_grams", "dup_n_grams"):
-                value = {int(n): float(v) for n, v in value}
+            if key in ("top_n_grams", "dup_n_grams"):  # a share above 1 never fires: 1
+                value = {int(n): min(float(v), 1.0) for n, v in value}
+            elif key in ("dup_line_frac", "line_punct_thr", "max_non_alpha_words_ratio"):
+                value = max(0.0, min(float(value), 1.0))  # -1 there: off; 0 here
             row.setdefault(kind, {})[param] = value
         languages[lab] = row
         languages.setdefault(src, row)

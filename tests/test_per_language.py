@@ -1,0 +1,209 @@
+"""Per-language filtering: ``tokenizer: auto`` and ``thresholds:`` on the heuristic filters,
+and ``tokenizer: auto`` word shingles in minhash_dedup.
+
+Documents are real text: Leipzig web sentences (tests/data/lid/lingua-language-testdata
+.tar.xz) grouped into pages, in Chinese, Japanese, German and Russian.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipelines import stage as make_spec
+from pipelines.errors import UserError
+from pipelines.stage import StageStats, TaskContext
+from stages.dedup import minhash_core as core
+from stages.dedup.minhash import segmented_token_hashes
+from stages.heuristics import per_language
+
+DATA = Path(__file__).parent / "data"
+
+
+def sentences(lang: str, n: int) -> list[str]:
+    with tarfile.open(DATA / "lid" / "lingua-language-testdata.tar.xz") as t:
+        f = t.extractfile(f"language-testdata/sentences/{lang}.txt")
+        return f.read().decode("utf-8").splitlines()[:n]
+
+
+def pages(lang: str, n_pages: int, per_page: int = 15) -> list[str]:
+    s = sentences(lang, n_pages * per_page)
+    return ["\n".join(s[i:i + per_page]) for i in range(0, len(s), per_page)]
+
+
+def table(docs: list[tuple[str, str]]) -> pa.Table:
+    return pa.table({"id": [f"d{i}" for i in range(len(docs))],
+                     "text": [t for t, _ in docs], "language": [lang for _, lang in docs]})
+
+
+def build(name: str, **params):
+    st = make_spec(name, **params).build()
+    st.setup()
+    st.begin_task(TaskContext(Path("."), "main", 0, "test"))
+    return st
+
+
+def decisions(name: str, docs: list[tuple[str, str]], **params) -> list:
+    st = build(name, mode="annotate", **params)
+    t = table(docs)
+    out = st.process(t, StageStats())
+    return st.decide_from_columns(out)
+
+
+CJK = [(p, "zh") for p in pages("zh", 6)] + [(p, "ja") for p in pages("ja", 6)]
+OTHERS = [(p, "de") for p in pages("de", 4)] + [(p, "ru") for p in pages("ru", 4)]
+
+
+def test_whitespace_words_drop_every_chinese_and_japanese_page():
+    """The problem: without segmentation a CJK page is a few very long "words"."""
+    got = decisions("gopher_quality", CJK)
+    assert all(r in ("avg_word_too_long", "too_few_words") for r in got), got
+
+
+def test_segmented_cjk_pages_pass_the_word_length_rule():
+    got = decisions("gopher_quality", CJK, tokenizer="auto", thresholds="per_language")
+    assert not any(r in ("avg_word_too_long", "avg_word_too_short", "too_few_words")
+                   for r in got), got
+    assert got.count(None) >= len(CJK) - 2, got  # real prose: (nearly) all kept
+    st = build("gopher_quality", mode="annotate", tokenizer="auto")
+    out = st.process(table(CJK), StageStats())
+    lengths = out.column(f"{st.name}_avg_word_length").to_pylist()
+    assert all(1 <= x <= 3 for x in lengths), lengths
+
+
+def test_per_language_table_changes_decisions_for_its_languages_only():
+    docs = CJK + OTHERS
+    base = decisions("gopher_quality", docs, tokenizer="auto")
+    # English defaults: segmented CJK words are "too short", de/ru lack English stop words
+    assert base[:12] == ["avg_word_too_short"] * 12 and "too_few_stop_words" in base[12:16]
+    table_ = {"zh": {"min_avg_word_length": 1, "stop_words": ["的", "在", "是", "了"]},
+              "de": {"min_stop_words": 0, "min_alpha_words_ratio": 0.5}}
+    got = decisions("gopher_quality", docs, tokenizer="auto", thresholds=table_)
+    zh, ja = got[:6], got[6:12]
+    de, ru = got[12:16], got[16:]
+    assert zh.count(None) >= 5 and de == [None] * 4
+    assert ja == base[6:12] and ru == base[16:]
+
+
+def test_builtin_table_is_fineweb2s_published_values():
+    data = json.loads(per_language.BUILTIN.read_text(encoding="utf-8"))["languages"]
+    zh = data["zh"]
+    assert zh["_source"] == "cmn_Hani" and data["cmn_Hani"] == zh
+    assert zh["gopher_quality"]["min_avg_word_length"] == 1
+    assert zh["gopher_repetition"]["max_dup_ngram_char_ratio"]["5"] == 0.198
+    assert "的" in zh["gopher_quality"]["stop_words"]
+    st = build("gopher_repetition", thresholds="per_language")
+    assert st.params_for("zh").max_dup_line_ratio == 0.287
+    assert st.params_for("zh").max_dup_ngram_char_ratio[6] == 0.182
+    assert st.params_for("en") is st.params  # English is not in FineWeb-2: the defaults
+    assert st.params_for("cmn_Hani") == st.params_for("zh")
+    assert st.model_files() == per_language.sha256(str(per_language.BUILTIN))
+
+
+def test_table_file_and_its_sha256(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("zh:\n  min_terminal_punct_line_ratio: 0.05\n", encoding="utf-8")
+    st = build("fineweb_quality", thresholds=str(path))
+    assert st.params_for("zh").min_terminal_punct_line_ratio == 0.05
+    assert st.params_for("de").min_terminal_punct_line_ratio == 0.12
+    (key, sha), = st.model_files().items()
+    assert key.endswith("t.yaml") and len(sha) == 64
+
+
+@pytest.mark.parametrize("row, words", [
+    ({"tokenizer": "whitespace"}, "cannot differ per language"),
+    ({"min_avg_word_length": -1}, "thresholds for 'zh'"),
+])
+def test_bad_table_rows_are_one_line_errors(row, words):
+    with pytest.raises(UserError) as e:
+        make_spec("gopher_quality", thresholds={"zh": row}).build()
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_language_column_is_required_by_auto_and_tables():
+    st = make_spec("gopher_quality", tokenizer="auto").build()
+    assert "language" in st.input_columns()
+    st = make_spec("c4", thresholds={"zh": {"min_sentences": 1}}).build()
+    assert "language" in st.input_columns()
+    assert "language" not in make_spec("gopher_quality").build().input_columns()
+
+
+def test_filter_and_annotate_modes_and_materialize_agree():
+    """Lazy filter-mode measuring uses each language's limits: same decisions."""
+    docs = CJK + OTHERS
+    for name in ("gopher_repetition", "fineweb_quality", "gopher_quality", "c4"):
+        params = dict(tokenizer="auto", thresholds="per_language")
+        if name == "c4":
+            params = dict(tokenizer="auto", thresholds={"zh": {"min_sentences": 1}})
+        annotated = decisions(name, docs, **params)
+        st = build(name, **params)
+        got = [st.decide(st.measure(d, False), d) for d in
+               ({"id": f"d{i}", "text": t, "language": lang} for i, (t, lang) in enumerate(docs))]
+        assert got == annotated, name
+
+
+# ------------------------------------------------------------------ minhash per language
+
+def _family_edits(text: str, rng: random.Random) -> str:
+    """A near duplicate: drop a line, swap two lines and cut a few characters."""
+    lines = text.split("\n")
+    del lines[rng.randrange(len(lines))]
+    i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+    lines[i], lines[j] = lines[j], lines[i]
+    k = rng.randrange(len(lines))
+    pos = rng.randrange(max(1, len(lines[k]) - 3))
+    lines[k] = lines[k][:pos] + lines[k][pos + 3:]
+    return "\n".join(lines)
+
+
+def _recall(texts_a, texts_b, langs, spec, segmented: bool, min_j: float = 0.85):
+    """LSH recall over the pairs whose exact Jaccard (on the same shingles) is >= min_j."""
+    def shingles(texts):
+        if segmented:
+            tok, lens = segmented_token_hashes(texts, langs, spec)
+        else:
+            tok, lens = core._token_hashes(texts, spec)
+        sh, counts = core._shingles(tok, lens, spec.n)
+        return np.split(sh, np.cumsum(counts)[:-1])
+
+    sa, sb = shingles(texts_a), shingles(texts_b)
+    pairs = [i for i in range(len(texts_a)) if core.jaccard(np.unique(sa[i]),
+                                                            np.unique(sb[i])) >= min_j]
+    ka = core.band_keys(core.signatures_from_shingles(sa, spec), spec)
+    kb = core.band_keys(core.signatures_from_shingles(sb, spec), spec)
+    found = [i for i in pairs if (ka[i] == kb[i]).any()]
+    return len(found) / max(1, len(pairs)), len(pairs)
+
+
+def test_minhash_auto_finds_chinese_and_japanese_near_duplicates():
+    rng = random.Random(0)
+    spec = core.MinHashSpec()
+    for lang in ("zh", "ja"):
+        seeds = pages(lang, 33, per_page=30)
+        edited = [_family_edits(t, rng) for t in seeds]
+        recall, n = _recall(seeds, edited, [lang] * len(seeds), spec, segmented=True)
+        assert n >= 10, (lang, n)
+        assert recall >= 0.95, (lang, recall, n)
+
+
+def test_minhash_stage_auto_is_deterministic_and_per_language():
+    st = make_spec("minhash_dedup", tokenizer="auto", scope="language").build()
+    st.setup()
+    assert "language" in st.input_columns()
+    texts = [t for t, _ in CJK] + [t for t, _ in OTHERS]
+    langs = [lang for _, lang in CJK] + [lang for _, lang in OTHERS]
+    t = pa.table({"text": texts, "language": langs})
+    whole = st._signatures(t, texts)
+    half = np.concatenate([st._signatures(t.slice(0, 7), texts[:7]),
+                           st._signatures(t.slice(7), texts[7:])])
+    assert (whole == half).all()  # any batching (so any worker count) gives the same
+    plain = core.signatures(texts, st.spec)
+    n_cjk = len(CJK)
+    assert (whole[n_cjk:] == plain[n_cjk:]).all()  # no segmenter: shingles as before
+    assert not (whole[:n_cjk] == plain[:n_cjk]).all(axis=1).any()

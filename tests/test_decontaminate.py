@@ -278,3 +278,15 @@ def test_eval_set_on_s3_is_fetched_and_named_by_url_in_the_manifest(tmp_path, mo
     manifest = json.loads((run / "manifest.json").read_text())
     sha = hashlib.sha256(Path(EVAL_SETS[0]["path"]).read_bytes()).hexdigest()
     assert {"path": url, "sha256": sha} in manifest["models"]
+
+
+def test_report_lists_contaminated_items_and_matched_documents(runs, tmp_path):
+    from pipelines.report.page import write_report
+
+    _, _, one, _ = runs
+    html = write_report(one, tmp_path / "r.html").read_text()
+    assert "Contaminated evaluation items" in html
+    planted = {(d["eval_set"], d["item_id"]) for d in DOCS if d["category"] in FOUND}
+    assert f"{len(planted):,} contaminated evaluation items" in html
+    some = next(d for d in DOCS if d["category"] == "verbatim")
+    assert f">{some['id']}<" in html and f">{some['item_id']}<" in html

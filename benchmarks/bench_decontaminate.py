@@ -82,6 +82,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[13, 8])
     ap.add_argument("--min-overlaps", type=int, default=1)
+    ap.add_argument("--passes", type=int, default=0,
+                    help="also stream the clean documents through one apply task this "
+                         "many times and report peak RSS against the first pass")
     args = ap.parse_args()
     with gzip.open(SET / "corpus.jsonl.gz", "rt", encoding="utf-8") as f:
         docs = [json.loads(line) for line in f]
@@ -99,6 +102,43 @@ def main() -> None:
         print("flagged by category: " + ", ".join(
             f"{c} {r['flagged'][c]}/{r['by_cat'][c]}" for c in
             ("verbatim", "partial", "light", "paraphrase", "same_article", "clean")))
+    if args.passes:
+        memory(docs, args.passes)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory(docs: list[dict], passes: int) -> None:
+    """Peak RSS of one apply task over a growing stream: flat means bounded by the index."""
+    clean = [d for d in docs if d["category"] == "clean"]
+    params = Decontaminate.Params(eval_sets=[
+        {"name": "wiki", "path": str(SET / "wiki-passages.jsonl"), "fields": ["context"]},
+        {"name": "cloze", "path": str(SET / "inaugural-cloze.jsonl"),
+         "fields": ["context", "target"]}])
+    st = Decontaminate(params, name="decontaminate")
+    st.setup()
+    with tempfile.TemporaryDirectory() as tmp:
+        st.run_step("index", GlobalContext(Path(tmp), 0, 1, 1))
+        st.begin_apply(GlobalContext(Path(tmp), 0, 1, 1))
+        chars = 0
+        t0 = time.perf_counter()
+        for k in range(passes):
+            table = pa.table({"id": [f"{d['id']}-{k}" for d in clean],
+                              "text": [d["text"] for d in clean]})
+            st.apply(table, np.arange(len(clean), dtype=np.uint64), StageStats())
+            chars += sum(len(d["text"]) for d in clean)
+            if k == 0:
+                first = _rss_mb()
+        dt = time.perf_counter() - t0
+    print(f"\n== memory: {passes} passes of {len(clean)} clean documents "
+          f"({chars / 1e6:.1f} M characters) through one apply task in {dt:.1f} s: peak RSS "
+          f"{first:.0f} MB after the first pass, {_rss_mb():.0f} MB after the last")
 
 
 if __name__ == "__main__":

@@ -270,13 +270,24 @@ class SubdocDedup(GlobalStage):
         w = read_partition(self._window_files(ctx), ctx.task, schema=WINDOWS)
         n = w.num_rows
         h1, h2 = w.column("h1").to_numpy(), w.column("h2").to_numpy()
-        order = np.lexsort((h2, h1))
-        h1s, h2s = h1[order], h2[order]
-        same = np.zeros(n, bool)
+        # sort by h1 alone (one 64-bit key); only rows sharing h1 with a neighbour can
+        # be duplicates, and those few are sorted by (h1, h2) to compare all 128 bits
+        order = np.argsort(h1)
+        h1s = h1[order]
+        cand = np.zeros(n, bool)
         if n > 1:
+            eq = h1s[1:] == h1s[:-1]
+            cand[1:] |= eq
+            cand[:-1] |= eq
+        order = order[cand]
+        order = order[np.lexsort((h2[order], h1[order]))]
+        h1s, h2s = h1[order], h2[order]
+        m = len(order)
+        same = np.zeros(m, bool)
+        if m > 1:
             same[1:] = (h1s[1:] == h1s[:-1]) & (h2s[1:] == h2s[:-1])
         dup = same.copy()
-        if n > 1:
+        if m > 1:
             dup[:-1] |= same[1:]
         n_dup_rows = int(dup.sum())
         n_contents = int((dup & ~same).sum())

@@ -103,7 +103,9 @@ class EvalSet(BaseModel):
 
 class DecontaminateParams(Params):
     eval_sets: Annotated[list[EvalSet], Field(min_length=1)] = Field(
-        description="evaluation sets: [{name, path, fields, id_field}]")
+        description="evaluation sets, each {name, path: file(s) or URL(s), JSONL or "
+                    "Parquet, fields: text fields joined to make an item, id_field: "
+                    "optional id field}")
     n: int = Field(13, ge=1, le=64, description="n-gram length in words")
     min_overlaps: int = Field(1, ge=1, description="distinct n-grams a document must share "
                                                    "with one item to count as contaminated")

@@ -149,7 +149,7 @@ def test_what_cannot_be_proved_missing_passes(text: str):
 
 
 def test_bundled_configs_validate():
-    for name, n in (("demo", 3), ("fineweb2-like", 6)):
+    for name, n in (("demo", 3), ("fineweb2-like", 9)):
         proc = cli("validate", f"configs/{name}.yaml", cwd=REPO)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith(f"configs/{name}.yaml: ok: {n} stages"), proc.stdout

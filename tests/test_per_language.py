@@ -207,3 +207,50 @@ def test_minhash_stage_auto_is_deterministic_and_per_language():
     n_cjk = len(CJK)
     assert (whole[n_cjk:] == plain[n_cjk:]).all()  # no segmenter: shingles as before
     assert not (whole[:n_cjk] == plain[:n_cjk]).all(axis=1).any()
+
+
+# ------------------------------------------------------------------ real crawled pages
+
+def _annotate_run(tmp_path: Path, name: str, gopher: str) -> list[dict]:
+    import pyarrow.parquet as pq
+    from conftest import REPO, thresher
+
+    cfg = tmp_path / f"{name}.yaml"
+    cfg.write_text(f"""name: {name}
+input:
+  format: warc
+  paths: [{REPO}/tests/data/warc/resiliparse-cc-main-2020-34-warcfile.warc.gz]
+output:
+  path: {tmp_path / name}
+executor: {{kind: local, workers: 1}}
+stages:
+  - stage: extract
+  - stage: langid
+  - stage: gopher_quality
+    mode: annotate
+{gopher}""", encoding="utf-8")
+    thresher("run", str(cfg), "--quiet")
+    return [r for p in sorted((tmp_path / name / "data").glob("*.parquet"))
+            for r in pq.read_table(p).to_pylist()]
+
+
+def test_chinese_crawled_pages_are_not_dropped_for_word_length_once_segmented(tmp_path):
+    """The Common Crawl excerpt's Chinese pages (real web text, extracted and identified by
+    the pipeline): whitespace words make them fail the word-length rule; segmented words
+    with FineWeb-2's Chinese thresholds do not."""
+    plain = _annotate_run(tmp_path, "plain", "")
+    auto = _annotate_run(tmp_path, "auto", "    tokenizer: auto\n    thresholds: per_language\n")
+    zh_plain = [r for r in plain if r["language"] == "zh"]
+    zh_auto = [r for r in auto if r["language"] == "zh"]
+    assert len(zh_auto) >= 8 and len(zh_auto) == len(zh_plain)
+    # the English splitter cuts only at spaces and punctuation: "words" are phrases
+    assert all(r["gopher_quality_avg_word_length"] > 4 for r in zh_plain)
+    assert sum(r["gopher_quality_avg_word_length"] > 10 for r in zh_plain) >= 3
+    assert not [r for r in zh_plain if r["gopher_quality_reason"] is None]
+    assert len([r for r in zh_auto if r["gopher_quality_reason"] is None]) >= 3
+    assert not [r for r in zh_auto if r["gopher_quality_reason"] in (
+        "avg_word_too_long", "avg_word_too_short")]
+    assert all(1 <= r["gopher_quality_avg_word_length"] <= 3 for r in zh_auto)
+    others = [(a["id"], a["gopher_quality_reason"]) for a in auto if a["language"] == "en"]
+    assert others == [(p["id"], p["gopher_quality_reason"]) for p in plain
+                      if p["language"] == "en"]  # English: not in the table, same as before

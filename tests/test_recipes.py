@@ -40,3 +40,8 @@ def test_fineweb2_like_recipe(tmp_path: Path):
     assert stats["rebalance"]["docs_added"] == len(rows) - len(originals)
     table = thresher("stats", str(out), "--by", "language").stdout
     assert "tokens" in table and "langid" in table and "write" in table
+    # the per-language filters ran, and kept Chinese text (segmented words, FineWeb-2's
+    # thresholds): English word rules would drop every Chinese page
+    for name in ("gopher_repetition", "fineweb_quality", "gopher_quality"):
+        assert stats[name]["docs_in"] > stats[name]["docs_out"] > 0, name
+    assert "zh" in {r["language"] for r in originals}

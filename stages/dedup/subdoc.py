@@ -466,8 +466,8 @@ class SentenceSpanDedup(SubdocDedup):
     """Remove all but the first occurrence of every span of `sentences` consecutive
     sentences that occurs more than once (C4's three-sentence spans).
 
-    Sentences end at `.`, `!` or `?` (with closing quotes/brackets) before whitespace, or
-    at a line end; they are compared with whitespace runs collapsed. Reasons and samples
+    Sentences end after `.`, `!` or `?` (with closing quotes/brackets) before whitespace,
+    and at line ends; they are compared with whitespace runs collapsed. Reasons and samples
     as `substring_dedup`.
     """
 

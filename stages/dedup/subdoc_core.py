@@ -29,9 +29,9 @@ MASK = (1 << 64) - 1
 # two lanes: (seed of the unit hash, base of the polynomial); bases odd, so invertible
 LANES = ((b"thresher-subdoc-1", 0x9E3779B97F4A7C15), (b"thresher-subdoc-2", 0xC2B2AE3D27D4EB4F))
 WORD = re.compile(r"\w+|[^\w\s]")  # a word, or one punctuation/symbol character
-# a sentence: text up to . ! ? (and closing quotes/brackets) followed by whitespace, or a
-# line end; see docs/subdoc_dedup.md
-SENTENCE = re.compile(r"[^\s](?:.*?(?:[.!?]+[\"'”’)\]]*(?=\s)|(?=\n)|$))", re.S)
+# a sentence ends after . ! ? (and closing quotes/brackets) followed by whitespace, and at
+# a line end; see docs/subdoc_dedup.md
+SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
 PARAGRAPH = re.compile(r"[^\n]+")
 
 
@@ -102,7 +102,27 @@ def word_spans(text: str) -> list[tuple[int, int]]:
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    return [m.span() for m in SENTENCE.finditer(text)]
+    """Sentences without surrounding whitespace: each line is cut after every
+    ``SENTENCE_END``; pieces that are only whitespace are no sentence."""
+    out = []
+    pos, n = 0, len(text)
+    while pos < n:
+        nl = text.find("\n", pos)
+        line_end = n if nl < 0 else nl
+        a = pos
+        for m in SENTENCE_END.finditer(text, pos, line_end):
+            b = m.end()
+            lead = len(text[a:b]) - len(text[a:b].lstrip())
+            if b > a + lead:
+                out.append((a + lead, b))
+            a = b
+        piece = text[a:line_end]
+        core = piece.strip()
+        if core:
+            lead = len(piece) - len(piece.lstrip())
+            out.append((a + lead, a + lead + len(core)))
+        pos = line_end + 1
+    return out
 
 
 def paragraph_spans(text: str) -> list[tuple[int, int]]:

@@ -254,3 +254,48 @@ def test_chinese_crawled_pages_are_not_dropped_for_word_length_once_segmented(tm
     others = [(a["id"], a["gopher_quality_reason"]) for a in auto if a["language"] == "en"]
     assert others == [(p["id"], p["gopher_quality_reason"]) for p in plain
                       if p["language"] == "en"]  # English: not in the table, same as before
+
+
+# ------------------------------------------------------------------ deriving a table
+
+def test_derived_thresholds_fail_the_asked_share_of_the_reference(tmp_path):
+    from stages.heuristics import derive
+
+    docs, files = derive.bundled_reference()
+    ref = {lang: docs[lang] for lang in ("zh", "de", "km")}
+    table = derive.derive(ref, quantile=0.1, params=derive.DEFAULT_PARAMS, stop_words=4)
+    zh = table["zh"]["gopher_quality"]
+    assert 1 < zh["min_avg_word_length"] < zh["max_avg_word_length"] < 3  # segmented words
+    assert "的" in zh["stop_words"] and len(zh["stop_words"]) == 4
+    assert table["de"]["gopher_quality"]["min_avg_word_length"] > 4
+    assert "km" in table  # the UDHR stands in for the languages Leipzig lacks
+    # the table works as a thresholds file, and each rule fails about 10% of the reference
+    path = tmp_path / "derived.json"
+    path.write_text(json.dumps({"languages": table}, ensure_ascii=False), encoding="utf-8")
+    got = decisions("gopher_quality", [(t, "zh") for t in ref["zh"]], tokenizer="auto",
+                    thresholds=str(path), min_doc_words=None, min_stop_words=None,
+                    max_symbol_word_ratio=None, max_bullet_lines_ratio=None,
+                    max_ellipsis_lines_ratio=None)
+    failed = sum(r is not None for r in got) / len(got)
+    assert 0.1 <= failed <= 0.35, failed  # three rules at 10% each (37 pages: coarse)
+
+
+def test_derive_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    ref = tmp_path / "ref.jsonl"
+    ref.write_text("\n".join(json.dumps({"text": t, "language": lang}, ensure_ascii=False)
+                             for lang in ("zh", "de") for t in pages(lang, 12, 10)),
+                   encoding="utf-8")
+    out = tmp_path / "t.json"
+    subprocess.run([sys.executable, "-m", "stages.heuristics.derive", "--reference", str(ref),
+                    "--quantile", "0.05", "--out", str(out)], check=True, cwd=REPO)
+    table = json.loads(out.read_text(encoding="utf-8"))
+    assert table["_about"]["quantile"] == 0.05 and "ref.jsonl" in table["_about"]["reference"]
+    assert set(table["languages"]) == {"zh", "de"}
+    st = build("gopher_quality", thresholds=str(out))
+    assert st.params_for("zh").min_avg_word_length == \
+        table["languages"]["zh"]["gopher_quality"]["min_avg_word_length"]

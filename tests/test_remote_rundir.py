@@ -1,0 +1,277 @@
+"""The run directory in object storage: ``output.path: s3://...``.
+
+Everything goes over HTTP to moto's standalone server (tests/s3server.py), through s3fs
+and botocore, as to AWS; the CLI runs as a subprocess. The runs here have inputs, config,
+run directory and report all on s3:// and must give the local run's bytes; a run killed
+part-way resumes on S3 to the same bytes; two attempts of one task at once leave one
+whole output; faults on the run directory's requests are retried and counted; no
+secret reaches any object; and a run needs nothing of the local filesystem (an empty
+working directory and an empty HOME).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import DEMO, REPO, WARC_DIR, shard_hashes
+from s3server import FaultProxy, serving
+from test_exact_dedup import make_corpus
+
+BUCKET = "thresher-runs"
+WARCS = sorted(WARC_DIR.glob("*.warc.gz"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("corpus")
+    make_corpus(corpus)
+    with serving(tmp_path_factory.mktemp("moto") / "moto.log", BUCKET) as srv:
+        client = srv.client()
+        for p in WARCS:
+            client.upload_file(str(p), BUCKET, f"in/warc/{p.name}")
+        for p in sorted(corpus.glob("*.jsonl")):
+            client.upload_file(str(p), BUCKET, f"in/jsonl/{p.name}")
+        srv.corpus = corpus
+        yield srv
+
+
+def cli(*args: str, env: dict | None = None, cwd: Path = REPO, check: bool = True,
+        ) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"thresher {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def objects(srv, prefix: str) -> dict[str, bytes]:
+    """Every object under ``prefix`` of the bucket: key (relative) -> bytes."""
+    client = srv.client()
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET,
+                                                                   Prefix=prefix + "/"):
+        for o in page.get("Contents", []):
+            body = client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+            out[o["Key"][len(prefix) + 1:]] = body
+    return out
+
+
+def remote_shards(srv, prefix: str) -> dict[str, str]:
+    return {k: hashlib.sha256(v).hexdigest() for k, v in sorted(objects(srv, prefix).items())
+            if k.startswith("data/")}
+
+
+def demo_yaml(inputs: list[str], workers: int = 2, out: str | None = None) -> str:
+    cfg = yaml.safe_load(DEMO.read_text())
+    cfg["input"] = {"format": "warc", "paths": inputs}
+    cfg["executor"] = {"kind": "local", "workers": workers}
+    if out is not None:
+        cfg["output"]["path"] = out
+    return yaml.safe_dump(cfg)
+
+
+def chain_yaml(inputs: str, out: str, workers: int = 2, executor: dict | None = None) -> str:
+    """The exact + MinHash chain (6 phases) that local, Ray and Slurm run to one result."""
+    return yaml.safe_dump({
+        "name": "chain",
+        "input": {"format": "jsonl", "paths": [inputs], "id_key": "id", "fields": ["lang"]},
+        "output": {"path": out, "rows_per_file": 40},
+        "executor": executor or {"kind": "local", "workers": workers},
+        "stages": [{"stage": "exact_dedup", "partitions": 3},
+                   {"stage": "minhash_dedup", "partitions": 3, "n": 3},
+                   {"stage": "length", "min_chars": 1}]})
+
+
+@pytest.fixture(scope="module")
+def local_demo(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("local-demo")
+    (tmp / "demo.yaml").write_text(demo_yaml([str(WARC_DIR / "*.warc.gz")]))
+    cli("run", str(tmp / "demo.yaml"), "-o", str(tmp / "run"), "--quiet")
+    return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def local_chain(server, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("local-chain")
+    (tmp / "chain.yaml").write_text(chain_yaml(str(server.corpus / "*.jsonl"),
+                                               str(tmp / "run")))
+    cli("run", str(tmp / "chain.yaml"), "--quiet")
+    return tmp / "run"
+
+
+def put(srv, key: str, text: str) -> str:
+    srv.client().put_object(Bucket=BUCKET, Key=key, Body=text.encode())
+    return f"s3://{BUCKET}/{key}"
+
+
+# ------------------------------------------------------------------ whole runs on S3
+
+
+def test_demo_all_on_s3_gives_the_local_bytes_and_every_command_reads_it(
+        server, local_demo, tmp_path):
+    config = put(server, "configs/demo.yaml", demo_yaml([f"s3://{BUCKET}/in/warc/*.warc.gz"]))
+    run = f"s3://{BUCKET}/runs/demo"
+    cli("run", config, "-o", run, "--quiet")
+    assert remote_shards(server, "runs/demo") == shard_hashes(local_demo)
+    keys = set(objects(server, "runs/demo"))
+    for key in ("config.yaml", "plan.json", "stats.json", "manifest.json",
+                "stats/main/task-00000.json", "samples/main/task-00000.parquet",
+                "logs/main/task-00000.log", "samples/langid.parquet"):
+        assert key in keys, sorted(keys)
+    assert not any("/." in k or ".tmp-" in k for k in keys)  # no temporaries up there
+    log = objects(server, "runs/demo")["logs/main/task-00000.log"].decode()
+    assert "task 0 of phase main done" in log
+    # every reader of a run takes the URL
+    assert "41 documents" in cli("stats", run).stdout
+    assert "match" in cli("verify", f"{run}/manifest.json", run).stdout
+    cli("status", run)
+    diff = cli("diff", str(local_demo), run).stdout  # the configs differ in input paths
+    assert "inputs: identical" in diff and "counts: identical" in diff
+    assert cli("samples", run, "gopher_quality", "-n", "1").stdout.strip()
+    cli("report", run, "-o", f"{run}/report.html")
+    page = objects(server, "runs/demo")["report.html"].decode()
+    assert "<html" in page and "gopher_quality" in page
+    # reproduce a remote snapshot into another remote run directory
+    out = cli("reproduce", f"{run}/manifest.json", f"s3://{BUCKET}/runs/demo-again").stdout
+    assert "every shard matches" in out
+    assert remote_shards(server, "runs/demo-again") == shard_hashes(local_demo)
+
+
+def test_dedup_chain_on_s3_gives_the_local_bytes(server, local_chain):
+    run = f"s3://{BUCKET}/runs/chain"
+    config = put(server, "configs/chain.yaml",
+                 chain_yaml(f"s3://{BUCKET}/in/jsonl/*.jsonl", run))
+    cli("run", config, "--quiet")
+    assert len(shard_hashes(local_chain)) >= 2
+    assert remote_shards(server, "runs/chain") == shard_hashes(local_chain)
+    stats = json.loads(objects(server, "runs/chain")["stats.json"])
+    local = json.loads((local_chain / "stats.json").read_text())
+    assert stats["stages"]["exact_dedup"]["dropped"] == local["stages"]["exact_dedup"]["dropped"]
+    assert stats["stages"]["minhash_dedup"]["dropped"]
+    assert len(stats["phases"]) == 6
+    keys = set(objects(server, "runs/chain"))
+    assert any(k.startswith("work/exact_dedup/") for k in keys)  # side files up there
+    assert not any(k.startswith("phases/") for k in keys)  # intermediates removed
+    assert server.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert "cluster" in cli("dups", run).stdout  # read from the remote clusters table
+
+
+def _stats_objects(srv, prefix: str) -> int:
+    page = srv.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/stats/")
+    return page.get("KeyCount", 0)
+
+
+@pytest.mark.parametrize("trial", range(2))
+def test_sigkill_part_way_then_resume_on_s3_gives_the_same_bytes(
+        server, local_chain, trial):
+    prefix = f"runs/killed-{trial}"
+    run = f"s3://{BUCKET}/{prefix}"
+    config = put(server, f"configs/killed-{trial}.yaml",
+                 chain_yaml(f"s3://{BUCKET}/in/jsonl/*.jsonl", run, workers=2))
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", config, "--quiet"],
+                            cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    want = 3 + 5 * trial  # tasks done before the kill: in the first or a later phase
+    deadline = time.monotonic() + 120
+    while _stats_objects(server, prefix) < want and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _stats_objects(server, prefix)
+    assert "manifest.json" not in objects(server, prefix)
+    cli("run", config, "--resume", "--quiet")
+    assert remote_shards(server, prefix) == shard_hashes(local_chain)
+    records = [json.loads(v) for k, v in objects(server, prefix).items()
+               if k.startswith("stats/")]
+    assert len(records) > done_before  # the resume ran the rest, not everything again
+    assert server.client().list_multipart_uploads(Bucket=BUCKET,
+                                                  Prefix=prefix).get("Uploads", []) == []
+
+
+def test_two_attempts_of_one_task_at_once_leave_one_whole_output(server, local_demo):
+    """A Ray retry, a Slurm requeue or a straggler: both attempts of a task write the same
+    names; each object is committed whole, so whichever lands last, the task's outputs are
+    the bytes one attempt alone gives."""
+    from pipelines.config import config_from_yaml
+    from pipelines.run import finalize_run, prepare_run
+
+    run = f"s3://{BUCKET}/runs/twice"
+    r = prepare_run(config_from_yaml(demo_yaml([f"s3://{BUCKET}/in/warc/*.warc.gz"], out=run)))
+    n_tasks = r.load_plan().phase("main").n_tasks
+    for task in range(n_tasks):
+        procs = [subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run-task", run,
+                                   "main", str(task)], cwd=REPO, stderr=subprocess.PIPE)
+                 for _ in range(2)]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err.decode()
+    finalize_run(run)
+    assert remote_shards(server, "runs/twice") == shard_hashes(local_demo)
+    assert "match" in cli("verify", f"{run}/manifest.json", run).stdout
+
+
+def test_faults_on_the_run_directory_are_retried_and_counted(server, local_demo, tmp_path):
+    # only the run directory's requests fail: the inputs are local here
+    prefix = "runs/faulty"
+    (tmp_path / "demo.yaml").write_text(demo_yaml([str(WARC_DIR / "*.warc.gz")], workers=1))
+    with FaultProxy(server.port, fraction=0.2, seed=5, kinds=("503", "500"),
+                    only=lambda line: f"/{BUCKET}/{prefix}" in line) as proxy:
+        cli("run", str(tmp_path / "demo.yaml"), "-o", f"s3://{BUCKET}/{prefix}", "--quiet",
+            env={"AWS_ENDPOINT_URL": proxy.endpoint})
+        injected = sum(proxy.injected.values())
+    assert injected > 0
+    assert remote_shards(server, prefix) == shard_hashes(local_demo)
+    records = [json.loads(v) for k, v in objects(server, prefix).items()
+               if k.startswith("stats/")]
+    counted = sum(sum(r.get("run_dir_retries", {}).values()) for r in records)
+    assert counted > 0  # the tasks' own requests were retried and counted
+
+
+def test_no_secret_reaches_the_remote_run_directory(server, local_demo):
+    """The credentials are a ${VAR} reference in the config and a value in the
+    environment; no object of the run (config, plan, stats, logs, manifest, report,
+    samples, shards) holds the value."""
+    secret = "s3cr3t-VALUE-6f1d2c"  # moto takes any key pair; this one is ours alone
+    cfg = yaml.safe_load(demo_yaml([f"s3://{BUCKET}/in/warc/*.warc.gz"]))
+    cfg["input"]["storage_options"] = {"s3": {"secret": "${THRESHER_TEST_SECRET}",
+                                              "key": "${AWS_ACCESS_KEY_ID}"}}
+    config = put(server, "configs/secret.yaml", yaml.safe_dump(cfg))
+    env = {"THRESHER_TEST_SECRET": secret, "AWS_SECRET_ACCESS_KEY": secret}
+    run = f"s3://{BUCKET}/runs/secret"
+    cli("-v", "run", config, "-o", run, "--quiet", env=env)
+    cli("report", run, "-o", f"{run}/report.html", env=env)
+    everything = objects(server, "runs/secret")
+    assert remote_shards(server, "runs/secret") == shard_hashes(local_demo)
+    assert {"config.yaml", "manifest.json", "report.html"} <= set(everything)
+    assert b"${THRESHER_TEST_SECRET}" in everything["config.yaml"]
+    for key, body in everything.items():
+        assert secret.encode() not in body, key
+
+
+def test_a_remote_run_needs_nothing_of_the_local_filesystem(server, local_demo, tmp_path):
+    """From an empty working directory, with HOME an empty directory: config, inputs and
+    run directory are on s3://; afterwards both directories are still empty."""
+    cwd, home = tmp_path / "cwd", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    config = put(server, "configs/empty.yaml",
+                 demo_yaml([f"s3://{BUCKET}/in/warc/*.warc.gz"]))
+    run = f"s3://{BUCKET}/runs/empty"
+    cli("run", config, "-o", run, "--quiet", cwd=cwd,
+        env={"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")})
+    cli("verify", f"{run}/manifest.json", run, cwd=cwd, env={"HOME": str(home)})
+    assert remote_shards(server, "runs/empty") == shard_hashes(local_demo)
+    assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []

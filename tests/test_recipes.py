@@ -45,3 +45,9 @@ def test_fineweb2_like_recipe(tmp_path: Path):
     for name in ("gopher_repetition", "fineweb_quality", "gopher_quality"):
         assert stats[name]["docs_in"] > stats[name]["docs_out"] > 0, name
     assert "zh" in {r["language"] for r in originals}
+    import hashlib  # the built-in threshold table is recorded with the models
+
+    from stages.heuristics.per_language import BUILTIN
+    models = json.loads((out / "manifest.json").read_text())["models"]
+    assert {"path": str(BUILTIN.resolve()),
+            "sha256": hashlib.sha256(BUILTIN.read_bytes()).hexdigest()} in models

@@ -275,3 +275,77 @@ def test_a_remote_run_needs_nothing_of_the_local_filesystem(server, local_demo, 
     cli("verify", f"{run}/manifest.json", run, cwd=cwd, env={"HOME": str(home)})
     assert remote_shards(server, "runs/empty") == shard_hashes(local_demo)
     assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []
+
+
+# ------------------------------------------------------------------ Ray without a shared disk
+
+
+def _ray(*args: str, env: dict, cwd: Path, log: Path) -> subprocess.Popen:
+    ray_bin = Path(sys.executable).with_name("ray")
+    return subprocess.Popen([str(ray_bin), "start", "--block", *args], cwd=cwd, env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def test_ray_with_two_raylets_and_the_run_directory_on_s3(server, local_chain, tmp_path):
+    """A head node with no CPUs (it schedules nothing) and a second raylet whose
+    processes run in another working directory with another, empty HOME: every task runs
+    there, and config, inputs and run directory are only on s3://."""
+    import tempfile
+
+    from s3server import free_port
+
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    node_cwd, node_home = tmp_path / "node-cwd", tmp_path / "node-home"
+    node_cwd.mkdir()
+    node_home.mkdir()
+    node_env = {**env, "HOME": str(node_home), "XDG_CACHE_HOME": str(node_home / ".cache")}
+    address = f"127.0.0.1:{port}"
+    head = _ray("--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",
+                "--object-store-memory=100000000", f"--temp-dir={temp}",
+                env=env, cwd=tmp_path, log=tmp_path / "head.log")
+    node = None
+    try:
+        ray_bin = Path(sys.executable).with_name("ray")
+        for _ in range(120):
+            if subprocess.run([str(ray_bin), "status", f"--address={address}"], env=env,
+                              capture_output=True).returncode == 0:
+                break
+            assert head.poll() is None, (tmp_path / "head.log").read_text()[-2000:]
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the ray head did not come up")
+        node = _ray(f"--address={address}", "--num-cpus=2",
+                    "--object-store-memory=100000000", env=node_env, cwd=node_cwd,
+                    log=tmp_path / "node.log")
+        for _ in range(120):
+            st = subprocess.run([str(ray_bin), "status", f"--address={address}"], env=env,
+                                capture_output=True, text=True).stdout
+            if "2.0 CPU" in st or "0.0/2.0 CPU" in st:
+                break
+            assert node.poll() is None, (tmp_path / "node.log").read_text()[-2000:]
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the second raylet did not join")
+        run = f"s3://{BUCKET}/runs/ray"
+        config = put(server, "configs/ray.yaml", chain_yaml(
+            f"s3://{BUCKET}/in/jsonl/*.jsonl", run,
+            executor={"kind": "ray", "address": address, "max_retries": 0}))
+        cli("run", config, "--quiet", env=env)
+        assert remote_shards(server, "runs/ray") == shard_hashes(local_chain)
+        records = [json.loads(v) for k, v in objects(server, "runs/ray").items()
+                   if k.startswith("stats/")]
+        assert len(records) == sum(p["tasks"] for p in json.loads(
+            objects(server, "runs/ray")["stats.json"])["phases"].values())
+    finally:
+        for proc in (node, head):
+            if proc is not None:
+                proc.terminate()  # `ray start --block` stops what it started on SIGTERM
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)

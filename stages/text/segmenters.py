@@ -17,8 +17,9 @@ the stage with a one-line error naming the extra.
 ``unicode_words`` (no library) splits at the default word boundaries of Unicode
 (UAX #29, the ``regex`` module's ``(?w)\\b``): for Han, kana, Thai, Lao, Khmer and
 Burmese letters that means one character (with its combining marks) per word, and
-for Tibetan one syllable (letters between tsheg marks). It is the fallback for the
-languages without a library here (Burmese, Tibetan) and a name any stage accepts.
+for Tibetan one syllable (letters between tsheg marks), with Burmese cut into
+syllables. It is what Tibetan and Dzongkha get (botok, datatrove's Tibetan segmenter,
+downloads its dictionary at run time) and a name any stage accepts.
 
 Word lists follow datatrove's word tokenizers (the FineWeb-2 reference) where the
 same library is used: surface strings, whitespace-only tokens dropped, punctuation
@@ -152,6 +153,15 @@ def _laonlp() -> Splitter:
 
 
 
+def _pyidaungsu() -> Splitter:
+    import pyidaungsu
+
+    def split(text: str) -> list[str]:
+        return _strip(pyidaungsu.tokenize(text, form="word"))  # its CRF word model
+
+    return split
+
+
 _MYANMAR_RUN = regex.compile(r"([\u1000-\u109F\uA9E0-\uA9FF\uAA60-\uAA7F]+)")
 # a Burmese syllable starts at a consonant, independent vowel or digit that is not
 # stacked under the previous one (after U+1039) nor killed by asat (U+103A) or stacked
@@ -203,6 +213,8 @@ SEGMENTERS: dict[str, Segmenter] = {s.name: s for s in (
     Segmenter("pyvi", "pyvi", "pyvi", _pyvi, "pyvi: syllables joined into words"),
     Segmenter("khmer_nltk", "khmernltk", "khmer-nltk", _khmer_nltk, "khmer-nltk CRF"),
     Segmenter("laonlp", "laonlp", "laonlp", _laonlp, "LaoNLP dictionary maximal matching"),
+    Segmenter("pyidaungsu", "pyidaungsu", "pyidaungsu-numpy2", _pyidaungsu,
+              "pyidaungsu CRF word segmentation"),
     Segmenter("unicode_words", None, None, lambda: split_unicode_words,
               "Unicode word boundaries (UAX #29): a character or syllable per word"),
 )}
@@ -218,7 +230,7 @@ LANGUAGES: dict[str, str] = {
     "vi": "pyvi", "vie": "pyvi",
     "km": "khmer_nltk", "khm": "khmer_nltk",
     "lo": "laonlp", "lao": "laonlp",
-    "my": "unicode_words", "mya": "unicode_words",  # no offline Burmese word segmenter
+    "my": "pyidaungsu", "mya": "pyidaungsu",
     "bo": "unicode_words", "bod": "unicode_words",  # botok downloads its dictionary at run time
     "dz": "unicode_words", "dzo": "unicode_words",  # Dzongkha: Tibetan script
 }

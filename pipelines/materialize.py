@@ -188,7 +188,7 @@ def plan_materialize(run_dir: str | Path, out: str | Path, sets: list[str],
     src = RunDir.at(run_dir)
     if not src.stats_json.is_file() or not src.config.is_file():
         raise UserError(f"{src.root} is not a finished thresher run (no stats.json/config.yaml)")
-    if Path(out).resolve() == src.root:
+    if RunDir.at(out).root == src.root:
         raise UserError("materialize writes a new run directory; OUT must differ from RUN")
     src_stats = src.load_stats()
     old = src.load_config()

@@ -67,7 +67,9 @@ class SourceRun:
     manifest: dict  # materialized_from (without shards), inputs, models: for manifest.json
 
     def shard_paths(self, task: int) -> list[Path]:
-        return [Path(self.run) / s["path"] for s in self.tasks[task]["shards"]]
+        from pipelines.io.remote_path import run_path
+
+        return [run_path(self.run) / s["path"] for s in self.tasks[task]["shards"]]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pipelines.fasttext import fasttext_text, positive_scores
 from pipelines.io.discovery import resolve_inputs
 from pipelines.io.files import atomic_path, sha256_file, write_json_atomic
 from pipelines.io.readers import make_reader
+from pipelines.io.remote_path import run_path
 from pipelines.stats import StageStats
 from pipelines.version import __version__
 
@@ -229,7 +230,7 @@ def train_classifier(spec: TrainSpec, log=print) -> dict:
     lp, ln = f"__label__{spec.positive_label}", f"__label__{spec.negative_label}"
     train = sorted([(d.key, lp, d.text) for d in pos_train] +
                    [(d.key, ln, d.text) for d in neg_train])  # classes interleaved by hash
-    out = Path(spec.out)
+    out = run_path(spec.out)  # a local path or a URL in object storage
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="thresher-train-") as tmp:
         train_file = Path(tmp) / "train.txt"
@@ -281,7 +282,8 @@ def train_classifier(spec: TrainSpec, log=print) -> dict:
 
 
 def metadata_path(model: str | Path) -> Path:
-    return Path(f"{model}.json")
+    model = run_path(model)
+    return model.with_name(model.name + ".json")
 
 
 def _fasttext_version() -> str | None:

@@ -349,3 +349,50 @@ def test_ray_with_two_raylets_and_the_run_directory_on_s3(server, local_chain, t
         import shutil
 
         shutil.rmtree(temp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the other commands
+
+
+def test_train_classifier_from_and_to_s3_gives_the_local_model(server, tmp_path):
+    from qc_helpers import MAX_CHARS, class_files
+
+    hq, lq = class_files(tmp_path / "classes")
+    client = server.client()
+    for p in (hq, lq):
+        client.upload_file(str(p), BUCKET, f"classes/{p.name}")
+    args = ["--max-chars", str(MAX_CHARS), "--dim", "16"]
+    cli("train-classifier", "--positive", str(hq), "--negative", str(lq),
+        "--out", str(tmp_path / "m.bin"), *args)
+    out = cli("train-classifier", "--positive", f"s3://{BUCKET}/classes/{hq.name}",
+              "--negative", f"s3://{BUCKET}/classes/{lq.name}",
+              "--out", f"s3://{BUCKET}/models/m.bin", *args).stdout
+    model = objects(server, "models")
+    local = (tmp_path / "m.bin").read_bytes()
+    assert model["m.bin"] == local
+    meta = json.loads(model["m.bin.json"])
+    assert meta["sha256"] == hashlib.sha256(local).hexdigest()
+    assert f"s3://{BUCKET}/models/m.bin" in out  # the stage line names the URL
+
+
+def test_materialize_a_remote_annotated_run_into_another(server, tmp_path):
+    """Annotate once on S3, then filter at other thresholds into a second remote run:
+    the same bytes as doing both locally."""
+    def annotated_yaml(out: str) -> str:
+        cfg = yaml.safe_load(demo_yaml([str(WARC_DIR / "*.warc.gz")], out=out))
+        for st in cfg["stages"]:
+            if st["stage"] in ("langid", "gopher_quality"):
+                st["mode"] = "annotate"
+        return yaml.safe_dump(cfg)
+
+    sets = ["--set", "langid.min_score=0.8", "--executor", "local", "--workers", "2"]
+    (tmp_path / "a.yaml").write_text(annotated_yaml(str(tmp_path / "annotated")))
+    cli("run", str(tmp_path / "a.yaml"), "--quiet")
+    cli("materialize", str(tmp_path / "annotated"), str(tmp_path / "mat"), *sets)
+    run = f"s3://{BUCKET}/runs/annotated"
+    cli("run", put(server, "configs/a.yaml", annotated_yaml(run)), "--quiet")
+    cli("materialize", run, f"s3://{BUCKET}/runs/mat", *sets)
+    assert remote_shards(server, "runs/mat") == shard_hashes(tmp_path / "mat")
+    assert len(shard_hashes(tmp_path / "mat")) >= 2
+    m = json.loads(objects(server, "runs/mat")["manifest.json"])
+    assert m["materialized_from"]["run"] == run

@@ -9,6 +9,7 @@ import the test-only stages in tests/plugins.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -485,3 +486,39 @@ def test_global_stages_on_slurm_are_byte_identical_to_local(slurm, tmp_path: Pat
 
     assert books(a) == books(b) and a["stages"]["minhash_dedup"]["dropped"]
     assert len(a["phases"]) == 6 and a["phases"].keys() == b["phases"].keys()
+
+
+def test_demo_on_slurm_with_the_run_directory_on_s3(slurm, reference_run: Path,
+                                                    tmp_path: Path, monkeypatch):
+    """Shards, stats, logs and manifest go to s3:// (a real local S3 server; the jobs
+    inherit its endpoint through sbatch's exported environment); only Slurm's own job
+    scripts and output files stay local, in the spool directory."""
+    from s3server import serving
+
+    from pipelines.executors.slurm_queue import spool_dir
+    from pipelines.rundir import RunDir
+
+    monkeypatch.setenv("THRESHER_SLURM_SPOOL", str(tmp_path / "spool"))
+    with serving(tmp_path / "moto.log", "slurm-runs") as srv:
+        cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+        cfg["input"]["paths"] = [str(WARC_DIR / "*.warc.gz")]
+        cfg["executor"] = {"kind": "slurm", "max_parallel": 2}
+        (tmp_path / "demo.yaml").write_text(yaml.safe_dump(cfg))
+        url = "s3://slurm-runs/demo"
+        proc = thresher("run", str(tmp_path / "demo.yaml"), "--output", url, "--wait")
+        assert "funnel: demo" in proc.stdout
+        client = srv.client()
+        keys = [o["Key"] for o in client.list_objects_v2(
+            Bucket="slurm-runs", Prefix="demo/")["Contents"]]
+        got = {k[len("demo/"):]: hashlib.sha256(client.get_object(
+            Bucket="slurm-runs", Key=k)["Body"].read()).hexdigest()
+            for k in keys if k.startswith("demo/data/")}
+        assert got == shard_hashes(reference_run)
+        assert {"demo/manifest.json", "demo/slurm/jobs.json",
+                "demo/logs/main/task-00000.log"} <= set(keys)
+        st = json.loads(thresher("status", url, "--json").stdout)
+        assert st["state"] == "finished"
+        spool = spool_dir(RunDir.at(url))
+        assert spool.is_relative_to(tmp_path / "spool")
+        assert list((spool / "logs" / "main").glob("slurm-*.out"))
+        assert list((spool / "slurm").glob("main.*.sh"))

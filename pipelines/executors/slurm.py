@@ -41,6 +41,7 @@ from pipelines.executors.slurm_queue import (
     record_submission,
     sbatch,
     scancel,
+    spool_dir,
 )
 from pipelines.plan import Plan
 from pipelines.rundir import RunDir
@@ -128,7 +129,7 @@ class SlurmExecutor(Executor):
             for phase in plan.phases:
                 if not todo[phase.name]:
                     continue
-                (run.root / "logs" / phase.name).mkdir(parents=True, exist_ok=True)
+                (spool_dir(run) / "logs" / phase.name).mkdir(parents=True, exist_ok=True)
                 this_phase: list[str] = []
                 for offset, tasks in split_arrays(todo[phase.name], limit):
                     deps = [f"afterok:{':'.join(before)}"] if before else []
@@ -156,23 +157,24 @@ class SlurmExecutor(Executor):
             spec += f"%{self.cfg.max_parallel}"
         cmd = (f"exec {self._python()} -m pipelines.cli run-task {shlex.quote(str(run.root))} "
                f'{shlex.quote(phase)} "$((SLURM_ARRAY_TASK_ID + {offset}))"')
-        out = run.root / "logs" / phase / "slurm-%A_%a.out"
+        out = spool_dir(run) / "logs" / phase / "slurm-%A_%a.out"
         args = [f"--job-name={job_name}", f"--array={spec}", f"--output={out}",
                 *self._resources(), *self._deps(deps), *self.cfg.sbatch_args]
         script = self._write_script(run, f"{phase}.{offset:05d}", template, cmd, phase, args)
         job = sbatch(args, script)
         return Job(job, phase, compress_ranges(tasks), offset,
-                   str(script.relative_to(run.root)), job_name)
+                   str(script.relative_to(spool_dir(run))), job_name)
 
     def _submit_finalize(self, run: RunDir, job_name: str, after: list[str],
                          template: str) -> Job:
         cmd = f"exec {self._python()} -m pipelines.cli finalize {shlex.quote(str(run.root))}"
-        out = run.root / "logs" / "slurm-finalize-%j.out"
+        out = spool_dir(run) / "logs" / "slurm-finalize-%j.out"
         args = [f"--job-name={job_name}", f"--output={out}", *self._resources(cpus=1),
                 *self._deps([f"afterok:{':'.join(after)}"]), *self.cfg.sbatch_args]
         script = self._write_script(run, "finalize", template, cmd, "finalize", args)
         job = sbatch(args, script)
-        return Job(job, "finalize", script=str(script.relative_to(run.root)), name=job_name)
+        return Job(job, "finalize", script=str(script.relative_to(spool_dir(run))),
+                   name=job_name)
 
     # -------------------------------------------------------------------- sbatch pieces
 
@@ -220,7 +222,7 @@ class SlurmExecutor(Executor):
                   "run_dir": shlex.quote(str(run.root)), "phase": shlex.quote(phase),
                   "python": self._python()}
         text = re.sub(r"{{(\w+)}}", lambda m: values[m.group(1)], template)
-        path = run.root / "slurm" / f"{stem}.sh"
+        path = spool_dir(run) / "slurm" / f"{stem}.sh"
         note = "# submitted by thresher: " + shlex.join(["sbatch", *sbatch_args, str(path)])
         first, _, rest = text.partition("\n")
         text = f"{first}\n{note}\n{rest}" if first.startswith("#!") else f"{note}\n{text}"

@@ -9,8 +9,11 @@ without accounting it prints a notice and lists nothing, which would read as
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -185,7 +188,7 @@ class Job:
     phase: str  # a phase of the plan, or "finalize"
     tasks: str = ""  # task ids as ranges, "0-4,7"; "" for finalize
     offset: int = 0  # task id = array index + offset (MaxArraySize bounds the index)
-    script: str = ""  # the rendered job script, relative to the run dir
+    script: str = ""  # the rendered job script, relative to spool_dir (the run dir when local)
     name: str = ""  # --job-name; a state under another name is not this job's (ids restart
     #                 at 1 when a test cluster's state is wiped)
 
@@ -200,8 +203,22 @@ class Job:
 
     def slurm_log(self, run: RunDir, task: int | None) -> Path:
         if task is None:
-            return run.root / "logs" / f"slurm-finalize-{self.id}.out"
-        return run.root / "logs" / self.phase / f"slurm-{self.id}_{task - self.offset}.out"
+            return spool_dir(run) / "logs" / f"slurm-finalize-{self.id}.out"
+        return spool_dir(run) / "logs" / self.phase / f"slurm-{self.id}_{task - self.offset}.out"
+
+
+def spool_dir(run: RunDir) -> Path:
+    """Where job scripts and Slurm's own output files go. Slurm writes those with plain
+    file I/O, so for a run directory in object storage they go to a local directory:
+    ``$THRESHER_SLURM_SPOOL`` or ``<tmp>/thresher-slurm/<hash of the run URL>`` (on a
+    cluster of several nodes, point ``THRESHER_SLURM_SPOOL`` at a directory all nodes
+    see). Everything thresher itself writes (shards, stats, logs) stays in the run."""
+    if not run.is_remote:
+        return run.root
+    tag = hashlib.sha1(str(run.root).encode()).hexdigest()[:16]
+    base = os.environ.get("THRESHER_SLURM_SPOOL") or os.path.join(tempfile.gettempdir(),
+                                                                   "thresher-slurm")
+    return Path(base) / tag
 
 
 def jobs_file(run: RunDir) -> Path:

@@ -165,8 +165,8 @@ class RemotePath:
     def read_bytes(self) -> bytes:
         return st.default_storage().read_bytes(self.url)
 
-    def read_text(self, encoding: str = "utf-8") -> str:
-        return self.read_bytes().decode(encoding)
+    def read_text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self.read_bytes().decode(encoding, errors)
 
     # -- writing: whole objects
     def write_bytes(self, data: bytes) -> None:

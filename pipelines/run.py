@@ -44,6 +44,8 @@ def prepare_run(cfg: PipelineConfig, resume: bool = False, overwrite: bool = Fal
                                 "other shards of the annotated run); resume it as it was "
                                 "started, or use --overwrite to start over")
             check_inputs_unchanged(stored, cfg.input.storage_options)
+            if run.is_remote:  # what killed writers left: invisible, never counted, billed
+                default_storage().abort_uploads(str(run.root) + "/")
             # the executor block may change between attempts; record the latest one
             write_text_atomic(run.config, dump_resolved(cfg))
             return run

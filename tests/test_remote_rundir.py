@@ -192,6 +192,9 @@ def test_sigkill_part_way_then_resume_on_s3_gives_the_same_bytes(
     proc.wait()
     done_before = _stats_objects(server, prefix)
     assert "manifest.json" not in objects(server, prefix)
+    # what a writer killed mid-upload leaves: an unfinished multipart upload of a shard
+    server.client().create_multipart_upload(Bucket=BUCKET,
+                                            Key=f"{prefix}/data/part-00000-0000.parquet")
     cli("run", config, "--resume", "--quiet")
     assert remote_shards(server, prefix) == shard_hashes(local_chain)
     records = [json.loads(v) for k, v in objects(server, prefix).items()
@@ -396,3 +399,33 @@ def test_materialize_a_remote_annotated_run_into_another(server, tmp_path):
     assert len(shard_hashes(tmp_path / "mat")) >= 2
     m = json.loads(objects(server, "runs/mat")["manifest.json"])
     assert m["materialized_from"]["run"] == run
+
+
+def test_local_temporaries_of_dead_processes_are_swept(tmp_path, monkeypatch):
+    """A task killed mid-upload leaves its local temporaries in <tmp>/thresher-<pid>;
+    the next process that writes to object storage removes those of dead processes, and
+    a model cache loses temporaries nobody touched for an hour."""
+    import tempfile
+
+    from pipelines.io import remote_path
+    from pipelines.io.files import sweep_stale_temps
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f"thresher-{dead.pid}").mkdir()
+    (tmp_path / f"thresher-{dead.pid}" / "x-part.parquet").write_bytes(b"half")
+    (tmp_path / f"thresher-{os.getppid()}").mkdir()  # a live process's: kept
+    monkeypatch.setattr(remote_path, "_SPOOL", None)
+    spool = remote_path.RemotePath(f"s3://{BUCKET}/x/y.json").local_temp().parent
+    assert spool == tmp_path / f"thresher-{os.getpid()}"
+    assert not (tmp_path / f"thresher-{dead.pid}").exists()
+    assert (tmp_path / f"thresher-{os.getppid()}").exists()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old, new = cache / ".lid.bin.tmp-1", cache / ".lid.bin.tmp-2"
+    old.write_bytes(b"x")
+    new.write_bytes(b"y")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert sweep_stale_temps(cache) == 1
+    assert not old.exists() and new.exists()

@@ -50,6 +50,23 @@ def commit(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent)
 
 
+def sweep_stale_temps(directory: Path, older_than_s: float = 3600.0) -> int:
+    """Delete temporaries (``.<name>.tmp-<pid>``) untouched for ``older_than_s``: what
+    killed writers left in a shared directory (a model cache). A live writer keeps its
+    file's mtime fresh, on this host or another, so age, not the pid, decides."""
+    import time
+
+    n = 0
+    for p in directory.glob(".*.tmp-*"):
+        try:
+            if time.time() - p.stat().st_mtime > older_than_s:
+                p.unlink()
+                n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it becomes ``path`` whole."""

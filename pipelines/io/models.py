@@ -34,7 +34,7 @@ from typing import Any
 
 from pipelines.errors import UserError
 from pipelines.io import storage as st
-from pipelines.io.files import commit, sha256_file, temp_path
+from pipelines.io.files import commit, sha256_file, sweep_stale_temps, temp_path
 
 Options = st.Storage | st.StorageOptions | Mapping[str, Any] | None
 
@@ -112,6 +112,7 @@ def _download(url: str, name: str, want: str | None, storage: st.Storage,
     ``<sha256>/<name>`` only if the hash is the one wanted."""
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(root)  # downloads killed earlier
     tmp = temp_path(root / name)
     h = hashlib.sha256()
     try:

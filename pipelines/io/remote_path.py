@@ -188,8 +188,7 @@ class RemotePath:
     # -- the commit hooks pipelines.io.files uses
     def local_temp(self) -> Path:
         """A local file to write this object's content to before ``upload_from``."""
-        d = Path(tempfile.gettempdir()) / f"thresher-{os.getpid()}"
-        d.mkdir(parents=True, exist_ok=True)
+        d = _spool()
         tag = hashlib.sha1(self.url.encode()).hexdigest()[:16]
         return d / f"{tag}-{self.name}"
 
@@ -199,6 +198,28 @@ class RemotePath:
         with open(tmp, "rb") as src, st.default_storage().atomic_write(self.url) as dst:
             shutil.copyfileobj(src, dst, 8 << 20)
         tmp.unlink(missing_ok=True)
+
+
+_SPOOL: Path | None = None
+
+
+def _spool() -> Path:
+    """This process's local directory for files on their way to object storage,
+    ``<tmp>/thresher-<pid>``; made once, after removing those of dead processes
+    (a killed task's half-written temporaries)."""
+    global _SPOOL
+    if _SPOOL is None or _SPOOL.name != f"thresher-{os.getpid()}" or not _SPOOL.is_dir():
+        base = Path(tempfile.gettempdir())
+        for d in base.glob("thresher-[0-9]*"):
+            try:
+                os.kill(int(d.name.split("-", 1)[1]), 0)
+            except ProcessLookupError:
+                shutil.rmtree(d, ignore_errors=True)
+            except (ValueError, PermissionError):
+                pass  # not ours, or another user's live process
+        _SPOOL = base / f"thresher-{os.getpid()}"
+        _SPOOL.mkdir(parents=True, exist_ok=True)
+    return _SPOOL
 
 
 def run_path(where: str | os.PathLike) -> Path | RemotePath:

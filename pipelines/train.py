@@ -137,7 +137,8 @@ def read_class(globs: list[str], spec: TrainSpec) -> tuple[list[Doc], list[dict]
             if stats.n_errors:
                 raise UserError(f"training input {path}: {stats.n_errors} unreadable record(s) "
                                 f"({', '.join(sorted(stats.errors))})")
-            files.append({"path": path.as_posix(), "sha256": sha256_file(path), "documents": n})
+            files.append({"path": path.as_posix(), "sha256": sha256_file(run_path(path)),
+                          "documents": n})
     return docs, files
 
 

@@ -199,3 +199,69 @@ def test_measured_numbers_live_in_the_benchmarks_doc_not_in_the_code():
                 found.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
     assert not found, "\n".join(found)
     assert SPEED_CLAIM.search("about 10x faster") and SPEED_CLAIM.search("20 documents/s")
+
+
+# Local-file calls outside the storage layer (pipelines/io/): each one names a file that
+# can never be a user's path, so it cannot break a run whose paths are URLs.
+LOCAL_FILE_CALLS = {"open", "glob.glob", "glob.iglob", "os.listdir", "os.scandir", "os.walk",
+                    "os.replace", "os.rename", "os.remove", "os.unlink", "shutil.rmtree",
+                    "shutil.copy", "shutil.copyfile", "shutil.move", "pq.read_table",
+                    "pq.ParquetFile", "pq.write_table", "pq.ParquetWriter",
+                    "pq.read_metadata", "pq.read_schema"}
+ALLOWED_LOCAL_FILE_CALLS = {
+    ("pipelines/task.py", "open"): "/proc/self files: the task's peak RSS",
+    ("pipelines/executors/slurm_queue.py", "open"): "Slurm's JobCompLoc: the controller's",
+    ("pipelines/train.py", "open"): "fastText's input files in a local TemporaryDirectory",
+    ("stages/heuristics/derive.py", "glob.glob"): "a maintainer tool over local references",
+    ("stages/heuristics/derive.py", "pq.read_table"): "a maintainer tool over local references",
+    ("stages/heuristics/per_language.py", "open"): "a maintainer tool: FineWeb-2's CSV",
+    ("pipelines/partitioned.py", "pq.ParquetWriter"): "the temporary atomic_path commits",
+}
+
+
+def _call_name(node: ast.Call) -> str | None:
+    f = node.func
+    if isinstance(f, ast.Name):
+        return f.id
+    if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+        return f"{f.value.id}.{f.attr}"
+    return None
+
+
+def _on_a_buffer(node: ast.Call) -> bool:
+    """pq.read_table(io.BytesIO(...)), pq.write_table(table, buf): memory, not a file."""
+    for arg in node.args[:2]:
+        if isinstance(arg, ast.Call) and (_call_name(arg) or "").endswith("BytesIO"):
+            return True
+        if isinstance(arg, ast.Name) and arg.id in ("buf", "buffer"):
+            return True
+    return False
+
+
+def test_no_local_file_calls_on_user_paths_outside_the_storage_layer():
+    """Every user path may be a URL: outside pipelines/io/ the engine and the stages
+    open, list, write and commit files only through pipelines.io (files, storage,
+    remote_path), whose calls work on local paths and on object storage alike."""
+    found = []
+    for path in MODULES.values():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("pipelines/io/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _call_name(node)
+            if name in LOCAL_FILE_CALLS and not _on_a_buffer(node) and \
+                    (rel, name) not in ALLOWED_LOCAL_FILE_CALLS:
+                found.append(f"{rel}:{node.lineno} {name}(...)")
+    assert not found, "use pipelines.io (files / storage / remote_path) instead: " + \
+        ", ".join(found)
+
+
+def test_the_local_file_check_finds_a_call():
+    tree = ast.parse("import pyarrow.parquet as pq\npq.read_table(path)\nopen(p)\n"
+                     "pq.read_table(io.BytesIO(b))\n")
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    flagged = [_call_name(c) for c in calls
+               if _call_name(c) in LOCAL_FILE_CALLS and not _on_a_buffer(c)]
+    assert flagged == ["pq.read_table", "open"]

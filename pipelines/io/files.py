@@ -129,15 +129,9 @@ def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
 
 
 def open_binary(path: Path):
-    """A binary reader of a local file, a ``RemotePath`` or a URL (streamed)."""
+    """A binary reader of a local file or a ``RemotePath`` (streamed)."""
     opener = getattr(path, "open_read", None)
-    if opener is not None:
-        return opener()
-    from pipelines.io import storage  # storage builds on this module
-
-    if storage.is_remote(str(path)):
-        return storage.open_read(str(path))
-    return open(path, "rb")
+    return opener() if opener is not None else open(path, "rb")
 
 
 def sha256_file(path: Path) -> str:

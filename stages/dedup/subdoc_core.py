@@ -62,9 +62,11 @@ class UnitHasher:
     The batch's distinct strings are found by Arrow (dictionary encoding, in C++), so
     Python only hashes strings it has not seen."""
 
-    def __init__(self, max_cache: int = 2_000_000):
+    def __init__(self, max_cache: int = 1_000_000, max_cached_chars: int = 32):
         self.cache: dict[str, tuple[int, int]] = {}
         self.max_cache = max_cache
+        self.max_cached_chars = max_cached_chars  # longer units (sentences) are rarely seen
+        # twice in a process: hashed each time, so the cache stays ~100 bytes an entry
 
     def _hash(self, u: str) -> tuple[int, int]:
         d = hashlib.blake2b(u.encode("utf-8", "surrogatepass"), digest_size=16,
@@ -77,12 +79,14 @@ class UnitHasher:
         if len(self.cache) > self.max_cache:
             self.cache.clear()
         enc = pa.array(units, pa.large_string()).dictionary_encode()
-        cache, h = self.cache, self._hash
+        cache, h, limit = self.cache, self._hash, self.max_cached_chars
         pairs = []
         for u in enc.dictionary.to_pylist():
             v = cache.get(u)
             if v is None:
-                v = cache[u] = h(u)
+                v = h(u)
+                if len(u) <= limit:
+                    cache[u] = v
             pairs.append(v)
         table = np.array(pairs, np.uint64).T  # (2, distinct)
         return table[:, enc.indices.to_numpy()]

@@ -10,7 +10,8 @@ each alternating its sides in every repetition:
 1. **The demo chain** (configs/demo.yaml: extract, langid, gopher_quality on the bundled
    WARCs of tests/data/warc), ``thresher run`` in a fresh process per run, ``--workers``
    workers, inputs from local disk (the config as it is) vs from the server (the same
-   files uploaded, ``--set input.paths=["s3://.../*.warc.gz"]``). Wall time of the whole
+   files uploaded, ``--set input.paths=["s3://.../*.warc.gz"]``) vs inputs and the run
+   directory on the server (``--output s3://bench/runs/demo``). Wall time of the whole
    command; the sha256 of every file under ``data/`` must be the same for every run of
    both sides. Prints the overhead of remote reads (the issue's goal: <= 10 %).
 2. **One big WARC** (``--mb`` MB, 1024 for the documented run): the bundled WARCs
@@ -69,19 +70,32 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def task_seconds(run: Path) -> tuple[float, float]:
+def _files(run: str, under: str) -> dict[str, bytes]:
+    """Relative name -> bytes of every file under ``run/under`` (a path or an s3:// URL)."""
+    if run.startswith("s3://"):
+        import s3fs
+
+        fs = s3fs.S3FileSystem(use_listings_cache=False)
+        base = run[len("s3://"):]
+        return {k[len(base) + 1:]: fs.cat(k) for k in sorted(fs.find(f"{base}/{under}"))}
+    root = Path(run)
+    return {str(p.relative_to(root)): p.read_bytes()
+            for p in sorted((root / under).rglob("*")) if p.is_file()}
+
+
+def task_seconds(run: str) -> tuple[float, float]:
     """(wall, CPU) seconds summed over the run's task records (the forkserver's workers
     are not the CLI's waited-for children, so getrusage cannot see them)."""
     wall = cpu = 0.0
-    for p in (run / "stats").rglob("task-*.json"):
-        r = json.loads(p.read_text())
-        wall, cpu = wall + r.get("wall_s", 0.0), cpu + r.get("cpu_s", 0.0)
+    for name, body in _files(run, "stats").items():
+        if name.rsplit("/", 1)[-1].startswith("task-"):
+            r = json.loads(body)
+            wall, cpu = wall + r.get("wall_s", 0.0), cpu + r.get("cpu_s", 0.0)
     return wall, cpu
 
 
-def data_hashes(run: Path) -> dict[str, str]:
-    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((run / "data").rglob("*")) if p.is_file()}
+def data_hashes(run: str) -> dict[str, str]:
+    return {k: hashlib.sha256(v).hexdigest() for k, v in _files(run, "data").items()}
 
 
 # ------------------------------------------------------------------ child: one big read
@@ -151,22 +165,26 @@ def child(mode: str, path: str, size: int) -> None:
 
 
 def bench_demo(a, env: dict, tmp: Path, server_pid: int) -> None:
-    print(f"\n== demo chain, local disk vs s3://{BUCKET}/warc, {a.workers} workers, "
-          f"{a.reps} reps\nload average at start: {load()}", flush=True)
+    print(f"\n== demo chain: local disk vs inputs on s3://{BUCKET}/warc (s3) vs inputs and "
+          f"run directory on S3 (s3-all), {a.workers} workers, {a.reps} reps\n"
+          f"load average at start: {load()}", flush=True)
     remote = f'input.paths=["s3://{BUCKET}/warc/*.warc.gz"]'
-    cmds = {"local": [], "s3": ["--set", remote]}
+    cmds = {"local": [], "s3": ["--set", remote], "s3-all": ["--set", remote]}
+    outs = {"local": str(tmp / "demo-local"), "s3": str(tmp / "demo-s3"),
+            "s3-all": f"s3://{BUCKET}/runs/demo"}  # s3-all: the run directory there too
     times: dict[str, list[float]] = {k: [] for k in cmds}
     task_wall: dict[str, list[float]] = {k: [] for k in cmds}  # summed over the tasks
     task_cpu: dict[str, list[float]] = {k: [] for k in cmds}
     srv_cpu: dict[str, list[float]] = {k: [] for k in cmds}  # the moto server's
     ref: dict[str, str] | None = None
+    sides = list(cmds)
     for rep in range(a.reps):
-        for side in (("local", "s3") if rep % 2 == 0 else ("s3", "local")):
-            out = tmp / f"demo-{side}"
+        for side in sides[rep % 3:] + sides[:rep % 3]:
+            out = outs[side]
             s0 = cpu_of(server_pid)
             t0 = time.perf_counter()
             proc = subprocess.run([str(THRESHER), "run", "configs/demo.yaml", "--output",
-                                   str(out), "--overwrite", "--quiet", "--workers",
+                                   out, "--overwrite", "--quiet", "--workers",
                                    str(a.workers), *cmds[side]], cwd=REPO, env=env,
                                   capture_output=True, text=True)
             times[side].append(time.perf_counter() - t0)
@@ -184,8 +202,8 @@ def bench_demo(a, env: dict, tmp: Path, server_pid: int) -> None:
                   f"CPU {c:.2f} s; moto server CPU {srv_cpu[side][-1]:.2f} s)", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"load average at the end: {load()}; {len(ref)} files under data/, "
-          f"byte-identical in all {2 * a.reps} runs")
-    print("| inputs | median wall s | runs (s) | spread | task wall s, sum (median) "
+          f"byte-identical in all {3 * a.reps} runs")
+    print("| side (s3-all: inputs and run directory on S3) | median wall s | runs (s) | spread | task wall s, sum (median) "
           "| task CPU s, sum (median) | moto server CPU s (median) |\n"
           "|---|---|---|---|---|---|---|")
     for k, v in times.items():
@@ -194,6 +212,9 @@ def bench_demo(a, env: dict, tmp: Path, server_pid: int) -> None:
               f"{statistics.median(srv_cpu[k]):.2f} |")
     print(f"overhead of remote reads: {100 * (med['s3'] - med['local']) / med['local']:+.1f} % "
           f"(s3/local = {med['s3'] / med['local']:.3f}; goal <= +10 %)")
+    print(f"overhead of remote reads and a remote run directory: "
+          f"{100 * (med['s3-all'] - med['local']) / med['local']:+.1f} % "
+          f"(s3-all/local = {med['s3-all'] / med['local']:.3f})")
     firsts = []
     for _ in range(a.reps):  # what every process that reads s3:// pays once
         proc = subprocess.run([sys.executable, __file__, "--child", "first",

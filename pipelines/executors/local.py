@@ -70,7 +70,8 @@ class LocalExecutor(PhaseExecutor):
 
 def _preload_modules(run: RunDir) -> list[str]:
     """The engine, the modules of the run's stages (a stage that cannot be imported here
-    is left to fail in its task, with its own error) and, for remote inputs, the
+    is left to fail in its task, with its own error) and, for remote inputs or run
+    directory, the
     filesystem client of their scheme (s3fs alone costs a worker about half a second)."""
     from pipelines import registry
     from pipelines.errors import UserError
@@ -78,7 +79,8 @@ def _preload_modules(run: RunDir) -> list[str]:
 
     cfg = run.load_config()
     mods = ["pipelines.task"]
-    for url in [*(cfg.input.paths or []), getattr(cfg.input, "paths_file", None) or ""]:
+    for url in [*(cfg.input.paths or []), getattr(cfg.input, "paths_file", None) or "",
+                str(run.root)]:
         if scheme(str(url)) in SCHEMES:
             mods += ["pipelines.io.storage", SCHEMES[scheme(str(url))][2]]
     for spec in cfg.stages:

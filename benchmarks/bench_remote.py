@@ -203,7 +203,7 @@ def bench_demo(a, env: dict, tmp: Path, server_pid: int) -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"load average at the end: {load()}; {len(ref)} files under data/, "
           f"byte-identical in all {3 * a.reps} runs")
-    print("| side (s3-all: inputs and run directory on S3) | median wall s | runs (s) | spread | task wall s, sum (median) "
+    print("| side | median wall s | runs (s) | spread | task wall s, sum (median) "
           "| task CPU s, sum (median) | moto server CPU s (median) |\n"
           "|---|---|---|---|---|---|---|")
     for k, v in times.items():

@@ -14,6 +14,9 @@ a spaCy language, ...) plugs in without touching this module, on every executor:
     - stage: gopher_quality
       tokenizer: mypkg.words:split_zh
 
+``tokenizer: auto`` picks, per document, the segmenter registered for its ``language``
+column (``splitter_for``; the table is in stages/text/segmenters.py, docs/filters.md).
+
 ``register_tokenizer(name, fn)`` adds a short name within one process (tests,
 notebooks). The default, ``spacy_compat``, makes the splits of spaCy's blank
 English tokenizer (what datatrove's filters use) at a fraction of its cost; see

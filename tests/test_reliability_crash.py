@@ -1,13 +1,17 @@
-"""Crash safety: runs killed at random points, full disks, read-only outputs.
+"""Crash safety: runs killed at every point of their progress, full disks, read-only outputs.
 
-``test_sigkill_at_a_random_point_then_resume`` starts the real CLI on a small real
-pipeline (WARC -> extract -> exact_dedup (three phases) -> length; 4 inputs, 10 tasks,
-tiny shards so a task writes several files), SIGKILLs it after a random delay (the whole
-process group, or one process of the pool), sometimes kills the resume too, then
-resumes to the end and compares with an uninterrupted run: the same shard bytes, the
-same per-stage counts, every document once. Trials are seeded; run many locally with
+``test_sigkill_in_every_phase_then_resume`` starts the real CLI on a small real pipeline
+(WARC -> extract -> exact_dedup (three phases: collect, step, apply) -> length; 4 inputs,
+10 tasks, tiny shards so a task writes several files), watches its run directory and
+SIGKILLs it at a chosen point of its progress (start-up; k tasks into the collect, step
+or apply phase; finalize), the whole process group or one process of the pool, sometimes
+kills the resume too, checks that each kill landed before the run finished, then resumes
+to the end and compares with an uninterrupted run: the same shard bytes, the same
+per-stage counts, every document once. CI runs a fixed cover of 12 kill points; draw
+any number of seeded random ones with
 
-    THRESHER_KILL_TRIALS=50 .venv/bin/python -m pytest -q tests/test_reliability_crash.py
+    THRESHER_KILL_TRIALS=200 .venv/bin/python -m pytest -q -k every_phase \
+        tests/test_reliability_crash.py
 
 (``THRESHER_KILL_SEED`` picks another sequence of kill points).
 """
@@ -28,7 +32,8 @@ import pytest
 import yaml
 from conftest import REPO, WARC_DIR, shard_hashes, thresher
 
-TRIALS = int(os.environ.get("THRESHER_KILL_TRIALS", "3"))
+TRIALS = int(os.environ.get("THRESHER_KILL_TRIALS", "0"))
+TRIALS_SET = TRIALS > 0  # else the fixed cover of kill points CI runs
 SEED = int(os.environ.get("THRESHER_KILL_SEED", "20240611"))
 INPUTS = [str(WARC_DIR / n) for n in ("resiliparse-cc-main-2020-34-warcfile.warc.gz",
                                       "dolma-wget-2024-sample-0000.warc.gz",
@@ -95,61 +100,132 @@ def outcome(run: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[dict, float]:
-    """The uninterrupted run, and how long it took here (to spread the kill points)."""
+def reference(tmp_path_factory) -> tuple[dict, list[tuple[str, int]]]:
+    """The uninterrupted run, and its phases with their task counts (the kill points)."""
     tmp = tmp_path_factory.mktemp("ref")
-    t0 = time.monotonic()
     thresher("run", str(pipeline(tmp, tmp / "run")), "--quiet")
-    took = time.monotonic() - t0
     ref = outcome(tmp / "run")
     assert ref["unique"] and ref["rows"] > 10 and len(ref["hashes"]) > 4
-    return ref, took
+    phases = [(p["name"], p["n_tasks"]) for p in
+              json.loads((tmp / "run" / "plan.json").read_text())["phases"]]
+    assert [k for _, k in phases] == [4, 2, 4]  # collect, the dedup step, apply
+    return ref, phases
 
 
-@pytest.mark.parametrize("trial", range(TRIALS))
-def test_sigkill_at_a_random_point_then_resume(reference, tmp_path: Path, trial: int):
-    ref, took = reference
-    rng = random.Random(SEED * 1000 + trial)
-    workers = rng.choice([1, 2])
-    run = tmp_path / "run"
-    cfg = pipeline(tmp_path, run, workers=workers)
-    history = []
-    for attempt in range(rng.choice([1, 2])):  # sometimes the resumed run is killed too
-        proc = start(cfg, *(["--resume"] if attempt else []))
-        delay = rng.uniform(0, took * 1.1)
-        time.sleep(delay)
-        victim = "group"
-        if proc.poll() is None:
-            # (not multiprocessing's resource tracker: killing it only prints its noise)
-            kids = [k for k in descendants(proc.pid) if b"resource_tracker" not in
-                    _cmdline(k)]
-            if workers > 1 and kids and rng.random() < 0.5:
-                victim = f"pid {rng.choice(kids)}"  # one process of the pool
-                try:
-                    os.kill(int(victim.split()[1]), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            else:
-                os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            proc.wait(timeout=300)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        try:  # whatever the main process left running (a pool worker)
+# A kill point: ("startup", 0) as soon as the run directory holds its plan; (i, k) once
+# every task of the phases before phase i and k tasks of phase i are done (so with two
+# workers, mid-task in phase i); ("finalize", 0) once the merged stats.json is written
+# and before the manifest. The victim is the whole process group, or with two workers
+# one process of the pool (the run then fails the phase, and a resume finishes it).
+KillPoint = tuple  # (where, k, workers, victim[, (where, k) of a second kill, in the resume])
+
+
+def kill_points(phases: list[tuple[str, int]]) -> list[KillPoint]:
+    """The fixed cover CI runs: every kind of point at least once, 12 trials."""
+    return [("startup", 0, 1, "group"),
+            (0, 0, 2, "group"), (0, 1, 2, "worker"), (0, 2, 1, "group"),
+            (1, 0, 2, "worker"), (1, 0, 1, "group"), (1, 1, 2, "group", (2, 2)),
+            (2, 0, 2, "group"), (2, 1, 2, "worker"), (2, 3, 1, "group"),
+            ("finalize", 0, 2, "group"), ("finalize", 0, 1, "group")]
+
+
+def random_points(phases: list[tuple[str, int]], n: int) -> list[KillPoint]:
+    rng = random.Random(SEED)
+    out = []
+    for _ in range(n):
+        where = rng.choice(["startup", "finalize", *range(len(phases))])
+        k = rng.randrange(phases[where][1]) if isinstance(where, int) else 0
+        workers = rng.choice([1, 2])
+        victim = "worker" if workers == 2 and isinstance(where, int) and \
+            rng.random() < 0.3 else "group"
+        point = (where, k, workers, victim)
+        if isinstance(where, int) and where < len(phases) - 1 and rng.random() < 0.2:
+            later = rng.randrange(where + 1, len(phases))
+            point += ((later, rng.randrange(phases[later][1])),)  # kill the resume too
+        out.append(point)
+    return out
+
+
+def _reached(run: Path, where, k: int, phases: list[tuple[str, int]]) -> bool:
+    if where == "startup":
+        return (run / "plan.json").exists()
+    if where == "finalize":
+        return (run / "stats.json").exists()
+
+    def done(name: str) -> int:
+        d = run / "stats" / name
+        return len(list(d.glob("task-*.json"))) if d.is_dir() else 0
+
+    return all(done(n) == t for n, t in phases[:where]) and done(phases[where][0]) >= k
+
+
+def _pool_processes(pid: int) -> list[int]:
+    """The pool's workers: the forkserver's children (grandchildren of the CLI; its
+    direct children are the forkserver and multiprocessing's resource tracker)."""
+    children = set(descendants(pid)) - set().union(
+        *(descendants(c) for c in descendants(pid)))
+    return [k for k in descendants(pid) if k not in children]
+
+
+def kill_at(proc: subprocess.Popen, run: Path, phases, where, k: int, victim: str,
+            point) -> None:
+    """Wait for the kill point, SIGKILL the victim, and check that the kill landed."""
+    try:
+        while proc.poll() is None and not _reached(run, where, k, phases):
+            time.sleep(0.002)
+        assert proc.poll() is None, f"{point}: the run ended before the kill point"
+        if victim == "worker":
+            pool = []
+            for _ in range(500):  # the pool of this phase may still be starting
+                pool = _pool_processes(proc.pid)
+                if pool or proc.poll() is not None:
+                    break
+                time.sleep(0.002)
+            assert pool, f"{point}: no pool process to kill"
+            os.kill(pool[0], signal.SIGKILL)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=300)
+    finally:
+        try:  # whatever is left (the pool after a worker kill fails the phase)
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
-        history.append((round(delay, 2), victim, proc.returncode, err.strip()[-300:]))
-        assert "Traceback" not in err, history
+        proc.wait(timeout=60)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert not (run / "manifest.json").exists(), f"{point}: the kill landed after the end"
+    assert proc.returncode != 0, point
+    assert "Traceback" not in err, (point, err[-2000:])
+
+
+def test_the_ci_kill_points_cover_every_phase_and_finalize(reference):
+    _, phases = reference
+    points = kill_points(phases)
+    assert {p[0] for p in points} == {"startup", "finalize", *range(len(phases))}
+    assert {p[3] for p in points} == {"group", "worker"} and len(points) >= 10
+    assert any(len(p) > 4 for p in points)  # a resume killed too
+
+
+@pytest.mark.parametrize("trial", range(TRIALS) if TRIALS_SET else range(12))
+def test_sigkill_in_every_phase_then_resume(reference, tmp_path: Path, trial: int):
+    """Kill the run at a point of its own progress (start-up, mid-collect, mid-step,
+    mid-apply, finalize; the whole run or one pool process), check that the kill landed
+    before the run finished, resume, and compare with the uninterrupted run: the same
+    shard bytes, the same counts, every document once, no temporary left."""
+    ref, phases = reference
+    points = random_points(phases, TRIALS) if TRIALS_SET else kill_points(phases)
+    point = points[trial]
+    where, k, workers, victim = point[:4]
+    run = tmp_path / "run"
+    cfg = pipeline(tmp_path, run, workers=workers)
+    kill_at(start(cfg), run, phases, where, k, victim, point)
+    if len(point) > 4:  # the resume is killed too, later in the run
+        kill_at(start(cfg, "--resume"), run, phases, *point[4], "group", point)
     done = thresher("run", str(cfg), "--resume", "--quiet", check=False)
-    assert done.returncode == 0, (history, done.stderr)
-    got = outcome(run)
-    assert got == ref, history
-    assert not list(run.rglob(".*.tmp-*")), history
-    # the manifest of the resumed run verifies against its shards
+    assert done.returncode == 0, (point, done.stderr)
+    assert outcome(run) == ref, point
+    assert not list(run.rglob(".*.tmp-*")), point
     thresher("verify", str(run / "manifest.json"), str(run))
 
 

@@ -361,3 +361,21 @@ def test_same_output_for_any_worker_count_and_materialize_at_a_new_table(tmp_pat
     assert 0 < len(zh(out)) < len(at_a)  # the stricter Chinese row drops more
     kept = {r["id"] for r in zh(out)}  # filter mode drops the measure columns
     assert all(r["gopher_quality_avg_word_length"] >= 2 for r in at_a if r["id"] in kept)
+
+
+def test_length_and_char_ratio_take_per_language_tables():
+    """The vectorised rule filters decide each row at its language's limits too."""
+    docs = [("短文本。" * 30, "zh"), ("kurzer Text. " * 10, "de"), ("short text. " * 10, "en")]
+    t = table(docs)
+    st = build("length", min_words=5, thresholds={"zh": {"min_words": None, "min_chars": 100}})
+    reasons, _ = st.check_batch(t)
+    assert reasons == [None, None, None]  # zh: one "word", but 120 characters
+    st = build("length", min_words=5, thresholds={"zh": {"min_chars": 200}})
+    assert st.check_batch(t)[0] == ["too_short", None, None]
+    st = build("char_ratio", max_punctuation_ratio=0.05,
+               thresholds={"zh": {"max_punctuation_ratio": 0.3}})
+    assert st.check_batch(t)[0] == [None, "too_many_punctuation", "too_many_punctuation"]
+    annotated = build("char_ratio", mode="annotate", max_punctuation_ratio=0.05,
+                      thresholds={"zh": {"max_punctuation_ratio": 0.3}})
+    out = annotated.process(t, StageStats())
+    assert annotated.decide_from_columns(out) == st.check_batch(t)[0]

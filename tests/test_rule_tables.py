@@ -84,7 +84,7 @@ def test_materialize_params_are_what_the_rules_read():
     assert got["fineweb_quality"] == {"thresholds",
         "min_terminal_punct_line_ratio", "keep_when_no_terminal_punct", "max_short_line_ratio",
         "max_dup_line_char_ratio", "max_newline_word_ratio"}
-    assert got["length"] == {"min_chars", "max_chars", "min_words", "max_words"}
+    assert got["length"] == {"min_chars", "max_chars", "min_words", "max_words", "thresholds"}
     for name in HEURISTICS:
         fields = set(registry.get(name).Params.model_fields)
         assert got[name] <= fields, name

@@ -17,8 +17,9 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from pipelines.schema import TEXT
-from pipelines.stage import FilterParams, Params
+from pipelines.stage import Params
 from stages.heuristics.measured import Rule, RuleFilter, RuleTable
+from stages.heuristics.per_language import PerLanguageParams
 
 # (ratio, regex of the counted characters, denominator)
 _RATIOS = [
@@ -41,7 +42,7 @@ RULES = RuleTable(
 )
 
 
-class CharRatioParams(FilterParams):
+class CharRatioParams(PerLanguageParams):
     min_letter_ratio: float | None = Field(
         None, ge=0, le=1, description="minimum share of letters among non-whitespace characters")
     max_digit_ratio: float | None = Field(
@@ -66,26 +67,31 @@ class CharRatioFilter(RuleFilter):
     Params: ClassVar[type[Params]] = CharRatioParams
     params: CharRatioParams
     rules: ClassVar[RuleTable] = RULES
+    table_kind = "char_ratio"
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
-        ratios = {c.measure for c in self.checks if c.limit is not None}
+        ratios = {c.measure for c in self.all_checks() if c.limit is not None}
         if not ratios and not self.annotating:
             return [None] * table.num_rows, {}
         m = _measure(pc.fill_null(table.column(TEXT), ""), self.annotating, ratios)
         columns = {f"{self.name}_{k}": v for k, v in m.items()} if self.annotating else {}
-        return self._decide(m, table.num_rows), columns
+        return self._decide(m, table.num_rows, self.batch_languages(table)), columns
 
-    def _decide(self, m: dict[str, pa.Array], n: int) -> list[str | None]:
-        if all(c.limit is None for c in self.checks):  # no ratio rule: not even "empty"
+    def _decide(self, m: dict[str, pa.Array], n: int,
+                languages: list[str | None] | None) -> list[str | None]:
+        if all(c.limit is None for c in self.all_checks()):  # no ratio rule: not even "empty"
             return [None] * n
-        return self.decide_columns(m, n)
+        return self.decide_columns(m, n, languages)
 
     def decide_from_columns(self, table: pa.Table) -> list[str | None]:
         """`thresher materialize`: the decision at new thresholds from the stored ratios."""
-        return self._decide(self.stored_measures(table), table.num_rows)
+        return self._decide(self.stored_measures(table), table.num_rows,
+                            self.stored_languages(table))
 
     def check(self, doc):
-        reasons, columns = self.check_batch(pa.table({TEXT: [doc[TEXT]]}))
+        row = {TEXT: [doc[TEXT]]} | ({"language": [doc.get("language")]}
+                                     if self.reads_language() else {})
+        reasons, columns = self.check_batch(pa.table(row))
         return reasons[0], {k: v[0].as_py() for k, v in columns.items()}
 
 

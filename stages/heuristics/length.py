@@ -9,8 +9,9 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pipelines.schema import TEXT
-from pipelines.stage import FilterParams, Params
+from pipelines.stage import Params
 from stages.heuristics.measured import Rule, RuleFilter, RuleTable, check_order
+from stages.heuristics.per_language import PerLanguageParams
 
 RULES = RuleTable(
     {"chars": pa.int64(), "words": pa.int64()},
@@ -21,7 +22,7 @@ RULES = RuleTable(
 )
 
 
-class LengthParams(FilterParams):
+class LengthParams(PerLanguageParams):
     min_chars: int | None = Field(None, ge=0, description="drop shorter texts (reason too_short)")
     max_chars: int | None = Field(None, ge=0, description="drop longer texts (reason too_long)")
     min_words: int | None = Field(
@@ -47,16 +48,19 @@ class LengthFilter(RuleFilter):
     Params: ClassVar[type[Params]] = LengthParams
     params: LengthParams
     rules: ClassVar[RuleTable] = RULES
+    table_kind = "length"
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
         text = pc.fill_null(table.column(TEXT), "")
         m = {"chars": pc.utf8_length(text)}
-        if self.annotating or any(c.measure == "words" for c in self.checks):
+        if self.annotating or any(c.measure == "words" for c in self.all_checks()):
             m["words"] = pc.list_value_length(pc.utf8_split_whitespace(text))
         columns = {f"{self.name}_{k}": v.to_pylist() for k, v in m.items()} \
             if self.annotating else {}
-        return self.decide_columns(m, table.num_rows), columns
+        return self.decide_columns(m, table.num_rows, self.batch_languages(table)), columns
 
     def check(self, doc):
-        reasons, columns = self.check_batch(pa.table({TEXT: [doc[TEXT]]}))
+        row = {TEXT: [doc[TEXT]]} | ({"language": [doc.get("language")]}
+                                     if self.reads_language() else {})
+        reasons, columns = self.check_batch(pa.table(row))
         return reasons[0], {k: v[0] for k, v in columns.items()}

@@ -275,6 +275,16 @@ class RuleFilter(Filter):
             return self.checks
         return per_language.lookup(self._language_checks, language) or self.checks
 
+    def all_checks(self) -> tuple[Check, ...]:
+        """The rules that are on for some language (what a batch may need measured)."""
+        return self.checks + tuple(c for cs in self._language_checks.values() for c in cs)
+
+    def batch_languages(self, table: pa.Table) -> list[str | None] | None:
+        """The `language` of each row when per-language thresholds decide, else None."""
+        if not self._language_checks:
+            return None
+        return table.column(LANGUAGE).to_pylist()
+
     def model_files(self) -> dict[str, str]:
         """The threshold table decides the output: the manifest records its sha256."""
         return per_language.sha256(self._table_path) if self._table_path else {}

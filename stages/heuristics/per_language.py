@@ -1,5 +1,5 @@
 """Per-language thresholds for the rule filters (``thresholds:`` on gopher_quality,
-gopher_repetition, fineweb_quality and c4).
+gopher_repetition, fineweb_quality, c4, length and char_ratio).
 
 A table maps a language (the ``language`` column langid writes) to parameter values
 that replace the stage's own for documents of that language; languages not in the
@@ -125,7 +125,8 @@ def _select(data: dict, kind: str, stage: str, where: str) -> Table:
     return out
 
 
-_KINDS = {"gopher_quality", "gopher_repetition", "fineweb_quality", "c4", "langid"}
+_KINDS = {"gopher_quality", "gopher_repetition", "fineweb_quality", "c4", "length",
+          "char_ratio", "langid"}
 
 
 def lookup(table: dict[str, Any], language: str | None) -> Any:

@@ -251,6 +251,12 @@ def test_chinese_crawled_pages_are_not_dropped_for_word_length_once_segmented(tm
     assert not [r for r in zh_auto if r["gopher_quality_reason"] in (
         "avg_word_too_long", "avg_word_too_short")]
     assert all(1 <= r["gopher_quality_avg_word_length"] <= 3 for r in zh_auto)
+    # the words are the ones spaCy's jieba tokenizer (what datatrove means to use) makes
+    from test_segmenters import _reference
+
+    from stages.text.words import splitter_for
+    jieba_words, ours = _reference("zh"), splitter_for("auto")("zh")
+    assert all(ours(r["text"]) == jieba_words(r["text"]) for r in zh_auto)
     others = [(a["id"], a["gopher_quality_reason"]) for a in auto if a["language"] == "en"]
     assert others == [(p["id"], p["gopher_quality_reason"]) for p in plain
                       if p["language"] == "en"]  # English: not in the table, same as before

@@ -4,8 +4,11 @@ The documents are tests/data/quality/filter-docs.jsonl.gz (real pages extracted 
 trafilatura, gold article texts, whole-page texts with their boilerplate, Common
 Crawl text; see tests/data/make_quality_docs.py), a fixed 1,000 of them chosen by
 hash of id. datatrove 0.10.1 runs with its defaults (spaCy's blank English tokenizer);
-its results are cached in the temp directory (see ``datatrove_results``).
-Disagreements are printed (run with -s to see them even when the test passes).
+its results are cached in the repository's ``.cache/parity/`` (not the shared, world-writable
+temp directory; see ``datatrove_results``). The docs publish 100 % agreement, so every
+decision must agree, and the drop reasons too (mapped by ``REASONS``), but for the named
+documents in ``KNOWN`` with the reason each differs. Disagreements are printed (run with
+-s to see them even when the test passes).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import gzip
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,7 +31,14 @@ pytest.importorskip("datatrove")
 pytest.importorskip("spacy")
 
 N_DOCS = 1000
-MIN_AGREEMENT = 0.99
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "parity"
+
+# The only documents allowed to differ from datatrove, by test and id, and why.
+KNOWN = {
+    # a Japanese page of long unspaced "words": both drop it; our rules run in Gopher's
+    # published order (mean word length before alphabetic words), datatrove's do not
+    "reason gopher_quality": {"read-main:hukumusume"},
+}
 
 # our reason -> datatrove's, for the report (decisions are what must agree)
 REASONS = {
@@ -78,7 +87,8 @@ def datatrove_results(docs) -> dict[str, list]:
 
     key = hashlib.sha256((DATA / "quality" / "filter-docs.jsonl.gz").read_bytes())
     key.update(f"{N_DOCS} {version('datatrove')} {version('spacy')} v1".encode())
-    cache = Path(tempfile.gettempdir()) / f"thresher-parity-{key.hexdigest()[:16]}.json"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cache = CACHE / f"{key.hexdigest()[:16]}.json"
     if cache.exists():
         return json.loads(cache.read_text(encoding="utf-8"))
     results = _run_datatrove(docs)
@@ -134,7 +144,8 @@ def test_same_decisions_as_datatrove(name, docs, datatrove_results):
     for doc_id, a, b in other_reason:
         print(f"  same decision, other reason {doc_id}: ours={a} datatrove={b}")
     assert 0 < dropped < len(docs)  # the set exercises the filter both ways
-    assert agreement >= MIN_AGREEMENT, differ
+    assert {i for i, *_ in differ} == KNOWN.get(f"decision {name}", set()), differ
+    assert {i for i, *_ in other_reason} == KNOWN.get(f"reason {name}", set()), other_reason
 
 
 def test_c4_cleaned_text_is_datatrove_s(docs, datatrove_results):
@@ -146,7 +157,7 @@ def test_c4_cleaned_text_is_datatrove_s(docs, datatrove_results):
     for doc_id in differ:
         print(f"  DIFFERENT TEXT {doc_id}")
     assert len(both_kept) > 500
-    assert len(differ) <= (1 - MIN_AGREEMENT) * len(both_kept), differ
+    assert set(differ) == KNOWN.get("c4 text", set()), differ
 
 
 def test_spacy_compat_splits_words_like_spacy(docs):
@@ -156,15 +167,15 @@ def test_spacy_compat_splits_words_like_spacy(docs):
 
     spacy_en = load_word_tokenizer("en")
     sample = docs[:200]
-    same = 0
+    differ = set()
     for d in sample:
         expected, got = spacy_en.word_tokenize(d["text"]), split_words(d["text"])
-        if expected == got:
-            same += 1
-        else:
+        if expected != got:
+            differ.add(d["id"])
             print(f"  tokens differ in {d['id']}: {len(got)} vs spaCy {len(expected)}")
-    print(f"\nspacy_compat: identical word lists for {same}/{len(sample)} documents")
-    assert same >= MIN_AGREEMENT * len(sample)
+    print(f"\nspacy_compat: identical word lists for {len(sample) - len(differ)}/{len(sample)} "
+          "documents")
+    assert differ == KNOWN.get("spacy words", set()), differ
 
 
 def test_rules_rare_in_real_text_match_datatrove(docs):
@@ -230,7 +241,8 @@ def _cached(tag: str, docs: list[dict], compute) -> object:
 
     key = hashlib.sha256((DATA / "quality" / "filter-docs.jsonl.gz").read_bytes())
     key.update(f"{N_DOCS} {version('datatrove')} {version('spacy')} {tag}".encode())
-    cache = Path(tempfile.gettempdir()) / f"thresher-parity-{key.hexdigest()[:16]}.json"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cache = CACHE / f"{key.hexdigest()[:16]}.json"
     if cache.exists():
         return json.loads(cache.read_text(encoding="utf-8"))
     results = compute()
@@ -278,7 +290,7 @@ def test_sentence_pieces_are_datatrove_s(docs):
           f"({sum(map(len, ours))} sentences)")
     for doc_id in differ:
         print(f"  DIFFERENT SENTENCES {doc_id}")
-    assert len(differ) <= (1 - MIN_AGREEMENT) * len(docs), differ
+    assert set(differ) == KNOWN.get("sentences", set()), differ
 
 
 @pytest.mark.parametrize("variant", list(C4_VARIANTS))
@@ -304,8 +316,8 @@ def test_c4_options_decide_like_datatrove(variant, docs):
     for doc_id in other_text:
         print(f"  DIFFERENT TEXT {doc_id}")
     assert 0 < dropped < len(docs)
-    assert len(differ) <= (1 - MIN_AGREEMENT) * len(docs), differ
-    assert len(other_text) <= (1 - MIN_AGREEMENT) * (len(docs) - dropped), other_text
+    assert {i for i, *_ in differ} == KNOWN.get(f"c4 {variant}", set()), differ
+    assert set(other_text) == KNOWN.get(f"c4 {variant} text", set()), other_text
 
 
 # ----------------------------------------------------------------------------- C4 bad words
@@ -371,7 +383,7 @@ def test_c4_bad_words_decide_like_datatrove(by_language, labelled_docs, tmp_path
     for d in differ:
         print("  DISAGREE", *d)
     assert ours_bad >= 20  # the lists matter on this set
-    assert len(differ) <= (1 - MIN_AGREEMENT) * len(labelled_docs), differ
+    assert {i for i, *_ in differ} == KNOWN.get("c4 bad words", set()), differ
     if by_language:  # a German-only word is found in German documents only
         langs = {d["language"] for d, r in zip(labelled_docs, ours) if r == "bad_words"}
         assert {"en", "de"} <= langs

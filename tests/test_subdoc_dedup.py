@@ -446,3 +446,24 @@ def test_bad_params_are_config_errors(corpus, tmp_path):
     with pytest.raises(Exception, match="less than or equal to 1"):
         config(tmp_path, root / "in", {"stage": "substring_dedup",
                                        "action": {"drop_document_if_fraction_above": 2}})
+
+
+def test_bloom_chunks_equal_a_sequential_filter():
+    """The vectorised Bloom filter (chunks, within-chunk first setters) answers exactly
+    as inserting the items one by one; a small filter makes false positives happen."""
+    rng = np.random.default_rng(1)
+    items = rng.integers(0, 300, 5000).astype(np.uint64)  # many repeats
+    h1, h2 = core.splitmix64(items), core.splitmix64(items ^ np.uint64(99))
+    m, n_hash = 4000, 3
+    bits = np.zeros((m + 7) // 8, np.uint8)
+    got = core.bloom_seen(h1, h2, bits, m, n_hash, chunk=64)
+    seen_bits = np.zeros(m, bool)
+    want = []
+    g1, g2 = core.splitmix64(h1), core.splitmix64(h2) | np.uint64(1)
+    for a, b in zip(g1.tolist(), g2.tolist()):
+        pos = [(a + i * b) % (1 << 64) % m for i in range(n_hash)]
+        want.append(all(seen_bits[p] for p in pos))
+        seen_bits[pos] = True
+    assert got.tolist() == want
+    first = np.unique(items, return_index=True)[1]
+    assert not got[first].all() and got[np.setdiff1d(np.arange(len(items)), first)].all()

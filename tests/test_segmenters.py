@@ -83,10 +83,19 @@ def test_missing_library_is_a_one_line_error_naming_the_extra(monkeypatch):
                             lambda: str.split, "test")
     monkeypatch.setitem(seg.SEGMENTERS, "nolib", missing)
     monkeypatch.setitem(seg.LANGUAGES, "zz", "nolib")
-    with pytest.raises(UserError) as e:
-        splitter_for("auto")("zz")
+    with pytest.raises(UserError) as e:  # at setup, before any document
+        splitter_for("auto")
     msg = str(e.value)
     assert "\n" not in msg and "thresher[segmenters]" in msg and "no-such-package" in msg
+    with pytest.raises(UserError) as e:  # and if a library goes missing after that
+        seg.load("nolib")
+    assert "\n" not in str(e.value) and "thresher[segmenters]" in str(e.value)
+    # a stage set up with tokenizer auto stops the run with that line
+    from pipelines import stage as make_spec
+
+    st = make_spec("gopher_quality", tokenizer="auto").build()
+    with pytest.raises(UserError, match="no-such-package"):
+        st.setup()
 
 
 def test_unicode_fallback_script_rules():

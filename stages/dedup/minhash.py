@@ -148,6 +148,8 @@ class MinHashDedup(DedupStage):
             lowercase=p.lowercase, punctuation_as_space=p.punctuation_as_space,
             normalize_digits=p.normalize_digits, unicode=p.unicode,
             collapse_whitespace=p.collapse_whitespace)
+        if p.tokenizer:
+            segmenters.check_installed()  # one line naming the extra, before any document
 
     def input_columns(self) -> tuple[str, ...]:
         cols = super().input_columns()

@@ -249,6 +249,21 @@ def segmenter_name(language: str | None) -> str | None:
 _LOADED: dict[str, Splitter] = {}
 
 
+def check_installed() -> None:
+    """Raise a one-line error naming the extra when a segmenter's library is missing.
+
+    Stages call it when they are set up with ``tokenizer: auto``, before any document:
+    a segmenter that failed on its first document would fail every document of its
+    language one by one (each an error), not the run.
+    """
+    missing = sorted({SEGMENTERS[n].package for n in set(LANGUAGES.values())
+                      if SEGMENTERS[n].library is not None
+                      and importlib.util.find_spec(SEGMENTERS[n].library) is None})
+    if missing:
+        raise UserError(f"tokenizer auto needs the word segmenters of the extra {EXTRA!r}; "
+                        f"missing: {', '.join(missing)}: pip install 'thresher[{EXTRA}]'")
+
+
 def load(name: str) -> Splitter:
     """The segmenter ``name``, loaded once per process."""
     fn = _LOADED.get(name)

@@ -89,6 +89,7 @@ def splitter_for(name: str, memoize: bool = True) -> Callable[[str | None], Spli
     if name != AUTO:
         fixed = get_tokenizer(name, memoize)
         return lambda language: fixed
+    segmenters.check_installed()  # now, not on a language's first document
     default = get_tokenizer(DEFAULT_TOKENIZER, memoize)
     by_language: dict[str | None, Splitter] = {}
 

@@ -159,12 +159,24 @@ def _reached(run: Path, where, k: int, phases: list[tuple[str, int]]) -> bool:
     return all(done(n) == t for n, t in phases[:where]) and done(phases[where][0]) >= k
 
 
-def _pool_processes(pid: int) -> list[int]:
-    """The pool's workers: the forkserver's children (grandchildren of the CLI; its
-    direct children are the forkserver and multiprocessing's resource tracker)."""
-    children = set(descendants(pid)) - set().union(
-        *(descendants(c) for c in descendants(pid)))
-    return [k for k in descendants(pid) if k not in children]
+def _busy_workers(pid: int, logs: Path) -> list[int]:
+    """The pool workers running a task of the phase whose task logs are in ``logs``: they
+    hold that log open (an idle worker, or one of the previous phase's pool still
+    shutting down, would die without failing anything)."""
+    busy = []
+    for k in descendants(pid):
+        try:
+            fds = os.listdir(f"/proc/{k}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{k}/fd/{fd}").startswith(str(logs) + "/"):
+                    busy.append(k)
+                    break
+            except OSError:
+                continue
+    return busy
 
 
 def kill_at(proc: subprocess.Popen, run: Path, phases, where, k: int, victim: str,
@@ -174,16 +186,16 @@ def kill_at(proc: subprocess.Popen, run: Path, phases, where, k: int, victim: st
         while proc.poll() is None and not _reached(run, where, k, phases):
             time.sleep(0.002)
         assert proc.poll() is None, f"{point}: the run ended before the kill point"
-        if victim == "worker":
-            pool = []
-            for _ in range(500):  # the pool of this phase may still be starting
-                pool = _pool_processes(proc.pid)
-                if pool or proc.poll() is not None:
-                    break
-                time.sleep(0.002)
-            assert pool, f"{point}: no pool process to kill"
-            os.kill(pool[0], signal.SIGKILL)
-        else:
+        busy = []
+        if victim == "worker":  # a worker of this phase, once it is running a task
+            logs = run / "logs" / phases[where][0]
+            deadline = time.monotonic() + 30
+            while not busy and proc.poll() is None and time.monotonic() < deadline:
+                busy = _busy_workers(proc.pid, logs)
+            assert proc.poll() is None, f"{point}: the run ended before a worker was seen"
+        if busy:
+            os.kill(busy[0], signal.SIGKILL)
+        else:  # no task of the phase left to run (its last ones are done): the whole run
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=300)
     finally:

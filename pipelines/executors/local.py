@@ -11,8 +11,12 @@ naming the first failed task and its log.
 from __future__ import annotations
 
 import multiprocessing
+import sys
+import threading
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 
 from pipelines.config import LocalExecutor as LocalConfig
 from pipelines.errors import TaskError
@@ -55,7 +59,7 @@ class LocalExecutor(PhaseExecutor):
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(_preload_modules(run))  # effective when it first starts
         n = min(self.workers, len(tasks))
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        with _quiet_pool_teardown(), ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
             pending = {pool.submit(run_task, str(run.root), phase.name, t): t for t in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -66,6 +70,30 @@ class LocalExecutor(PhaseExecutor):
                     except Exception as exc:
                         failures[t] = exc
                         bar.advance(0)
+
+
+@contextmanager
+def _quiet_pool_teardown() -> Iterator[None]:
+    """When a worker dies (OOM killer, SIGKILL), the pool's manager thread may fail while
+    tearing the pool down (a queue's pipe already gone) and Python prints its traceback,
+    after the phase's own one-line error. Say it in one line instead; every other
+    thread's exception is reported as before."""
+    from concurrent.futures.process import _ExecutorManagerThread
+
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.thread, _ExecutorManagerThread):
+            print(f"thresher: the worker pool's teardown after a dead worker: "
+                  f"{args.exc_type.__name__}: {args.exc_value}", file=sys.stderr)
+        else:
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 def _preload_modules(run: RunDir) -> list[str]:

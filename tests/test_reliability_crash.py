@@ -190,8 +190,11 @@ def kill_at(proc: subprocess.Popen, run: Path, phases, where, k: int, victim: st
         if victim == "worker":  # a worker of this phase, once it is running a task
             logs = run / "logs" / phases[where][0]
             deadline = time.monotonic() + 30
+            name, n_tasks = phases[where]
             while not busy and proc.poll() is None and time.monotonic() < deadline:
                 busy = _busy_workers(proc.pid, logs)
+                if not busy and _reached(run, where, n_tasks, phases):
+                    break  # the phase's last task ended first: kill the whole run below
             assert proc.poll() is None, f"{point}: the run ended before a worker was seen"
         if busy:
             os.kill(busy[0], signal.SIGKILL)

@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=["language", "dataset"],
                    help="add a breakdown (dataset: the `dataset` column, see input.dataset)")
     p.add_argument("--stages", metavar="A,B",
-                   help="with --by: the stages to compare (default: first and last)")
+                   help="with --by: the stages to compare (default: first and last; "
+                        "'all': every stage that saw the column, a funnel per language)")
     p.add_argument("--json", action="store_true", help="print stats.json")
     p.add_argument("--csv", action="store_true",
                    help="CSV for notebooks: stage,kind,reason,docs,chars (with --by language: "

@@ -40,6 +40,14 @@ def test_fineweb2_like_recipe(tmp_path: Path):
     assert stats["rebalance"]["docs_added"] == len(rows) - len(originals)
     table = thresher("stats", str(out), "--by", "language").stdout
     assert "tokens" in table and "langid" in table and "write" in table
+    # --stages all: a funnel per language, every stage that saw the column, docs only
+    funnel = thresher("stats", str(out), "--by", "language", "--stages", "all",
+                      "--csv").stdout
+    rows_by = [ln.split(",") for ln in funnel.splitlines()[1:]]
+    seen = {r[0] for r in rows_by}
+    assert {"langid", "gopher_repetition", "fineweb_quality", "gopher_quality"} <= seen
+    wide = thresher("stats", str(out), "--by", "language", "--stages", "all").stdout
+    assert "documents by language after each stage" in wide
     # the per-language filters ran, and kept Chinese text (segmented words, FineWeb-2's
     # thresholds): English word rules would drop every Chinese page
     for name in ("gopher_repetition", "fineweb_quality", "gopher_quality"):

@@ -114,15 +114,20 @@ def breakdown_table(stats: dict[str, Any], by: str, stages: list[str] | None = N
     known = [name for name, st in stats["stages"].items() if st.get(key)]
     if stages is None:
         stages = list(dict.fromkeys(known[:1] + known[-1:]))
+    elif stages == ["all"]:  # every stage that knew the column: a funnel per language
+        stages = known
     unknown = [s for s in stages if s not in stats["stages"]]
     if unknown:
         raise UserError(f"no stage named {unknown[0]!r} in this run "
                         f"(have: {', '.join(stats['stages'])})")
-    t = Table(title=f"by {by}, after " + " / ".join(stages) if stages else f"by {by}")
+    cols = ("docs", "chars", "tokens") if len(stages) <= 2 else ("docs",)  # a funnel: docs
+    t = Table(title=f"by {by}, after " + " / ".join(stages) if len(stages) <= 2 else
+              f"documents by {by} after each stage" if stages else f"by {by}")
     t.add_column(by)
     for s in stages:
-        for col in ("docs", "chars", "tokens"):
-            t.add_column(f"{col}\n{s}" if len(stages) > 1 else col, justify="right")
+        for col in cols:
+            t.add_column(f"{col}\n{s}" if len(stages) == 2 else s if len(cols) == 1 else col,
+                         justify="right")
     langs: dict[str, int] = {}
     for s in stages:
         for lang, v in stats["stages"][s].get(key, {}).items():
@@ -131,8 +136,11 @@ def breakdown_table(stats: dict[str, Any], by: str, stages: list[str] | None = N
         row = [lang]
         for s in stages:
             v = stats["stages"][s].get(key, {}).get(lang)
-            row += [f"{v['docs_out']:,}", f"{v['chars_out']:,}", f"{v.get('tokens_out', 0):,}"] \
-                if v else ["-", "-", "-"]
+            seen = bool(stats["stages"][s].get(key))  # the stage counted groups: absent = 0
+            values = [f"{v['docs_out']:,}", f"{v['chars_out']:,}",
+                      f"{v.get('tokens_out', 0):,}"] if v else \
+                ["0", "0", "0"] if seen else ["-", "-", "-"]
+            row += values[:len(cols)]
         t.add_row(*row)
     return t
 

@@ -26,4 +26,5 @@ REGISTRY: dict[str, str] = {
     "keep_top": "stages.model_filters.keep_top:KeepTop",
     "pii": "stages.pii.pii:Pii",
     "decontaminate": "stages.decontamination.decontaminate:Decontaminate",
+    "tokenize_export": "stages.export.tokenize_export:TokenizeExport",
 }

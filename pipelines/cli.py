@@ -3,7 +3,8 @@ it needs when it runs, so ``thresher validate`` does not import the executors.
 
 Run a pipeline:    run, validate, stages, status, finalize, run-task (one task: what a
                    Slurm array job or any other scheduler runs)
-Read a run:        stats, samples, diff, dups, report
+Read a run:        stats, samples, diff, dups, report, mixture (domain weights for a
+                   trainer's data loader)
 Snapshots:         verify, reproduce
 Derive runs:       materialize (re-filter an annotated run), train-classifier
 """
@@ -132,6 +133,22 @@ def cmd_stats(a: argparse.Namespace) -> int:
         console.print(breakdown_table(stats, a.by, a.stages.split(",") if a.stages else None))
     console.print(f"output: {stats['output']['rows']:,} documents in "
                   f"{len(stats['output']['shards'])} shard(s)")
+    return 0
+
+
+def cmd_mixture(a: argparse.Namespace) -> int:
+    from pipelines.inspection.mixture import mixture
+
+    doc = mixture(a.run, by=a.by)
+    if a.out is None:
+        print(json.dumps(doc, indent=1))
+        return 0
+    from pipelines.io.files import write_json_atomic
+    from pipelines.io.remote_path import run_path
+
+    write_json_atomic(run_path(a.out), doc)
+    print(f"{a.out}: {len(doc['domains'])} domain(s) by {doc['by']}, weights by {doc['unit']}: "
+          + ", ".join(f"{d} {v['weight']:.4f}" for d, v in doc["domains"].items()))
     return 0
 
 
@@ -274,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CSV for notebooks: stage,kind,reason,docs,chars (with --by language: "
                         "stage,language,docs,chars,tokens; likewise --by dataset)")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("mixture", help="per-domain token counts and sampling weights of a run "
+                                       "(after its rebalancing) as JSON for a data loader")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--by", choices=["dataset", "language"], default="dataset",
+                   help="the column whose values are the domains")
+    p.add_argument("--out", "-o", metavar="FILE", help="write the JSON here (default: stdout)")
+    p.set_defaults(func=cmd_mixture)
 
     p = sub.add_parser("samples", help="show sampled dropped documents of a stage")
     p.add_argument("run", help="run directory")

@@ -48,7 +48,8 @@ class InputSample(Strict):
 
 
 # input keys written out only when set (configs without them keep their fingerprint)
-_UNSET_OMITTED = ("paths", "paths_file", "prefix", "limit", "sample", "storage_options")
+_UNSET_OMITTED = ("paths", "paths_file", "prefix", "limit", "sample", "storage_options",
+                  "max_task_bytes")
 
 
 class InputBase(Strict):
@@ -75,11 +76,30 @@ class InputBase(Strict):
         None, description="directory that `source` paths are relative to "
                           "(default: the fixed prefix of the first glob, or `prefix`)")
     batch_size: int = Field(256, gt=0, description="documents per Arrow batch")
+    max_task_bytes: int | None = Field(
+        None, gt=0,
+        description="split input files larger than this into several tasks (bytes, or "
+                    "'256MiB', '1GB'...): Parquet by row groups, plain JSONL and plain or "
+                    "member-gzipped WARC/WET by byte ranges that resync on line and record "
+                    "boundaries; compressed JSONL is not split. Unset: one task a file")
     dataset: str | Annotated[dict[str, Annotated[list[str], Field(min_length=1)]],
                              Field(min_length=1)] | None = Field(
         None, description="fills a `dataset` column (stats per dataset, mixture targets): "
                           "one name for every input, or name -> globs of `source` paths "
                           "(relative to the root; first match wins, every input must match)")
+
+    @pydantic.field_validator("max_task_bytes", mode="before")
+    @classmethod
+    def _byte_size(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*", v)
+        if m is None:
+            raise ValueError(f"{v!r}: expected a byte count such as 268435456, '256MiB' "
+                             "or '1GB'")
+        unit = (m.group(2) or "b").lower().rstrip("b")
+        base = 1024 if unit.endswith("i") else 1000
+        return int(float(m.group(1)) * base ** " kmgt".index(unit[:1] or " "))
 
     @model_validator(mode="after")
     def _one_kind_of_listing(self) -> InputBase:

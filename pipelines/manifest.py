@@ -6,10 +6,19 @@ every installed distribution, each input file (size, sha256), each model file
 (sha256; a remote one by its URL), each output shard (rows, bytes, sha256) and the merged stats.
 Input hashes are taken by the task that reads the input, as its reader reads it
 (io/hashing.py; Parquet, read footer first, gets one read of its own).
+
+A file split into pieces (``input.max_task_bytes``) is read by several tasks, each
+hashing its own byte range; no task reads the whole file. Its entry lists the pieces
+(``pieces``: start, end, sha256 of bytes [start, end)) and its ``sha256`` is
+``pieces_sha256`` of them: the sha256 of the lines ``"<start> <end> <sha256>\n"``, one
+per piece in file order. So it is still one hash per file that changes whenever a byte
+of it does, but not the file's plain sha256 (``sha256sum`` gives another); ``split``
+says so, and ``thresher reproduce`` checks the pieces.
 """
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 import sys
@@ -54,6 +63,12 @@ def installed_packages() -> dict[str, str]:
     return dict(sorted(pkgs.items()))
 
 
+def pieces_sha256(pieces: list[dict]) -> str:
+    """One hash for a split file: of its pieces' ranges and range hashes, in file order."""
+    lines = "".join(f"{p['start']} {p['end']} {p['sha256']}\n" for p in pieces)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def build_manifest(run: RunDir, cfg: PipelineConfig, plan: Plan, stats: dict) -> dict[str, Any]:
     inputs, models = [], {}
     for phase in plan.phases:
@@ -61,10 +76,21 @@ def build_manifest(run: RunDir, cfg: PipelineConfig, plan: Plan, stats: dict) ->
             rec = run.load_task_stats(phase.name, t)
             if "input" in rec and phase.name == plan.phases[0].name:
                 f = plan.inputs[t]
-                inputs.append({"path": f.path, "source": f.source, "size": f.size,
-                               "sha256": rec.get("input_sha256")})
+                piece = {"start": f.start, "end": f.end, "sha256": rec.get("input_sha256")}
+                if not f.is_piece:
+                    inputs.append({"path": f.path, "source": f.source, "size": f.size,
+                                   "sha256": rec.get("input_sha256")})
+                elif inputs and inputs[-1].get("split") and inputs[-1]["path"] == f.path:
+                    inputs[-1]["pieces"].append(piece)  # pieces are planned in file order
+                else:
+                    inputs.append({"path": f.path, "source": f.source, "size": f.size,
+                                   "split": True, "pieces": [piece]})
             for path, digest in rec.get("models", {}).items():
                 models[path] = digest
+    for f in inputs:
+        if f.get("split"):
+            f["sha256"] = pieces_sha256(f["pieces"]) if all(
+                p["sha256"] for p in f["pieces"]) else None
     return {
         "manifest_version": MANIFEST_VERSION,
         "run": cfg.name,

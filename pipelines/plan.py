@@ -33,10 +33,39 @@ from pipelines.stage import Stage
 
 @dataclass(frozen=True)
 class InputFile:
+    """One task's input: a whole file, or one piece of a file split by
+    ``input.max_task_bytes`` (pipelines/io/discovery.py ``split_points``)."""
+
     path: str  # absolute local path, or URL (s3://..., gs://...)
     source: str  # relative to the input root: goes into the `source` column and stable ids
-    size: int
+    size: int  # the whole file's
     dataset: str | None = None  # input.dataset of this file: the `dataset` column
+    # a piece: the records starting in bytes [start, end) are its; end None: whole file
+    start: int = 0
+    end: int | None = None
+    row_groups: tuple[int, int] | None = None  # a Parquet piece: row groups [first, last)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.row_groups, list):  # from plan.json
+            object.__setattr__(self, "row_groups", tuple(self.row_groups))
+
+    @property
+    def is_piece(self) -> bool:
+        return self.end is not None
+
+    @property
+    def length(self) -> int:
+        """The bytes this task is planned to read (hashes): the file's, or its range's."""
+        return self.size if self.end is None else self.end - self.start
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if self.end is None:  # a whole file: plan.json as before splitting existed
+            for key in ("start", "end", "row_groups"):
+                del d[key]
+        elif self.row_groups is None:
+            del d["row_groups"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -89,7 +118,7 @@ class Plan:
     def _sizes(self) -> list[int]:
         if self.source is not None:
             return [sum(s["bytes"] for s in t["shards"]) for t in self.source.tasks]
-        return [f.size for f in self.inputs]
+        return [f.length for f in self.inputs]
 
     def phase(self, name: str) -> Phase:
         for p in self.phases:
@@ -110,7 +139,7 @@ class Plan:
 
     def to_dict(self) -> dict:
         d = {"phases": [asdict(p) for p in self.phases],
-             "inputs": [asdict(i) for i in self.inputs],
+             "inputs": [i.to_dict() for i in self.inputs],
              "skipped": [asdict(i) for i in self.skipped]}
         if self.source is not None:
             d["source"] = asdict(self.source)
@@ -131,11 +160,20 @@ class Plan:
 
 
 def make_plan(cfg: PipelineConfig) -> Plan:
-    from pipelines.io.discovery import discover
+    """With ``input.max_task_bytes``, a file larger than it is cut into pieces, one task
+    each (``split_points``: byte ranges, or Parquet row groups); else one task a file."""
+    from pipelines.io.discovery import discover, split_points, storage_for
 
     dirs: list[tuple[str, str]] = []
-    files = [InputFile(f.path, f.source, f.size, cfg.input.dataset_of(f.source))
-             for f in discover(cfg.input, dirs)]
+    files: list[InputFile] = []
+    storage = storage_for(cfg.input)
+    for f in discover(cfg.input, dirs, storage):
+        dataset = cfg.input.dataset_of(f.source)
+        pieces = split_points(cfg.input, f.path, f.size, storage)
+        if not pieces:
+            files.append(InputFile(f.path, f.source, f.size, dataset))
+        files += [InputFile(f.path, f.source, f.size, dataset, start, end, groups)
+                  for start, end, groups in pieces]
     skipped = [InputFile(p, src, 0) for p, src in dirs]
     return Plan(plan_phases([s.build() for s in cfg.stages], len(files)), files, skipped)
 
@@ -164,7 +202,7 @@ def check_inputs_unchanged(plan: Plan, storage_options: dict | None = None) -> N
     size; remote inputs are asked through the storage layer (with ``storage_options``)."""
     from pipelines.io import storage as st
 
-    files = [(f.path, f.size) for f in plan.inputs]
+    files = list(dict.fromkeys((f.path, f.size) for f in plan.inputs))  # pieces: once
     if plan.source is not None:
         files += [(str(Path(plan.source.run) / s["path"]), s["bytes"])
                   for t in plan.source.tasks for s in t["shards"]]

@@ -5,7 +5,9 @@ differences named in one error), version and source differences are warned about
 resolved config is run again (``--remap`` moves paths that live elsewhere now), and the
 new outputs are verified against the manifest's shard hashes.
 
-Remote inputs and model files (``s3://``...) are checked the same way, through the
+An input split into pieces (``input.max_task_bytes``) is checked piece by piece: each
+byte range against the sha256 its task recorded (manifest.py says why a split file has
+no plain sha256). Remote inputs and model files (``s3://``...) are checked the same way, through the
 storage layer with the config's ``input.storage_options`` (size from a listing call where
 the manifest has one, sha256 from a streamed read). ``--remap`` swaps path prefixes as
 strings, so it works across schemes: ``s3://bucket/crawl=/mnt/mirror`` checks and reads a
@@ -93,6 +95,26 @@ def _remote_differs(storage: Storage, kind: str, url: str, f: dict) -> list[str]
     return []
 
 
+def _pieces_differ(storage: Storage, where: str, f: dict) -> list[str]:
+    """What is wrong with a split input against its manifest entry ([] if nothing)."""
+    from pipelines.io.hashing import pieces_differ
+
+    try:
+        size = storage.size(where) if is_remote(where) else Path(where).stat().st_size
+        if size != f["size"]:
+            return [f"input {where} changed since the snapshot (size {f['size']} -> {size})"]
+        bad = pieces_differ(where, f["pieces"], storage)
+    except (StorageNotFound, FileNotFoundError):
+        return [f"input {where} named in the manifest is missing"]
+    except StorageError as exc:
+        return [f"input {exc}"]
+    if bad:
+        p = f["pieces"][bad[0]]
+        return [f"input {where} changed since the snapshot (sha256 of {len(bad)} of its "
+                f"{len(f['pieces'])} pieces differs, the first bytes {p['start']}-{p['end']})"]
+    return []
+
+
 def _warn_about_the_source(snap: dict, now: dict, warn) -> None:
     """Same release, other code: a different commit, or uncommitted changes either side."""
     if snap.get("commit") and now["commit"] and snap["commit"] != now["commit"]:
@@ -124,6 +146,9 @@ def reproduce(manifest_path: Path, out: str, workers: int | None = None,
     for kind, files in (("input", m["inputs"]), ("model", m["models"])):
         for f in files:
             where = remap_path(f["path"], remap)
+            if f.get("pieces"):
+                bad += _pieces_differ(storage, where, f)
+                continue
             if is_remote(where):
                 bad += _remote_differs(storage, kind, where, f)
                 continue

@@ -187,3 +187,79 @@ def resolve_inputs(inp: InputBase, skipped: list[tuple[Path, str]] | None = None
     if skipped is not None:
         skipped.extend((st.as_path(d), src) for d, src in dirs)
     return [(st.as_path(f.path), f.source) for f in found]
+
+
+# ----------------------------------------------------------------------------- splitting
+
+_COMPRESSED = (".gz", ".zst", ".zstd", ".bz2", ".xz", ".lz4", ".br")
+
+
+def split_points(inp: InputBase, path: str, size: int, storage: st.Storage | None = None
+                 ) -> list[tuple[int, int, tuple[int, int] | None]]:
+    """The pieces ``input.max_task_bytes`` cuts a file into: (start, end, row groups)
+    per piece, or [] to read the file as one task (small, or a format that cannot be
+    entered in the middle). A pure function of the file and the config:
+
+    - Parquet: consecutive row groups, as many as fit in ``max_task_bytes`` (at least
+      one), read from the footer; a piece's byte range runs from its first row group's
+      first page to the next piece's (the first piece from 0, the last to the end);
+    - plain JSONL, plain WARC/WET (.warc, .wet) and gzip WARC/WET (one gzip member per
+      record, as WARC writers make them): ranges of ``max_task_bytes`` bytes; a piece
+      reads the lines (records) that start inside its range, found by resyncing
+      (readers.py, warc_stream.first_record_at);
+    - compressed JSONL (one gzip or zstd stream cannot be entered mid-way), ARC and
+      other compressed WARCs: not split.
+    """
+    limit = getattr(inp, "max_task_bytes", None)
+    if limit is None or size <= limit:
+        return []
+    name = st.as_path(path).name.lower()
+    fmt = getattr(inp, "format", None)
+    if fmt == "parquet":
+        return _row_group_pieces(path, size, limit, storage or storage_for(inp))
+    if fmt in ("warc", "wet"):
+        ok = name.endswith((".warc.gz", ".wet.gz", ".warc", ".wet"))
+    else:  # jsonl
+        ok = not name.endswith(_COMPRESSED)
+    if not ok:
+        return []
+    return [(a, min(a + limit, size), None) for a in range(0, size, limit)]
+
+
+def _row_group_pieces(path: str, size: int, limit: int, storage: st.Storage
+                      ) -> list[tuple[int, int, tuple[int, int] | None]]:
+    import pyarrow.parquet as pq
+
+    try:
+        if st.is_remote(path):
+            with storage.open_read(path) as fh:  # the footer only: ranged reads
+                meta = pq.ParquetFile(fh).metadata
+        else:
+            meta = pq.ParquetFile(path).metadata
+    except Exception:  # unreadable: one task, which counts the file as corrupt
+        return []
+    starts = []
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        offsets = []
+        for c in range(rg.num_columns):
+            col = rg.column(c)
+            first = col.data_page_offset
+            if col.has_dictionary_page and col.dictionary_page_offset:
+                first = min(first, col.dictionary_page_offset)
+            offsets.append(first)
+        if not offsets:
+            return []
+        starts.append(min(offsets))
+    if len(starts) < 2 or any(b <= a for a, b in zip(starts, starts[1:])) \
+            or starts[-1] >= size:
+        return []  # one row group, or a layout not in file order: one task
+    bounds = [*starts[1:], size]  # where each row group's bytes end (the last: the footer)
+    pieces: list[tuple[int, int, tuple[int, int] | None]] = []
+    first = 0
+    for g in range(1, len(starts) + 1):
+        if g == len(starts) or bounds[g] - starts[first] > limit:
+            end = size if g == len(starts) else starts[g]
+            pieces.append((starts[first] if pieces else 0, end, (first, g)))
+            first = g
+    return pieces if len(pieces) > 1 else []

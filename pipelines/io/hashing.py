@@ -16,6 +16,11 @@ Every byte the reader reads is fed to sha256 once, in file order, whatever it do
 
 So the digest is always the sha256 of the file's bytes. Readers that start at the end
 (Parquet's footer) keep one read of their own (``writers.sha256_file``).
+
+A piece of a split input (``input.max_task_bytes``) hashes its own byte range
+[start, end) the same way: bytes its reader reads outside the range (the line or record
+before it, found to resync; the last record, read past ``end``) are not fed. The
+manifest pairs the range hashes of a file's pieces (manifest.py).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class HashingFile(io.RawIOBase):
     """A binary file (read-only, seekable) that hashes its bytes as they are read:
     ``path`` is a local file, or an open binary stream (owned: closed by ``release``)."""
 
-    def __init__(self, path: str | Path | IO[bytes]):
+    def __init__(self, path: str | Path | IO[bytes], start: int = 0, end: int | None = None):
         if isinstance(path, (str, os.PathLike)):
             self._f: IO[bytes] = open(path, "rb", buffering=0)
             self._fd: int | None = self._f.fileno()
@@ -43,7 +48,8 @@ class HashingFile(io.RawIOBase):
             self._f, self._fd = path, None
         self._h = hashlib.sha256()
         self._pos = 0  # the reader's position
-        self._hashed = 0  # bytes [0, _hashed) have been fed
+        self._start, self._end = start, end  # the range hashed (end None: the file's end)
+        self._hashed = start  # bytes [start, _hashed) have been fed
         self.seconds = 0.0  # spent hashing, and reading what the reader skipped
 
     def readable(self) -> bool:
@@ -61,18 +67,21 @@ class HashingFile(io.RawIOBase):
 
     def readinto(self, b) -> int:
         n = self._f.readinto(b)
-        if n and self._pos + n > self._hashed:
+        hi = self._pos + n if self._end is None else min(self._pos + n, self._end)
+        if n and hi > self._hashed:
             t0 = time.perf_counter()
             self._feed_up_to(self._pos)
             with memoryview(b) as view, view.cast("B") as data:
-                self._h.update(data[self._hashed - self._pos:n])
-            self._hashed = self._pos + n
+                self._h.update(data[self._hashed - self._pos:hi - self._pos])
+            self._hashed = hi
             self.seconds += time.perf_counter() - t0
         self._pos += n
         return n
 
     def _feed_up_to(self, end: int | None) -> None:
-        """Feed the bytes from ``_hashed`` to ``end`` (None: to the end of the file)."""
+        """Feed the bytes from ``_hashed`` to ``end`` (None: to the end of the range)."""
+        if self._end is not None:
+            end = self._end if end is None else min(end, self._end)
         fd = self._fd
         back = self._f.tell() if fd is None else None
         if fd is None:
@@ -92,11 +101,12 @@ class HashingFile(io.RawIOBase):
 
     @property
     def size(self) -> int:
-        """Bytes hashed so far (the file's size once ``hexdigest`` has run)."""
-        return self._hashed
+        """Bytes hashed so far (the range's size once ``hexdigest`` has run)."""
+        return self._hashed - self._start
 
     def hexdigest(self) -> str:
-        """The sha256 of the whole file (what the reader did not read is read here)."""
+        """The sha256 of the whole file or range (what the reader did not read is read
+        here)."""
         t0 = time.perf_counter()
         self._feed_up_to(None)
         self.seconds += time.perf_counter() - t0
@@ -125,3 +135,27 @@ class InputDigest:
     # timeout); None for a local input
     retries: dict[str, int] | None = None
 
+
+
+def pieces_differ(path: str, pieces: list[dict], storage=None) -> list[int]:
+    """Indexes of the ``pieces`` (start, end, sha256: a split input's, manifest.py) whose
+    bytes [start, end) of ``path`` (local, or a URL read through ``storage``) no longer
+    hash to their sha256; a file shorter than a piece's end differs there too."""
+    from pipelines.io import storage as st
+
+    fh = (storage or st.Storage()).open_read(path) if st.is_remote(path) else \
+        open(path, "rb")
+    bad = []
+    with fh:
+        for i, p in enumerate(pieces):
+            fh.seek(p["start"])
+            h, left = hashlib.sha256(), p["end"] - p["start"]
+            while left > 0:
+                chunk = fh.read(min(_CHUNK, left))
+                if not chunk:
+                    break
+                h.update(chunk)
+                left -= len(chunk)
+            if left or h.hexdigest() != p["sha256"]:
+                bad.append(i)
+    return bad

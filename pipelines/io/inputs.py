@@ -12,6 +12,11 @@ read-ahead in blocks, transient errors retried and counted into ``InputDigest.re
 which the task records as ``storage_retries``). A read that fails for good ends the task
 with one line naming the URL (``InputUnreadable``), even when a reader would have taken
 the failure for damaged data: a remote reader that failed stays failed, and is asked.
+
+A piece of a split input (``InputFile.is_piece``, ``input.max_task_bytes``) is read the
+same way, its reader told the piece, and its digest is the sha256 of the piece's byte
+range (a remote piece seeks: only its range, and the record it finishes past the end,
+are fetched).
 """
 
 from __future__ import annotations
@@ -53,17 +58,19 @@ def read_input(cfg: InputBase, inp: InputFile, stats: StageStats,
         return
     if not reader.streams:
         t0 = time.perf_counter()
-        size, digest.sha256 = path.stat().st_size, sha256_file(path)
+        if inp.is_piece:
+            with HashingFile(path, inp.start, inp.end) as hashed:
+                digest.sha256, size = hashed.hexdigest(), hashed.size
+        else:
+            size, digest.sha256 = path.stat().st_size, sha256_file(path)
         digest.seconds = time.perf_counter() - t0
         yield from _tables(reader, inp, stats, None)
     else:
-        with HashingFile(path) as raw:
+        with HashingFile(path, inp.start, inp.end) as raw:
             yield from _tables(reader, inp, stats, io.BufferedReader(raw, 1 << 16))
             digest.sha256, size = raw.hexdigest(), raw.size
             digest.seconds = raw.seconds
-    if size != inp.size:  # the manifest would pair the planned size with other bytes
-        raise UserError(f"input {path} changed size while the run read it ({inp.size} bytes "
-                        f"planned, {size} hashed); run again when it no longer changes")
+    _check_size(inp, size)
 
 
 def _read_remote(cfg: InputBase, inp: InputFile, stats: StageStats,
@@ -77,17 +84,18 @@ def _read_remote(cfg: InputBase, inp: InputFile, stats: StageStats,
         if digest is not None and not reader.streams:
             t0 = time.perf_counter()
             with storage.open_read(url) as fh:
-                hashed, size = HashingFile(fh), 0
-                while hashed.read(1 << 20):
-                    pass
-                digest.sha256, size = hashed.hexdigest(), hashed.size
+                hashed, size = HashingFile(fh, inp.start, inp.end), 0
+                if not inp.is_piece:
+                    while hashed.read(1 << 20):
+                        pass
+                digest.sha256, size = hashed.hexdigest(), hashed.size  # a piece: seeks
             digest.seconds = time.perf_counter() - t0
             _check_size(inp, size)
         with storage.open_read(url) as stream:
             if digest is None or not reader.streams:
                 yield from _guarded(_tables(reader, inp, stats, stream), stream)
             else:
-                with HashingFile(stream) as raw:
+                with HashingFile(stream, inp.start, inp.end) as raw:
                     yield from _guarded(_tables(reader, inp, stats,
                                                 io.BufferedReader(raw, 1 << 16)), stream)
                     digest.sha256, size = raw.hexdigest(), raw.size
@@ -112,9 +120,11 @@ def _guarded(tables: Iterator[pa.Table], stream: IO[bytes]) -> Iterator[pa.Table
 
 
 def _check_size(inp: InputFile, size: int) -> None:
-    if size != inp.size:  # the manifest would pair the planned size with other bytes
-        raise UserError(f"input {inp.path} changed size while the run read it ({inp.size} "
-                        f"bytes planned, {size} hashed); run again when it no longer changes")
+    if size != inp.length:  # the manifest would pair the planned size with other bytes
+        what = f"bytes {inp.start}-{inp.end} " if inp.is_piece else ""
+        raise UserError(f"input {inp.path} changed size while the run read it ({what}"
+                        f"{inp.length} bytes planned, {size} hashed); run again when it "
+                        "no longer changes")
 
 
 def _tables(reader: Reader, inp: InputFile, stats: StageStats,
@@ -122,7 +132,8 @@ def _tables(reader: Reader, inp: InputFile, stats: StageStats,
     if inp.size == 0:
         count_unreadable(stats, inp, "empty_file")
         return
-    for table in reader.read(st.as_path(inp.path), inp.source, stats, fh):
+    part = inp if inp.is_piece else None
+    for table in reader.read(st.as_path(inp.path), inp.source, stats, fh, part):
         if inp.dataset is not None:
             table = _with_dataset(table, inp.dataset)
         yield table

@@ -37,6 +37,7 @@ from pipelines.stats import DATASET, StageStats
 
 if TYPE_CHECKING:  # config.py reaches provided_columns (the chain check): no import back
     from pipelines.config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
+    from pipelines.plan import InputFile
 
 log = logging.getLogger(__name__)
 BATCH_CHARS = 64 * 2**20
@@ -47,7 +48,12 @@ class Reader:
 
     ``fh``, if given, is ``path`` already open (binary, seekable; its opener closes it):
     ``read_input`` passes a ``HashingFile`` to readers that ``stream`` (read the file
-    front to back), so the input is hashed as it is read."""
+    front to back), so the input is hashed as it is read.
+
+    ``part``, if given, is one piece of a split input (``InputFile.split``): the reader
+    yields only the records that start in its byte range [start, end) (Parquet: its row
+    groups), and numbers records by their byte offset in the file (Parquet: by row, as
+    always), so a record's stable id does not depend on how the file was cut."""
 
     schema: pa.Schema
     streams = True
@@ -62,7 +68,8 @@ class Reader:
         return {f.name: f.type for f in cls.schema}
 
     def read(self, path: Path, source: str, stats: StageStats,
-             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
+             fh: IO[bytes] | None = None, part: InputFile | None = None
+             ) -> Iterator[pa.Table]:
         raise NotImplementedError
 
     def _batches(self, rows: Iterator[dict[str, Any]]) -> Iterator[pa.Table]:
@@ -83,11 +90,15 @@ class Reader:
 # ----------------------------------------------------------------------------- WARC / WET
 
 def _warc_records(path: Path, stats: StageStats, source: str = "",
-                  fh: IO[bytes] | None = None):
+                  fh: IO[bytes] | None = None, part: InputFile | None = None):
     """(index, offset, record) for each WARC record. Each unreadable region (a truncated
     tail, garbage between records, a record that does not parse) is counted as one
-    ``corrupt_warc`` error, and reading goes on at the next record found after it."""
-    for idx, offset, record, problem in iter_warc(path, fh):
+    ``corrupt_warc`` error, and reading goes on at the next record found after it.
+    ``part``: only the records starting in its byte range, indexed by their offset."""
+    span = None if part is None else (part.start, part.end)
+    for idx, offset, record, problem in iter_warc(path, fh, span):
+        if span is not None:
+            idx = offset
         stats.docs_in += 1
         if problem is None:
             yield idx, offset, record
@@ -195,18 +206,23 @@ class WarcReader(Reader):
     cfg: WarcInput
 
     def read(self, path: Path, source: str, stats: StageStats,
-             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
-        return self._batches(self._rows(path, source, stats, fh))
+             fh: IO[bytes] | None = None, part: InputFile | None = None
+             ) -> Iterator[pa.Table]:
+        return self._batches(self._rows(path, source, stats, fh, part))
 
     def _records(self, path: Path, stats: StageStats, source: str, fh: IO[bytes] | None):
         """(index, offset, record) per record; fastwarc_reader.FastWarcReader overrides it."""
         return _warc_records(path, stats, source, fh)
 
     def _rows(self, path: Path, source: str, stats: StageStats,
-              fh: IO[bytes] | None) -> Iterator[dict[str, Any]]:
+              fh: IO[bytes] | None, part: InputFile | None = None
+              ) -> Iterator[dict[str, Any]]:
         allowed = {c.lower() for c in self.cfg.content_types}
         limit = self.cfg.max_record_bytes
-        for idx, offset, record in self._records(path, stats, source, fh):
+        # a piece of a split file is read by warcio's parser (same rows as fastwarc's)
+        records = self._records(path, stats, source, fh) if part is None else \
+            _warc_records(path, stats, source, fh, part)
+        for idx, offset, record in records:
             reason, details = _header_decision(record, self.cfg, allowed, limit, offset)
             if reason is None:
                 try:
@@ -250,13 +266,15 @@ class WetReader(Reader):
     cfg: WetInput
 
     def read(self, path: Path, source: str, stats: StageStats,
-             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
-        return self._batches(self._rows(path, source, stats, fh))
+             fh: IO[bytes] | None = None, part: InputFile | None = None
+             ) -> Iterator[pa.Table]:
+        return self._batches(self._rows(path, source, stats, fh, part))
 
     def _rows(self, path: Path, source: str, stats: StageStats,
-              fh: IO[bytes] | None) -> Iterator[dict[str, Any]]:
+              fh: IO[bytes] | None, part: InputFile | None = None
+              ) -> Iterator[dict[str, Any]]:
         limit = self.cfg.max_record_bytes
-        for idx, offset, record in _warc_records(path, stats, source, fh):
+        for idx, offset, record in _warc_records(path, stats, source, fh, part):
             reason, details = None, {}
             if record.rec_type != "conversion":
                 reason = f"record_{record.rec_type}"
@@ -320,11 +338,13 @@ class JsonlReader(Reader):
         return {f.name: f.type for f in cls._schema(cfg)}  # type: ignore[arg-type]
 
     def read(self, path: Path, source: str, stats: StageStats,
-             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
-        return self._batches(self._rows(path, source, stats, fh))
+             fh: IO[bytes] | None = None, part: InputFile | None = None
+             ) -> Iterator[pa.Table]:
+        return self._batches(self._rows(path, source, stats, fh, part))
 
     def _rows(self, path: Path, source: str, stats: StageStats,
-              raw: IO[bytes] | None) -> Iterator[dict[str, Any]]:
+              raw: IO[bytes] | None, part: InputFile | None = None
+              ) -> Iterator[dict[str, Any]]:
         c = self.cfg
         taken = {c.text_key, c.id_key, c.url_key, *c.fields}
         # bytes, decoded line by line: a text reader decodes ahead in chunks, so one bad
@@ -333,11 +353,21 @@ class JsonlReader(Reader):
             fh = decompressing(raw, path.name)
             idx = -1
             limit = c.max_record_bytes
+            # a piece of a split (plain) file: the lines that start in [pos, end), each
+            # numbered by its offset; the line cut by ``pos`` is the piece before's
+            pos, end = (0, None) if part is None else (part.start, part.end)
+            if pos > 0:
+                fh.seek(pos - 1)
+                pos += _skip_line(fh) - 1
             while True:
+                if end is not None and pos >= end:
+                    return
+                at = pos
                 try:
                     raw = fh.readline(-1 if limit is None else limit + 1)
+                    pos += len(raw)
                     if limit is not None and len(raw) > limit and not raw.endswith(b"\n"):
-                        _skip_line(fh)
+                        pos += _skip_line(fh)
                         raw = None  # too large: never held whole in memory
                 except (OSError, EOFError) as exc:
                     stats.docs_in += 1
@@ -345,13 +375,13 @@ class JsonlReader(Reader):
                     log.warning("%s: unreadable after line %d (%s); rest skipped", path, idx, exc)
                     return
                 if raw is None:
-                    idx += 1
+                    idx = idx + 1 if end is None else at
                     stats.docs_in += 1
                     stats.drop("too_large", doc=_at(stats, source, idx, limit=limit))
                     continue
                 if not raw:
                     return
-                idx += 1
+                idx = idx + 1 if end is None else at
                 if not raw.strip():
                     continue
                 stats.docs_in += 1
@@ -397,12 +427,14 @@ class JsonlReader(Reader):
                 yield row
 
 
-def _skip_line(fh) -> None:
-    """Read past the end of the current line in bounded steps."""
+def _skip_line(fh) -> int:
+    """Read past the end of the current line in bounded steps; the bytes read."""
+    n = 0
     while True:
         part = fh.readline(1 << 20)
+        n += len(part)
         if not part or part.endswith(b"\n"):
-            return
+            return n
 
 
 # ----------------------------------------------------------------------------- Parquet
@@ -428,7 +460,8 @@ class ParquetReader(Reader):
         return out
 
     def read(self, path: Path, source: str, stats: StageStats,
-             fh: IO[bytes] | None = None) -> Iterator[pa.Table]:
+             fh: IO[bytes] | None = None, part: InputFile | None = None
+             ) -> Iterator[pa.Table]:
         c = self.cfg
         try:
             pf = pq.ParquetFile(fh if fh is not None else path)
@@ -438,7 +471,12 @@ class ParquetReader(Reader):
             log.warning("%s: not readable as Parquet (%s)", path, exc)
             return
         names = pf.schema_arrow.names
-        n_rows = pf.metadata.num_rows
+        ends = list(itertools.accumulate(pf.metadata.row_group(g).num_rows
+                                         for g in range(pf.num_row_groups)))
+        # a piece of a split file: its row groups [first, last); rows keep their index
+        first, last = (0, len(ends)) if part is None or part.row_groups is None else \
+            part.row_groups
+        n_rows = (ends[last - 1] if last else 0) - (ends[first - 1] if first else 0)
         if c.text_column not in names:
             stats.docs_in += n_rows
             stats.error("missing_text_column", n_rows, doc=_at(  # one sample for the file
@@ -458,12 +496,10 @@ class ParquetReader(Reader):
         columns = None if c.columns is None else sorted(
             set(c.columns) | {c.text_column} | ({c.id_column} & set(names)),
             key=names.index)
-        ends = list(itertools.accumulate(pf.metadata.row_group(g).num_rows
-                                         for g in range(pf.num_row_groups)))
-        offset, g = 0, 0
-        while g < len(ends):
+        offset, g = (ends[first - 1] if first else 0), first
+        while g < last:
             batches = pf.iter_batches(batch_size=c.batch_size, columns=columns,
-                                      row_groups=list(range(g, len(ends))))
+                                      row_groups=list(range(g, last)))
             while True:
                 try:
                     batch = next(batches)

@@ -56,14 +56,37 @@ WARCIO_CHECKED = ("1.7.4", "1.7.5", "1.8.0", "1.8.1")
 _WARCIO_OK: set[str] = set()
 
 
-def iter_warc(path: Path, fh: IO[bytes] | None = None) -> Iterator[Event]:
-    """``fh``: ``path`` already open by the caller (e.g. hashed as it is read)."""
+def iter_warc(path: Path, fh: IO[bytes] | None = None,
+              span: tuple[int, int] | None = None) -> Iterator[Event]:
+    """``fh``: ``path`` already open by the caller (e.g. hashed as it is read).
+
+    ``span`` (start, end): only the records (and damaged regions) that start at an offset
+    in [start, end), one piece of a split input (see ``record_starts``)."""
     check_warcio()
     with opened(path, fh) as fh:
-        fh.seek(0)
-        gz = path.name.endswith(".gz") or fh.read(len(GZIP_MAGIC)) == GZIP_MAGIC
-        fh.seek(0)
-        yield from (_gzip_records(fh) if gz else _plain_records(fh))
+        start, end = span if span is not None else (0, None)
+        gz = path.name.endswith(".gz")
+        if span is None:  # a piece is of a file named .warc(.gz)/.wet(.gz): no read at 0
+            fh.seek(0)
+            gz = gz or fh.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+            fh.seek(0)
+        yield from (_gzip_records(fh, start, end) if gz else _plain_records(fh, start, end))
+
+
+def first_record_at(fh, start: int, end: int | None, gz: bool) -> int | None:
+    """Where a split piece [start, end) begins reading: 0 for the first piece, else the
+    first offset in [start, end) where a record starts (a gzip member that inflates to a
+    record header; a ``WARC/<digit>`` line whose header block, Content-Length and the
+    record's end check out), None if no record starts there.
+
+    A pure function of the file's bytes, so the piece before stops exactly where this
+    one starts: it reads every record that starts before ``start``, even past it. What
+    can fool it is a record's payload holding a whole WARC record itself (an archived
+    WARC file, or in a gzip member stored deflate blocks of one) right after ``start``."""
+    if start == 0:
+        return 0
+    return _next_member(fh, start, end) if gz else _next_plain_record(fh, start, end,
+                                                                      check=True)
 
 
 def cut_short(record) -> bool:
@@ -230,11 +253,14 @@ class _Member(io.RawIOBase):
             pass
 
 
-def _gzip_records(fh) -> Iterator[Event]:
+def _gzip_records(fh, start: int = 0, end: int | None = None) -> Iterator[Event]:
     from warcio.archiveiterator import ArchiveIterator
 
-    idx, pos, head = 0, 0, b""
-    while True:
+    idx, head = 0, b""
+    pos = first_record_at(fh, start, end, gz=True)
+    while pos is not None:
+        if end is not None and pos >= end:
+            return  # the next piece's
         if len(head) < len(GZIP_MAGIC):
             fh.seek(pos + len(head))
             head += fh.read(_CHUNK)
@@ -243,9 +269,7 @@ def _gzip_records(fh) -> Iterator[Event]:
         if not head.startswith(GZIP_MAGIC):
             yield idx, pos, None, "bytes that are not a gzip member"
             idx += 1
-            pos, head = _next_member(fh, pos + 1), b""
-            if pos is None:
-                return
+            pos, head = _next_member(fh, pos + 1, end), b""
             continue
         member = _Member(fh, pos, head)
         it = ArchiveIterator(member, arc2warc=True)
@@ -272,9 +296,7 @@ def _gzip_records(fh) -> Iterator[Event]:
         if member.error is not None or member.end is None:
             yield idx, pos, None, problem or member.error
             idx += 1
-            pos, head = _next_member(fh, pos + 1), b""
-            if pos is None:
-                return
+            pos, head = _next_member(fh, pos + 1, end), b""
             continue
         if problem is not None:  # a whole member, but not a readable record
             yield idx, pos, None, problem
@@ -282,21 +304,25 @@ def _gzip_records(fh) -> Iterator[Event]:
         pos, head = member.end, member.rest
 
 
-def _next_member(fh, start: int) -> int | None:
-    """Offset of the next gzip member at or after ``start`` that inflates to a record
-    header (a magic number inside compressed data is not enough)."""
+def _next_member(fh, start: int, limit: int | None = None) -> int | None:
+    """Offset of the next gzip member at or after ``start`` (and before ``limit``) that
+    inflates to a record header (a magic number inside compressed data is not enough)."""
     offset = start
-    while True:
+    while limit is None or offset < limit:
         fh.seek(offset)
         chunk = fh.read(_CHUNK + len(GZIP_MAGIC))
         if len(chunk) < len(GZIP_MAGIC):
             return None
-        i = chunk.find(GZIP_MAGIC, 0, _CHUNK)
+        # a magic number starting before ``stop`` (it may end after it)
+        stop = (_CHUNK if limit is None else min(_CHUNK, limit - offset)) \
+            + len(GZIP_MAGIC) - 1
+        i = chunk.find(GZIP_MAGIC, 0, stop)
         while i >= 0:
             if _starts_a_record(fh, offset + i):
                 return offset + i
-            i = chunk.find(GZIP_MAGIC, i + 1, _CHUNK)
+            i = chunk.find(GZIP_MAGIC, i + 1, stop)
         offset += _CHUNK
+    return None
 
 
 def _starts_a_record(fh, offset: int) -> bool:
@@ -311,11 +337,12 @@ def _starts_a_record(fh, offset: int) -> bool:
 
 # ----------------------------------------------------------------------------- plain
 
-def _plain_records(fh) -> Iterator[Event]:
+def _plain_records(fh, start: int = 0, end: int | None = None) -> Iterator[Event]:
     from warcio.archiveiterator import ArchiveIterator
 
-    idx, pos = 0, 0
-    while True:
+    idx = 0
+    pos = first_record_at(fh, start, end, gz=False)
+    while pos is not None:
         fh.seek(pos)
         it = ArchiveIterator(fh, arc2warc=True)
         record = None
@@ -325,30 +352,68 @@ def _plain_records(fh) -> Iterator[Event]:
             except StopIteration:
                 # warcio ends without an error when the file is cut inside a record's body
                 # or WARC headers, or inside the HTTP headers (a line left over)
-                if cut_short(record) or getattr(it, "next_line", None):
+                if (cut_short(record) or getattr(it, "next_line", None)) and (
+                        end is None or it.offset < end or cut_short(record)):
                     yield idx, it.offset, None, "file ends inside a record (truncated?)"
                 return
             except Exception as exc:  # garbage where a record should start, bad headers
                 bad = it.offset
+                if end is not None and bad >= end:
+                    return  # the next piece's
                 yield idx, bad, None, f"{type(exc).__name__}: {exc}"
                 idx += 1
-                pos = _next_plain_record(fh, bad + 1)
-                if pos is None:
-                    return
+                pos = _next_plain_record(fh, bad + 1, end)
                 break
+            if end is not None and it.offset >= end:
+                return  # the next piece's
             yield idx, it.offset, record, None
             idx += 1
 
 
-def _next_plain_record(fh, start: int) -> int | None:
-    """Offset of the first line at or after ``start`` that starts with ``WARC/<digit>``."""
+def _next_plain_record(fh, start: int, limit: int | None = None,
+                       check: bool = False) -> int | None:
+    """Offset of the first line at or after ``start`` (and before ``limit``) that starts
+    with ``WARC/<digit>``; with ``check``, also a record whose header block and end check
+    out (``_plain_record_ends``)."""
     offset = start - 1  # the newline before a record starting right at ``start``
-    while True:
+    while limit is None or offset + 1 < limit:
         fh.seek(offset)
         chunk = fh.read(_CHUNK + 8)
-        m = _PLAIN_START.search(chunk)
-        if m:
-            return offset + m.start() + 1
+        full = len(chunk) == _CHUNK + 8
+        for m in _PLAIN_START.finditer(chunk):
+            at = offset + m.start() + 1
+            if (full and m.start() >= _CHUNK) or (limit is not None and at >= limit):
+                break  # the next chunk's (it overlaps this one), or the next piece's
+            if not check or _plain_record_ends(fh, at):
+                return at
         if len(chunk) < _CHUNK + 8:
             return None
         offset += _CHUNK
+    return None
+
+
+_CONTENT_LENGTH = re.compile(rb"\ncontent-length:[ \t]*(\d+)[ \t]*\r?\n", re.IGNORECASE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_WARC_LINE = re.compile(rb"WARC/\d+\.\d+\r?\n")
+
+
+def _plain_record_ends(fh, offset: int) -> bool:
+    """Whether a record starting at ``offset`` looks whole: a ``WARC/x.y`` line, a header
+    block with a Content-Length, then after that many bytes the record's blank lines and
+    the next record's ``WARC/`` (or the file's end; or the file ends inside it)."""
+    fh.seek(offset)
+    head = fh.read(_CHUNK)
+    if not _WARC_LINE.match(head):
+        return False
+    blank = _HEADER_END.search(head)
+    if blank is None:
+        return False
+    length = _CONTENT_LENGTH.search(head, 0, blank.start() + 2)
+    if length is None:
+        return False
+    fh.seek(offset + blank.end() + int(length.group(1)))
+    tail = fh.read(4 + 5)
+    if len(tail) < 2:  # the file ends inside the record: a truncated last record
+        return True
+    rest = tail.lstrip(b"\r\n")
+    return len(tail) - len(rest) in (2, 4) and (rest == b"" or rest.startswith(b"WARC/"))

@@ -7,6 +7,7 @@ Read a run:        stats, samples, diff, dups, report, mixture (domain weights f
                    trainer's data loader)
 Snapshots:         verify, reproduce
 Derive runs:       materialize (re-filter an annotated run), train-classifier
+To training:       export (token files for Megatron, nanotron, MosaicML Streaming)
 """
 
 from __future__ import annotations
@@ -244,6 +245,29 @@ def cmd_train_classifier(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from pipelines.registry import get
+
+    cls = get("tokenize_export")
+    params = {"tokenizer": a.tokenizer, "tokenizer_sha256": a.tokenizer_sha256,
+              "format": a.format, "dtype": a.dtype, "shard_tokens": a.shard_tokens,
+              "weights_from": a.weights_from, "memory_mb": a.memory_mb,
+              "eos": {"true": True, "false": False}.get(
+                  a.eos.lower(), int(a.eos) if a.eos.isdigit() else a.eos)}
+    if a.shuffle_seed is not None:
+        params["shuffle"] = {"seed": a.shuffle_seed, "buckets": a.buckets}
+    try:
+        stage = cls(cls.Params(**params), name="export")
+    except ValueError as e:
+        raise UserError(f"thresher export: {e}") from None
+    stage.setup()
+    s = stage.export_run(a.run, a.output, workers=a.workers, keep_work=a.keep_work)
+    print(f"wrote {s['tokens']:,} tokens of {s['documents']:,} documents in "
+          f"{len(s['shards'])} {s['format']} file(s) ({s['dtype']}) to "
+          f"{a.output or str(a.run).rstrip('/') + '/tokens'}/ (export.json lists them)")
+    return 0
+
+
 def cmd_materialize(a: argparse.Namespace) -> int:
     from pipelines.materialize import plan_materialize
 
@@ -405,6 +429,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true",
                    help="slurm: wait for the submitted jobs and print the funnel")
     p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("export", help="tokenise a finished run into training files (megatron "
+                                      ".bin/.idx, nanotron .ds, npy, mds): docs/export.md")
+    p.add_argument("run", help="the finished run directory (or URL)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer.json (path or URL)")
+    p.add_argument("--tokenizer-sha256", metavar="HEX", help="expected sha256 of it")
+    p.add_argument("--format", default="megatron", help="megatron | nanotron | npy | mds")
+    p.add_argument("--output", "-o", metavar="DIR", help="output directory (default RUN/tokens)")
+    p.add_argument("--eos", default="true", help="true (the tokenizer's EOS), false, a token "
+                                                 "or an id")
+    p.add_argument("--dtype", default="auto", help="auto | uint16 | uint32 | int32")
+    p.add_argument("--shard-tokens", type=int, default=1_000_000_000, metavar="N",
+                   help="target tokens per output file")
+    p.add_argument("--shuffle-seed", type=int, metavar="SEED",
+                   help="shuffle documents globally with this seed (default: run order)")
+    p.add_argument("--buckets", type=int, default=64, help="shuffle buckets (key ranges)")
+    p.add_argument("--weights-from", default="rebalance", help="rebalance | none")
+    p.add_argument("--memory-mb", type=float, default=1024, help="sort budget of the write step")
+    p.add_argument("--workers", "-w", type=int, default=1, metavar="N",
+                   help="shards tokenised in parallel")
+    p.add_argument("--keep-work", action="store_true", help="keep the spill files (OUT/_work)")
+    p.set_defaults(func=cmd_export)
     return ap
 
 

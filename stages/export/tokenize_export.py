@@ -19,7 +19,7 @@ repeat index). Both depend on the documents alone, never on the worker count, th
 executor or a resume, so the files are byte-identical across them. A bucket larger
 than ``memory_mb`` is sorted in key sub-ranges, one read of its pieces each, so the
 write task holds at most about ``memory_mb`` of documents plus one output file's index.
-Documents with no token (empty text and no EOS) are not written.
+A document whose text has no token (empty text) is not written, EOS or not.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ class TokenizeExportParams(Params):
                                                            "written-token counts are split by")
     output: str | None = Field(None, description="directory or URL of the token files "
                                                  "(default: <run>/tokens)")
-    memory_mb: int = Field(1024, ge=1, description="documents the write step sorts at once")
+    memory_mb: float = Field(1024, gt=0, description="MiB of documents the write step sorts "
+                                                     "at once")
     name_prefix: str = Field("part", description="output files are <prefix>-00000.<ext>")
 
 
@@ -252,7 +253,7 @@ class TokenizeExport(GlobalStage):
                 for b in range(len(summ["batches"])):
                     writer.add(readers[s].get_batch(b).column("tokens"))
         else:
-            budget = p.memory_mb << 20
+            budget = max(1, int(p.memory_mb * 2**20))
             for bucket in range(p.shuffle.buckets):
                 pieces = [(s, i, nbytes) for s, _, summ in spills
                           for i, (b, _, _, nbytes) in enumerate(summ["batches"]) if b == bucket]
@@ -265,10 +266,11 @@ class TokenizeExport(GlobalStage):
                     for s, i, _ in pieces:
                         batch = readers[s].get_batch(i)
                         if n_sub > 1:
-                            k = batch.column("key")
-                            m = pc.and_(pc.greater_equal(k, pa.scalar(edges[j], pa.uint64())),
-                                        pc.less(k, pa.scalar(edges[j + 1], pa.uint64())))
-                            batch = batch.filter(m)
+                            k = batch.column("key").to_numpy()
+                            m = k >= np.uint64(edges[j])
+                            if edges[j + 1] < 1 << 64:
+                                m &= k < np.uint64(edges[j + 1])
+                            batch = batch.filter(pa.array(m))
                         parts.append(pa.Table.from_batches([batch]).append_column(
                             "shard", pa.array(np.full(batch.num_rows, s, np.int64))))
                     if not parts:
@@ -367,7 +369,7 @@ class _Spill:
         texts = pc.fill_null(table.column(p.column), "").to_pylist()
         tokens = st.tokenize(texts)
         lengths = pc.list_value_length(tokens).to_numpy()
-        copies[lengths == 0] = 0
+        copies[lengths == (0 if st.eos_id is None else 1)] = 0  # no token of text: skipped
         src = np.repeat(np.arange(table.num_rows), copies)
         if len(src) == 0:
             return
@@ -382,9 +384,8 @@ class _Spill:
             keys = np.zeros(len(src), np.uint64)
             bucket = np.zeros(len(src), np.int64)
         tok = tokens.take(pa.array(src))
-        for col in p.group_by:
-            vals = table.column(col).to_pylist() if col in table.schema.names else \
-                [None] * table.num_rows
+        for col in [c for c in p.group_by if c in table.schema.names]:
+            vals = table.column(col).to_pylist()
             for i, n in zip(src.tolist(), lengths[src].tolist()):
                 self.tokens_by[col]["" if vals[i] is None else str(vals[i])] += n
         self.docs += len(src)

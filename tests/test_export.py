@@ -1,0 +1,344 @@
+"""tokenize_export / `thresher export` (#21): token files read back by each format's own
+reader give exactly the ids `tokenizers` gives, in the documented order.
+
+Reference readers: megatron-core's ``IndexedDataset`` (.bin/.idx), datatrove's
+``DatatroveFolderDataset`` (.ds, nanotron's loader format) and numpy (npy). MosaicML
+Streaming cannot be installed beside this venv (it pins numpy<2.2 and needs
+torchvision), so MDS is read by ``spec_mds_read`` below: an independent reader written
+from the format's published layout, labelled as such.
+
+The tokenizer is trained here with `tokenizers` on the bundled WikiText-2 text; the
+corpus is bundled WikiText-2 and UDHR lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import struct
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import REPO, thresher
+
+pytest.importorskip("tokenizers")
+
+DATA = REPO / "tests" / "data"
+
+
+def _lines(name: str) -> list[str]:
+    with lzma.open(DATA / "quality" / name, "rt", encoding="utf-8") as f:
+        return [ln.strip() for ln in f if ln.strip() and not ln.strip().startswith("=")]
+
+
+@pytest.fixture(scope="module")
+def tok_path(tmp_path_factory) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=3000, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(_lines("wikitext-2-valid.txt.xz"), trainer)
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    tok.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("corpus")
+    texts = _lines("wikitext-2-test.txt.xz")[:1200]
+    udhr = [json.loads(ln)["text"] for ln in
+            (DATA / "multilingual" / "udhr-9lang.jsonl").read_text().splitlines()][:40]
+    docs = [(t, "en" if i % 4 else "fr") for i, t in enumerate(texts)] + \
+        [(t, "xx") for t in udhr] + [("", "en")]
+    for k in range(3):
+        with (d / f"part{k}.jsonl").open("w", encoding="utf-8") as f:
+            for i, (t, lang) in enumerate(docs[k::3]):
+                f.write(json.dumps({"id": f"d{k}-{i}", "text": t, "lang": lang}) + "\n")
+    return d
+
+
+def _run(corpus: Path, out: Path, stages: list, workers: int = 2) -> Path:
+    from pipelines import config_from_dict, run_pipeline
+
+    cfg = config_from_dict({
+        "input": {"format": "jsonl", "paths": [str(corpus / "*.jsonl")], "id_key": "id",
+                  "fields": ["lang"]},
+        "output": {"path": str(out)}, "executor": {"kind": "local", "workers": workers},
+        "stages": stages})
+    run_pipeline(cfg, overwrite=True, progress=False)
+    return out
+
+
+REBALANCE = {"stage": "rebalance", "by": "lang", "mapping": {"fr": 2.5, "xx": 0.5}}
+
+
+@pytest.fixture(scope="module")
+def run_dir(corpus, tmp_path_factory) -> Path:
+    return _run(corpus, tmp_path_factory.mktemp("run") / "run", [REBALANCE])
+
+
+def _rows(run: Path) -> list[dict]:
+    """Every document of the run's output shards, in run order."""
+    stats = json.loads((run / "stats.json").read_text())
+    out = []
+    for s in stats["output"]["shards"]:
+        out += pq.read_table(run / s["path"]).to_pylist()
+    return out
+
+
+def _expected(tok_path: Path, rows: list[dict], eos: bool = True) -> list[list[int]]:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tok_path))
+    eos_id = tok.token_to_id("<|endoftext|>")
+    enc = tok.encode_batch([r["text"] or "" for r in rows], add_special_tokens=False)
+    return [e.ids + ([eos_id] if eos else []) for e in enc if e.ids]  # empty: not written
+
+
+def _export(run: Path, tok: Path, out: Path, workers: int = 1, **params) -> dict:
+    from pipelines.registry import get
+
+    cls = get("tokenize_export")
+    stage = cls(cls.Params(tokenizer=str(tok), **params), name="export")
+    stage.setup()
+    return stage.export_run(run, out, workers=workers)
+
+
+def _hashes(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.iterdir()) if p.is_file()}
+
+
+# ---------------------------------------------------------------- reference readers
+def megatron_read(out: Path) -> list[list[int]]:
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    docs = []
+    for prefix in sorted({p.with_suffix("") for p in out.glob("*.bin")}):
+        ds = IndexedDataset(str(prefix))
+        docs += [ds[i].tolist() for i in range(len(ds))]
+    return docs
+
+
+def datatrove_read(out: Path, token_size: int) -> list[list[int]]:
+    from datatrove.utils.dataset import DatatroveFileDataset
+
+    docs = []
+    for f in sorted(out.glob("*.ds")):
+        n = f.stat().st_size // token_size
+        ds = DatatroveFileDataset(str(f), seq_len=n - 1, token_size=token_size,
+                                  return_positions=True)
+        item = ds[0]
+        toks, pos = item["input_ids"].tolist(), item["positions"].tolist()
+        starts = [i for i, p in enumerate(pos) if p == 0] + [len(toks)]
+        docs += [toks[a:b] for a, b in zip(starts, starts[1:])]
+    return docs
+
+
+def npy_read(out: Path) -> list[list[int]]:
+    docs = []
+    for f in sorted(out.glob("*.offsets.npy")):
+        tokens = np.load(f.with_name(f.name.replace(".offsets.npy", ".npy")), mmap_mode="r")
+        off = np.load(f)
+        docs += [tokens[a:b].tolist() for a, b in zip(off[:-1], off[1:])]
+    return docs
+
+
+def spec_mds_read(out: Path) -> list[list[int]]:
+    """INDEPENDENT READER written from the MDS layout (not MosaicML's code): index.json
+    lists shards; a shard is u32 n, u32 offsets[n+1], config JSON, then samples; a
+    sample is u32 column size + ndarray encoding (byte ndim<<2|shape-dtype, shape, data)."""
+    index = json.loads((out / "index.json").read_text())
+    assert index["version"] == 2
+    docs = []
+    for sh in index["shards"]:
+        assert sh["column_names"] == ["tokens"] and sh["format"] == "mds"
+        dtype = np.dtype(sh["column_encodings"][0].split(":")[1])
+        data = (out / sh["raw_data"]["basename"]).read_bytes()
+        assert len(data) == sh["raw_data"]["bytes"]
+        n = struct.unpack_from("<I", data)[0]
+        assert n == sh["samples"]
+        offs = np.frombuffer(data, "<u4", n + 1, 4)
+        cfg = json.loads(data[4 + 4 * (n + 1):offs[0]])
+        assert cfg["column_encodings"] == sh["column_encodings"]
+        for a, b in zip(offs[:-1], offs[1:]):
+            size = struct.unpack_from("<I", data, a)[0]
+            assert size == b - a - 4
+            head = data[a + 4]
+            shape_dt = ["<u1", "<u2", "<u4", "<u8"][head & 3]
+            ndim = head >> 2
+            shape = np.frombuffer(data, shape_dt, ndim, a + 5)
+            start = a + 5 + ndim * np.dtype(shape_dt).itemsize
+            docs.append(np.frombuffer(data, dtype, int(shape[0]), start).tolist())
+    return docs
+
+
+# ---------------------------------------------------------------- formats
+def test_megatron_files_read_by_megatron_core_give_the_tokenizers_ids(run_dir, tok_path,
+                                                                      tmp_path):
+    pytest.importorskip("megatron.core")
+    want = _expected(tok_path, _rows(run_dir))
+    s = _export(run_dir, tok_path, tmp_path / "m", shard_tokens=20_000)
+    assert s["dtype"] == "uint16" and s["tokens"] == sum(map(len, want))
+    assert megatron_read(tmp_path / "m") == want  # run order without shuffle
+    longest = max(map(len, want))
+    for sh in s["shards"][:-1]:  # whole documents; a file closes once it reaches the target
+        assert 20_000 <= sh["tokens"] < 20_000 + longest
+    assert len(s["shards"]) > 3
+
+
+def test_nanotron_ds_read_by_datatrove_gives_the_tokenizers_ids(run_dir, tok_path, tmp_path):
+    pytest.importorskip("torch")
+    want = _expected(tok_path, _rows(run_dir))
+    _export(run_dir, tok_path, tmp_path / "d", format="nanotron", shard_tokens=50_000)
+    assert datatrove_read(tmp_path / "d", 2) == want
+    meta = (tmp_path / "d" / "part-00000.ds.metadata").read_text().splitlines()
+    assert meta[0].endswith("|2") and int(meta[1]) == \
+        (tmp_path / "d" / "part-00000.ds").stat().st_size // 2
+
+
+def test_npy_and_mds(run_dir, tok_path, tmp_path):
+    want = _expected(tok_path, _rows(run_dir))
+    _export(run_dir, tok_path, tmp_path / "n", format="npy", shard_tokens=30_000)
+    assert npy_read(tmp_path / "n") == want
+    _export(run_dir, tok_path, tmp_path / "s", format="mds", shard_tokens=30_000)
+    assert spec_mds_read(tmp_path / "s") == want
+
+
+def test_eos_false_and_a_vocabulary_over_uint16_is_int32_for_megatron(run_dir, tmp_path):
+    pytest.importorskip("megatron.core")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    rows = _rows(run_dir)
+    words = sorted({w for r in rows for w in (r["text"] or "").split()})
+    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(words)}}
+    vocab.update({f"pad{i}": len(vocab) + i for i in range(70_000 - len(vocab))})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    path = tmp_path / "big.json"
+    tok.save(str(path))
+    want = _expected(path, rows, eos=False)
+    s = _export(run_dir, path, tmp_path / "m", eos=False)
+    assert s["dtype"] == "int32" and megatron_read(tmp_path / "m") == want
+    s = _export(run_dir, path, tmp_path / "d", eos=False, format="nanotron")
+    assert s["dtype"] == "uint32" and datatrove_read(tmp_path / "d", 4) == want
+    with pytest.raises(Exception, match="EOS"):
+        _export(run_dir, path, tmp_path / "x")
+
+
+# ---------------------------------------------------------------- order and mixture
+def _order_key(doc_id: str, rep: int, seed: int) -> int:
+    h = hashlib.blake2b(f"{doc_id}\x1f{rep}".encode(), digest_size=8,
+                        key=f"order:{seed}".encode())
+    return int.from_bytes(h.digest(), "little")
+
+
+def test_shuffle_is_the_documented_keyed_order_whatever_the_workers(run_dir, tok_path,
+                                                                    tmp_path):
+    rows = _rows(run_dir)
+    a = _export(run_dir, tok_path, tmp_path / "a", workers=1, format="npy",
+                shuffle={"seed": 7, "buckets": 8}, shard_tokens=40_000)
+    _export(run_dir, tok_path, tmp_path / "b", workers=2, format="npy",
+            shuffle={"seed": 7, "buckets": 3}, shard_tokens=40_000, memory_mb=0.02)
+    assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")  # workers, buckets, budget
+    order = sorted(range(len(rows)), key=lambda i: (
+        _order_key(rows[i]["id"], rows[i].get("repeat_index") or 0, 7), i))
+    want = _expected(tok_path, [rows[i] for i in order])
+    assert npy_read(tmp_path / "a") == want
+    assert a["shuffle_seed"] == 7
+    _export(run_dir, tok_path, tmp_path / "c", format="npy", shuffle={"seed": 8})
+    assert npy_read(tmp_path / "c") != want and \
+        sorted(map(tuple, npy_read(tmp_path / "c"))) == sorted(map(tuple, want))
+
+
+def test_replicated_documents_appear_as_rebalance_said_and_tokens_per_language(run_dir,
+                                                                              tok_path,
+                                                                              tmp_path):
+    rows = _rows(run_dir)
+    copies = Counter(r["id"] for r in rows)
+    assert max(copies.values()) == 3  # fr: 2.5 -> 2 or 3 copies
+    s = _export(run_dir, tok_path, tmp_path / "n", format="npy", shuffle={"seed": 1})
+    got = Counter(map(tuple, npy_read(tmp_path / "n")))
+    want = Counter(map(tuple, _expected(tok_path, rows)))
+    assert got == want
+    per_lang = Counter()
+    for r in rows:
+        per_lang[r["lang"]] += sum(map(len, _expected(tok_path, [r])))
+    assert s["tokens_by"] == {}  # the run has no `language` column
+    s2 = _export(run_dir, tok_path, tmp_path / "g", format="npy", group_by=["lang"])
+    assert s2["tokens_by"]["lang"] == dict(per_lang)
+
+
+def test_weight_mode_copies_follow_the_documented_rule(corpus, tok_path, tmp_path):
+    run = _run(corpus, tmp_path / "w", [{**REBALANCE, "mode": "weight"}])
+    rows = _rows(run)
+    s = _export(run, tok_path, tmp_path / "n", format="npy", shuffle={"seed": 5})
+
+    def n_copies(r):
+        w = r["weight"]
+        u = int.from_bytes(hashlib.blake2b(r["id"].encode(), digest_size=8,
+                                           key=b"weight:5").digest(), "little") / 2.0**64
+        return int(w) + (u < w - int(w))
+
+    expanded = [r for r in rows for _ in range(n_copies(r))]
+    assert Counter(map(tuple, npy_read(tmp_path / "n"))) == \
+        Counter(map(tuple, _expected(tok_path, expanded)))
+    assert s["documents"] == len(_expected(tok_path, expanded))
+
+
+# ---------------------------------------------------------------- stage, CLI, resume
+def test_stage_in_a_pipeline_matches_the_export_command_and_workers(corpus, tok_path,
+                                                                    tmp_path):
+    stage = {"stage": "tokenize_export", "tokenizer": str(tok_path), "format": "megatron",
+             "shard_tokens": 30_000, "shuffle": {"seed": 2, "buckets": 4}}
+    r1 = _run(corpus, tmp_path / "r1", [REBALANCE, stage], workers=1)
+    r2 = _run(corpus, tmp_path / "r2", [REBALANCE, stage], workers=2)
+    assert _hashes(r1 / "tokens") == _hashes(r2 / "tokens")
+    plain = _run(corpus, tmp_path / "plain", [REBALANCE])
+    thresher("export", str(plain), "--tokenizer", str(tok_path), "--shard-tokens", "30000",
+             "--shuffle-seed", "2", "--buckets", "4", "-w", "2", "-o", str(tmp_path / "cli"))
+    strip = {"export.json"}
+    assert {k: v for k, v in _hashes(r1 / "tokens").items() if k not in strip} == \
+        {k: v for k, v in _hashes(tmp_path / "cli").items() if k not in strip}
+    manifest = json.loads((r1 / "manifest.json").read_text())
+    sha = hashlib.sha256(tok_path.read_bytes()).hexdigest()
+    assert {"path": str(tok_path.resolve()), "sha256": sha} in manifest["models"]
+    exp = json.loads((r1 / "tokens" / "export.json").read_text())
+    assert exp["tokenizer"]["sha256"] == sha
+    for sh in exp["shards"]:
+        for f in sh["files"]:
+            assert hashlib.sha256((r1 / "tokens" / f).read_bytes()).hexdigest() == \
+                sh["sha256"][f]
+    stats = json.loads((r1 / "stats.json").read_text())
+    assert "tokens_written" in json.dumps(stats)
+
+
+def test_export_resumes_to_the_same_bytes(run_dir, tok_path, tmp_path):
+    out = tmp_path / "o"
+    full = _export(run_dir, tok_path, out, format="nanotron", shuffle={"seed": 3})
+    want = _hashes(out)
+    # an interrupted export: some shards spilled, no output yet
+    from pipelines.registry import get
+
+    cls = get("tokenize_export")
+    stage = cls(cls.Params(tokenizer=str(tok_path), format="nanotron",
+                           shuffle={"seed": 3}), name="export")
+    stage.setup()
+    again = tmp_path / "again"
+    stage.export_run(run_dir, again, keep_work=True)
+    for f in list(again.iterdir()):
+        if f.is_file():
+            f.unlink()
+    (again / "_work" / "shard-00001.json").unlink()
+    stage.export_run(run_dir, again)
+    assert _hashes(again) == want and full["tokens"] > 0
+    assert not (again / "_work").exists()

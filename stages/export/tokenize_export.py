@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 #: special tokens taken as the end of a document, in this order of preference
 EOS_NAMES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "[EOS]", "<|eos|>")
 FLUSH_BYTES = 32 << 20  # spill buffer of a shard task before its buckets are written
+ENCODE_DOCS = 256  # texts per tokenizers call
 
 
 class ShuffleParams(BaseModel):
@@ -172,20 +173,24 @@ class TokenizeExport(GlobalStage):
         sha = getattr(self, "_sha256", None)
         return {model_key(self.params.tokenizer): sha} if sha else {}
 
-    def tokenize(self, texts: list[str]) -> pa.ListArray:
-        """Token ids of each text (no special tokens), plus the EOS id when on."""
-        enc = self._tok.encode_batch(texts, add_special_tokens=False)
+    def tokenize(self, texts: list[str]) -> pa.LargeListArray:
+        """Token ids of each text (no special tokens), plus the EOS id when on.
+
+        Encoded ``ENCODE_DOCS`` texts at a time: an ``Encoding`` carries far more than
+        its ids (tokens, offsets, masks), so a whole batch of them would dominate RSS."""
+        encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
         extra = 0 if self.eos_id is None else 1
-        lengths = np.fromiter((len(e.ids) + extra for e in enc), np.int64, len(enc))
-        offsets = np.zeros(len(enc) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.empty(int(offsets[-1]), np.uint32)
-        for e, start, n in zip(enc, offsets[:-1].tolist(), lengths.tolist()):
-            if extra:
-                flat[start:start + n - 1] = e.ids
-                flat[start + n - 1] = self.eos_id
-            else:
-                flat[start:start + n] = e.ids
+        parts, lens = [], []
+        for i in range(0, len(texts), ENCODE_DOCS):
+            for e in encode(texts[i:i + ENCODE_DOCS], add_special_tokens=False):
+                ids = np.asarray(e.ids, np.uint32)
+                parts.append(ids)
+                lens.append(len(ids) + extra)
+                if extra:
+                    parts.append(np.array([self.eos_id], np.uint32))
+        offsets = np.zeros(len(lens) + 1, np.int64)
+        np.cumsum(np.asarray(lens, np.int64), out=offsets[1:])
+        flat = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
         return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat))
 
     # ------------------------------------------------------------ spill (per shard)

@@ -1,4 +1,6 @@
 """Samples of dropped documents: per stage and reason, the N with the smallest hash.
+Stages that rewrite documents (``pii``) sample them the same way, as kind ``changed``:
+the text after the change, and in ``details`` the span that changed, before and after.
 
 Why bottom-N by hash: a document's rank is ``hash(seed, id)``, which depends on
 nothing but the document, so each task can keep its own N smallest per (stage,
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 SCHEMA = pa.schema([
     pa.field("stage", pa.string()),
     pa.field("reason", pa.string()),
-    pa.field("kind", pa.string()),  # drop | error
+    pa.field("kind", pa.string()),  # drop | error | changed
     pa.field("key", pa.uint64()),  # hash(seed, id): the sample order
     pa.field(ID, pa.string()),
     pa.field(URL, pa.string()),
@@ -172,14 +174,44 @@ class StageSampler:
             self._add(b, self._entry(reason, error, key, doc_id, value(URL), value(SOURCE),
                                      None, s, value(text_col), extra))
 
+    def offer_changes(self, reason: str, table: pa.Table, rows: Sequence[int],
+                      before: Sequence[str | None], after: Sequence[str | None]) -> None:
+        """Rows ``rows`` of ``table``, rewritten for ``reason``: ``before[j]`` and
+        ``after[j]`` are the text of ``rows[j]`` before and after the change. A sampled
+        row keeps the text after and, in ``details``, the first changed span before and
+        after, with some context (``before``/``after``, at most DETAIL_CHARS each)."""
+        if self.per_reason <= 0 or ID not in table.schema.names or not len(rows):
+            return
+        names = table.schema.names
+        ids = [table.column(ID)[int(i)].as_py() for i in rows]
+        have = [j for j, x in enumerate(ids) if x is not None]
+        if not have:
+            return
+        keys = sample_keys(self.seed, [str(ids[j]) for j in have])
+        for k in np.argsort(keys, kind="stable")[:self.per_reason]:
+            j, key = have[int(k)], int(keys[k])
+            b = self._admit(reason, key)
+            if b is None:
+                continue
+            i = int(rows[j])
+
+            def value(col: str, i: int = i) -> Any:
+                return table.column(col)[i].as_py() if col in names else None
+
+            self._add(b, self._entry(reason, False, key, str(ids[j]), value(URL),
+                                     value(SOURCE), None, None, after[j],
+                                     changed_span(before[j] or "", after[j] or ""),
+                                     kind="changed"))
+
     def _entry(self, reason, error, key, doc_id, url, source, record, score, text,
-               details) -> dict:
+               details, kind: str | None = None) -> dict:
         n = None if text is None else len(text)
         if text is not None and n > self.max_chars:
             text = text[:self.max_chars]
         if isinstance(score, (bool, np.bool_)) or not isinstance(score, (int, float, np.number)):
             score = None
-        return {"stage": self.stage, "reason": str(reason), "kind": "error" if error else "drop",
+        kind = kind or ("error" if error else "drop")
+        return {"stage": self.stage, "reason": str(reason), "kind": kind,
                 "key": key, ID: doc_id, URL: url, SOURCE: source, "record": record,
                 "score": None if score is None else float(score), TEXT: text, "text_chars": n,
                 "details": _details_json(details)}
@@ -191,6 +223,20 @@ class StageSampler:
             b.trim(self.per_reason)
             out += b.items
         return out
+
+
+def changed_span(before: str, after: str, context: int = 60) -> dict[str, str]:
+    """The first region where ``after`` differs from ``before`` (common prefix and suffix
+    cut off), with ``context`` characters before it, in both texts."""
+    p = 0
+    while p < min(len(before), len(after)) and before[p] == after[p]:
+        p += 1
+    s = 0
+    while s < min(len(before), len(after)) - p and before[-1 - s] == after[-1 - s]:
+        s += 1
+    start = max(0, p - context)
+    return {"before": before[start:len(before) - s][:DETAIL_CHARS],
+            "after": after[start:len(after) - s][:DETAIL_CHARS]}
 
 
 def _details_json(d: dict) -> str | None:
@@ -322,8 +368,9 @@ def print_samples(run_dir: str | Path, stage: str, reason: str | None = None, n:
     for r in rows:
         by_reason.setdefault(r["reason"], []).append(r)
     for rsn, items in by_reason.items():
-        total = counts.get("dropped", {}).get(rsn, 0) + counts.get("errors", {}).get(rsn, 0)
-        what = "failed" if items[0]["kind"] == "error" else "dropped"
+        total = (counts.get("dropped", {}).get(rsn, 0) + counts.get("errors", {}).get(rsn, 0)
+                 + counts.get("changed", {}).get(rsn, 0))
+        what = {"error": "failed", "changed": "changed"}.get(items[0]["kind"], "dropped")
         shown = items[:n]
         console.print(Text.assemble((f"{stage} / {rsn}", "bold"),
                                     f": {total:,} {what}, {len(items)} sampled, "

@@ -65,6 +65,8 @@ class StageStats:
     by_dataset: dict = field(default_factory=dict)
     # reason -> characters of the documents dropped or failed for it, where they were given
     chars_by_reason: Counter = field(default_factory=Counter)
+    # reason -> documents rewritten for it (kept, not dropped: e.g. pii's replacements)
+    changed: Counter = field(default_factory=Counter)
     sampler: Any = field(default=None, repr=False, compare=False)  # samples.StageSampler
     # histograms of lengths in/out and of the numeric columns the stage wrote (sketches.py)
     sketches: Sketches = field(default_factory=Sketches)
@@ -121,6 +123,16 @@ class StageStats:
             self.sampler.offer_rows(reason, table, idx, error=error, score=score,
                                     details=details)
 
+    def change_rows(self, reason: str, table: pa.Table, rows, before, after) -> None:
+        """Count rows ``rows`` of ``table`` as rewritten for ``reason`` (kept, not dropped)
+        and offer them to the sample; ``before[j]``/``after[j]``: the text of ``rows[j]``
+        before and after the change."""
+        if not len(rows):
+            return
+        self.changed[reason] += len(rows)
+        if self.sampler is not None:
+            self.sampler.offer_changes(reason, table, rows, before, after)
+
     @property
     def n_dropped(self) -> int:
         return sum(self.dropped.values())
@@ -175,11 +187,12 @@ class StageStats:
             tokens_out=self.tokens_out + other.tokens_out,
             docs_added=self.docs_added + other.docs_added,
             chars_by_reason=_add_counts(self.chars_by_reason, other.chars_by_reason),
+            changed=_add_counts(self.changed, other.changed),
             sketches=self.sketches + other.sketches,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "docs_in": self.docs_in,
             "docs_out": self.docs_out,
             "dropped": dict(sorted(self.dropped.items())),
@@ -198,6 +211,9 @@ class StageStats:
             "chars_by_reason": dict(sorted(self.chars_by_reason.items())),
             "sketches": self.sketches.to_dict(),
         }
+        if self.changed:  # only stages that rewrite documents have the key
+            out["changed"] = dict(sorted(self.changed.items()))
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StageStats:
@@ -212,6 +228,7 @@ class StageStats:
             tokens_in=d.get("tokens_in", 0), tokens_out=d.get("tokens_out", 0),
             docs_added=d.get("docs_added", 0),
             chars_by_reason=Counter(d.get("chars_by_reason", {})),
+            changed=Counter(d.get("changed", {})),
             sketches=Sketches.from_dict(d.get("sketches")),
         )
 

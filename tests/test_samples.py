@@ -325,3 +325,36 @@ def test_errors_are_sampled_with_their_reason(tmp_path: Path):
         assert r["text_chars"] > 0
     out = thresher("samples", str(run), "fussy", "exception:ValueError", "-n", "1").stdout
     assert f"{st_['errors']['exception:ValueError']} failed" in out
+
+
+def test_rewritten_documents_are_sampled_as_changed_with_before_and_after(tmp_path: Path):
+    """pii rewrites documents and drops none: they are counted per kind under `changed`
+    and sampled (kind `changed`: the text after, the first changed span before and after),
+    the same for any worker count."""
+    def run(workers: int) -> Path:
+        cfg = PipelineConfig(
+            name="pii", input=JsonlInput(paths=[str(DATA / "pii" / "pii-labelled.jsonl.gz")]),
+            output=OutputConfig(path=str(tmp_path / f"w{workers}")),
+            executor={"kind": "local", "workers": workers},
+            stages=[stage("pii", placeholder="typed")])
+        return run_pipeline(cfg).root
+
+    one, two = run(1), run(2)
+    assert sample_bytes(one) == sample_bytes(two) != {}
+    st_ = json.loads((one / "stats.json").read_text())["stages"]
+    out = {r["id"]: r for r in pq.read_table(one / "data").to_pylist()}
+    assert st_["pii"]["dropped"] == {} and "changed" not in st_["read"]
+    assert st_["pii"]["changed"] == {
+        f"replaced:{k}": sum(r[f"pii_{k}"] > 0 for r in out.values()) for k in ("email", "ip")}
+    rows = load_samples(one, "pii")
+    assert {r["reason"] for r in rows} == {"replaced:email", "replaced:ip"}
+    for r in rows:
+        assert r["kind"] == "changed" and r["text"] == out[r["id"]]["text"][:2000]
+        d = json.loads(r["details"])
+        assert d["before"] != d["after"] and ("<EMAIL>" in d["after"] or "<IP_ADDRESS>" in
+                                               d["after"])
+        kind = r["reason"].split(":")[1]
+        assert out[r["id"]][f"pii_{kind}"] > 0
+    shown = thresher("samples", str(one), "pii", "replaced:email", "-n", "1").stdout
+    assert f"{st_['pii']['changed']['replaced:email']} changed" in shown
+    assert "changed replaced:" in thresher("stats", str(one)).stdout

@@ -52,7 +52,8 @@ def carried_note(stats: dict[str, Any]) -> str | None:
 
 
 def reason_lines(stats: dict[str, Any]) -> list[str]:
-    """One line per stage that dropped or failed anything: its reasons, largest first."""
+    """One line per stage that dropped, failed or rewrote anything: its reasons, largest
+    first (rewritten documents, e.g. pii's, are kept: `changed`)."""
     out = []
     for name, st in stats["stages"].items():
         parts = []
@@ -60,6 +61,8 @@ def reason_lines(stats: dict[str, Any]) -> list[str]:
             parts.append("dropped " + _fmt_reasons(st["dropped"], limit=8))
         if st["errors"]:
             parts.append("errors " + _fmt_reasons(st["errors"], limit=8))
+        if st.get("changed"):
+            parts.append("changed " + _fmt_reasons(st["changed"], limit=8))
         if parts:
             out.append(f"  {name}: " + "; ".join(parts))
     return out

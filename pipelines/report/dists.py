@@ -186,8 +186,9 @@ def samples(runs):
         for (stage, reason), items in sorted(groups.items(),
                                              key=lambda kv: (order.get(kv[0][0], 99), kv[0])):
             st = r.stages.get(stage, {})
-            total = st.get("dropped", {}).get(reason, 0) + st.get("errors", {}).get(reason, 0)
-            what = "failed" if items[0]["kind"] == "error" else "dropped"
+            total = (st.get("dropped", {}).get(reason, 0) + st.get("errors", {}).get(reason, 0)
+                     + st.get("changed", {}).get(reason, 0))
+            what = {"error": "failed", "changed": "changed"}.get(items[0]["kind"], "dropped")
             head = (f"{stage} / {reason}: {total:,} {what}; {items[0].get('sampled', 0):,} "
                     f"sampled, {len(items)} shown")
             parts.append(f"<details><summary>{escape(head)}</summary>"

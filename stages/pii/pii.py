@@ -338,6 +338,10 @@ class Pii(Stage):
                 new_texts.append(replace(text, matches, p.placeholder, p.replacements)
                                  if matches else text)
         if p.mode == "replace":
+            for k in kinds:  # documents rewritten, per kind: counted, and sampled before/after
+                rows = [i for i, n in enumerate(counts[k]) if n and new_texts[i] != texts[i]]
+                stats.change_rows(f"replaced:{k}", table, rows, [texts[i] for i in rows],
+                                  [new_texts[i] for i in rows])
             table = set_column(table, p.column, new_texts, pa.string())
         if p.count_columns:
             for k in kinds:

@@ -8,8 +8,8 @@ a finished thresher run (Parquet shards + stats.json). Tokenizer: a byte-level B
 (vocabulary 8,000) trained here on WikiText-2 valid. Both tools write nanotron `.ds`
 files with EOS and a seeded shuffle (thresher: global, keyed by document id; datatrove:
 within each task's file, then the merger interleaves files). Each tool runs in its own
-process; peak RSS is the largest resident set of any one of its processes
-(RUSAGE_CHILDREN).
+process tree; peak RSS is sampled from /proc every 0.1 s: the largest single process
+and the whole tree.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import lzma
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -80,16 +81,46 @@ LocalPipelineExecutor([DocumentTokenizerMerger(out + "/tok", out + "/merged", "m
 """
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of the largest process of ``cmd``, run in a fresh
-    wrapper so that earlier runs do not count."""
-    wrapper = ("import resource,subprocess,sys,time;t=time.perf_counter();"
-               "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL);"
-               "print(time.perf_counter()-t,"
-               "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024)")
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True,
-                         capture_output=True, text=True).stdout.split()
-    return float(out[0]), float(out[1])
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants, from /proc."""
+    parent = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += [c for c, pp in parent.items() if pp == p]
+    return out
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def timed(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, and peak RSS (MiB) of the largest process and of the whole process
+    tree of ``cmd``, sampled from /proc every 0.1 s."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    one = tree = 0
+    while proc.poll() is None:
+        rss = [_rss_kib(p) for p in _tree(proc.pid)]
+        one, tree = max(one, max(rss, default=0)), max(tree, sum(rss))
+        time.sleep(0.1)
+    if proc.returncode:
+        raise SystemExit(f"{cmd[0]} exited {proc.returncode}")
+    return time.perf_counter() - t, one / 1024, tree / 1024
 
 
 def main() -> None:
@@ -109,19 +140,20 @@ def main() -> None:
     thresher = [str(Path(sys.executable).with_name("thresher")), "export", str(work / "run"),
                 "--tokenizer", str(tok), "--format", "nanotron", "--shuffle-seed", "0",
                 "-w", str(a.workers), "-o", str(work / "thresher")]
-    secs, rss = timed(thresher)
+    secs, rss, tree = timed(thresher)
     tokens = json.loads((work / "thresher" / "export.json").read_text())["tokens"]
-    rows = [("thresher export (global shuffle)", secs, rss, tokens)]
+    rows = [("thresher export (global shuffle)", secs, rss, tree, tokens)]
     if not a.skip_datatrove:
-        secs, rss = timed([sys.executable, "-c", DATATROVE, str(work / "run"), str(tok),
+        secs, rss, tree = timed([sys.executable, "-c", DATATROVE, str(work / "run"), str(tok),
                            str(work / "datatrove"), str(a.workers)])
         dt_tokens = sum(f.stat().st_size for f in (work / "datatrove" / "merged").glob(
             "*.ds")) // 2
-        rows.append(("datatrove DocumentTokenizer + Merger", secs, rss, dt_tokens))
+        rows.append(("datatrove DocumentTokenizer + Merger", secs, rss, tree, dt_tokens))
     print(f"{a.docs:,} documents, {a.shards} shards, {a.workers} workers")
-    print(f"{'tool':40} {'s':>8} {'tokens':>12} {'tok/s/core':>12} {'peak RSS MiB':>13}")
-    for name, s, r, t in rows:
-        print(f"{name:40} {s:8.1f} {t:12,} {t / s / a.workers:12,.0f} {r:13.0f}")
+    print(f"{'tool':38} {'s':>7} {'tokens':>12} {'tok/s/core':>11} {'RSS MiB: max':>12} "
+          f"{'tree':>6}")
+    for name, s, r, tr, t in rows:
+        print(f"{name:38} {s:7.1f} {t:12,} {t / s / a.workers:11,.0f} {r:12.0f} {tr:6.0f}")
 
 
 if __name__ == "__main__":

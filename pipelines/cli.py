@@ -1,8 +1,9 @@
 """The ``thresher`` command line. Each command is a ``cmd_*`` function that imports what
 it needs when it runs, so ``thresher validate`` does not import the executors.
 
-Run a pipeline:    run, validate, stages, status, finalize, run-task (one task: what a
-                   Slurm array job or any other scheduler runs)
+Run a pipeline:    run, validate, plan (estimate a run's cost from a sample), stages,
+                   status, finalize, run-task (one task: what a Slurm array job or any
+                   other scheduler runs)
 Read a run:        stats, samples, diff, dups, report, mixture (domain weights for a
                    trainer's data loader)
 Snapshots:         verify, reproduce
@@ -249,6 +250,15 @@ def cmd_export(a: argparse.Namespace) -> int:
     from pipelines.registry import get
 
     cls = get("tokenize_export")
+    if a.verify:
+        problems = cls.verify_export(a.run)
+        for line in problems:
+            print(f"{a.run}: {line}")
+        print(f"{a.run}: " + (f"{len(problems)} problem(s)" if problems else
+                              "every token file matches export.json"))
+        return 1 if problems else 0
+    if not a.tokenizer:
+        raise UserError("thresher export: --tokenizer is required (or --verify DIR)")
     params = {"tokenizer": a.tokenizer, "tokenizer_sha256": a.tokenizer_sha256,
               "format": a.format, "dtype": a.dtype, "shard_tokens": a.shard_tokens,
               "weights_from": a.weights_from, "memory_mb": a.memory_mb,
@@ -265,6 +275,26 @@ def cmd_export(a: argparse.Namespace) -> int:
     print(f"wrote {s['tokens']:,} tokens of {s['documents']:,} documents in "
           f"{len(s['shards'])} {s['format']} file(s) ({s['dtype']}) to "
           f"{a.output or str(a.run).rstrip('/') + '/tokens'}/ (export.json lists them)")
+    return 0
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+    from pipelines.estimate import estimate, format_table
+
+    if (a.nodes is None) != (a.cores_per_node is None):
+        raise UserError("thresher plan: give --nodes and --cores-per-node together")
+    if a.nodes is not None and a.workers is not None:
+        raise UserError("thresher plan: give --workers or --nodes/--cores-per-node, not both")
+    cfg = load_config(a.config, overrides={"sets": a.sets})
+    slots = a.nodes * a.cores_per_node if a.nodes is not None else (
+        a.workers or getattr(cfg.executor, "workers", None) or 1)
+    est = estimate(cfg, sample=a.sample, slots=slots or 1, config_name=a.config,
+                   keep=Path(a.keep) if a.keep else None)
+    if a.json:
+        print(json.dumps(est.to_dict(), indent=2))
+    else:
+        print(format_table(est))
     return 0
 
 
@@ -430,10 +460,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="slurm: wait for the submitted jobs and print the funnel")
     p.set_defaults(func=cmd_materialize)
 
+    p = sub.add_parser("plan", help="estimate a run's tasks, CPU-hours, wall time, peak "
+                                    "memory and disk from its chain run on a sample")
+    p.add_argument("config", help="pipeline YAML file")
+    p.add_argument("--sample", type=int, default=4, metavar="N",
+                   help="tasks run to measure (spread over the input sizes; and half of "
+                        "them): default 4")
+    p.add_argument("--workers", "-w", type=int, metavar="W",
+                   help="parallel tasks for the wall time (default: executor.workers)")
+    p.add_argument("--nodes", type=int, metavar="K", help="nodes (with --cores-per-node)")
+    p.add_argument("--cores-per-node", type=int, metavar="C",
+                   help="parallel tasks per node")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any key, as for run")
+    p.add_argument("--keep", metavar="DIR", help="keep the sample runs in DIR")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.set_defaults(func=cmd_plan)
+
     p = sub.add_parser("export", help="tokenise a finished run into training files (megatron "
                                       ".bin/.idx, nanotron .ds, npy, mds): docs/export.md")
-    p.add_argument("run", help="the finished run directory (or URL)")
-    p.add_argument("--tokenizer", required=True, help="tokenizer.json (path or URL)")
+    p.add_argument("run", help="the finished run directory (or URL); with --verify, the "
+                               "export's output directory")
+    p.add_argument("--tokenizer", help="tokenizer.json (path or URL)")
+    p.add_argument("--verify", action="store_true",
+                   help="check RUN's token files against its export.json (sha256 of each)")
     p.add_argument("--tokenizer-sha256", metavar="HEX", help="expected sha256 of it")
     p.add_argument("--format", default="megatron", help="megatron | nanotron | npy | mds")
     p.add_argument("--output", "-o", metavar="DIR", help="output directory (default RUN/tokens)")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.io.files import atomic_path
+from pipelines.io.files import atomic_path, sha256_file
 
 MEGATRON_DTYPE_CODES = {np.dtype(np.uint8): 1, np.dtype(np.int8): 2, np.dtype(np.int16): 3,
                         np.dtype(np.int32): 4, np.dtype(np.int64): 5, np.dtype(np.float64): 6,
@@ -81,12 +81,14 @@ class TokenFileWriter:
     def finish(self) -> None:
         """Write the side files (the token file is closed by then)."""
 
-    def close(self) -> list[str]:
-        """Commit every file; return their names (relative to the output directory)."""
+    def close(self) -> dict[str, tuple[int, str]]:
+        """Commit every file; return name (relative to the output directory) -> (bytes,
+        sha256), taken from the local temporary before it is committed."""
         self._tokens.close()
         self.finish()
+        info = {f: (tmp.stat().st_size, sha256_file(tmp)) for f, tmp in self._paths.items()}
         self._stack.close()
-        return list(self._paths)
+        return info
 
     def abort(self) -> None:
         self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)

@@ -28,6 +28,9 @@ import hashlib
 import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -247,12 +250,29 @@ class TokenizeExport(GlobalStage):
         """``thresher export RUN``: the two steps over a finished run's output shards."""
         return export_run(self, run_dir, out, workers, keep_work)
 
+    @staticmethod
+    def verify_export(out) -> list[str]:
+        """Differences between ``out``'s token files and its export.json (``thresher
+        export --verify``): missing, changed or unexpected files."""
+        return verify_export(out)
+
     # ------------------------------------------------------------ write (one task)
     def write(self, spills: list[tuple[int, Path, dict]], out: Path) -> dict:
         """Sort the spilled documents and write the output files; return export.json."""
-        p = self.params
         writer = _Output(self, out)
-        readers = {s: pa.ipc.open_file(_source(path)) for s, path, _ in spills}
+        spool: list[Path] = []
+        try:
+            readers = {s: pa.ipc.open_file(_source(path, spool)) for s, path, _ in spills}
+            summary = self._write(spills, readers, writer)
+        finally:
+            for f in spool:
+                f.unlink(missing_ok=True)
+        write_json_atomic(out / "export.json", summary)
+        return summary
+
+    def _write(self, spills: list[tuple[int, Path, dict]], readers: dict,
+               writer: _Output) -> dict:
+        p = self.params
         if p.shuffle is None:
             for s, _, summ in spills:
                 for b in range(len(summ["batches"])):
@@ -291,15 +311,20 @@ class TokenizeExport(GlobalStage):
                 for v, n in counts.items():
                     tokens_by[col][v] += n
         summary["tokens_by"] = {c: dict(sorted(v.items())) for c, v in sorted(tokens_by.items())}
-        write_json_atomic(out / "export.json", summary)
         return summary
 
 
-def _source(path: Path):
-    """A seekable reader of a spill file (a memory map when local)."""
-    if getattr(path, "open_read", None) is None:
-        return pa.memory_map(str(path))
-    return pa.BufferReader(open_binary(path).read())
+def _source(path: Path, spool: list[Path]):
+    """A memory map of a spill file; a remote one is first copied to a local temporary
+    (streamed; listed in ``spool`` for removal)."""
+    if getattr(path, "open_read", None) is not None:
+        fd, local = tempfile.mkstemp(suffix=".arrow", prefix="thresher-spill-")
+        os.close(fd)
+        spool.append(Path(local))
+        with open_binary(path) as src, Path(local).open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
+        path = Path(local)
+    return pa.memory_map(str(path))
 
 
 def _bucket_range(bucket: int, n: int) -> tuple[int, int]:
@@ -466,11 +491,11 @@ class _Output:
 
     def _close_current(self) -> None:
         w, self._w = self._w, None
-        files = w.close()
-        self.shards.append({"name": w.name, "files": files, "documents": w.n_docs,
+        info = w.close()
+        self.shards.append({"name": w.name, "files": list(info), "documents": w.n_docs,
                             "tokens": w.n_tokens,
-                            "bytes": {f: (self.out / f).stat().st_size for f in files},
-                            "sha256": {f: sha256_file(self.out / f) for f in files}})
+                            "bytes": {f: n for f, (n, _) in info.items()},
+                            "sha256": {f: h for f, (_, h) in info.items()}})
 
     def close(self) -> dict:
         if self._w is not None and self._w.n_docs:
@@ -496,8 +521,26 @@ class _Output:
         }
 
 
-def export_json(out: Path) -> dict:
-    return json.loads((out / "export.json").read_bytes())
+def verify_export(out) -> list[str]:
+    from pipelines.io.remote_path import run_path
+
+    out = run_path(out)
+    try:
+        summary = json.loads((out / "export.json").read_bytes())
+    except FileNotFoundError:
+        raise UserError(f"{out}: no export.json: not a finished export") from None
+    expected = {f: h for sh in summary["shards"] for f, h in sh["sha256"].items()}
+    expected.update(summary.get("extra_files", {}))
+    problems = []
+    for f, want in sorted(expected.items()):
+        if not (out / f).exists():
+            problems.append(f"missing {f}")
+        elif (got := sha256_file(out / f)) != want:
+            problems.append(f"{f}: sha256 {got[:12]}… != expected {want[:12]}…")
+    present = {p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+    for f in sorted(present - set(expected) - {"export.json"}):
+        problems.append(f"unexpected file {f}")
+    return problems
 
 
 # ---------------------------------------------------------------- on a finished run

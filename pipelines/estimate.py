@@ -1,0 +1,365 @@
+"""``thresher plan``: what a run will cost, estimated from running its chain on a sample.
+
+The config is planned as ``thresher run`` would plan it (input files, pieces of split
+files, phases and task counts), then the chain runs twice on a deterministic sample of
+its tasks, in temporary run directories: once on ``--sample N`` tasks, once on about
+half of them (a subset). The tasks are picked by planned size, evenly spread from the
+smallest to the largest, so the sample covers the range of sizes. From the two runs'
+task records (``cpu_s``, ``wall_s``, ``max_rss_mb``, shard bytes) and their run
+directories (intermediate shards and global stages' side files):
+
+- a **map phase** (one task per input or piece) is fitted per task, over every sampled
+  task of both runs: CPU seconds = a + b x input bytes (least squares, a and b at least
+  0), wall seconds likewise, output bytes = r x input bytes; peak RSS per task is the
+  largest sampled (a map task holds one batch at a time, whatever its input's size);
+- a **step phase** of a global stage (its task count fixed, e.g. ``partitions``) is
+  fitted per phase through the two runs: total CPU = A + B x corpus bytes, and the peak
+  RSS of its tasks likewise (a cluster step's memory grows with the corpus), then
+  spread over its tasks;
+- disk: intermediate shards and side files (``phases/``, ``work/``) and output shards
+  (``data/``), scaled by bytes the same way;
+- object-store requests, for remote inputs: one listing or size call per file at
+  planning, and one ranged GET per read-ahead block of each task's input
+  (``storage.DEFAULT_BLOCK_SIZE``), plus one per piece for its resync.
+
+Wall time at the given parallelism (``--workers W``, or ``--nodes K --cores-per-node
+C``: K x C slots) schedules each phase's estimated tasks largest first on the slots
+(as the executors start them) and adds the phases up: phases run one after another.
+How close the estimates come is measured in docs/benchmarks.md ("Planning a run").
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pipelines.config import PipelineConfig, config_from_dict
+from pipelines.errors import UserError
+from pipelines.plan import InputFile, Plan, make_plan, plan_phases
+
+
+@dataclass
+class PhaseEstimate:
+    name: str
+    kind: str  # map | step
+    tasks: int
+    input_bytes: int  # map: the planned bytes its tasks read (an apply phase: the same)
+    cpu_hours: float
+    wall_s: float  # at the given parallelism
+    peak_rss_mb: float  # of one task
+    intermediate_bytes: int  # phases/<phase>/ shards, and side files of a global stage
+    output_bytes: int  # data/ shards (final phase)
+
+
+@dataclass
+class Estimate:
+    config: str
+    tasks: int  # of the first phase: inputs, or pieces of split inputs
+    input_files: int
+    input_bytes: int
+    slots: int
+    sample: list[int]  # the sampled tasks (indexes into the plan's inputs)
+    sample_bytes: int
+    sample_seconds: float  # what running the sample took
+    phases: list[PhaseEstimate] = field(default_factory=list)
+    requests: int | None = None  # object-store requests of reading remote inputs
+
+    @property
+    def cpu_hours(self) -> float:
+        return sum(p.cpu_hours for p in self.phases)
+
+    @property
+    def wall_s(self) -> float:
+        return sum(p.wall_s for p in self.phases)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max((p.peak_rss_mb for p in self.phases), default=0.0)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(cpu_hours=self.cpu_hours, wall_s=self.wall_s, peak_rss_mb=self.peak_rss_mb,
+                 intermediate_bytes=sum(p.intermediate_bytes for p in self.phases),
+                 output_bytes=sum(p.output_bytes for p in self.phases))
+        return d
+
+
+def pick_sample(sizes: list[int], n: int) -> list[int]:
+    """``n`` task indexes spread evenly over the tasks sorted by size (ties by index):
+    deterministic, and covering small and large tasks alike."""
+    order = sorted(range(len(sizes)), key=lambda i: (sizes[i], i))
+    if n >= len(order):
+        return sorted(order)
+    return sorted({order[min(len(order) - 1, int((k + 0.5) * len(order) / n))]
+                   for k in range(n)})
+
+
+def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """y = a + b x by least squares, with a >= 0 and b >= 0 (refit through 0, or flat)."""
+    n = len(xs)
+    if n == 0:
+        return 0.0, 0.0
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    if var == 0:  # one size only: all of it per byte (no fixed cost can be told apart)
+        return 0.0, (my / mx if mx else 0.0)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var
+    a = my - b * mx
+    if b < 0:
+        return my, 0.0
+    if a < 0:
+        sx = sum(x * x for x in xs)
+        return 0.0, sum(x * y for x, y in zip(xs, ys)) / sx
+    return a, b
+
+
+def makespan(durations: list[float], slots: int) -> float:
+    """Tasks started largest first on ``slots`` slots, each on the first free one."""
+    if not durations:
+        return 0.0
+    import heapq
+
+    free = [0.0] * max(1, min(slots, len(durations)))
+    for d in sorted(durations, reverse=True):
+        heapq.heapreplace(free, free[0] + d)
+    return max(free)
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) \
+        if path.exists() else 0
+
+
+@dataclass
+class _Sampled:
+    """One sample run: its tasks' records per phase, and its directories' bytes."""
+
+    bytes: int
+    tasks: dict[str, list[dict]]
+    inter: dict[str, int]  # phase -> phases/<phase>/ bytes; "<stage>" -> work/<stage> bytes
+    data: int
+
+
+def _run_sample(cfg: PipelineConfig, plan: Plan, idx: list[int], where: Path,
+                workers: int) -> _Sampled:
+    """Run the chain on the tasks ``idx`` of ``plan`` in a fresh process (so a phase of
+    one task, which the local executor runs in its own process, starts from the same
+    state in every sample run, as in a real run)."""
+    import subprocess
+    import sys
+
+    from pipelines.io.files import write_json_atomic
+    from pipelines.rundir import RunDir
+
+    inputs = [plan.inputs[i] for i in idx]
+    data = cfg.to_dict(resolved=True)
+    data["output"] = {**data["output"], "path": str(where), "keep_intermediate": True}
+    data["executor"] = {"kind": "local", "workers": workers}
+    scfg = config_from_dict(data)
+    splan = Plan(plan_phases([s.build() for s in scfg.stages], len(inputs)), inputs, [])
+    spec = where.parent / f"{where.name}.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(spec, {"config": data, "plan": splan.to_dict()})
+    proc = subprocess.run([sys.executable, "-c", "import sys; from pipelines.estimate import "
+                           "run_spec; run_spec(sys.argv[1])", str(spec)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise UserError(f"the sample run failed: {tail} (sample run directory {where})")
+    run = RunDir.at(where)
+    tasks = {ph.name: [run.load_task_stats(ph.name, t) for t in range(ph.n_tasks)]
+             for ph in splan.phases}
+    inter = {ph.name: _dir_bytes(run.phase_dir(ph.name)) for ph in splan.phases}
+    for s in scfg.stages:
+        inter[s.name] = _dir_bytes(run.work_dir(s.name))
+    return _Sampled(sum(f.length for f in inputs), tasks, inter, _dir_bytes(run.root / "data"))
+
+
+def run_spec(spec: str) -> None:
+    """A sample run in this process: the config and plan ``_run_sample`` wrote."""
+    from pipelines.io.files import read_json
+    from pipelines.run import run_pipeline
+
+    d = read_json(Path(spec))
+    run_pipeline(config_from_dict(d["config"]), overwrite=True, plan=Plan.from_dict(d["plan"]))
+
+
+def estimate(cfg: PipelineConfig, sample: int = 4, slots: int = 1, workers: int = 2,
+             config_name: str = "", keep: Path | None = None) -> Estimate:
+    """Plan ``cfg``, run its chain on a sample of ``sample`` tasks (and on half of
+    them), and scale to the whole plan at ``slots`` parallel tasks."""
+    if sample < 2:
+        raise UserError("--sample must be at least 2 (two sample sizes are fitted)")
+    t0 = time.perf_counter()
+    plan = make_plan(cfg)
+    sizes = [f.length for f in plan.inputs]
+    idx = pick_sample(sizes, sample)
+    half = idx[::2] if len(idx) > 2 else idx[:1]
+    total = sum(sizes)
+    with tempfile.TemporaryDirectory(prefix="thresher-plan-") as tmp:
+        base = keep or Path(tmp)
+        runs = [_run_sample(cfg, plan, half, base / "half", workers),
+                _run_sample(cfg, plan, idx, base / "sample", workers)]
+    n = len(plan.inputs)
+    # a task that is the first of its process in its phase pays the process's warm-up
+    # (imports, models, caches): a pool of W processes pays it W times per phase, a
+    # scheduler that starts a process per task (Slurm) once per task
+    per_task = getattr(cfg.executor, "kind", "local") == "slurm"
+    est = Estimate(config_name, n, len({f.path for f in plan.inputs}), total, slots, idx,
+                   runs[1].bytes, round(time.perf_counter() - t0, 3))
+    for ph in plan.phases:
+        warm = ph.n_tasks if per_task else min(slots, ph.n_tasks)
+        est.phases.append(_phase(ph, plan.inputs, runs, (half, idx), total, slots, warm))
+    for s in cfg.stages:  # side files of a global stage: counted with its last step phase
+        side = _scaled([r.bytes for r in runs], [r.inter.get(s.name, 0) for r in runs], total)
+        steps = [p for p in est.phases if p.kind == "step" and p.name.startswith(s.name + ".")]
+        if steps and side:
+            steps[-1].intermediate_bytes += int(side)
+    if any(_remote(f) for f in plan.inputs):
+        from pipelines.io.storage import DEFAULT_BLOCK_SIZE
+
+        est.requests = est.input_files + sum(
+            math.ceil(f.length / DEFAULT_BLOCK_SIZE) + (1 if f.is_piece else 0)
+            for f in plan.inputs)
+    return est
+
+
+def _remote(f: InputFile) -> bool:
+    from pipelines.io.storage import is_remote
+
+    return is_remote(f.path)
+
+
+def _scaled(xs: list[int], ys: list[float], x: float) -> float:
+    a, b = _fit([float(v) for v in xs], [float(v) for v in ys])
+    return a + b * x
+
+
+def _points(ph, inputs: list[InputFile], runs: list[_Sampled],
+            chosen: tuple[list[int], list[int]]) -> list[tuple[float, dict, bool]]:
+    """(x, task record, first of its process in the phase) of every sampled task: x is
+    the task's input bytes in a map phase, the sample's bytes in a step phase. Each
+    record gets ``_nth``: how many tasks of the phase its process ran before it."""
+    out = []
+    for run, idx in zip(runs, chosen):
+        recs = run.tasks.get(ph.name, [])
+        seen: dict = {}
+        for _, rec in sorted(enumerate(recs), key=lambda tr: tr[1].get("started", 0)):
+            rec["_nth"] = seen.get(rec.get("pid"), 0)
+            seen[rec.get("pid")] = rec["_nth"] + 1
+        for t, rec in enumerate(recs):
+            x = float(inputs[idx[t]].length) if ph.kind == "map" else float(run.bytes)
+            out.append((x, rec, rec["_nth"] == 0 and len(recs) > 1))
+    return out
+
+
+def _growth(points) -> float:
+    """MB a worker's peak RSS grows by per task it has run before: the median step
+    between consecutive tasks of one process (the lower one of an even count; robust to
+    one large step, e.g. the first task's warm-up); 0 if no process ran two."""
+    by_pid: dict = {}
+    for _, r, _ in points:
+        by_pid.setdefault((r.get("pid"), r.get("phase")), []).append(r)
+    steps = []
+    for recs in by_pid.values():
+        recs = sorted(recs, key=lambda r: r["_nth"])
+        steps += [(b.get("max_rss_mb") or 0.0) - (a.get("max_rss_mb") or 0.0)
+                  for a, b in zip(recs, recs[1:])]
+    steps.sort()
+    return max(0.0, steps[(len(steps) - 1) // 2]) if steps else 0.0
+
+
+def _cost(points, key: str, ratio: bool) -> tuple[float, float, float]:
+    """(a, b, warm-up): ``key`` = a + b x over the tasks that were not the first of their
+    process (all tasks when none were), and what a first task cost on top. ``ratio``:
+    b = their sum of ``key`` over their sum of x, a = 0 (robust on a few tasks of
+    similar size, which the pieces of split inputs are)."""
+    later = [(x, r.get(key, 0.0)) for x, r, first in points if not first]
+    if not later:
+        later = [(x, r.get(key, 0.0)) for x, r, _ in points]
+        sx = sum(x for x, _ in later)
+        return (0.0, sum(y for _, y in later) / sx, 0.0) if ratio and sx else (
+            *_fit([x for x, _ in later], [y for _, y in later]), 0.0)
+    if ratio:
+        sx = sum(x for x, _ in later)
+        a, b = 0.0, (sum(y for _, y in later) / sx if sx else 0.0)
+    else:
+        a, b = _fit([x for x, _ in later], [y for _, y in later])
+    firsts = [r.get(key, 0.0) - (a + b * x) for x, r, first in points if first]
+    return a, b, max(0.0, sum(firsts) / len(firsts)) if firsts else 0.0
+
+
+def _phase(ph, inputs: list[InputFile], runs: list[_Sampled],
+           chosen: tuple[list[int], list[int]], total: int, slots: int,
+           warm: int) -> PhaseEstimate:
+    pts = _points(ph, inputs, runs, chosen)
+    ratio = ph.kind == "map"
+    (ca, cb, cw), (wa, wb, ww) = _cost(pts, "cpu_s", ratio), _cost(pts, "wall_s", ratio)
+    # a reused worker's peak RSS creeps up task after task: extrapolated to the tasks
+    # each process runs here (a process per task, warm == tasks: none)
+    g, nth = _growth(pts), -(-ph.n_tasks // max(1, warm)) - 1
+    rss = [(r.get("max_rss_mb") or 0.0) + g * (nth - r["_nth"]) for _, r, _ in pts]
+    if ph.kind == "map":
+        sizes = [float(f.length) for f in inputs]
+        cpu = sum(ca + cb * x for x in sizes) + warm * cw
+        walls = [wa + wb * x for x in sizes]
+        peak = max(rss, default=0.0)  # a map task holds a batch, whatever its input
+        out = [(x, float(sum(s.get("bytes", 0) for s in r.get("shards", []))))
+               for x, r, _ in pts]
+        written = _fit([x for x, _ in out], [y for _, y in out])[1] * total
+    else:
+        cpu = ph.n_tasks * (ca + cb * total) + warm * cw
+        walls = [wa + wb * total] * ph.n_tasks
+        # memory of a step grows with the corpus (a cluster step holds its edges)
+        peaks = {x: max(r.get("max_rss_mb") or 0.0 for x2, r, _ in pts if x2 == x)
+                 for x, _, _ in pts}
+        peak = max(_scaled(list(peaks), list(peaks.values()), total), max(rss, default=0))
+        written = 0.0
+    for i in range(min(warm, len(walls))):  # the first task of each slot warms it up
+        walls[i] += ww
+    return PhaseEstimate(
+        ph.name, ph.kind, ph.n_tasks, total if ph.kind == "map" else 0,
+        cpu_hours=cpu / 3600, wall_s=makespan(walls, slots), peak_rss_mb=peak,
+        intermediate_bytes=0 if ph.final else int(written),
+        output_bytes=int(written) if ph.final else 0)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def _duration(s: float) -> str:
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def format_table(est: Estimate) -> str:
+    head = (f"{est.config}: {est.tasks} task(s) over {est.input_files} input file(s), "
+            f"{_size(est.input_bytes)}; estimated from {len(est.sample)} sampled task(s) "
+            f"({_size(est.sample_bytes)}, run in {est.sample_seconds:.1f} s), at "
+            f"{est.slots} parallel task(s)")
+    cols = ["phase", "kind", "tasks", "input", "CPU-h", "wall", "peak RSS/task",
+            "intermediate", "output"]
+    rows = [[p.name, p.kind, str(p.tasks), _size(p.input_bytes) if p.kind == "map" else "-",
+             f"{p.cpu_hours:.4g}", _duration(p.wall_s), f"{p.peak_rss_mb:.0f} MB",
+             _size(p.intermediate_bytes), _size(p.output_bytes)] for p in est.phases]
+    d = est.to_dict()
+    rows.append(["total", "", "", _size(est.input_bytes), f"{est.cpu_hours:.4g}",
+                 _duration(est.wall_s), f"{est.peak_rss_mb:.0f} MB",
+                 _size(d["intermediate_bytes"]), _size(d["output_bytes"])])
+    widths = [max(len(r[i]) for r in [cols, *rows]) for i in range(len(cols))]
+    lines = [head, "", "  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    if est.requests is not None:
+        lines.append(f"object-store requests to read the inputs: about {est.requests:,}")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""``thresher plan``: a run's cost estimated from its chain run on a sample of its tasks.
+
+The estimate is checked against the real run of the same config on a larger bundled
+corpus (the 2,014 documents of tests/data/quality/filter-docs.jsonl.gz, 11.5 MB
+uncompressed, split into 22 tasks by ``input.max_task_bytes``). The errors reached are
+in docs/benchmarks.md ("Planning a run"); the bounds here leave room for a loaded
+machine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import DATA, REPO
+
+from pipelines.config import load_config
+from pipelines.estimate import _fit, estimate, format_table, makespan, pick_sample
+from pipelines.run import run_pipeline
+from pipelines.rundir import RunDir
+
+
+def test_pick_sample_is_deterministic_and_spans_the_sizes():
+    sizes = [5, 1, 9, 3, 7, 2, 8, 6, 4, 10]
+    a = pick_sample(sizes, 4)
+    assert a == pick_sample(sizes, 4) and len(a) == 4
+    picked = sorted(sizes[i] for i in a)
+    assert picked[0] <= 2 and picked[-1] >= 9  # small and large tasks alike
+    assert pick_sample(sizes, 50) == list(range(10))
+
+
+def test_fit_and_makespan():
+    a, b = _fit([1, 2, 3, 4], [3, 5, 7, 9])
+    assert (round(a, 9), round(b, 9)) == (1, 2)
+    assert _fit([1, 2], [5, 1]) == (3, 0)  # a negative slope: flat
+    assert _fit([2, 2], [4, 6]) == (0, 2.5)  # one size: per byte
+    assert makespan([4, 3, 3, 2], 2) == 6  # largest first: 4+2, 3+3
+    assert makespan([1, 1, 1], 8) == 1 and makespan([], 3) == 0
+
+
+def corpus_config(tmp: Path, name: str = "plan-check") -> Path:
+    src = tmp / "corpus.jsonl"
+    if not src.exists():
+        src.write_bytes(gzip.decompress((DATA / "quality" / "filter-docs.jsonl.gz")
+                                        .read_bytes()))
+    cfg = {"name": name,
+           "input": {"format": "jsonl", "paths": [str(src)], "max_task_bytes": "512KiB"},
+           "output": {"path": str(tmp / "run")},
+           "executor": {"kind": "local", "workers": 2},
+           "stages": [{"stage": "gopher_quality"}, {"stage": "gopher_repetition"},
+                      {"stage": "minhash_dedup"}]}
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_estimate_against_the_real_run(tmp_path: Path):
+    cfg = load_config(corpus_config(tmp_path))
+    est = estimate(cfg, sample=4, slots=2)
+    assert est.tasks == 22 and est.input_files == 1 and len(est.sample) == 4
+    assert [p.name for p in est.phases] == ["main", "minhash_dedup.buckets",
+                                             "minhash_dedup.cluster", "apply-minhash_dedup"]
+    run = run_pipeline(cfg)
+    plan = json.loads((run.root / "plan.json").read_text())
+    recs = [RunDir.at(run.root).load_task_stats(ph["name"], t)
+            for ph in plan["phases"] for t in range(ph["n_tasks"])]
+    cpu = sum(r["cpu_s"] for r in recs)
+    rss = max(r["max_rss_mb"] for r in recs)
+    out = sum(s["bytes"] for s in json.loads((run.root / "manifest.json").read_text())
+              ["outputs"])
+    cpu_err = est.cpu_hours * 3600 / cpu - 1
+    rss_err = est.peak_rss_mb / rss - 1
+    out_err = est.to_dict()["output_bytes"] / out - 1
+    print(f"cpu {est.cpu_hours * 3600:.2f}s vs {cpu:.2f}s ({cpu_err:+.1%}), peak RSS "
+          f"{est.peak_rss_mb:.0f} vs {rss:.0f} MB ({rss_err:+.1%}), output {out_err:+.1%}")
+    assert abs(cpu_err) <= 0.3 and abs(rss_err) <= 0.3 and abs(out_err) <= 0.25
+    assert "total" in format_table(est)
+
+
+def test_cli_plan_json_and_table(tmp_path: Path):
+    path = corpus_config(tmp_path, "cli")
+    cmd = [sys.executable, "-m", "pipelines.cli", "plan", str(path), "--sample", "2"]
+    proc = subprocess.run([*cmd, "--json", "--nodes", "3", "--cores-per-node", "4"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["slots"] == 12 and d["tasks"] == 22 and d["cpu_hours"] > 0
+    assert {"name", "kind", "tasks", "cpu_hours", "wall_s", "peak_rss_mb",
+            "intermediate_bytes", "output_bytes"} <= set(d["phases"][0])
+    assert d["requests"] is None  # local inputs
+    bad = subprocess.run([*cmd, "--nodes", "3"], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode != 0 and "--cores-per-node" in bad.stderr
+
+
+@pytest.mark.parametrize("n", [1])
+def test_sample_of_one_is_refused(tmp_path: Path, n: int):
+    from pipelines.errors import UserError
+
+    with pytest.raises(UserError, match="at least 2"):
+        estimate(load_config(corpus_config(tmp_path)), sample=n)

@@ -3,13 +3,13 @@
 
     .venv/bin/python benchmarks/bench_export.py --docs 200000 --workers 2
 
-Documents: WikiText-2 (bundled) lines joined three at a time, cycled to --docs, written as
-a finished thresher run (Parquet shards + stats.json). Tokenizer: a byte-level BPE
-(vocabulary 8,000) trained here on WikiText-2 valid. Both tools write nanotron `.ds`
-files with EOS and a seeded shuffle (thresher: global, keyed by document id; datatrove:
-within each task's file, then the merger interleaves files). Each tool runs in its own
-process tree; peak RSS is sampled from /proc every 0.1 s: the largest single process
-and the whole tree.
+Documents: WikiText-2 (bundled) lines joined --doc-lines at a time, cycled to --docs,
+written as a finished thresher run (Parquet shards + stats.json). Tokenizer: the demo one
+(stages/export/demo_tokenizer.py: byte-level BPE, vocabulary 8,000, WikiText-2). Both tools
+write nanotron `.ds` files with EOS and a seeded shuffle (thresher: global, keyed by
+document id; datatrove: documents shuffled within each task's file, then its merger draws
+the next document from a randomly chosen file). Each tool runs in its own process tree;
+peak RSS is sampled from /proc every 0.1 s: the largest single process and the whole tree.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stages.export.demo_tokenizer import build  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "quality"
 
@@ -35,10 +38,9 @@ def lines(name: str) -> list[str]:
         return [ln.strip() for ln in f if ln.strip() and not ln.strip().startswith("=")]
 
 
-def make_run(root: Path, n_docs: int, n_shards: int) -> None:
-    src = lines("wikitext-2-train.txt.xz") if (DATA / "wikitext-2-train.txt.xz").exists() \
-        else lines("wikitext-2-test.txt.xz") + lines("wikitext-2-valid.txt.xz")
-    texts = [" ".join(src[i:i + 3]) for i in range(0, len(src) - 3, 3)]
+def make_run(root: Path, n_docs: int, n_shards: int, doc_lines: int = 3) -> None:
+    src = lines("wikitext-2-test.txt.xz") + lines("wikitext-2-valid.txt.xz")
+    texts = [" ".join(src[i:i + doc_lines]) for i in range(0, len(src) - doc_lines, doc_lines)]
     (root / "data").mkdir(parents=True)
     shards = []
     per = -(-n_docs // n_shards)
@@ -51,17 +53,6 @@ def make_run(root: Path, n_docs: int, n_shards: int) -> None:
         shards.append({"path": rel, "rows": t.num_rows})
     (root / "stats.json").write_text(json.dumps({"output": {"rows": n_docs,
                                                             "shards": shards}}))
-
-
-def train_tokenizer(path: Path) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(lines("wikitext-2-valid.txt.xz"), trainers.BpeTrainer(
-        vocab_size=8000, special_tokens=["<|endoftext|>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok.save(str(path))
 
 
 DATATROVE = """
@@ -127,6 +118,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=200_000)
     ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--doc-lines", type=int, default=3, help="WikiText lines per document")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", default=str(REPO / "benchmarks" / ".export-bench"))
     ap.add_argument("--skip-datatrove", action="store_true")
@@ -134,9 +126,9 @@ def main() -> None:
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    make_run(work / "run", a.docs, a.shards)
+    make_run(work / "run", a.docs, a.shards, a.doc_lines)
     tok = work / "tokenizer.json"
-    train_tokenizer(tok)
+    build(tok)
     thresher = [str(Path(sys.executable).with_name("thresher")), "export", str(work / "run"),
                 "--tokenizer", str(tok), "--format", "nanotron", "--shuffle-seed", "0",
                 "-w", str(a.workers), "-o", str(work / "thresher")]

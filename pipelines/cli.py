@@ -290,7 +290,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     slots = a.nodes * a.cores_per_node if a.nodes is not None else (
         a.workers or getattr(cfg.executor, "workers", None) or 1)
     est = estimate(cfg, sample=a.sample, slots=slots or 1, config_name=a.config,
-                   keep=Path(a.keep) if a.keep else None)
+                   keep=Path(a.keep) if a.keep else None, runs_from=a.runs_from)
     if a.json:
         print(json.dumps(est.to_dict(), indent=2))
     else:
@@ -474,6 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override any key, as for run")
     p.add_argument("--keep", metavar="DIR", help="keep the sample runs in DIR")
+    p.add_argument("--from", dest="runs_from", action="append", metavar="RUN",
+                   help="use a finished run of the same chain (e.g. a pilot on fewer "
+                        "inputs) instead of sample runs; repeatable (two sizes fit fixed "
+                        "costs)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=cmd_plan)
 

@@ -141,6 +141,7 @@ class _Sampled:
     tasks: dict[str, list[dict]]
     inter: dict[str, int]  # phase -> phases/<phase>/ bytes; "<stage>" -> work/<stage> bytes
     data: int
+    lengths: list[int]  # planned input bytes of each of its map phases' tasks
 
 
 def _run_sample(cfg: PipelineConfig, plan: Plan, idx: list[int], where: Path,
@@ -175,7 +176,34 @@ def _run_sample(cfg: PipelineConfig, plan: Plan, idx: list[int], where: Path,
     inter = {ph.name: _dir_bytes(run.phase_dir(ph.name)) for ph in splan.phases}
     for s in scfg.stages:
         inter[s.name] = _dir_bytes(run.work_dir(s.name))
-    return _Sampled(sum(f.length for f in inputs), tasks, inter, _dir_bytes(run.root / "data"))
+    return _Sampled(sum(f.length for f in inputs), tasks, inter,
+                    _dir_bytes(run.root / "data"), [f.length for f in inputs])
+
+
+def finished_run(path: str | Path, plan: Plan) -> _Sampled:
+    """An earlier run of the same chain (``thresher plan --from RUN``), as a sample: its
+    task records and what is left of its directories (intermediate shards only if it
+    kept them)."""
+    from pipelines.rundir import RunDir
+
+    run = RunDir.at(path)
+    done = run.load_plan()
+    names = [p.name for p in done.phases]
+    if names != [p.name for p in plan.phases]:
+        raise UserError(f"--from {path}: its phases ({', '.join(names)}) are not this "
+                        f"config's ({', '.join(p.name for p in plan.phases)}): another chain")
+    try:
+        tasks = {ph.name: [run.load_task_stats(ph.name, t) for t in range(ph.n_tasks)]
+                 for ph in done.phases}
+    except (OSError, ValueError):
+        raise UserError(f"--from {path}: the run is not finished (a task has no stats "
+                        "file)") from None
+    inter = {ph.name: _dir_bytes(run.phase_dir(ph.name)) for ph in done.phases}
+    for ph in done.phases:
+        if ph.kind == "step":
+            inter.setdefault(ph.stages[0], _dir_bytes(run.work_dir(ph.stages[0])))
+    lengths = [f.length for f in done.inputs]
+    return _Sampled(sum(lengths), tasks, inter, _dir_bytes(run.root / "data"), lengths)
 
 
 def run_spec(spec: str) -> None:
@@ -188,31 +216,38 @@ def run_spec(spec: str) -> None:
 
 
 def estimate(cfg: PipelineConfig, sample: int = 4, slots: int = 1, workers: int = 2,
-             config_name: str = "", keep: Path | None = None) -> Estimate:
+             config_name: str = "", keep: Path | None = None,
+             runs_from: list[str] | None = None) -> Estimate:
     """Plan ``cfg``, run its chain on a sample of ``sample`` tasks (and on half of
-    them), and scale to the whole plan at ``slots`` parallel tasks."""
-    if sample < 2:
+    them), and scale to the whole plan at ``slots`` parallel tasks. ``runs_from``:
+    earlier runs of the same chain (finished) used instead of sample runs; with one,
+    step phases scale in proportion to bytes (no fixed cost can be told apart)."""
+    if sample < 2 and not runs_from:
         raise UserError("--sample must be at least 2 (two sample sizes are fitted)")
     t0 = time.perf_counter()
     plan = make_plan(cfg)
     sizes = [f.length for f in plan.inputs]
-    idx = pick_sample(sizes, sample)
-    half = idx[::2] if len(idx) > 2 else idx[:1]
     total = sum(sizes)
-    with tempfile.TemporaryDirectory(prefix="thresher-plan-") as tmp:
-        base = keep or Path(tmp)
-        runs = [_run_sample(cfg, plan, half, base / "half", workers),
-                _run_sample(cfg, plan, idx, base / "sample", workers)]
+    if runs_from:
+        runs = sorted((finished_run(p, plan) for p in runs_from), key=lambda r: r.bytes)
+        idx = []
+    else:
+        idx = pick_sample(sizes, sample)
+        half = idx[::2] if len(idx) > 2 else idx[:1]
+        with tempfile.TemporaryDirectory(prefix="thresher-plan-") as tmp:
+            base = keep or Path(tmp)
+            runs = [_run_sample(cfg, plan, half, base / "half", workers),
+                    _run_sample(cfg, plan, idx, base / "sample", workers)]
     n = len(plan.inputs)
     # a task that is the first of its process in its phase pays the process's warm-up
     # (imports, models, caches): a pool of W processes pays it W times per phase, a
     # scheduler that starts a process per task (Slurm) once per task
     per_task = getattr(cfg.executor, "kind", "local") == "slurm"
     est = Estimate(config_name, n, len({f.path for f in plan.inputs}), total, slots, idx,
-                   runs[1].bytes, round(time.perf_counter() - t0, 3))
+                   runs[-1].bytes, round(time.perf_counter() - t0, 3))
     for ph in plan.phases:
         warm = ph.n_tasks if per_task else min(slots, ph.n_tasks)
-        est.phases.append(_phase(ph, plan.inputs, runs, (half, idx), total, slots, warm))
+        est.phases.append(_phase(ph, plan.inputs, runs, total, slots, warm))
     for s in cfg.stages:  # side files of a global stage: counted with its last step phase
         side = _scaled([r.bytes for r in runs], [r.inter.get(s.name, 0) for r in runs], total)
         steps = [p for p in est.phases if p.kind == "step" and p.name.startswith(s.name + ".")]
@@ -238,20 +273,19 @@ def _scaled(xs: list[int], ys: list[float], x: float) -> float:
     return a + b * x
 
 
-def _points(ph, inputs: list[InputFile], runs: list[_Sampled],
-            chosen: tuple[list[int], list[int]]) -> list[tuple[float, dict, bool]]:
+def _points(ph, runs: list[_Sampled]) -> list[tuple[float, dict, bool]]:
     """(x, task record, first of its process in the phase) of every sampled task: x is
     the task's input bytes in a map phase, the sample's bytes in a step phase. Each
     record gets ``_nth``: how many tasks of the phase its process ran before it."""
     out = []
-    for run, idx in zip(runs, chosen):
+    for run in runs:
         recs = run.tasks.get(ph.name, [])
         seen: dict = {}
         for _, rec in sorted(enumerate(recs), key=lambda tr: tr[1].get("started", 0)):
             rec["_nth"] = seen.get(rec.get("pid"), 0)
             seen[rec.get("pid")] = rec["_nth"] + 1
         for t, rec in enumerate(recs):
-            x = float(inputs[idx[t]].length) if ph.kind == "map" else float(run.bytes)
+            x = float(run.lengths[t]) if ph.kind == "map" else float(run.bytes)
             out.append((x, rec, rec["_nth"] == 0 and len(recs) > 1))
     return out
 
@@ -292,10 +326,9 @@ def _cost(points, key: str, ratio: bool) -> tuple[float, float, float]:
     return a, b, max(0.0, sum(firsts) / len(firsts)) if firsts else 0.0
 
 
-def _phase(ph, inputs: list[InputFile], runs: list[_Sampled],
-           chosen: tuple[list[int], list[int]], total: int, slots: int,
+def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots: int,
            warm: int) -> PhaseEstimate:
-    pts = _points(ph, inputs, runs, chosen)
+    pts = _points(ph, runs)
     ratio = ph.kind == "map"
     (ca, cb, cw), (wa, wb, ww) = _cost(pts, "cpu_s", ratio), _cost(pts, "wall_s", ratio)
     # a reused worker's peak RSS creeps up task after task: extrapolated to the tasks

@@ -140,7 +140,7 @@ class Plan:
     def to_dict(self) -> dict:
         d = {"phases": [asdict(p) for p in self.phases],
              "inputs": [i.to_dict() for i in self.inputs],
-             "skipped": [asdict(i) for i in self.skipped]}
+             "skipped": [i.to_dict() for i in self.skipped]}
         if self.source is not None:
             d["source"] = asdict(self.source)
         return d

@@ -103,3 +103,29 @@ def test_sample_of_one_is_refused(tmp_path: Path, n: int):
 
     with pytest.raises(UserError, match="at least 2"):
         estimate(load_config(corpus_config(tmp_path)), sample=n)
+
+
+def test_estimate_from_earlier_runs(tmp_path: Path):
+    """--from RUN: a pilot run of the same chain on fewer inputs stands for the sample."""
+    path = corpus_config(tmp_path)
+    cfg = load_config(path)
+    pilots = []
+    for n in (2, 4):  # pilots: the first n pieces' bytes, as their own corpus
+        src = tmp_path / f"pilot{n}.jsonl"
+        data = (tmp_path / "corpus.jsonl").read_bytes()
+        src.write_bytes(data[:data.index(b"\n", n * 512 * 1024 - 1) + 1])
+        d = yaml.safe_load(path.read_text())
+        d["input"]["paths"] = [str(src)]
+        d["output"]["path"] = str(tmp_path / f"pilot{n}")
+        (tmp_path / f"pilot{n}.yaml").write_text(yaml.safe_dump(d))
+        pilots.append(str(run_pipeline(load_config(tmp_path / f"pilot{n}.yaml")).root))
+    est = estimate(cfg, slots=2, runs_from=pilots)
+    assert est.sample == [] and est.tasks == 22 and est.cpu_hours > 0
+    assert est.phases[0].peak_rss_mb > 0 and est.to_dict()["output_bytes"] > 0
+    from pipelines.errors import UserError
+
+    d = yaml.safe_load(path.read_text())
+    d["stages"] = d["stages"][:1]
+    (tmp_path / "short.yaml").write_text(yaml.safe_dump(d))
+    with pytest.raises(UserError, match="another chain"):
+        estimate(load_config(tmp_path / "short.yaml"), runs_from=pilots)

@@ -22,6 +22,10 @@ directories (intermediate shards and global stages' side files):
   planning, and one ranged GET per read-ahead block of each task's input
   (``storage.DEFAULT_BLOCK_SIZE``), plus one per piece for its resync.
 
+Instead of sample runs, ``--from RUN`` (repeatable) takes finished runs of the same
+chain, e.g. a pilot on a few inputs; with one run, step phases scale in proportion to
+bytes.
+
 Wall time at the given parallelism (``--workers W``, or ``--nodes K --cores-per-node
 C``: K x C slots) schedules each phase's estimated tasks largest first on the slots
 (as the executors start them) and adds the phases up: phases run one after another.

@@ -500,3 +500,41 @@ def test_split_run_resumes_to_the_same_bytes(tmp_path: Path):
     os.remove(first / "stats.json")
     again = run_pipeline(cfg, resume=True).root
     assert shard_hashes(again) == want
+
+
+def test_remote_parquet_pieces_read_the_footer_and_their_row_groups(tmp_path: Path,
+                                                                     monkeypatch):
+    from pipelines.io import discovery
+
+    path = tmp_path / "t.parquet"
+    make_parquet(path, n=20000, group=1000)
+    size, opened = path.stat().st_size, []
+
+    class FakeStorage:
+        class retries:
+            @staticmethod
+            def as_dict():
+                return {}
+
+        def open_read(self, url):
+            opened.append(CountingFile(path))
+            return opened[-1]
+
+    cfg = ParquetInput(paths=["x"], max_task_bytes=size // 6)
+    url = "s3://b/t.parquet"
+    pieces = split_points(cfg, url, size, FakeStorage())
+    assert pieces == split_points(cfg, str(path), size) and len(pieces) >= 5
+    assert opened[-1].read_bytes < size / 4  # the footer, not the file
+    monkeypatch.setattr(discovery, "storage_for", lambda inp: FakeStorage())
+    whole = read_pieces(ParquetInput(paths=["x"]), path, [])[0]
+    rows = []
+    for a, b, groups in pieces:
+        d, before = InputDigest(), len(opened)
+        inp = InputFile(url, "t.parquet", size, None, a, b, groups)
+        for t in read_input(cfg, inp, StageStats(), d):
+            rows += zip(t.column("id").to_pylist(),
+                        [x[:40] for x in t.column(t.schema.names[3]).to_pylist()])
+        assert d.sha256 == sha(path.read_bytes()[a:b])
+        # its range twice (hashed, then read), the footer: not the whole file
+        assert sum(f.read_bytes for f in opened[before:]) < 2 * (b - a) + 2**17 < size
+    assert rows == whole

@@ -238,8 +238,11 @@ def _order_key(doc_id: str, rep: int, seed: int) -> int:
 
 
 def test_shuffle_is_the_documented_keyed_order_whatever_the_workers(run_dir, tok_path,
-                                                                    tmp_path):
+                                                                    tmp_path, monkeypatch):
+    from stages.export import tokenize_export
+
     rows = _rows(run_dir)
+    monkeypatch.setattr(tokenize_export._Readers, "MAX_OPEN", 1)  # spill files reopened
     a = _export(run_dir, tok_path, tmp_path / "a", workers=1, format="npy",
                 shuffle={"seed": 7, "buckets": 8}, shard_tokens=40_000)
     _export(run_dir, tok_path, tmp_path / "b", workers=2, format="npy",
@@ -268,7 +271,7 @@ def test_replicated_documents_appear_as_rebalance_said_and_tokens_per_language(r
     per_lang = Counter()
     for r in rows:
         per_lang[r["lang"]] += sum(map(len, _expected(tok_path, [r])))
-    assert s["tokens_by"] == {}  # the run has no `language` column
+    assert s["tokens_by"] == {}  # the run has no `dataset` or `language` column
     s2 = _export(run_dir, tok_path, tmp_path / "g", format="npy", group_by=["lang"])
     assert s2["tokens_by"]["lang"] == dict(per_lang)
 

@@ -95,8 +95,9 @@ class TokenizeExportParams(Params):
         "rebalance", description="rebalance: a `weight` column gives copies (see the stage "
                                  "doc); none: ignore it. repeat_index rows are always copies")
     column: str = Field(TEXT, description="text column to tokenise")
-    group_by: list[str] = Field(["language"], description="columns whose values the "
-                                                           "written-token counts are split by")
+    group_by: list[str] = Field(["dataset", "language"],
+                                description="columns whose values the written-token "
+                                            "counts are split by (absent ones are skipped)")
     output: str | None = Field(None, description="directory or URL of the token files "
                                                  "(default: <run>/tokens)")
     memory_mb: float = Field(1024, gt=0, description="MiB of documents the write step sorts "
@@ -177,7 +178,7 @@ class TokenizeExport(GlobalStage):
         return {model_key(self.params.tokenizer): sha} if sha else {}
 
     def tokenize(self, texts: list[str]) -> pa.LargeListArray:
-        """Token ids of each text (no special tokens), plus the EOS id when on.
+        """Token ids (in the output dtype) of each text (no special tokens), plus the EOS id.
 
         Encoded ``ENCODE_DOCS`` texts at a time: an ``Encoding`` carries far more than
         its ids (tokens, offsets, masks), so a whole batch of them would dominate RSS."""
@@ -186,14 +187,14 @@ class TokenizeExport(GlobalStage):
         parts, lens = [], []
         for i in range(0, len(texts), ENCODE_DOCS):
             for e in encode(texts[i:i + ENCODE_DOCS], add_special_tokens=False):
-                ids = np.asarray(e.ids, np.uint32)
+                ids = np.asarray(e.ids, self.dtype)
                 parts.append(ids)
                 lens.append(len(ids) + extra)
                 if extra:
-                    parts.append(np.array([self.eos_id], np.uint32))
+                    parts.append(np.array([self.eos_id], self.dtype))
         offsets = np.zeros(len(lens) + 1, np.int64)
         np.cumsum(np.asarray(lens, np.int64), out=offsets[1:])
-        flat = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+        flat = np.concatenate(parts) if parts else np.zeros(0, self.dtype)
         return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat))
 
     # ------------------------------------------------------------ spill (per shard)
@@ -260,23 +261,21 @@ class TokenizeExport(GlobalStage):
     def write(self, spills: list[tuple[int, Path, dict]], out: Path) -> dict:
         """Sort the spilled documents and write the output files; return export.json."""
         writer = _Output(self, out)
-        spool: list[Path] = []
+        readers = _Readers({s: path for s, path, _ in spills})
         try:
-            readers = {s: pa.ipc.open_file(_source(path, spool)) for s, path, _ in spills}
             summary = self._write(spills, readers, writer)
         finally:
-            for f in spool:
-                f.unlink(missing_ok=True)
+            readers.close()
         write_json_atomic(out / "export.json", summary)
         return summary
 
-    def _write(self, spills: list[tuple[int, Path, dict]], readers: dict,
+    def _write(self, spills: list[tuple[int, Path, dict]], readers: _Readers,
                writer: _Output) -> dict:
         p = self.params
         if p.shuffle is None:
             for s, _, summ in spills:
                 for b in range(len(summ["batches"])):
-                    writer.add(readers[s].get_batch(b).column("tokens"))
+                    writer.add(readers.batch(s, b).column("tokens"))
         else:
             budget = max(1, int(p.memory_mb * 2**20))
             for bucket in range(p.shuffle.buckets):
@@ -289,7 +288,7 @@ class TokenizeExport(GlobalStage):
                 for j in range(n_sub):
                     parts = []
                     for s, i, _ in pieces:
-                        batch = readers[s].get_batch(i)
+                        batch = readers.batch(s, i)
                         if n_sub > 1:
                             k = batch.column("key").to_numpy()
                             m = k >= np.uint64(edges[j])
@@ -314,17 +313,44 @@ class TokenizeExport(GlobalStage):
         return summary
 
 
-def _source(path: Path, spool: list[Path]):
-    """A memory map of a spill file; a remote one is first copied to a local temporary
-    (streamed; listed in ``spool`` for removal)."""
-    if getattr(path, "open_read", None) is not None:
-        fd, local = tempfile.mkstemp(suffix=".arrow", prefix="thresher-spill-")
-        os.close(fd)
-        spool.append(Path(local))
-        with open_binary(path) as src, Path(local).open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 22)
-        path = Path(local)
-    return pa.memory_map(str(path))
+class _Readers:
+    """Record batches of the spill files, read with plain reads (a memory map would count
+    every page read in the write task's RSS), at most ``MAX_OPEN`` files open at once; a
+    remote spill is first copied to a local temporary (streamed), removed on ``close``."""
+
+    MAX_OPEN = 64
+
+    def __init__(self, paths: dict[int, Path]):
+        self.paths = paths
+        self.open: dict[int, tuple] = {}  # shard -> (file, reader), oldest first
+        self.spool: list[Path] = []
+
+    def _local(self, s: int) -> Path:
+        path = self.paths[s]
+        if getattr(path, "open_read", None) is not None:
+            fd, local = tempfile.mkstemp(suffix=".arrow", prefix="thresher-spill-")
+            os.close(fd)
+            self.spool.append(Path(local))
+            with open_binary(path) as src, Path(local).open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 22)
+            self.paths[s] = path = Path(local)
+        return path
+
+    def batch(self, s: int, i: int) -> pa.RecordBatch:
+        if s not in self.open:
+            if len(self.open) >= self.MAX_OPEN:
+                f, _ = self.open.pop(next(iter(self.open)))
+                f.close()
+            f = pa.OSFile(str(self._local(s)), "rb")
+            self.open[s] = (f, pa.ipc.open_file(f))
+        return self.open[s][1].get_batch(i)
+
+    def close(self) -> None:
+        for f, _ in self.open.values():
+            f.close()
+        self.open.clear()
+        for f in self.spool:
+            f.unlink(missing_ok=True)
 
 
 def _bucket_range(bucket: int, n: int) -> tuple[int, int]:
@@ -366,7 +392,7 @@ class _Spill:
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
         self._schema = pa.schema([("key", pa.uint64()), ("row", pa.int64()), ("rep", pa.int32()),
-                                  ("tokens", pa.large_list(pa.uint32()))])
+                                  ("tokens", pa.large_list(pa.from_numpy_dtype(stage.dtype)))])
         self._sink = pa.OSFile(str(self._tmp), "wb")
         self._writer = pa.ipc.new_file(self._sink, self._schema)
         self._buf: dict[int, list[pa.Table]] = defaultdict(list)

@@ -268,8 +268,11 @@ def cmd_export(a: argparse.Namespace) -> int:
         params["shuffle"] = {"seed": a.shuffle_seed, "buckets": a.buckets}
     try:
         stage = cls(cls.Params(**params), name="export")
-    except ValueError as e:
-        raise UserError(f"thresher export: {e}") from None
+    except ValueError as e:  # pydantic's ValidationError: one line per bad parameter
+        errors = e.errors() if hasattr(e, "errors") else None
+        raise UserError("thresher export: " + ("; ".join(
+            f"--{'.'.join(map(str, x['loc'])).replace('_', '-')}: {x['msg']}"
+            for x in errors) if errors else str(e))) from None
     stage.setup()
     s = stage.export_run(a.run, a.output, workers=a.workers, keep_work=a.keep_work)
     print(f"wrote {s['tokens']:,} tokens of {s['documents']:,} documents in "

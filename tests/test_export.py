@@ -424,3 +424,15 @@ def test_mds_read_by_mosaicml_streaming_when_installed(run_dir, tok_path, tmp_pa
     ds = streaming.StreamingDataset(local=str(tmp_path / "s"), shuffle=False, batch_size=1)
     assert [ds[i]["tokens"].tolist() for i in range(len(ds))] == \
         _expected(tok_path, _rows(run_dir))
+
+
+def test_export_errors_are_one_line(run_dir, tok_path, tmp_path):
+    for args, want in ((["--format", "foo"], "--format: Input should be"),
+                       (["--shard-tokens", "0"], "--shard-tokens: Input should be greater"),
+                       (["--eos", "<nope>"], "eos token '<nope>' is not in the vocabulary")):
+        proc = thresher("export", str(run_dir), "--tokenizer", str(tok_path), *args,
+                        "-o", str(tmp_path / "x"), check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and want in lines[0], proc.stderr
+    proc = thresher("export", str(run_dir), check=False)
+    assert proc.returncode == 2 and "--tokenizer is required" in proc.stderr

@@ -413,19 +413,6 @@ def test_export_to_s3_gives_the_local_bytes(run_dir, tok_path, tmp_path):
         {k: v for k, v in _hashes(local).items() if k != "export.json"}
 
 
-def test_mds_read_by_mosaicml_streaming_when_installed(run_dir, tok_path, tmp_path):
-    """Not installable beside this venv (see the module docstring); runs where it is."""
-    try:
-        import streaming
-    except ImportError:
-        pytest.skip("MosaicML Streaming is not in requirements.lock (it pins numpy<2.2 and "
-                    "needs torchvision); docs/export.md has the manual cross-check")
-    _export(run_dir, tok_path, tmp_path / "s", format="mds", shard_tokens=30_000)
-    ds = streaming.StreamingDataset(local=str(tmp_path / "s"), shuffle=False, batch_size=1)
-    assert [ds[i]["tokens"].tolist() for i in range(len(ds))] == \
-        _expected(tok_path, _rows(run_dir))
-
-
 def test_export_errors_are_one_line(run_dir, tok_path, tmp_path):
     for args, want in ((["--format", "foo"], "--format: Input should be"),
                        (["--shard-tokens", "0"], "--shard-tokens: Input should be greater"),

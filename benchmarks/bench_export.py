@@ -38,9 +38,11 @@ def lines(name: str) -> list[str]:
         return [ln.strip() for ln in f if ln.strip() and not ln.strip().startswith("=")]
 
 
-def make_run(root: Path, n_docs: int, n_shards: int, doc_lines: int = 3) -> None:
+def make_run(root: Path, n_docs: int, n_shards: int, doc_lines: int = 3,
+             max_chars: int | None = None) -> None:
     src = lines("wikitext-2-test.txt.xz") + lines("wikitext-2-valid.txt.xz")
-    texts = [" ".join(src[i:i + doc_lines]) for i in range(0, len(src) - doc_lines, doc_lines)]
+    texts = [" ".join(src[i:i + doc_lines])[:max_chars]
+             for i in range(0, len(src) - doc_lines, doc_lines)]
     (root / "data").mkdir(parents=True)
     shards = []
     per = -(-n_docs // n_shards)
@@ -119,29 +121,39 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=200_000)
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--doc-lines", type=int, default=3, help="WikiText lines per document")
+    ap.add_argument("--max-chars", type=int, help="cut each document to this many characters")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", default=str(REPO / "benchmarks" / ".export-bench"))
     ap.add_argument("--skip-datatrove", action="store_true")
+    ap.add_argument("--skip-thresher", action="store_true")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep WORK/run and its tokenizer from an earlier call (same options)")
     a = ap.parse_args()
     work = Path(a.work)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    make_run(work / "run", a.docs, a.shards, a.doc_lines)
     tok = work / "tokenizer.json"
-    build(tok)
+    if not (a.reuse and (work / "run" / "stats.json").exists() and tok.exists()):
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        make_run(work / "run", a.docs, a.shards, a.doc_lines, a.max_chars)
+        build(tok)
+    rows = []
     thresher = [str(Path(sys.executable).with_name("thresher")), "export", str(work / "run"),
                 "--tokenizer", str(tok), "--format", "nanotron", "--shuffle-seed", "0",
                 "-w", str(a.workers), "-o", str(work / "thresher")]
-    secs, rss, tree = timed(thresher)
-    tokens = json.loads((work / "thresher" / "export.json").read_text())["tokens"]
-    rows = [("thresher export (global shuffle)", secs, rss, tree, tokens)]
+    if not a.skip_thresher:
+        shutil.rmtree(work / "thresher", ignore_errors=True)
+        secs, rss, tree = timed(thresher)
+        tokens = json.loads((work / "thresher" / "export.json").read_text())["tokens"]
+        rows.append(("thresher export (global shuffle)", secs, rss, tree, tokens))
     if not a.skip_datatrove:
+        shutil.rmtree(work / "datatrove", ignore_errors=True)
         secs, rss, tree = timed([sys.executable, "-c", DATATROVE, str(work / "run"), str(tok),
                            str(work / "datatrove"), str(a.workers)])
         dt_tokens = sum(f.stat().st_size for f in (work / "datatrove" / "merged").glob(
             "*.ds")) // 2
         rows.append(("datatrove DocumentTokenizer + Merger", secs, rss, tree, dt_tokens))
-    print(f"{a.docs:,} documents, {a.shards} shards, {a.workers} workers")
+    print(f"{a.docs:,} documents, {a.shards} shards, {a.workers} workers, --doc-lines "
+          f"{a.doc_lines}, --max-chars {a.max_chars}")
     print(f"{'tool':38} {'s':>7} {'tokens':>12} {'tok/s/core':>11} {'RSS MiB: max':>12} "
           f"{'tree':>6}")
     for name, s, r, tr, t in rows:

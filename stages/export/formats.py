@@ -71,12 +71,23 @@ class TokenFileWriter:
     def add(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
         tokens = np.ascontiguousarray(tokens, dtype=self.dtype.newbyteorder("<"))
         self._tokens.write(tokens.tobytes())
-        self._lengths.append(np.asarray(lengths, dtype=np.int64))
+        self._lengths.append(np.asarray(lengths, dtype=np.int32))  # 4 bytes a document
         self.n_tokens += int(tokens.size)
         self.n_docs += int(len(lengths))
 
     def lengths(self) -> np.ndarray:
-        return np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
+        return np.concatenate(self._lengths).astype(np.int64) if self._lengths else \
+            np.zeros(0, np.int64)
+
+    def _running(self, scale: int = 1):
+        """(lengths, their cumulative sums * ``scale`` from 0) chunk by chunk: the index
+        files are written in pieces, never as one more array the size of the index."""
+        total = 0
+        for c in self._lengths:
+            c = c.astype(np.int64)
+            ends = np.cumsum(c * scale) + total
+            total = int(ends[-1]) if len(ends) else total
+            yield c, ends
 
     def finish(self) -> None:
         """Write the side files (the token file is closed by then)."""
@@ -98,28 +109,28 @@ class MegatronWriter(TokenFileWriter):
     format = "megatron"
 
     def finish(self) -> None:
-        lengths = self.lengths()
-        code = MEGATRON_DTYPE_CODES[self.dtype]
-        pointers = np.zeros(len(lengths), np.int64)
-        if len(lengths) > 1:
-            np.cumsum(lengths[:-1] * self.dtype.itemsize, out=pointers[1:])
+        n, size = self.n_docs, self.dtype.itemsize
         with self._paths[f"{self.name}.idx"].open("wb") as f:
             f.write(b"MMIDIDX\x00\x00")
             f.write(struct.pack("<Q", 1))
-            f.write(struct.pack("<B", code))
-            f.write(struct.pack("<Q", len(lengths)))
-            f.write(struct.pack("<Q", len(lengths) + 1))
-            f.write(lengths.astype("<i4").tobytes())
-            f.write(pointers.astype("<i8").tobytes())
-            f.write(np.arange(len(lengths) + 1, dtype="<i8").tobytes())
+            f.write(struct.pack("<B", MEGATRON_DTYPE_CODES[self.dtype]))
+            f.write(struct.pack("<Q", n))
+            f.write(struct.pack("<Q", n + 1))
+            for c in self._lengths:  # sequence lengths
+                f.write(c.astype("<i4").tobytes())
+            for c, ends in self._running(size):  # byte offset of each sequence
+                f.write((ends - c * size).astype("<i8").tobytes())
+            for start in range(0, n + 1, 1 << 20):  # document i = sequence i
+                f.write(np.arange(start, min(n + 1, start + (1 << 20)), dtype="<i8").tobytes())
 
 
 class NanotronWriter(TokenFileWriter):
     format = "nanotron"
 
     def finish(self) -> None:
-        ends = np.cumsum(self.lengths()).astype("<u8")
-        self._paths[f"{self.name}.ds.index"].write_bytes(ends.tobytes())
+        with self._paths[f"{self.name}.ds.index"].open("wb") as f:
+            for _, ends in self._running():
+                f.write(ends.astype("<u8").tobytes())
         self._paths[f"{self.name}.ds.metadata"].write_text(
             f"{self.tokenizer_name}|{self.dtype.itemsize}\n{self.n_tokens}\n")
 
@@ -142,10 +153,12 @@ class NpyWriter(TokenFileWriter):
             with raw.open("rb") as src:
                 shutil.copyfileobj(src, out, 1 << 22)
         raw.unlink()
-        offsets = np.zeros(self.n_docs + 1, "<i8")
-        np.cumsum(self.lengths(), out=offsets[1:])
         with self._paths[f"{self.name}.offsets.npy"].open("wb") as out:
-            np.save(out, offsets)
+            np.lib.format.write_array_header_1_0(out, {
+                "descr": "<i8", "fortran_order": False, "shape": (self.n_docs + 1,)})
+            out.write(np.zeros(1, "<i8").tobytes())
+            for _, ends in self._running():
+                out.write(ends.astype("<i8").tobytes())
 
 
 class MdsWriter(TokenFileWriter):

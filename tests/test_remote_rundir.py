@@ -25,6 +25,7 @@ import yaml
 from conftest import DEMO, REPO, WARC_DIR, shard_hashes
 from s3server import FaultProxy, serving
 from test_exact_dedup import make_corpus
+from test_remote_inputs import run_cli as cli
 
 BUCKET = "thresher-runs"
 WARCS = sorted(WARC_DIR.glob("*.warc.gz"))
@@ -42,17 +43,6 @@ def server(tmp_path_factory):
             client.upload_file(str(p), BUCKET, f"in/jsonl/{p.name}")
         srv.corpus = corpus
         yield srv
-
-
-def cli(*args: str, env: dict | None = None, cwd: Path = REPO, check: bool = True,
-        ) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"thresher {' '.join(args)} exited {proc.returncode}:\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def objects(srv, prefix: str) -> dict[str, bytes]:

@@ -45,14 +45,11 @@ class RemotePath:
     __slots__ = ("url",)
 
     def __init__(self, url: str):
-        scheme = st.scheme(url)
         if not st.is_remote(url):
             raise ValueError(f"not a remote URL: {url}")
         head, _, rest = url.partition("://")
         rest = posixpath.normpath(rest) if rest else rest
         self.url = f"{head}://{rest.rstrip('/')}" if rest not in ("", ".") else f"{head}://"
-        if scheme in st.READ_ONLY:
-            pass  # reading works; a write raises StorageError naming the scheme
 
     # -- naming
     def __str__(self) -> str:

@@ -32,7 +32,6 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, Step, key_task
 from pipelines.io.files import read_json, read_table, write_json_atomic, write_table_atomic
 from pipelines.partitioned import read_partition, write_partitioned
@@ -420,23 +419,11 @@ class SubstringDedup(SubdocDedup):
         self._sha256 = None
         if self.params.tokenizer == "words":
             return
-        from pipelines.io.models import file_sha256, local_model
+        from stages.mixing.tokens import load_tokenizer
 
-        spec, want = self.params.tokenizer, self.params.tokenizer_sha256
-        path = local_model(spec, want, what=f"stage {self.name}: tokenizer")
-        if not path.is_file():
-            raise UserError(f"stage {self.name}: tokenizer file {path} does not exist "
-                            "(use tokenizer: words for the built-in word tokens)")
-        self._sha256 = file_sha256(spec)
-        if want is not None and want.lower() != self._sha256:
-            raise UserError(f"stage {self.name}: tokenizer {path} has sha256 {self._sha256}, "
-                            f"expected {want}")
-        from tokenizers import Tokenizer
-
-        try:
-            self._tok = Tokenizer.from_file(str(path))
-        except Exception as exc:
-            raise UserError(f"stage {self.name}: {spec} is not a tokenizer.json: {exc}") from exc
+        self._tok, self._sha256 = load_tokenizer(
+            self.name, self.params.tokenizer, self.params.tokenizer_sha256,
+            " (use tokenizer: words for the built-in word tokens)")
 
     def model_files(self) -> dict[str, str]:
         from pipelines.io.models import model_key

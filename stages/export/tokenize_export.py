@@ -50,11 +50,12 @@ from pipelines.io.files import (
     write_json_atomic,
     write_text_atomic,
 )
-from pipelines.io.models import file_sha256, local_model, model_key
+from pipelines.io.models import model_key
 from pipelines.schema import ID, TEXT
 from pipelines.stage import Params
 from pipelines.stats import StageStats
 from stages.export.formats import MEGATRON_DTYPE_CODES, WRITERS, mds_index
+from stages.mixing.tokens import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -120,20 +121,7 @@ class TokenizeExport(GlobalStage):
     # ------------------------------------------------------------ tokenizer
     def setup(self) -> None:
         p = self.params
-        path = local_model(p.tokenizer, p.tokenizer_sha256, what=f"stage {self.name}: tokenizer")
-        if not path.is_file():
-            raise UserError(f"stage {self.name}: tokenizer file {path} does not exist")
-        self._sha256 = file_sha256(p.tokenizer)
-        if p.tokenizer_sha256 is not None and p.tokenizer_sha256.lower() != self._sha256:
-            raise UserError(f"stage {self.name}: tokenizer {path} has sha256 {self._sha256}, "
-                            f"expected {p.tokenizer_sha256}")
-        from tokenizers import Tokenizer
-
-        try:
-            self._tok = Tokenizer.from_file(str(path))
-        except Exception as exc:
-            raise UserError(f"stage {self.name}: {p.tokenizer} is not a tokenizer.json: "
-                            f"{exc}") from exc
+        self._tok, self._sha256 = load_tokenizer(self.name, p.tokenizer, p.tokenizer_sha256)
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         self.eos_id = self._eos_id()
         self.dtype = self._dtype()

@@ -28,6 +28,25 @@ from pipelines.stage import Params, Stage, require_columns, set_column
 from pipelines.stats import TOKENS, StageStats
 
 
+def load_tokenizer(stage: str, spec: str, want: str | None, hint: str = ""):
+    """A ``tokenizers`` tokenizer.json named by a path or URL (fetched through the model
+    cache), checked against ``want`` when given: (tokenizer, its sha256). Every stage that
+    takes ``tokenizer: <file>`` loads it here, so the errors read the same everywhere."""
+    path = local_model(spec, want, what=f"stage {stage}: tokenizer")
+    if not path.is_file():
+        raise UserError(f"stage {stage}: tokenizer file {path} does not exist{hint}")
+    sha256 = file_sha256(spec)
+    if want is not None and want.lower() != sha256:
+        raise UserError(f"stage {stage}: tokenizer {path} has sha256 {sha256}, "
+                        f"expected {want}")
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path)), sha256
+    except Exception as exc:
+        raise UserError(f"stage {stage}: {spec} is not a tokenizer.json: {exc}") from exc
+
+
 class CountTokensParams(Params):
     tokenizer: str = Field(
         "approx", description="`approx` (UTF-8 bytes / 4) or the path or URL (s3://, gs://, "
@@ -53,21 +72,9 @@ class CountTokens(Stage):
         self._sha256 = None
         if self.params.tokenizer == "approx":
             return
-        spec, want = self.params.tokenizer, self.params.tokenizer_sha256
-        path = local_model(spec, want, what=f"stage {self.name}: tokenizer")
-        if not path.is_file():
-            raise UserError(f"stage {self.name}: tokenizer file {path} does not exist "
-                            "(use tokenizer: approx for the built-in estimate)")
-        self._sha256 = file_sha256(spec)
-        if want is not None and want.lower() != self._sha256:
-            raise UserError(f"stage {self.name}: tokenizer {path} has sha256 {self._sha256}, "
-                            f"expected {want}")
-        from tokenizers import Tokenizer
-
-        try:
-            self._tok = Tokenizer.from_file(str(path))
-        except Exception as exc:
-            raise UserError(f"stage {self.name}: {spec} is not a tokenizer.json: {exc}") from exc
+        self._tok, self._sha256 = load_tokenizer(
+            self.name, self.params.tokenizer, self.params.tokenizer_sha256,
+            " (use tokenizer: approx for the built-in estimate)")
 
     def model_files(self) -> dict[str, str]:
         return {model_key(self.params.tokenizer): self._sha256} if self._sha256 else {}

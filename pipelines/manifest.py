@@ -14,6 +14,15 @@ hashing its own byte range; no task reads the whole file. Its entry lists the pi
 per piece in file order. So it is still one hash per file that changes whenever a byte
 of it does, but not the file's plain sha256 (``sha256sum`` gives another); ``split``
 says so, and ``thresher reproduce`` checks the pieces.
+
+A global stage's step may build a file the output depends on (decontaminate's n-gram
+index). It names it in ``<run>/work/<stage>/<step>.artifacts.json`` (``{"files": {path
+relative to the stage's work directory: {"sha256", "bytes"}}}``, written by
+``write_artifacts``), and the manifest lists it under ``artifacts`` (stage, step, path
+relative to the run directory, sha256, bytes). ``verify`` (so ``thresher verify`` and
+``thresher reproduce``) checks each against the run directory: a reproduced run must
+have built the same index, byte for byte. Manifests of runs without such a step have no
+``artifacts`` key.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from pipelines.rundir import RunDir
 from pipelines.version import __version__
 
 MANIFEST_VERSION = 1
+ARTIFACTS = "{step}.artifacts.json"  # in <run>/work/<stage>/: what a step built
 
 
 def git_state(path: Path) -> dict[str, Any]:
@@ -69,6 +79,31 @@ def pieces_sha256(pieces: list[dict]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
+def write_artifacts(work_dir: Path, step: str, files: dict[str, bytes]) -> None:
+    """Record the files a global stage's step built (path relative to the stage's work
+    directory -> their bytes) for the manifest: see the module docstring."""
+    write_json_atomic(work_dir / ARTIFACTS.format(step=step), {"files": {
+        name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        for name, data in sorted(files.items())}})
+
+
+def _artifacts(run: RunDir, plan: Plan) -> list[dict[str, Any]]:
+    from pipelines.io.files import read_json
+
+    out = []
+    for phase in plan.phases:
+        if phase.kind != "step" or not phase.stages:
+            continue
+        stage = phase.stages[0]
+        f = run.work_dir(stage) / ARTIFACTS.format(step=phase.step)
+        if not f.exists():
+            continue
+        for name, rec in read_json(f)["files"].items():
+            out.append({"stage": stage, "step": phase.step,
+                        "path": f"work/{stage}/{name}", **rec})
+    return out
+
+
 def build_manifest(run: RunDir, cfg: PipelineConfig, plan: Plan, stats: dict) -> dict[str, Any]:
     inputs, models = [], {}
     for phase in plan.phases:
@@ -91,6 +126,7 @@ def build_manifest(run: RunDir, cfg: PipelineConfig, plan: Plan, stats: dict) ->
         if f.get("split"):
             f["sha256"] = pieces_sha256(f["pieces"]) if all(
                 p["sha256"] for p in f["pieces"]) else None
+    artifacts = _artifacts(run, plan)
     return {
         "manifest_version": MANIFEST_VERSION,
         "run": cfg.name,
@@ -103,6 +139,7 @@ def build_manifest(run: RunDir, cfg: PipelineConfig, plan: Plan, stats: dict) ->
         "packages": installed_packages(),
         "inputs": inputs,
         "models": [{"path": p, "sha256": h} for p, h in sorted(models.items())],
+        **({"artifacts": artifacts} if artifacts else {}),
         "outputs": stats["output"]["shards"],
         "stats": stats["stages"],
     }
@@ -141,6 +178,13 @@ def verify(manifest: dict, run_dir: Path | RemotePath) -> list[str]:
             problems.append(f"{path}: {rows} rows != expected {s['rows']}")
     for path in sorted(present - set(expected)):
         problems.append(f"unexpected shard {path}")
+    for a in manifest.get("artifacts", []):  # what global steps built (decontaminate's index)
+        f = run_dir / a["path"]
+        if not f.exists():
+            problems.append(f"missing {a['stage']} {a['step']} file {a['path']}")
+        elif (got := sha256_file(f)) != a["sha256"]:
+            problems.append(f"{a['path']} ({a['stage']} {a['step']}): sha256 {got[:12]}… != "
+                            f"expected {a['sha256'][:12]}…")
     return problems
 
 

@@ -127,6 +127,39 @@ def test_manifest_records_the_eval_files_and_index_json_the_index(runs):
     index = pq.read_table(work / "index.parquet")
     h = index.column("hash").to_numpy()
     assert np.all(h[:-1] <= h[1:]) and len(h) == meta["entries"]
+    # the index itself, with its sha256, is in the manifest
+    assert manifest["artifacts"] == [{
+        "stage": "decontaminate", "step": "index", "path": "work/decontaminate/index.parquet",
+        "sha256": hashlib.sha256((work / "index.parquet").read_bytes()).hexdigest(),
+        "bytes": (work / "index.parquet").stat().st_size}]
+
+
+def test_verify_and_reproduce_check_the_index(runs, tmp_path):
+    import shutil
+
+    _, _, one, two = runs
+    manifest = one / "manifest.json"
+    # another worker count builds the same index: the other run verifies against it
+    assert json.loads((two / "manifest.json").read_text())["artifacts"] == \
+        json.loads(manifest.read_text())["artifacts"]
+    proc = cli("verify", str(manifest), str(two), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    copy = tmp_path / "copy"
+    shutil.copytree(two, copy)
+    index = copy / "work" / "decontaminate" / "index.parquet"
+    index.write_bytes(index.read_bytes()[:-1] + b"x")
+    proc = cli("verify", str(manifest), str(copy), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("DIFF work/decontaminate/index.parquet (decontaminate "
+                                  "index): sha256 "), proc.stdout
+    index.unlink()
+    proc = cli("verify", str(manifest), str(copy), cwd=tmp_path)
+    assert proc.stdout == "DIFF missing decontaminate index file " \
+                          "work/decontaminate/index.parquet\n"
+    proc = cli("reproduce", str(manifest), str(tmp_path / "again"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    again = tmp_path / "again" / "work" / "decontaminate" / "index.parquet"
+    assert again.read_bytes() == (one / "work" / "decontaminate" / "index.parquet").read_bytes()
 
 
 def test_matches_name_the_planted_item_of_each_dropped_document(runs):

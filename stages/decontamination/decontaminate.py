@@ -13,7 +13,8 @@ Phases (a global stage, pipelines/global_stage.py):
   writes ``index.parquet`` (n-gram hash, item), sorted, and ``items.parquet`` (set, item
   id, n-grams, a snippet), plus ``index.json`` holding the index's sha256, its size and
   the evaluation files' sha256; the step's metrics (stats.json) give items and n-grams
-  per set;
+  per set. The index's sha256 also goes into the run's manifest (``artifacts``, see
+  pipelines/manifest.py), which ``thresher verify`` and ``thresher reproduce`` check;
 - apply: each task loads the index (about 12 bytes per distinct (n-gram, item) pair:
   memory is bounded by the index, never by the corpus), checks that its sha256 is the
   one index.json recorded, hashes each document's n-grams the same way and counts, per
@@ -342,6 +343,9 @@ class Decontaminate(GlobalStage):
         data = buf.getvalue()
         digest = hashlib.sha256(data).hexdigest()
         write_bytes_atomic(ctx.path("index.parquet"), data)
+        from pipelines.manifest import write_artifacts
+
+        write_artifacts(ctx.work_dir, step, {"index.parquet": data})
         write_table_atomic(ctx.path("items.parquet"),
                            pa.table(item_rows, schema=ITEMS_SCHEMA))
         write_json_atomic(ctx.path("index.json"), {

@@ -119,8 +119,9 @@ def test_mixture_file_reads_back_as_the_run_s_stats(run, tmp_path):
         assert d["target"] == SPEC["targets"][name]
     assert mix["domains"][CAPPED]["epochs"] == 4.0
     assert mix["domains"][CAPPED]["unmet_tokens"] > 0
-    assert mix["rebalance"] == {"stage": "rebalance", "max_epochs": 4,
+    assert mix["rebalance"] == {"stage": "rebalance", "mode": "replicate", "max_epochs": 4,
                                 "target_tokens": 10_000_000}
+    assert not any(k.startswith("weighted_") for d in mix["domains"].values() for k in d)
     # the weights are what a loader that samples the shards' tokens uniformly sees
     rows = output_rows(run)
     tokens = Counter()
@@ -133,6 +134,82 @@ def test_mixture_file_reads_back_as_the_run_s_stats(run, tmp_path):
     proc = thresher("mixture", str(run), "--by", "language", check=False)
     assert proc.returncode != 0 and "no `language` column" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def weighted(tmp_path_factory) -> Path:
+    """The same recipe with `mode: weight`: every document once, its weight in a column."""
+    out = tmp_path_factory.mktemp("data-constrained-weight") / "run"
+    thresher("run", str(CONFIG), "--output", str(out), "--quiet",
+             "--set", "stages.rebalance.mode=weight")
+    return out
+
+
+def test_mixture_of_a_weight_mode_run_reads_back_as_its_stats_and_weights(weighted, run,
+                                                                         tmp_path):
+    out = tmp_path / "weights.json"
+    proc = thresher("mixture", str(weighted), "-o", str(out))
+    assert "3 domain(s) by dataset" in proc.stdout
+    mix = read_mixture(out)
+    stats = json.loads(thresher("stats", str(weighted), "--by", "dataset", "--json").stdout)
+    write = stats["stages"]["write"]["by_dataset"]
+    unique = stats["stages"]["count_tokens"]["by_dataset"]
+    assert mix["by"] == "dataset" and mix["unit"] == "tokens"
+    assert mix["rebalance"] == {"stage": "rebalance", "mode": "weight", "max_epochs": 4,
+                                "target_tokens": 10_000_000}
+    assert write == unique  # no copies: the shards hold each unique document once
+    assert (mix["total"]["documents"], mix["total"]["characters"], mix["total"]["tokens"]) == \
+        (stats["stages"]["write"]["docs_out"], stats["stages"]["write"]["chars_out"],
+         stats["stages"]["write"]["tokens_out"])
+    # the weighted sums, computed here from the shards' rows
+    want: dict[str, Counter] = defaultdict(Counter)
+    for r in output_rows(weighted):
+        assert 0 < r["weight"] <= 4 and "repeat_index" not in r
+        want[r["dataset"]]["documents"] += r["weight"]
+        want[r["dataset"]]["characters"] += r["weight"] * len(r["text"])
+        want[r["dataset"]]["tokens"] += r["weight"] * r["n_tokens"]
+    metrics = stats["phases"]["rebalance.targets"]["metrics"]
+    replicated = json.loads((run / "stats.json").read_text())["stages"]["write"]["by_dataset"]
+    total = sum(w["tokens"] for w in want.values())
+    assert set(mix["domains"]) == set(write) == set(want)
+    for name, d in mix["domains"].items():
+        assert (d["documents"], d["characters"], d["tokens"]) == \
+            (write[name]["docs_out"], write[name]["chars_out"], write[name]["tokens_out"])
+        for k in ("documents", "characters", "tokens"):
+            assert d[f"weighted_{k}"] == pytest.approx(want[name][k], rel=1e-12), (name, k)
+        # the tokens the solver aimed each domain at (its tokens_after metric)
+        assert abs(d["weighted_tokens"] - metrics[f"tokens_after:{name}"]) <= 1
+        assert d["weight"] == pytest.approx(want[name]["tokens"] / total, rel=1e-12)
+        assert d["unique_tokens"] == unique[name]["tokens_out"] == d["tokens"]
+        assert d["epochs"] == pytest.approx(d["weighted_tokens"] / d["tokens"])
+        assert d["target"] == SPEC["targets"][name]
+        # the replicated run wrote the copies these weights stand for (rounded per document)
+        assert abs(replicated[name]["tokens_out"] - d["weighted_tokens"]) / \
+            d["weighted_tokens"] < 0.005, name
+    assert mix["domains"][CAPPED]["epochs"] == pytest.approx(4.0)
+    assert mix["domains"][CAPPED]["unmet_tokens"] == metrics[f"unmet:{CAPPED}"] > 0
+    assert sum(d["weight"] for d in mix["domains"].values()) == pytest.approx(1)
+    assert mix["total"]["weighted_tokens"] == pytest.approx(total, rel=1e-12)
+    # without -o: the same document
+    assert json.loads(thresher("mixture", str(weighted)).stdout) == mix
+
+
+def test_mixture_of_a_weight_mode_run_without_its_weight_column_is_refused(weighted,
+                                                                          tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    copy = tmp_path / "run"
+    shutil.copytree(weighted, copy)
+    shard = sorted((copy / "data").glob("*.parquet"))[0]
+    pq.write_table(pq.read_table(shard).drop_columns(["weight"]), shard)
+    proc = thresher("mixture", str(copy), check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"thresher: error: {copy}: shard data/{shard.name} has no `weight` column (dropped "
+        "by output.drop_columns?); `thresher mixture` needs it for a run rebalanced with "
+        "`mode: weight`"]
 
 
 def test_read_mixture_refuses_what_is_not_one(tmp_path):

@@ -133,6 +133,11 @@ def cmd_stats(a: argparse.Namespace) -> int:
     print_funnel(stats, console, title=f"funnel: {stats.get('run', a.run)}")
     if a.by:
         console.print(breakdown_table(stats, a.by, a.stages.split(",") if a.stages else None))
+        from pipelines.inspection.funnel import removed_table
+
+        removed = removed_table(stats, a.by)
+        if removed is not None:
+            console.print(removed)
     console.print(f"output: {stats['output']['rows']:,} documents in "
                   f"{len(stats['output']['shards'])} shard(s)")
     return 0

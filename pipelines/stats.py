@@ -21,6 +21,11 @@ A stage that passes the dropped document (``drop(reason, doc=...)``) or rows
 (``drop_rows``) also gets its characters counted per reason and, when the task
 samples drops (``sampler``, see samples.py), the document offered to the sample;
 a bare ``drop(reason)`` still works and is only counted.
+
+A stage that cuts pieces out of documents it keeps (sub-document dedup) counts what it
+removed with ``count_removed``: named totals (``spans``, ``tokens``, ``chars``, ``docs``,
+...) in ``removed``, and the same per ``language`` and ``dataset`` value in
+``removed_by_language`` / ``removed_by_dataset``, next to the documents-out breakdowns.
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ class StageStats:
     chars_by_reason: Counter = field(default_factory=Counter)
     # reason -> documents rewritten for it (kept, not dropped: e.g. pii's replacements)
     changed: Counter = field(default_factory=Counter)
+    # what was cut out of kept documents: metric -> n, and group value -> {metric: n}
+    removed: Counter = field(default_factory=Counter)
+    removed_by_language: dict = field(default_factory=dict)
+    removed_by_dataset: dict = field(default_factory=dict)
     sampler: Any = field(default=None, repr=False, compare=False)  # samples.StageSampler
     # histograms of lengths in/out and of the numeric columns the stage wrote (sketches.py)
     sketches: Sketches = field(default_factory=Sketches)
@@ -133,6 +142,27 @@ class StageStats:
         if self.sampler is not None:
             self.sampler.offer_changes(reason, table, rows, before, after)
 
+    def count_removed(self, table: pa.Table, rows, metrics: dict[str, Any]) -> None:
+        """Count what was cut out of rows ``rows`` of ``table`` (kept documents): for each
+        metric name, ``metrics[name][j]`` belongs to ``rows[j]``; totals in ``removed``, and
+        per value of the ``language`` / ``dataset`` column of ``table`` when it has one."""
+        rows = np.asarray(rows, np.int64)
+        if not len(rows):
+            return
+        vals = {k: np.asarray(v, np.int64) for k, v in metrics.items()}
+        for k, v in vals.items():
+            self.removed[k] += int(v.sum())
+        for name, into in ((LANGUAGE, self.removed_by_language),
+                           (DATASET, self.removed_by_dataset)):
+            if name not in table.schema.names:
+                continue
+            groups = pc.fill_null(table.column(name).take(pa.array(rows)).cast(pa.string()),
+                                  "unknown").to_pylist()
+            for j, g in enumerate(groups):
+                entry = into.setdefault(g, Counter())
+                for k, v in vals.items():
+                    entry[k] += int(v[j])
+
     @property
     def n_dropped(self) -> int:
         return sum(self.dropped.values())
@@ -189,6 +219,10 @@ class StageStats:
             chars_by_reason=_add_counts(self.chars_by_reason, other.chars_by_reason),
             changed=_add_counts(self.changed, other.changed),
             sketches=self.sketches + other.sketches,
+            removed=_add_counts(self.removed, other.removed),
+            removed_by_language=_add_nested(self.removed_by_language,
+                                            other.removed_by_language),
+            removed_by_dataset=_add_nested(self.removed_by_dataset, other.removed_by_dataset),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,6 +247,10 @@ class StageStats:
         }
         if self.changed:  # only stages that rewrite documents have the key
             out["changed"] = dict(sorted(self.changed.items()))
+        if self.removed:  # only stages that cut pieces out of documents have these keys
+            out["removed"] = dict(sorted(self.removed.items()))
+            out["removed_by_language"] = _nested_dict(self.removed_by_language)
+            out["removed_by_dataset"] = _nested_dict(self.removed_by_dataset)
         return out
 
     @classmethod
@@ -230,6 +268,11 @@ class StageStats:
             chars_by_reason=Counter(d.get("chars_by_reason", {})),
             changed=Counter(d.get("changed", {})),
             sketches=Sketches.from_dict(d.get("sketches")),
+            removed=Counter(d.get("removed", {})),
+            removed_by_language={k: Counter(v) for k, v in
+                                 d.get("removed_by_language", {}).items()},
+            removed_by_dataset={k: Counter(v) for k, v in
+                                d.get("removed_by_dataset", {}).items()},
         )
 
 
@@ -329,6 +372,17 @@ def _add_groups(a: dict, b: dict) -> dict:
         for i, x in enumerate(v):
             e[i] += x
     return out
+
+
+def _add_nested(a: dict, b: dict) -> dict:
+    out = {k: Counter(v) for k, v in a.items()}
+    for k, v in b.items():
+        out[k] = _add_counts(out.get(k, Counter()), v)
+    return out
+
+
+def _nested_dict(groups: dict) -> dict:
+    return {k: dict(sorted(v.items())) for k, v in sorted(groups.items())}
 
 
 def _groups_dict(groups: dict) -> dict:

@@ -99,11 +99,11 @@ def write_corpus(root: Path, docs: list[dict], n_files: int = 3) -> Path:
 
 
 def config(tmp: Path, data: Path, stage: dict, *, workers: int = 1, out: str = "run",
-           batch_size: int = 256):
+           batch_size: int = 256, fields: list[str] | None = None):
     return config_from_dict({
         "name": "subdoc",
         "input": {"format": "jsonl", "paths": [str(data / "*.jsonl")], "id_key": "id",
-                  "batch_size": batch_size},
+                  "batch_size": batch_size, **({"fields": fields} if fields else {})},
         "output": {"path": str(tmp / out)},
         "executor": {"kind": "local", "workers": workers},
         "samples": {"per_reason": 5},
@@ -248,6 +248,57 @@ def test_remove_spans_texts_and_books(corpus, tmp_path):
     # samples show the removed spans in context
     s = pq.read_table(run.root / "samples" / "substring_dedup.parquet").to_pylist()
     assert s and all(x["reason"] == "spans_removed" and "[-" in x["text"] for x in s)
+
+
+def test_removed_spans_tokens_chars_per_language(corpus, tmp_path):
+    """Stats of what the stage cut: documents changed, spans, tokens and characters removed,
+    in total and per language, equal to the suffix-array reference's ranges counted by the
+    documents' language column; `thresher stats --by language` and `thresher report` show
+    them."""
+    root, docs, _ = corpus
+    data = tmp_path / "in"
+    langs = {d["id"]: ("en", "fr", None)[i % 3] for i, d in enumerate(docs)}
+    write_corpus(data, [{**d, "language": langs[d["id"]]} if langs[d["id"]] else d
+                        for d in docs])
+    k = 20
+    run = run_pipeline(config(tmp_path, data, {"stage": "substring_dedup", "min_tokens": k,
+                                               "partitions": 2}, workers=2,
+                              fields=["language"]))
+    st = json.loads((run.root / "stats.json").read_text())["stages"]["substring_dedup"]
+    rows = read_rows(run.root)
+    by_id = {d["id"]: d["text"] for d in docs}
+    want_total: dict[str, int] = {}
+    want: dict[str, dict[str, int]] = {}
+    for i, ranges in reference_ranges(docs, k, "first").items():
+        if i not in rows:  # emptied: dropped, counted by reason, not as removed
+            continue
+        g = want.setdefault(langs[i] or "unknown", {})
+        n = {"docs": 1, "spans": len(ranges), "chars": sum(b - a for a, b in ranges),
+             "tokens": sum(len(core.WORD.findall(by_id[i], a, b)) for a, b in ranges)}
+        for m, v in n.items():
+            g[m] = g.get(m, 0) + v
+            want_total[m] = want_total.get(m, 0) + v
+    assert st["removed_by_language"] == want and set(want) == {"en", "fr", "unknown"}
+    assert st["removed"] == want_total
+    assert st["changed"] == {"spans_removed": want_total["docs"]}
+    assert want_total["chars"] == (st["chars_in"] - st["chars_out"]
+                                   - sum(st["chars_by_reason"].values()))
+    assert want_total["tokens"] == st_tokens(run.root)
+    out = thresher("stats", str(run.root), "--by", "language").stdout
+    assert "removed within kept documents, by language" in out
+    en = want["en"]
+    line = next(x for x in out.splitlines() if " en " in x and "substring_dedup" in x)
+    assert all(f" {en[m]:,} " in line for m in ("docs", "spans", "tokens", "chars")), line
+    thresher("report", str(run.root), "-o", str(tmp_path / "report.html"))
+    html = (tmp_path / "report.html").read_text()
+    assert "removed within kept documents, per language" in html
+    assert "tokens removed" in html and f"{en['tokens']:,}" in html
+
+
+def st_tokens(run_root: Path) -> int:
+    """Tokens the stage's spans step counted (the same intervals, counted without text)."""
+    stats = json.loads((run_root / "stats.json").read_text())
+    return stats["phases"]["substring_dedup.spans"]["metrics"]["tokens_removed"]
 
 
 def test_one_and_two_workers_same_bytes(corpus, tmp_path):

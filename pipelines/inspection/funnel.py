@@ -63,6 +63,9 @@ def reason_lines(stats: dict[str, Any]) -> list[str]:
             parts.append("errors " + _fmt_reasons(st["errors"], limit=8))
         if st.get("changed"):
             parts.append("changed " + _fmt_reasons(st["changed"], limit=8))
+        if st.get("removed"):  # cut out of kept documents (sub-document dedup)
+            parts.append("removed " + ", ".join(f"{k} {v:,}" for k, v in st["removed"].items()
+                                                if k != "docs"))
         if parts:
             out.append(f"  {name}: " + "; ".join(parts))
     return out
@@ -172,3 +175,27 @@ def stats_csv(stats: dict[str, Any], by: str | None = None) -> str:
             for reason, n in counts.items():
                 w.writerow([name, kind, reason, n, chars.get(reason, "")])
     return buf.getvalue()
+
+
+def removed_table(stats: dict[str, Any], by: str) -> Table | None:
+    """What stages cut out of kept documents (``removed_by_<by>`` in stats.json: documents
+    changed, spans, tokens, characters, ...) per language (or dataset) and stage; None
+    when no stage cut anything."""
+    key = f"removed_by_{by}"
+    stages = [n for n, st in stats["stages"].items() if st.get(key)]
+    if not stages:
+        return None
+    metrics = list(dict.fromkeys(m for n in stages for v in stats["stages"][n][key].values()
+                                 for m in v))
+    metrics = ["docs"] + [m for m in metrics if m != "docs"]
+    t = Table(title=f"removed within kept documents, by {by}")
+    t.add_column(by)
+    t.add_column("stage")
+    for m in metrics:
+        t.add_column("docs changed" if m == "docs" else f"{m} removed", justify="right")
+    for name in stages:
+        groups = stats["stages"][name][key]
+        for g in sorted(groups, key=lambda g: (-groups[g].get("docs", 0), g)):
+            t.add_row(g, name, *(f"{groups[g][m]:,}" if m in groups[g] else "-"
+                                 for m in metrics))
+    return t

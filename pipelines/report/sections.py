@@ -249,10 +249,31 @@ def breakdowns(runs):
                      + side_by_side(metric_table([what], rows, metrics, len(runs) > 1) + more,
                                     figure(hbars(bars, f"{field_}|docs", legend=legend),
                                            f"documents per {what} after {last} (largest 15)")))
+        parts.append(_removed_part(runs, field_, what))
     if not parts:
         return None
     return "breakdown", "Breakdown", section("breakdown", "Per language / dataset / source",
                                              "".join(parts))
+
+
+def _removed_part(runs, field_: str, what: str) -> str:
+    """What stages cut out of kept documents (sub-document dedup), per value: documents
+    changed, spans, tokens, characters (``removed_by_<what>`` in stats.json)."""
+    key = "removed_" + field_
+    stages = [n for n in stage_names(runs) if any(r.stages.get(n, {}).get(key) for r in runs)]
+    if not stages:
+        return ""
+    names = list(dict.fromkeys(m for r in runs for n in stages
+                               for v in r.stages.get(n, {}).get(key, {}).values() for m in v))
+    names = ["docs"] + [m for m in names if m != "docs"]
+    metrics = [Metric(m, "docs changed" if m == "docs" else f"{m} removed") for m in names]
+    keys = list(dict.fromkeys((n, g) for r in runs for n in stages
+                              for g in sorted(r.stages.get(n, {}).get(key, {}))))
+    rows = [TableRow([n, g], f"{key}|{n}|{g}",
+                     [dict(r.stages.get(n, {}).get(key, {}).get(g, {})) for r in runs])
+            for n, g in keys[:TOP_ROWS]]
+    return (f"<h3>removed within kept documents, per {what}</h3>"
+            + metric_table(["stage", what], rows, metrics, len(runs) > 1))
 
 
 # ----------------------------------------------------------------------------- time

@@ -121,6 +121,7 @@ class SubdocDedup(GlobalStage):
     unit_name: ClassVar[str] = "units"
     drop_reason: ClassVar[str] = "duplicate_spans"
     empty_reason: ClassVar[str] = "duplicate_spans_emptied"
+    changed_reason: ClassVar[str] = "spans_removed"  # kept documents that lost spans
 
     # --------------------------------------------------------------- what a unit is
     @property
@@ -346,11 +347,14 @@ class SubdocDedup(GlobalStage):
         texts = table.column(col).to_pylist()
         new_texts = list(texts)
         ranges_of: dict[int, list[tuple[int, int]]] = {}
+        units_of: dict[int, int] = {}
         fraction = np.zeros(n)
         for i in np.flatnonzero(hit).tolist():
             text = texts[i] or ""
             units = self.split(text)
-            ranges = core.char_ranges(self._doc_spans(int(keys[i])), units, text)
+            spans = self._doc_spans(int(keys[i]))
+            units_of[i] = sum(e - s for s, e in spans)
+            ranges = core.char_ranges(spans, units, text)
             ranges_of[i] = ranges
             fraction[i] = sum(b - a for a, b in ranges) / max(len(text), 1)
         if annotate:
@@ -368,9 +372,11 @@ class SubdocDedup(GlobalStage):
                 continue
             new_texts[i] = core.cut(texts[i] or "", ranges)
         emptied = hit & ~drop & np.array([not (t or "").strip() for t in new_texts])
+        edited = np.flatnonzero(hit & ~drop & ~emptied)
+        self._count_removed(stats, table, edited, texts, ranges_of, units_of)
         # samples: the document before the edit, its removed spans in context
         if stats.sampler is not None:
-            for i in np.flatnonzero(hit & ~drop & ~emptied).tolist():
+            for i in edited.tolist():
                 self._offer(stats, table, i, texts[i] or "", ranges_of[i], new_texts[i])
         for reason, mask in ((self.drop_reason, drop), (self.empty_reason, emptied)):
             if mask.any():
@@ -380,6 +386,23 @@ class SubdocDedup(GlobalStage):
         table = set_column(table, col, pa.array(new_texts, pa.string()), pa.string())
         keep = ~(drop | emptied)
         return table if keep.all() else table.filter(pa.array(keep))
+
+    def _count_removed(self, stats: StageStats, table: pa.Table, edited: np.ndarray,
+                       texts: list, ranges_of: dict, units_of: dict) -> None:
+        """Documents changed (reason ``spans_removed``), and the spans, units, tokens and
+        characters cut from them, in total and per language / dataset (stats.py)."""
+        if not len(edited):
+            return
+        rows = edited.tolist()
+        stats.changed[self.changed_reason] += len(rows)
+        metrics = {"docs": np.ones(len(rows), np.int64),
+                   "spans": [len(ranges_of[i]) for i in rows],
+                   "chars": [sum(b - a for a, b in ranges_of[i]) for i in rows],
+                   self.unit_name: [units_of[i] for i in rows]}
+        if self.unit_name != "tokens":  # word tokens (substring_dedup's `words`) removed
+            metrics["tokens"] = [sum(len(core.WORD.findall(texts[i], a, b))
+                                     for a, b in ranges_of[i]) for i in rows]
+        stats.count_removed(table, rows, metrics)
 
     def _offer(self, stats: StageStats, table: pa.Table, i: int, text: str,
                ranges: list[tuple[int, int]], after: str) -> None:
@@ -391,7 +414,7 @@ class SubdocDedup(GlobalStage):
                "details": details}
         if "url" in table.schema.names:
             doc["url"] = table.column("url")[i].as_py()
-        stats.sampler.offer("spans_removed", doc)
+        stats.sampler.offer(self.changed_reason, doc)
 
 
 class SubstringDedup(SubdocDedup):

@@ -68,10 +68,14 @@ class UnitHasher:
         self.max_cached_chars = max_cached_chars  # longer units (sentences) are rarely seen
         # twice in a process: hashed each time, so the cache stays ~100 bytes an entry
 
-    def _hash(self, u: str) -> tuple[int, int]:
-        d = hashlib.blake2b(u.encode("utf-8", "surrogatepass"), digest_size=16,
-                            person=b"thresher-unit").digest()
-        return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:], "little")
+    @staticmethod
+    def digests(units: list[str]) -> np.ndarray:
+        """(len(units), 2) uint64: the two little-endian halves of each unit's BLAKE2b-128
+        (the digests are joined and read by numpy, no Python int per unit)."""
+        b2, person = hashlib.blake2b, b"thresher-unit"
+        raw = b"".join([b2(u.encode("utf-8", "surrogatepass"), digest_size=16,
+                           person=person).digest() for u in units])
+        return np.frombuffer(raw, "<u8").reshape(-1, 2)
 
     def hashes(self, units: list[str]) -> np.ndarray:
         if not units:
@@ -79,17 +83,26 @@ class UnitHasher:
         if len(self.cache) > self.max_cache:
             self.cache.clear()
         enc = pa.array(units, pa.large_string()).dictionary_encode()
-        cache, h, limit = self.cache, self._hash, self.max_cached_chars
-        pairs = []
-        for u in enc.dictionary.to_pylist():
-            v = cache.get(u)
+        uniq = enc.dictionary.to_pylist()
+        cache, limit = self.cache, self.max_cached_chars
+        table = np.empty((len(uniq), 2), np.uint64)
+        todo, hit, vals = [], [], []
+        for j, u in enumerate(uniq):
+            v = cache.get(u) if len(u) <= limit else None
             if v is None:
-                v = h(u)
-                if len(u) <= limit:
-                    cache[u] = v
-            pairs.append(v)
-        table = np.array(pairs, np.uint64).T  # (2, distinct)
-        return table[:, enc.indices.to_numpy()]
+                todo.append(j)
+            else:
+                hit.append(j)
+                vals.append(v)
+        if hit:
+            table[hit] = np.array(vals, np.uint64)
+        if todo:
+            fresh = self.digests([uniq[j] for j in todo])
+            table[todo] = fresh
+            for j, a, b in zip(todo, fresh[:, 0].tolist(), fresh[:, 1].tolist()):
+                if len(uniq[j]) <= limit:
+                    cache[uniq[j]] = (a, b)
+        return np.ascontiguousarray(table.T)[:, enc.indices.to_numpy()]  # (2, n)
 
 
 def id_hashes(ids: np.ndarray) -> np.ndarray:

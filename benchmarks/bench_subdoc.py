@@ -16,7 +16,8 @@ summed task s and max worker RSS; for substring_dedup, precision and recall of t
 removed characters against the planted footers and passages. ``--reference`` also
 builds a suffix array (pydivsufsort) of the whole corpus's word tokens in one process,
 checks that keep: none removes exactly the same number of tokens as the stage, and
-prints its time and peak RSS.
+prints its time and peak RSS. datatrove's sentence dedup beside sentence_span_dedup, at
+equal output: bench_subdoc_datatrove.py.
 """
 
 from __future__ import annotations
@@ -204,27 +205,6 @@ def reference(root: Path, k: int) -> None:
     return covered
 
 
-def datatrove_sentences(root: Path, workers: int, n_shards: int) -> None:
-    """datatrove's sentence dedup on the same files, in datatrove's own venv (make bench
-    builds benchmarks/.venv-datatrove): benchmarks/bench_subdoc_datatrove.py."""
-    import subprocess
-
-    py = REPO / "benchmarks" / ".venv-datatrove" / "bin" / "python"
-    if not py.exists():
-        print("\n(datatrove: no benchmarks/.venv-datatrove; `make bench` builds it)")
-        return
-    out = subprocess.run([str(py), str(REPO / "benchmarks" / "bench_subdoc_datatrove.py"),
-                          str(root), str(workers), str(n_shards)], check=True,
-                         capture_output=True, text=True).stdout
-    r = json.loads(out.strip().splitlines()[-1])
-    total = sum(r["times"].values())
-    print(f"\n### datatrove sentence dedup (SentenceDedupSignature / SentenceFindDedups / "
-          f"SentenceDedupFilter, {workers} workers): "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in r["times"].items())
-          + f"; total {total:.1f} s ({r['docs'] / total:,.0f} docs/s); chars out "
-          f"{r['chars_out']:,}; peak RSS {r['max_rss_mb']:,.0f} MB")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=100_000)
@@ -233,8 +213,6 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=16)
     ap.add_argument("--stages", default="substring,sentence,paragraph")
     ap.add_argument("--reference", action="store_true", help="also the suffix array")
-    ap.add_argument("--datatrove", action="store_true",
-                    help="also datatrove's sentence dedup on the same input")
     ap.add_argument("--dir", help="work directory (default: a temporary one)")
     a = ap.parse_args()
     tmp = tempfile.TemporaryDirectory() if not a.dir else None
@@ -261,8 +239,6 @@ def main() -> None:
         stats, wall = run_stage(root, {"stage": "paragraph_dedup", "partitions": P},
                                 a.workers, "paragraph")
         report("paragraph_dedup", stats, wall, a.docs, a.workers)
-    if a.datatrove:
-        datatrove_sentences(root, a.workers, a.shards)
     if a.reference:
         covered = reference(root, 50)
         stats, wall = run_stage(root, {"stage": "substring_dedup", "min_tokens": 50,

@@ -1,64 +1,379 @@
-"""datatrove's C4-style sentence dedup on bench_subdoc.py's input, run in datatrove's venv.
+"""thresher's sentence_span_dedup vs datatrove's sentence dedup (SentenceDedupSignature /
+SentenceFindDedups / SentenceDedupFilter) at equal output, on bench_subdoc.py's input.
 
-    benchmarks/.venv-datatrove/bin/python benchmarks/bench_subdoc_datatrove.py DIR WORKERS SHARDS
+    .venv/bin/python benchmarks/bench_subdoc_datatrove.py --docs 100000 --repeats 3
 
-Reads DIR/in/*.jsonl, runs datatrove's three steps with its local executor
-(signatures and filter: one task per file; finding duplicates: one task, as its
-examples run it), 3-sentence spans, min_doc_words and min_num_sentences 0 so that,
-like thresher's sentence_span_dedup, it only cuts sentences; prints one JSON line:
-seconds per step, documents and characters out, peak RSS of the largest process.
+Builds the input once (bench_subdoc.build: WikiText sentences, planted footers, quotes and
+templates; ``--shards`` JSONL files, document i in file i % shards at line i // shards,
+id ``d<i>``), then runs the two sides alternately (thresher first in odd repeats,
+datatrove first in even ones), each in a fresh process, ``--repeats`` times, and prints
+per side the median and range of the pipeline time, the process wall time, the peak RSS
+of the largest process (VmHWM of every process below the child, probed every 0.25 s, or
+the child's getrusage, whichever is larger) and the largest sum of RSS over all of them.
+
+Equal output. datatrove is configured, through its documented options, to decide what
+thresher decides:
+- sentences: its English default splits with spaCy's sentencizer; here its steps get a
+  word tokenizer object (datatrove's ``WordTokenizer`` interface: ``sent_tokenize`` /
+  ``span_tokenize``) that cuts sentences by thresher's rule
+  (``stages/dedup/subdoc_core.sentence_spans``, docs/subdoc_dedup.md), so both sides see
+  the same sentences; this is also datatrove's fastest setup (no spaCy);
+- comparison: ``TextNormConfig`` with only whitespace normalisation on (its default
+  also lowercases, drops punctuation and digits), as thresher compares sentences;
+- which copy is kept: datatrove keeps the first by (line within its file, file), thresher
+  by (document id, position); the ids make the two orders the same;
+- ``min_doc_words=0`` and ``min_num_sentences=0``: like thresher, it only cuts sentences;
+- speed options that leave the text unchanged: ``finder_workers`` = workers (the find
+  step split by hash range, one task per worker), ``--workers`` processes for the other
+  steps, output JSONL without compression.
+After every run the script checks, document by document, that both sides removed the
+same non-space characters and left the same text up to whitespace (the joining rules
+differ: thresher keeps the separator before a removed run of sentences, datatrove the
+one after it), and that repeats of a side give identical output; it prints every kind
+of mismatch with the first few document ids.
+
+``--datatrove-splitter spacy`` runs datatrove in its default configuration (spaCy
+sentences, default normalisation) instead: not equal output, for reference.
+The same file is the child process of each side (``--side thresher|datatrove``, the
+latter in datatrove's venv benchmarks/.venv-datatrove, which ``make bench`` builds).
 """
 
 from __future__ import annotations
 
-import gzip
+import argparse
+import hashlib
 import json
+import os
 import resource
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from datatrove.executor.local import LocalPipelineExecutor
-from datatrove.pipeline.dedup.sentence_dedup import (
-    SentDedupConfig,
-    SentenceDedupFilter,
-    SentenceDedupSignature,
-    SentenceFindDedups,
-)
-from datatrove.pipeline.readers import JsonlReader
-from datatrove.pipeline.writers import JsonlWriter
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DT_PYTHON = HERE / ".venv-datatrove" / "bin" / "python"
 
 
-def main() -> None:
-    root, workers, shards = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    base = root / "datatrove"
-    cfg = SentDedupConfig(n_sentences=3, min_doc_words=0, min_num_sentences=0)
+class RuleSentences:
+    """thresher's sentence rule behind datatrove's word-tokenizer interface (duck-typed, so
+    this module imports in both venvs; forkserver children import it by name)."""
+
+    def __init__(self):
+        self._spans = None
+
+    def _split(self, text: str) -> list[tuple[int, int]]:
+        if self._spans is None:
+            sys.path.insert(0, str(REPO))
+            from stages.dedup.subdoc_core import sentence_spans
+
+            self._spans = sentence_spans
+        return self._spans(text)
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self._spans = None
+
+    def sent_tokenize(self, text: str) -> list[str]:
+        return [text[a:b] for a, b in self._split(text)]
+
+    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+        return self._split(text)
+
+    def word_tokenize(self, text: str) -> list[str]:  # unused: min_doc_words is 0
+        return text.split()
+
+
+def peak_rss_mb() -> float:
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+
+
+# ----------------------------------------------------------------------------- children
+
+def side_thresher(a: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(REPO))
+    from pipelines import config_from_dict, run_pipeline
+
+    root = Path(a.dir)
+    cfg = config_from_dict({
+        "name": "bench-subdoc-dt",
+        "input": {"format": "jsonl", "paths": [str(root / "in" / "*.jsonl")], "id_key": "id"},
+        "output": {"path": str(root / a.out)},
+        "executor": {"kind": "local", "workers": a.workers},
+        "stages": [{"stage": "sentence_span_dedup", "sentences": 3,
+                    "partitions": a.partitions}],
+    })
+    t = time.perf_counter()
+    run = run_pipeline(cfg, overwrite=True)
+    seconds = time.perf_counter() - t
+    st = json.loads(run.stats_json.read_text())
+    return {"seconds": round(seconds, 2), "max_rss_mb": peak_rss_mb(),
+            "worker_rss_mb": max(p["max_rss_mb"] for p in st["phases"].values()),
+            "phases": {k: round(v["elapsed_s"], 2) for k, v in st["phases"].items()}}
+
+
+def side_datatrove(a: argparse.Namespace) -> dict:
+    from datatrove.executor.local import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.sentence_dedup import (
+        SentDedupConfig,
+        SentenceDedupFilter,
+        SentenceDedupSignature,
+        SentenceFindDedups,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.text import TextNormConfig
+
+    root = Path(a.dir)
+    base = root / a.out
+    W = a.workers
+    if a.datatrove_splitter == "spacy":  # datatrove's defaults (not equal output)
+        cfg = SentDedupConfig(n_sentences=3, min_doc_words=0, min_num_sentences=0)
+    else:
+        cfg = SentDedupConfig(n_sentences=3, min_doc_words=0, min_num_sentences=0,
+                              norm_config=TextNormConfig(
+                                  lowercase=False, norm_whitespace=True,
+                                  remove_punctuation=False, norm_unicode_diacritics=False,
+                                  norm_numbers=False))
 
     def reader():
         return JsonlReader(str(root / "in"), glob_pattern="*.jsonl", id_key="id")
 
+    sig = SentenceDedupSignature(str(base / "sigs"), finder_workers=W, config=cfg)
+    filt = SentenceDedupFilter(str(base / "dups"), config=cfg)
+    if a.datatrove_splitter == "thresher":
+        from bench_subdoc_datatrove import RuleSentences as Rule  # importable by name
+
+        sig.tokenizer = Rule()
+        filt.tokenizer = Rule()
     steps = {
-        "signatures": ([reader(), SentenceDedupSignature(str(base / "sigs"), config=cfg)],
-                       shards, workers),
-        "find": ([SentenceFindDedups(str(base / "sigs"), str(base / "dups"), config=cfg)], 1, 1),
-        "filter": ([reader(), SentenceDedupFilter(str(base / "dups"), config=cfg),
-                    JsonlWriter(str(base / "out"))], shards, workers),
+        "signatures": ([reader(), sig], a.shards, W),
+        "find": ([SentenceFindDedups(str(base / "sigs"), str(base / "dups"), config=cfg)],
+                 W, W),
+        "filter": ([reader(), filt, JsonlWriter(str(base / "out"), compression=None)],
+                   a.shards, W),
     }
     times = {}
+    t0 = time.perf_counter()
     for name, (pipeline, tasks, w) in steps.items():
         t = time.perf_counter()
         LocalPipelineExecutor(pipeline, tasks=tasks, workers=w, logging_dir=str(base / name),
                               skip_completed=False).run()
         times[name] = round(time.perf_counter() - t, 2)
-    docs = chars = 0
-    for p in sorted((base / "out").glob("*.jsonl.gz")):
-        with gzip.open(p, "rt") as fh:
+    return {"seconds": round(time.perf_counter() - t0, 2), "max_rss_mb": peak_rss_mb(),
+            "phases": times}
+
+
+# ----------------------------------------------------------------------------- driver
+
+def fingerprint(texts) -> tuple[dict, dict]:
+    """id -> (non-space characters, 8-byte hash of the text with whitespace collapsed)."""
+    nonspace, digest = {}, {}
+    for i, t in texts:
+        parts = t.split()
+        nonspace[i] = sum(map(len, parts))
+        digest[i] = hashlib.blake2b(" ".join(parts).encode(), digest_size=8).digest()
+    return nonspace, digest
+
+
+def read_input(root: Path):
+    for p in sorted((root / "in").glob("*.jsonl")):
+        with open(p) as fh:
             for line in fh:
-                docs += 1
-                chars += len(json.loads(line)["text"])
-    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    print(json.dumps({"times": times, "docs": docs, "chars_out": chars, "max_rss_mb": rss}))
+                d = json.loads(line)
+                yield d["id"], d["text"]
+
+
+def read_thresher(out: Path):
+    import pyarrow.parquet as pq
+
+    for p in sorted((out / "data").glob("*.parquet")):
+        t = pq.read_table(p, columns=["id", "text"])
+        yield from zip(t.column("id").to_pylist(), t.column("text").to_pylist())
+
+
+def read_datatrove(out: Path):
+    for p in sorted((out / "out").glob("*.jsonl*")):
+        with open(p) as fh:
+            for line in fh:
+                d = json.loads(line)
+                yield d["id"], d["text"]
+
+
+def compare(inp: tuple[dict, dict], a: tuple[dict, dict], b: tuple[dict, dict],
+            names=("thresher", "datatrove"), show: int = 5) -> dict:
+    """Per document: non-space characters removed by each side, text up to whitespace."""
+    in_ns, _ = inp
+    (a_ns, a_h), (b_ns, b_h) = a, b
+    only = sorted(set(a_ns) ^ set(b_ns))
+    removed_diff, text_diff = [], []
+    for i in sorted(set(a_ns) & set(b_ns)):
+        if a_ns[i] != b_ns[i]:
+            removed_diff.append(i)
+        elif a_h[i] != b_h[i]:
+            text_diff.append(i)
+    res = {"docs_compared": len(set(a_ns) & set(b_ns)), "in_one_side_only": len(only),
+           "removed_nonspace_differs": len(removed_diff),
+           "text_differs_beyond_whitespace": len(text_diff),
+           "removed_nonspace": {names[0]: sum(in_ns[i] - v for i, v in a_ns.items()),
+                                names[1]: sum(in_ns[i] - v for i, v in b_ns.items())},
+           "docs_changed": {names[0]: sum(in_ns[i] != v for i, v in a_ns.items()),
+                            names[1]: sum(in_ns[i] != v for i, v in b_ns.items())}}
+    for label, ids in (("in one side only", only), ("removed differs", removed_diff),
+                       ("text differs", text_diff)):
+        for i in ids[:show]:
+            print(f"  MISMATCH {label}: {i}: removed non-space {names[0]} "
+                  f"{in_ns[i] - a_ns[i] if i in a_ns else 'dropped'}, {names[1]} "
+                  f"{in_ns[i] - b_ns[i] if i in b_ns else 'dropped'}")
+    return res
+
+
+def child(side: str, a: argparse.Namespace, out: str) -> dict:
+    py = sys.executable if side == "thresher" else str(DT_PYTHON)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)])}
+    cmd = [py, str(HERE / "bench_subdoc_datatrove.py"), "--side", side, "--dir", a.dir,
+           "--out", out, "--workers", str(a.workers), "--shards", str(a.shards),
+           "--partitions", str(a.partitions), "--datatrove-splitter", a.datatrove_splitter]
+    t = time.perf_counter()
+    with open(Path(a.dir) / f"{side}.stdout", "w+") as so, \
+            open(Path(a.dir) / f"{side}.stderr", "w+") as se:
+        p = subprocess.Popen(cmd, env=env, stdout=so, stderr=se)
+        largest = tree = 0.0
+        while p.poll() is None:  # the same probe for both sides: every process below
+            hwm, rss = tree_rss_mb(p.pid)
+            largest, tree = max(largest, max(hwm, default=0)), max(tree, sum(rss))
+            time.sleep(0.25)
+        wall = time.perf_counter() - t
+        so.seek(0)
+        se.seek(0)
+        out, err = so.read(), se.read()
+    if p.returncode:
+        sys.stderr.write(err[-4000:])
+        raise SystemExit(f"{side} failed ({p.returncode})")
+    r = json.loads(out.strip().splitlines()[-1])
+    # largest process: the peak (VmHWM) of each process seen by the probe, or the child's
+    # own getrusage (itself and the children it reaped), whichever is larger
+    r.update(process_s=round(wall, 2),
+             largest_process_mb=round(max(largest, r.pop("max_rss_mb"),
+                                          r.pop("worker_rss_mb", 0))),
+             all_processes_mb=round(tree))
+    return r
+
+
+def tree_rss_mb(root: int) -> tuple[list[float], list[float]]:
+    """Peak (VmHWM) and current (VmRSS) resident MB of ``root`` and every process below it
+    (from /proc)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    pids, todo = {root}, [root]
+    while todo:
+        x = todo.pop()
+        for c, pp in parent.items():
+            if pp == x and c not in pids:
+                pids.add(c)
+                todo.append(c)
+    hwm, rss = [], []
+    for pid in pids:
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmHWM:"):
+                    hwm.append(int(line.split()[1]) / 1024)
+                elif line.startswith("VmRSS:"):
+                    rss.append(int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+    return hwm, rss
+
+
+def summary(xs: list[float]) -> str:
+    return (f"median {statistics.median(xs):.1f} (min {min(xs):.1f}, max {max(xs):.1f}, "
+            f"n={len(xs)})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--partitions", type=int, default=16, help="thresher's find tasks")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dir", help="work directory (default: a temporary one)")
+    ap.add_argument("--datatrove-splitter", choices=["thresher", "spacy"], default="thresher")
+    ap.add_argument("--side", choices=["thresher", "datatrove"], help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.side:  # a child: run one side, print one JSON line
+        fn = side_thresher if a.side == "thresher" else side_datatrove
+        print(json.dumps(fn(a)))
+        return
+    if not DT_PYTHON.exists():
+        raise SystemExit("no benchmarks/.venv-datatrove: `make bench` builds it")
+    import tempfile
+
+    sys.path.insert(0, str(HERE))
+    from bench_subdoc import build
+
+    tmp = tempfile.TemporaryDirectory() if not a.dir else None
+    a.dir = a.dir or tmp.name
+    root = Path(a.dir)
+    (root / "in").mkdir(parents=True, exist_ok=True)
+    for p in (root / "in").glob("*.jsonl"):
+        p.unlink()
+    t = time.perf_counter()
+    build(root / "in", a.docs, a.shards)
+    print(f"built {a.docs:,} documents in {a.shards} files ({time.perf_counter() - t:.0f} s); "
+          f"{os.cpu_count()} CPUs; load {os.getloadavg()}", flush=True)
+    inp = fingerprint(read_input(root))
+    chars_in = sum(len(t) for _, t in read_input(root))
+    runs: dict[str, list[dict]] = {"thresher": [], "datatrove": []}
+    first: dict[str, tuple] = {}
+    for r in range(a.repeats):
+        order = ("thresher", "datatrove") if r % 2 == 0 else ("datatrove", "thresher")
+        for side in order:
+            out = f"{side}-out"
+            res = child(side, a, out)
+            reader = read_thresher if side == "thresher" else read_datatrove
+            fp = fingerprint(reader(root / out))
+            res["chars_out"] = sum(len(t) for _, t in reader(root / out))
+            res["load"] = os.getloadavg()[0]
+            if side in first:
+                res["same_as_first_repeat"] = fp == first[side]
+            else:
+                first[side] = fp
+            runs[side].append(res)
+            print(f"repeat {r + 1} {side}: {json.dumps(res)}", flush=True)
+    print("\nper document, thresher vs datatrove:")
+    cmp = compare(inp, first["thresher"], first["datatrove"])
+    print(json.dumps(cmp))
+    print(f"\n{a.docs:,} documents, {a.workers} workers, {a.shards} input files, "
+          f"datatrove sentences: {a.datatrove_splitter}; characters in {chars_in:,}")
+    med = {}
+    for side, rs in runs.items():
+        secs = [x["seconds"] for x in rs]
+        med[side] = statistics.median(secs)
+        print(f"{side}: pipeline s {summary(secs)}; process s "
+              f"{summary([x['process_s'] for x in rs])}; largest process RSS MB "
+              f"{summary([x['largest_process_mb'] for x in rs])}; all processes RSS MB "
+              f"{summary([x['all_processes_mb'] for x in rs])}; chars out {rs[0]['chars_out']:,}; "
+              f"identical across repeats: "
+              f"{all(x.get('same_as_first_repeat', True) for x in rs)}")
+        print("  steps (median s): " + ", ".join(
+            f"{k} {statistics.median(x['phases'][k] for x in rs):.1f}" for k in rs[0]["phases"]))
+    equal = (cmp["in_one_side_only"] == cmp["removed_nonspace_differs"]
+             == cmp["text_differs_beyond_whitespace"] == 0)
+    print(f"datatrove / thresher (median pipeline s): {med['datatrove'] / med['thresher']:.2f}x; "
+          f"equal output: {equal}; load after: {os.getloadavg()}")
+    if tmp:
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -212,6 +212,32 @@ def test_remove_cuts_the_shared_spans_and_keeps_the_rest(tmp_path):
         assert len(text) < len(before) + len(after) + len(planted) // 4
 
 
+def test_remove_in_a_run_counts_rewritten_documents_as_changed(runs):
+    tmp, inp, _, _ = runs
+    run = run_pipeline(config(tmp, inp, "remove", workers=2, action="remove")).root
+    out = {r["id"]: r["text"] for r in rows(run)}
+    st = json.loads((run / "stats.json").read_text())["stages"]["decontaminate"]
+    changed, dropped = Counter(), Counter()
+    for d in DOCS:
+        if d["id"] not in out:
+            assert d["category"] in FOUND
+            dropped[f"contaminated:{d['eval_set']}"] += 1  # lost more than half: dropped
+        elif out[d["id"]] != d["text"]:
+            assert d["category"] in FOUND
+            changed[f"contaminated:{d['eval_set']}"] += 1
+        else:
+            assert d["category"] not in FOUND, d["id"]
+    assert st["changed"] == dict(changed) and st["dropped"] == dict(dropped)
+    assert min(changed.values()) > 10 and st["docs_out"] == len(out)
+    csv = cli("stats", str(run), "--csv", cwd=tmp).stdout.splitlines()
+    assert [x for x in csv if x.startswith("decontaminate,changed,")] == \
+        [f"decontaminate,changed,{r},{n}," for r, n in sorted(changed.items())]
+    samples = cli("samples", str(run), "decontaminate", "--json", cwd=tmp)
+    assert samples.returncode == 0, samples.stderr
+    kinds = Counter((s["kind"], s["reason"]) for s in json.loads(samples.stdout))
+    assert {r for (k, r) in kinds if k == "changed"} == set(changed)
+
+
 def test_remove_drops_a_document_that_would_lose_too_much(tmp_path):
     items = load("wiki-passages.jsonl")
     doc = {"id": "x", "text": "Intro.\n" + items[3]["context"]}

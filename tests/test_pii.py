@@ -210,6 +210,16 @@ def test_pipeline_replaces_and_is_identical_across_worker_counts(tmp_path):
     assert stats["docs_in"] == stats["docs_out"] == len(docs) and not stats["dropped"]
     sketch = stats["sketches"]
     assert "pii_email" in json.dumps(sketch) and "pii_ip" in json.dumps(sketch)
+    # documents rewritten, per kind: in stats.json and in `thresher stats --csv`
+    want = {f"replaced:{k}": sum(any(g["kind"] == k for g in d["spans"]) for d in docs)
+            for k in ("email", "ip")}
+    assert stats["changed"] == want and min(want.values()) > 10
+    assert sum(by_id[d["id"]]["text"] != d["text"] for d in docs) == \
+        sum(any(g["kind"] in ("email", "ip") for g in d["spans"]) for d in docs)
+    csv = cli("stats", str(one), "--csv", cwd=tmp_path).stdout.splitlines()
+    assert csv[0] == "stage,kind,reason,docs,chars"
+    assert [x for x in csv if x.startswith("pii,changed,")] == \
+        [f"pii,changed,{r},{n}," for r, n in sorted(want.items())]
 
 
 def test_missing_text_column_is_one_line(tmp_path):

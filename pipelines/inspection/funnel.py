@@ -152,9 +152,12 @@ def breakdown_table(stats: dict[str, Any], by: str, stages: list[str] | None = N
 
 
 def stats_csv(stats: dict[str, Any], by: str | None = None) -> str:
-    """The stats as CSV for notebooks: per stage its in/out rows and one row per drop or
-    error reason (``chars`` empty where a stage did not report the dropped texts); with
-    ``by="language"`` (or ``"dataset"``) one row per stage and value instead."""
+    """The stats as CSV for notebooks: per stage its in/out rows, one row per drop or
+    error reason (``chars`` empty where a stage did not report the dropped texts) and one
+    per reason of documents a stage rewrote and kept (kind ``changed``: pii's
+    ``replaced:<kind>``, decontaminate's ``contaminated:<set>`` with ``action: remove``;
+    ``chars`` empty); with ``by="language"`` (or ``"dataset"``) one row per stage and value
+    instead."""
     import csv
     import io
 
@@ -174,6 +177,8 @@ def stats_csv(stats: dict[str, Any], by: str | None = None) -> str:
         for kind, counts in (("dropped", st["dropped"]), ("error", st["errors"])):
             for reason, n in counts.items():
                 w.writerow([name, kind, reason, n, chars.get(reason, "")])
+        for reason, n in st.get("changed", {}).items():  # kept, rewritten: no chars dropped
+            w.writerow([name, "changed", reason, n, ""])
     return buf.getvalue()
 
 

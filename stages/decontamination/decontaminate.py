@@ -23,9 +23,10 @@ Phases (a global stage, pipelines/global_stage.py):
 
   - ``drop``: the document is dropped, reason ``contaminated:<set>`` (the set of the item
     it shares most n-grams with), so drop counts are hits per evaluation set;
-  - ``remove``: the characters covered by the shared n-grams are cut out; a document
-    that would lose more than ``max_removed_fraction`` of its characters is dropped
-    (reason ``contaminated:<set>``);
+  - ``remove``: the characters covered by the shared n-grams are cut out, and the
+    document is counted (and sampled, before and after) as changed for
+    ``contaminated:<set>``; a document that would lose more than
+    ``max_removed_fraction`` of its characters is dropped (reason ``contaminated:<set>``);
   - ``annotate``: kept as it is, with ``<name>_overlaps`` (most n-grams shared with one
     item) and ``<name>_items`` (``set/item id`` of every item it reaches).
 
@@ -413,6 +414,7 @@ class Decontaminate(GlobalStage):
         new_texts = list(texts)
         overlaps = [0] * table.num_rows
         hit_items: list[list[str]] = [[] for _ in range(table.num_rows)]
+        cut_rows: dict[str, list[int]] = {}
         added = 0
         for row, text in enumerate(texts):
             if not text:
@@ -431,6 +433,7 @@ class Decontaminate(GlobalStage):
                     action = "drop"
                 else:
                     new_texts[row] = cut
+                    cut_rows.setdefault(reason, []).append(row)
                     action = "removed"
             if action == "drop":
                 keep[row] = False
@@ -449,6 +452,9 @@ class Decontaminate(GlobalStage):
             write_table_atomic(self._matches_path,
                                pa.Table.from_pylist(self._matches, schema=MATCHES_SCHEMA))
         if p.action == "remove":
+            for reason, rows in sorted(cut_rows.items()):  # kept, rewritten: `changed` stats
+                stats.change_rows(reason, table, rows, [texts[i] for i in rows],
+                                  [new_texts[i] for i in rows])
             table = set_column(table, p.column, new_texts, pa.string())
         if p.action == "annotate":
             table = set_column(table, f"{self.name}_overlaps", overlaps, pa.int32())

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipelines.global_stage import GlobalContext, Step
 from pipelines.io.files import read_table, write_table_atomic
@@ -84,6 +84,22 @@ class MinHashParams(DedupParams):
                           "segmenter of each document's `language` (as `tokenizer: auto` of "
                           "the heuristic filters), for the languages that have one")
 
+    cluster_memory: int | None = Field(
+        None, gt=0,
+        description="memory budget of clustering (bytes, or '2GB', '512MiB'). null: one "
+                    "`cluster` task holds the whole edge list (about 100 bytes an edge). "
+                    "Set: clustering is planned as sharded steps of `partitions` tasks; at "
+                    "run time an edge list within the budget is still clustered by one task, "
+                    "a larger one by up to `cluster_rounds` large-star/small-star rounds over "
+                    "hash-partitioned edge files, and the keep policy runs per partition of "
+                    "clusters (docs/architecture.md)")
+    cluster_rounds: int = Field(
+        12, ge=1, le=64,
+        description="large-star/small-star rounds planned when `cluster_memory` is set (2 "
+                    "steps each; rounds after convergence are no-ops). Not converged by "
+                    "then: the rest is clustered in memory if it fits `cluster_memory`, "
+                    "else the step fails naming this parameter")
+
     # old name -> new name; the config fingerprint hashes the old name, so runs made before
     # the rename keep their fingerprint (--resume, reproduce)
     renamed: ClassVar[dict[str, str]] = {"strip_punctuation": "punctuation_as_space"}
@@ -107,6 +123,11 @@ class MinHashParams(DedupParams):
                 log.warning("minhash_dedup: `%s` is deprecated, write `%s` (same meaning: "
                             "punctuation and symbols count as a space)", old, new)
         return data
+
+    @field_validator("cluster_memory", mode="before")
+    @classmethod
+    def _byte_size(cls, v: Any) -> Any:
+        return _byte_size(v)
 
     @model_validator(mode="after")
     def _derive(self):
@@ -174,8 +195,17 @@ class MinHashDedup(DedupStage):
         sigs[seg] = core._minhash(*core._shingles(tok, lens, self.spec.n), self.spec)
         return sigs
 
+    @property
+    def sharded(self) -> bool:
+        """Clustering planned as sharded steps (``cluster_memory`` set)."""
+        return self.params.cluster_memory is not None
+
     def steps(self, n_shards: int) -> list[Step]:
-        return [Step("buckets", self.params.partitions), Step("cluster", 1)]
+        P = self.params.partitions
+        if not self.sharded:
+            return [Step("buckets", P), Step("cluster", 1)]
+        return [Step("buckets", P), *(Step(name, P) for name in star_steps(self.params)),
+                Step("label", P), Step("cluster", P), Step("clusters", 1)]
 
     # ------------------------------------------------------------ collect
     def begin_collect(self, ctx: GlobalContext) -> None:
@@ -209,7 +239,11 @@ class MinHashDedup(DedupStage):
         write_partitioned(self._path(ctx, "buckets", ctx.task), buckets, part, P)
         members = pa.concat_tables(self._members) if self._members else \
             self._member_schema().empty_table()
-        write_table_atomic(self._path(ctx, "members", ctx.task), members)
+        if self.sharded:  # the label step reads the members of its node partition
+            write_partitioned(self._path(ctx, "members", ctx.task), members,
+                              core.node_partition(members.column("key").to_numpy(), P), P)
+        else:
+            write_table_atomic(self._path(ctx, "members", ctx.task), members)
         self._buckets, self._members = [], []
 
     def _member_schema(self) -> pa.Schema:
@@ -225,9 +259,13 @@ class MinHashDedup(DedupStage):
     def run_step(self, step: str, ctx: GlobalContext) -> dict[str, float]:
         if step == "buckets":
             return self._buckets_step(ctx)
-        if step == "cluster":
-            return self._cluster_step(ctx)
-        raise ValueError(f"unknown step {step!r}")
+        if not self.sharded:
+            if step == "cluster":
+                return self._cluster_step(ctx)
+            raise ValueError(f"unknown step {step!r}")
+        from stages.dedup import minhash_sharded as sh
+
+        return sh.run_sharded_step(self, step, ctx)
 
     def _buckets_step(self, ctx: GlobalContext) -> dict[str, float]:
         files = [self._path(ctx, "buckets", s) for s in range(ctx.n_shards)]
@@ -236,6 +274,11 @@ class MinHashDedup(DedupStage):
                                      rows.column("bkey").to_numpy(),
                                      rows.column("doc").to_numpy())
         edges = np.asarray(edges, dtype=np.uint64).reshape(-1, 2)
+        if self.sharded:
+            from stages.dedup import minhash_sharded as sh
+
+            return {"band_rows": rows.num_rows, "edges": len(edges),
+                    **sh.write_first_edges(self, ctx, edges)}
         write_table_atomic(self._path(ctx, "edges", ctx.task),
                            pa.table({"u": edges[:, 0], "v": edges[:, 1]}, schema=EDGE_SCHEMA))
         return {"band_rows": rows.num_rows, "edges": len(edges)}
@@ -275,23 +318,31 @@ class MinHashDedup(DedupStage):
     def _write_clusters(self, ctx: GlobalContext, clustered: pa.Table | None,
                         decisions: pa.Table) -> None:
         """clusters.parquet: every document in a cluster, biggest clusters first."""
-        path = ctx.work_dir / "clusters.parquet"
-        if clustered is None:
-            schema = pa.schema([("cluster_id", pa.string()), ("cluster_size", pa.int64()),
-                                ("keep", pa.bool_()), ("id", pa.string()),
-                                ("length", pa.int64()), ("url", pa.string()),
-                                ("snippet", pa.string())])
-            return write_table_atomic(path, schema.empty_table())
-        t = clustered.select(["key", "id", "length", "url", "snippet"]).join(
-            decisions, "key", join_type="inner")
-        t = t.sort_by([("cluster_size", "descending"), ("cluster_id", "ascending"),
-                       ("keep", "descending"), ("id", "ascending")])
-        write_table_atomic(path, t.select(["cluster_id", "cluster_size", "keep", "id", "length",
-                                           "url", "snippet"]),
-                           row_group_size=10_000)  # `thresher dups` reads the first ones
+        write_table_atomic(ctx.work_dir / "clusters.parquet",
+                           clusters_table(clustered, decisions),
+                           row_group_size=CLUSTERS_ROW_GROUP)  # `thresher dups` reads the first
 
     def decision_files(self, ctx: GlobalContext) -> list[Path]:
-        return [self._path(ctx, "decisions", 0)]
+        n = self.params.partitions if self.sharded else 1
+        return [self._path(ctx, "decisions", q) for q in range(n)]
+
+
+CLUSTERS_SCHEMA = pa.schema([("cluster_id", pa.string()), ("cluster_size", pa.int64()),
+                             ("keep", pa.bool_()), ("id", pa.string()), ("length", pa.int64()),
+                             ("url", pa.string()), ("snippet", pa.string())])
+CLUSTERS_ORDER = [("cluster_size", "descending"), ("cluster_id", "ascending"),
+                  ("keep", "descending"), ("id", "ascending")]
+CLUSTERS_ROW_GROUP = 10_000
+
+
+def clusters_table(clustered: pa.Table | None, decisions: pa.Table) -> pa.Table:
+    """The rows of clusters.parquet for ``clustered`` members and their decisions, in its
+    order: biggest clusters first, then by cluster id, the survivor first, then by id."""
+    if clustered is None:
+        return CLUSTERS_SCHEMA.empty_table()
+    t = clustered.select(["key", "id", "length", "url", "snippet"]).join(
+        decisions, "key", join_type="inner")
+    return t.sort_by(CLUSTERS_ORDER).select(CLUSTERS_SCHEMA.names)
 
 
 _WORD_HASH: dict[str, int] = {}
@@ -322,6 +373,26 @@ def segmented_token_hashes(texts: list[str], langs: list[str | None], spec: core
             out.append(h)
         lens[i] = len(units)
     return np.array(out, np.uint64), lens
+
+
+def star_steps(params: MinHashParams) -> list[str]:
+    """Names of the connected-components steps of sharded clustering, in order."""
+    return [f"{kind}-star-{r:02d}" for r in range(params.cluster_rounds)
+            for kind in ("large", "small")]
+
+
+def _byte_size(v: Any) -> Any:
+    """'2GB' -> 2000000000, '512MiB' -> 536870912; numbers and None as given."""
+    if not isinstance(v, str):
+        return v
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*", v)
+    if m is None:
+        raise ValueError(f"{v!r}: expected a byte count such as 2000000000, '2GB' or '512MiB'")
+    unit = (m.group(2) or "b").lower().rstrip("b")
+    base = 1024 if unit.endswith("i") else 1000
+    return int(float(m.group(1)) * base ** " kmgt".index(unit[:1] or " "))
 
 
 def _scope_hashes(values: list[str]) -> np.ndarray:

@@ -402,3 +402,108 @@ def jaccard(a_hashes: np.ndarray, b_hashes: np.ndarray) -> float:
         return 0.0
     inter = len(np.intersect1d(a, b, assume_unique=True))
     return inter / (union - inter)
+
+
+# ---------------------------------------------------------------- sharded clustering
+# Connected components without holding the edge list in one process: the large-star and
+# small-star operations of Kiveris et al., "Connected Components in MapReduce and Beyond"
+# (SoCC 2014), each a function of one node's neighbourhood, so a task can run them on the
+# nodes of one hash partition. Alternating them turns every component into a star around
+# its smallest node; the edge set they produce is a function of the edge set alone, never
+# of how it is partitioned, and neither operation ever adds edges. Rows are directed
+# (key, nbr) pairs of uint64 node keys.
+_NODE_SALT = U64(0x2545F4914F6CDD1D)
+
+
+def node_partition(keys: np.ndarray, n_partitions: int) -> np.ndarray:
+    """Partition (0..n_partitions-1) of each node key: where its neighbourhood is grouped."""
+    if n_partitions < 1:
+        raise ValueError(f"n_partitions must be >= 1, got {n_partitions!r}")
+    return (_fmix64(np.asarray(keys, U64) ^ _NODE_SALT) % U64(n_partitions)).astype(np.int64)
+
+
+def _groups(key: np.ndarray, nbr: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows sorted by key; the first row, row count and smallest neighbour of each key."""
+    order = np.argsort(key, kind="stable")
+    key, nbr = key[order], nbr[order]
+    first = np.ones(len(key), bool)
+    first[1:] = key[1:] != key[:-1]
+    starts = np.flatnonzero(first)
+    return key, nbr, starts, np.diff(np.append(starts, len(key))), \
+        np.minimum.reduceat(nbr, starts)
+
+
+def both_ways(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Large-star rows of undirected edges {u, v}: each edge under both of its nodes."""
+    u, v = np.asarray(u, U64), np.asarray(v, U64)
+    return np.concatenate([u, v]), np.concatenate([v, u])
+
+
+def large_star(key: np.ndarray, nbr: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Large-star over the nodes of ``key``, whose whole neighbourhoods the rows hold (every
+    edge under both nodes, ``both_ways``): each neighbour larger than a node is linked to
+    the smallest node of that node's closed neighbourhood.
+
+    Returns the new edges as small-star rows (larger node, smaller node), unique, and
+    whether the neighbourhoods seen are already final: every node either a root (all
+    neighbours larger) or a leaf (a single neighbour, smaller). When that holds for every
+    node of the graph, each component is a star around its smallest node.
+    """
+    key, nbr = np.asarray(key, U64), np.asarray(nbr, U64)
+    if len(key) == 0:
+        return np.zeros(0, U64), np.zeros(0, U64), True
+    key, nbr, starts, counts, low = _groups(key, nbr)
+    node = key[starts]
+    stars = bool(np.all((low > node) | ((counts == 1) & (low < node))))
+    m = np.repeat(np.minimum(node, low), counts)
+    up = nbr > key
+    e = _unique_rows(nbr[up], m[up])
+    return e[:, 0], e[:, 1], stars
+
+
+def small_star(key: np.ndarray, nbr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Small-star over rows (node, smaller neighbour), all of them for each node present:
+    the node and its smaller neighbours are linked to the smallest of those neighbours.
+
+    Returns the new edges as large-star rows (``both_ways``), unique.
+    """
+    key, nbr = np.asarray(key, U64), np.asarray(nbr, U64)
+    if len(key) == 0:
+        return np.zeros(0, U64), np.zeros(0, U64)
+    if np.any(nbr >= key):
+        raise ValueError("small-star rows must be (node, smaller neighbour)")
+    key, nbr, starts, counts, m = _groups(key, nbr)
+    mrow = np.repeat(m, counts)
+    other = nbr != mrow
+    x = np.concatenate([nbr[other], key[starts]])
+    lo = np.concatenate([mrow[other], m])
+    e = _unique_rows(*both_ways(x, lo))
+    return e[:, 0], e[:, 1]
+
+
+def star_labels(key: np.ndarray, nbr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nodes, labels) of the nodes of ``key`` in a star forest in large-star rows: a root
+    labels itself, a leaf takes its neighbour (the root)."""
+    key, nbr = np.asarray(key, U64), np.asarray(nbr, U64)
+    if len(key) == 0:
+        return np.zeros(0, U64), np.zeros(0, U64)
+    key, nbr, starts, _, low = _groups(key, nbr)
+    node = key[starts]
+    return node, np.minimum(node, low)
+
+
+def star_components(edges: np.ndarray, max_rounds: int = 64
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+    """``connected_components`` by alternating large-star and small-star in memory (the
+    reference of the sharded step, and how its rounds are counted): (nodes, labels,
+    rounds until the large-star input was a star forest)."""
+    edges = np.asarray(edges, U64).reshape(-1, 2)
+    key, nbr = both_ways(edges[:, 0], edges[:, 1])
+    for r in range(max_rounds):
+        sk, sn, stars = large_star(key, nbr)
+        if stars:
+            nodes, labels = star_labels(key, nbr)
+            return nodes, labels, r
+        key, nbr = small_star(sk, sn)
+    raise RuntimeError(f"no star forest after {max_rounds} rounds")

@@ -7,7 +7,12 @@ their id (no RNG state, so the same inputs give the same split), written as
 fastText lines and trained with one thread and a fixed seed, which makes the
 model file byte-identical from run to run. The held-out precision/recall, the
 parameters and every input's sha256 go into ``<model>.json`` next to the model,
-so a model can be audited and re-trained exactly.
+so a model can be audited and re-trained exactly: ``command`` is the full
+``thresher train-classifier`` command that rebuilds it, every option spelled out.
+Local paths there, in ``inputs`` and in ``stage.model`` are written relative to the
+directory the command ran in when they are inside it (``paths_relative_to``), so the
+file names no machine's directories and a model committed to a repository can be
+re-trained from a fresh clone's root; paths outside it stay absolute, URLs stay URLs.
 
 The text a model sees is normalised the same way at training time and in the
 ``quality_classifier`` stage: ``pipelines.fasttext.fasttext_text``.
@@ -137,9 +142,44 @@ def read_class(globs: list[str], spec: TrainSpec) -> tuple[list[Doc], list[dict]
             if stats.n_errors:
                 raise UserError(f"training input {path}: {stats.n_errors} unreadable record(s) "
                                 f"({', '.join(sorted(stats.errors))})")
-            files.append({"path": path.as_posix(), "sha256": sha256_file(run_path(path)),
+            files.append({"path": portable(path), "sha256": sha256_file(run_path(path)),
                           "documents": n})
     return docs, files
+
+
+def portable(path: str | Path) -> str:
+    """``path`` relative to the working directory when it is a local path inside it (a
+    glob's wildcards kept), else as given (absolute, or a URL)."""
+    text = path.as_posix() if isinstance(path, Path) else str(path)
+    if "://" in text:
+        return text
+    p = Path(text)
+    if not p.is_absolute():
+        return p.as_posix()
+    try:
+        return p.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return text
+
+
+def train_command(spec: TrainSpec) -> list[str]:
+    """The ``thresher train-classifier`` command that trains the model ``spec`` describes,
+    every option explicit (so a later change of a default does not change its meaning)."""
+    ft = spec.fasttext
+    cmd = ["thresher", "train-classifier"]
+    for flag, globs in (("--positive", spec.positive), ("--negative", spec.negative)):
+        for g in globs:
+            cmd += [flag, portable(g)]
+    cmd += ["--out", portable(spec.out), "--text-key", spec.text_key]
+    if spec.max_docs is not None:
+        cmd += ["--max-docs", str(spec.max_docs)]
+    cmd += ["--test-fraction", repr(spec.test_fraction), "--seed", str(spec.seed)]
+    if spec.max_chars is not None:
+        cmd += ["--max-chars", str(spec.max_chars)]
+    cmd += ["--positive-label", spec.positive_label, "--negative-label", spec.negative_label,
+            "--epoch", str(ft.epoch), "--lr", repr(ft.lr), "--dim", str(ft.dim),
+            "--min-count", str(ft.min_count)]
+    return cmd
 
 
 def split(docs: list[Doc], spec: TrainSpec) -> tuple[list[Doc], list[Doc]]:
@@ -258,6 +298,8 @@ def train_classifier(spec: TrainSpec, log=print) -> dict:
     metrics = evaluate(positive_scores(model, texts, spec.positive_label), truth)
     meta = {
         "model": out.name,
+        "command": train_command(spec),
+        "paths_relative_to": "the directory the command ran in",
         "sha256": sha256_file(out),
         "bytes": out.stat().st_size,
         "labels": {"positive": spec.positive_label, "negative": spec.negative_label},
@@ -274,7 +316,7 @@ def train_classifier(spec: TrainSpec, log=print) -> dict:
         "metrics": metrics,
         "versions": {"thresher": __version__, "fasttext": _fasttext_version(),
                      "python": platform.python_version()},
-        "stage": {"stage": "quality_classifier", "model": str(out.resolve()),
+        "stage": {"stage": "quality_classifier", "model": portable(out),
                   "model_sha256": sha256_file(out), "positive_label": spec.positive_label,
                   **({"max_chars": spec.max_chars} if spec.max_chars else {})},
     }

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import REPO, thresher
+from test_cli_errors import THRESHER
 
 CONFIG = REPO / "configs" / "fineweb-edu-like.yaml"
 MODEL = REPO / "configs" / "models" / "fineweb-edu-proxy.bin"
@@ -93,6 +94,51 @@ def test_the_proxy_model_is_pinned_and_its_training_command_rebuilds_it(tmp_path
         assert again["sha256"] == sha
     else:  # fastText's float arithmetic may differ on other CPUs: the same quality, then
         assert abs(again["metrics"]["auc"] - m["auc"]) < 0.01
+
+
+def strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_the_model_metadata_is_portable_and_its_command_rebuilds_it(tmp_path):
+    """configs/models/fineweb-edu-proxy.bin.json names no directory of the machine it was
+    made on, and its recorded command, run from another root that holds its inputs (as a
+    fresh clone would after the header's first command), writes the same metadata and
+    model."""
+    meta = json.loads(MODEL.with_name(MODEL.name + ".json").read_text())
+    paths = [s for s in strings(meta) if "/" in s and " " not in s]
+    assert "configs/models/fineweb-edu-proxy.bin" in paths
+    assert not [s for s in paths if s.startswith(("/", "~")) or ":\\" in s], paths
+    assert meta["stage"]["model"] == stage("quality_classifier")["model"]
+    cmd = meta["command"]
+    assert cmd[:2] == ["thresher", "train-classifier"]
+    # the header's command, with the defaults it leaves out spelled out
+    header = header_commands()[1].split()
+    assert header[1] == "train-classifier"
+    given = dict(zip(header[2::2], header[3::2]))
+    recorded = dict(zip(cmd[2::2], cmd[3::2]))
+    assert len(cmd) == 2 + 2 * len(recorded) and len(header) == 2 + 2 * len(given)
+    assert {k: recorded[k] for k in given} == given
+    assert {k: v for k, v in recorded.items() if k not in given} == {
+        "--text-key": "text", "--test-fraction": "0.2", "--seed": "0", "--epoch": "10",
+        "--lr": "0.2"}
+    root = tmp_path / "clone"
+    (root / "configs" / "models").mkdir(parents=True)
+    make = [sys.executable, str(MODEL.parent / "make_fineweb_edu_proxy.py"),
+            "runs/fineweb-edu-proxy"]
+    subprocess.run(make, cwd=root, check=True, capture_output=True)
+    subprocess.run([*THRESHER, *cmd[1:]], cwd=root, check=True, capture_output=True)
+    again = json.loads((root / "configs" / "models" / (MODEL.name + ".json")).read_text())
+    if platform.machine() in ("x86_64", "AMD64"):  # where the committed file was trained
+        assert (root / "configs" / "models" / MODEL.name).read_bytes() == MODEL.read_bytes()
+        assert {k: v for k, v in again.items() if k != "versions"} == \
+            {k: v for k, v in meta.items() if k != "versions"}
+    else:
+        assert again["inputs"] == meta["inputs"] and again["command"] == cmd
 
 
 def test_the_funnel_is_fineweb_then_the_educational_cut(run):

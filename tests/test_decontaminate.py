@@ -349,3 +349,5 @@ def test_report_lists_contaminated_items_and_matched_documents(runs, tmp_path):
     assert f"{len(planted):,} contaminated evaluation items" in html
     some = next(d for d in DOCS if d["category"] == "verbatim")
     assert f">{some['id']}<" in html and f">{some['item_id']}<" in html
+    found = [d for d in DOCS if d["category"] in FOUND]
+    assert f"{len(found):,} matched documents" in html

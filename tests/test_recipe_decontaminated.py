@@ -119,6 +119,40 @@ def test_the_evaluation_files_are_recorded_and_reported(run):
     assert {"wiki-passages.jsonl", "inaugural-cloze.jsonl"} <= paths
     index = json.loads((run / "work" / "decontaminate" / "index.json").read_text())
     assert index["n"] == 13
-    report = run / "report.html"
+
+
+def test_the_report_lists_the_contaminated_items_and_the_matched_documents(run, tmp_path):
+    import html as html_lib
+    import re
+
+    report = tmp_path / "report.html"
     thresher("report", str(run), "-o", str(report))
-    assert "Contamination" in report.read_text()
+    page = report.read_text()
+    section = page[page.index('id="contamination"'):]
+    section = section[:section.index("</section>")]
+    found = matches(run)
+    items = {(m["set"], m["item_id"]) for m in found}
+    docs: dict[str, set] = {}
+    for m in found:
+        docs.setdefault(m["doc_id"], set()).add(f"{m['set']}/{m['item_id']}")
+    assert len(docs) > 50  # more than the tables show: they say so
+    assert f"decontaminate: {len(items):,} contaminated evaluation items</h3>" in section
+    assert f"decontaminate: {len(docs):,} matched documents ({len(found):,} matches)" in section
+    assert f"first 50 of {len(items):,} items" in section or len(items) <= 50
+    assert f"first 50 of {len(docs):,} documents; every match is in " \
+           "work/decontaminate/matches/part-*.parquet" in section
+    tables = re.findall(r"<tbody>(.*?)</tbody>", section, re.S)
+    assert len(tables) == 2
+    cells = [[html_lib.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+             for row in re.findall(r"<tr>(.*?)</tr>", tables[0])]
+    counts = {k: sum(1 for m in found if (m["set"], m["item_id"]) == k) for k in items}
+    assert len(cells) == min(50, len(items))
+    for s, i, n, _, _ in cells:  # set, item, documents, most shared n-grams, text
+        assert int(n.replace(",", "")) == counts[(s, i)]
+    assert [int(c[2].replace(",", "")) for c in cells] == \
+        sorted(counts.values(), reverse=True)[:len(cells)]  # most matched first
+    rows = [[html_lib.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", tables[1])]
+    assert [r[0] for r in rows] == sorted(docs)[:50]
+    for doc_id, action, listed, _ in rows:
+        assert action == "dropped" and set(listed.split(", ")) == docs[doc_id]

@@ -2,8 +2,12 @@
 items that documents matched and the matched documents.
 
 It reads what the stage wrote in its work directory: ``items.parquet`` (every evaluation
-item) and ``matches/part-<task>.parquet`` (one per task of the map phases around the stage,
-named from the plan, never listed). A run without such a stage has no section.
+item) and ``matches/part-<task>.parquet`` (one per task of the stage's apply phase, named
+from the plan, never listed). Two tables: the contaminated items (set, id, documents
+matching it, most shared n-grams, the item's text), most matched first, and the matched
+documents (id, what was done, the items each matched, most shared n-grams), by id; each
+shows its first 50 rows and says how many there are and where the full list is. A run
+without such a stage has no section.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ def _stages(run) -> list[str]:
 def _matches(run, name: str) -> list[dict] | None:
     work = run.root / "work" / name
     phases = (run.plan or {}).get("phases") or []
-    if not phases:
+    apply = [ph for ph in phases if ph.get("kind") == "map" and ph.get("stages", [])[:1] == [name]]
+    if not apply:
         return None
     out: list[dict] = []
     try:
-        for t in range(phases[0]["n_tasks"]):
+        for t in range(apply[0]["n_tasks"]):
             out += read_table(work / "matches" / f"part-{t:05d}.parquet").to_pylist()
         items = read_table(work / "items.parquet", columns=["item", "snippet"]).to_pylist()
     except (OSError, ValueError):  # the apply phase has not run (yet)
@@ -43,13 +48,24 @@ def _matches(run, name: str) -> list[dict] | None:
     return out
 
 
+def _more(shown: int, total: int, what: str, name: str) -> str:
+    if total <= shown:
+        return ""
+    return (f'<p class="empty">first {shown:,} of {total:,} {what}; every match is in '
+            f"work/{escape(name)}/matches/part-*.parquet</p>")
+
+
 def _tables(matches: list[dict], name: str, tag: str) -> str:
     by_item: dict[tuple, dict] = {}
+    by_doc: dict[str, dict] = {}
     for m in matches:
         e = by_item.setdefault((m["set"], m["item_id"]), {"docs": 0, "max": 0,
                                                           "snippet": m["snippet"]})
         e["docs"] += 1
         e["max"] = max(e["max"], m["overlaps"])
+        d = by_doc.setdefault(m["doc_id"], {"action": m["action"], "items": [], "max": 0})
+        d["items"].append(f"{m['set']}/{m['item_id']}")
+        d["max"] = max(d["max"], m["overlaps"])
     items = sorted(by_item.items(), key=lambda kv: (-kv[1]["docs"], kv[0]))
     rows = ["<tr>" + h.text_cell(s) + h.text_cell(i) + h.text_cell(h.fmt_int(e["docs"]))
             + h.text_cell(h.fmt_int(e["max"]))
@@ -59,15 +75,16 @@ def _tables(matches: list[dict], name: str, tag: str) -> str:
     out = [f"<h3>{escape(name)}: {len(by_item):,} contaminated evaluation items{of}</h3>",
            '<table class="data"><thead><tr><th>set</th><th>item</th><th>documents</th>'
            "<th>most shared n-grams</th><th>item text</th></tr></thead><tbody>",
-           *rows, "</tbody></table>"]
-    docs = sorted(matches, key=lambda m: (m["doc_id"], m["set"], m["item_id"]))[:DOCS_SHOWN]
-    out += [f"<h3>{escape(name)}: matched documents{of} ({len(matches):,} matches)</h3>",
-            '<table class="data"><thead><tr><th>document</th><th>set</th><th>item</th>'
-            "<th>shared n-grams</th><th>action</th></tr></thead><tbody>",
-            *("<tr>" + h.text_cell(m["doc_id"], "txt") + h.text_cell(m["set"])
-              + h.text_cell(m["item_id"]) + h.text_cell(h.fmt_int(m["overlaps"]))
-              + h.text_cell(m["action"]) + "</tr>" for m in docs),
-            "</tbody></table>"]
+           *rows, "</tbody></table>", _more(ITEMS_SHOWN, len(by_item), "items", name)]
+    docs = sorted(by_doc.items())
+    out += [f"<h3>{escape(name)}: {len(by_doc):,} matched documents{of} "
+            f"({len(matches):,} matches)</h3>",
+            '<table class="data"><thead><tr><th>document</th><th>action</th>'
+            "<th>items matched</th><th>most shared n-grams</th></tr></thead><tbody>",
+            *("<tr>" + h.text_cell(doc_id, "txt") + h.text_cell(d["action"])
+              + h.text_cell(", ".join(sorted(d["items"]))) + h.text_cell(h.fmt_int(d["max"]))
+              + "</tr>" for doc_id, d in docs[:DOCS_SHOWN]),
+            "</tbody></table>", _more(DOCS_SHOWN, len(by_doc), "documents", name)]
     return "".join(out)
 
 

@@ -214,6 +214,14 @@ def test_pipeline_replaces_and_is_identical_across_worker_counts(tmp_path):
     want = {f"replaced:{k}": sum(any(g["kind"] == k for g in d["spans"]) for d in docs)
             for k in ("email", "ip")}
     assert stats["changed"] == want and min(want.values()) > 10
+    # matches replaced per kind: every labelled address
+    assert stats["removed"] == {
+        "docs": sum(any(g["kind"] in ("email", "ip") for g in d["spans"]) for d in docs),
+        **{k: sum(g["kind"] == k for d in docs for g in d["spans"]) for k in ("email", "ip")}}
+    assert stats["removed"]["email"] > want["replaced:email"]  # some pages have several
+    summary = cli("stats", str(one), cwd=tmp_path).stdout
+    assert f"removed email {stats['removed']['email']:,}, ip {stats['removed']['ip']:,}" \
+        in summary
     assert sum(by_id[d["id"]]["text"] != d["text"] for d in docs) == \
         sum(any(g["kind"] in ("email", "ip") for g in d["spans"]) for d in docs)
     csv = cli("stats", str(one), "--csv", cwd=tmp_path).stdout.splitlines()

@@ -30,6 +30,11 @@ gets one placeholder; kinds FineWeb does not handle get the typed tag. ``placeho
 typed`` writes ``<EMAIL>``, ``<IP_ADDRESS>``, ``<PHONE_NUMBER>``, ``<IBAN>``,
 ``<CREDIT_CARD>``; ``replacements`` overrides any of them.
 
+Stats: in ``mode: replace`` the matches replaced per kind, in total and per language and
+dataset (the stage's ``removed`` stats: ``docs`` with at least one, then one count per
+kind), and the documents rewritten per kind (``changed``: ``replaced:<kind>``, sampled
+before and after).
+
 Columns: ``<name>_<kind>`` (int32, one per enabled kind; ``count_columns: false`` leaves
 them out) counts what was found in each document, so the run's stats carry, per kind,
 the histogram of matches per document (and the number of documents with at least one).
@@ -342,6 +347,11 @@ class Pii(Stage):
                 rows = [i for i, n in enumerate(counts[k]) if n and new_texts[i] != texts[i]]
                 stats.change_rows(f"replaced:{k}", table, rows, [texts[i] for i in rows],
                                   [new_texts[i] for i in rows])
+            # matches replaced, per kind, in total and per language / dataset (`removed`)
+            rows = [i for i in range(len(texts)) if any(counts[k][i] for k in kinds)]
+            stats.count_removed(table, rows, {"docs": [1] * len(rows),
+                                              **{k: [counts[k][i] for i in rows]
+                                                 for k in kinds}})
             table = set_column(table, p.column, new_texts, pa.string())
         if p.count_columns:
             for k in kinds:

@@ -406,36 +406,86 @@ def test_spilled_window_files_give_the_same_bytes(corpus, tmp_path):
     assert len(list((b.root / "work" / "substring_dedup" / "windows").glob("part-00000-*"))) > 3
 
 
+JOIN_CASES = {  # stage -> (documents by id, the texts expected after the stage)
+    "sentence_span_dedup": (
+        {"a": "Alpha one. Beta two! Gamma three? Delta four.",
+         "b": "Intro here.\nBeta two!  Gamma three?\tDelta four. Outro here.",
+         "c": "Start now. Beta two! Gamma three? Delta four.  \n",
+         "d": "Beta two! Gamma three? Delta four. End."},
+        {"a": "Alpha one. Beta two! Gamma three? Delta four.",
+         "b": "Intro here.\nOutro here.", "c": "Start now.", "d": "End."}),
+    "paragraph_dedup": (
+        {"a": "Line one\nShared line here\nLine three",
+         "b": "Other\n  Shared line here  \nLast", "c": "Top\nShared line here\n",
+         "d": "Shared line here\n\nBottom"},
+        {"a": "Line one\nShared line here\nLine three", "b": "Other\nLast", "c": "Top",
+         "d": "Bottom"}),  # the blank line up to the next paragraph goes too
+    "substring_dedup": (
+        {"a": "a quick brown fox jumps over", "b": "zz quick brown fox jumps, yes",
+         "c": "so quick brown fox jumps"},
+        {"a": "a quick brown fox jumps over", "b": "zz , yes", "c": "so"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JOIN_CASES))
+def test_joining_rule_as_documented(tmp_path, name):
+    """docs/subdoc_dedup.md, "Joining the text after a removal": a removed run is cut from
+    its first unit to the start of the next unit (the separator before it stays: a space,
+    a line break), to the end of the text after the unit before it when nothing follows
+    (no trailing whitespace), and from the very start when it opens the document."""
+    docs, want = JOIN_CASES[name]
+    write_corpus(tmp_path / "in", [{"id": i, "text": t} for i, t in docs.items()], n_files=2)
+    stage = {"stage": name, "partitions": 2}
+    stage.update({"min_tokens": 4} if name == "substring_dedup" else {})
+    run = run_pipeline(config(tmp_path, tmp_path / "in", stage))
+    assert {i: r["text"] for i, r in read_rows(run.root).items()} == want
+
+
 def test_planted_precision_and_recall(corpus, tmp_path):
-    """Removed characters vs the planted copies (keep first, 50 tokens; the 25-token
-    templates are below min_tokens and count neither way). Floors: recall 0.95 and
-    precision 0.9: a planted copy can lose or gain a few tokens at its edges where the
-    text around it happens to match (the ' . ' before a footer), and natural repeats of
-    50 tokens in WikiText count against precision."""
+    """Removed characters vs the planted copies (keep first, 50 tokens).
+
+    Not counted either way: the 25-token templates (below min_tokens), and quoted passages
+    whose source no longer holds them whole (a later insertion landed inside the source
+    copy, so the passage is no longer a repeat of >= 50 tokens: 2 of them with this seed).
+    What is left measures precision 0.9862 and recall 1.0 (non-space characters). The
+    stage itself equals the suffix array (test above), so what counts against precision
+    is repeated text the generator did not plant: the ' .' (or '<unk> .') that ends the
+    text before most footers, shared by the documents and so part of the repeated span,
+    and one natural 50-token repeat in WikiText (196 characters in all). Floors: recall
+    1.0 (every planted copy that is still a repeat is removed; the corpus is fixed by its
+    seed) and precision 0.98 (the unplanted repeats are 1.4 % of what is removed; a
+    change that cut unrepeated text or overran span edges by more falls below)."""
     root, docs, planted = corpus
     stage = {"stage": "substring_dedup", "min_tokens": 50, "action": "annotate",
              "partitions": 2}
     run = run_pipeline(config(tmp_path, root / "in", stage))
     got = annotated(run.root, "substring_dedup")
-    tp = fp = fn = 0
+    by_id = {d["id"]: d["text"] for d in docs}
+    tp = fp = fn = skipped = 0
     for d in docs:
-        truth = np.zeros(len(d["text"]) + 1, bool)
+        text = d["text"]
+        truth = np.zeros(len(text) + 1, bool)
         care = np.ones_like(truth)
         for a, b, kind in planted.get(d["id"], []):
-            if kind == "template":
+            whole = kind != "passage" or any(text[a:b] in t for i, t in by_id.items()
+                                             if i < d["id"])
+            if kind == "template" or not whole:
                 care[a:b] = False
+                skipped += kind == "passage"
             else:
                 truth[a:b] = True
         pred = np.zeros_like(truth)
         for a, b in got.get(d["id"], []):
             pred[a:b] = True
-        text_mask = np.array([not c.isspace() for c in d["text"]] + [False]) & care
+        text_mask = np.array([not c.isspace() for c in text] + [False]) & care
         tp += int((truth & pred & text_mask).sum())
         fp += int((~truth & pred & text_mask).sum())
         fn += int((truth & ~pred & text_mask).sum())
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    print(f"planted: precision {precision:.4f} recall {recall:.4f}")
-    assert recall >= 0.95 and precision >= 0.9
+    print(f"planted: precision {precision:.4f} recall {recall:.4f} "
+          f"(passages not whole in their source: {skipped})")
+    assert skipped <= 3 and tp > 10_000
+    assert recall == 1.0 and precision >= 0.98
 
 
 def test_sentence_span_dedup_removes_later_template(corpus, tmp_path):

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 WIKITEXT = next(p for p in (REPO.parent / "shared" / "data" / "quality" /
                             "wikitext-2-valid.txt.xz",
                             REPO / "tests" / "data" / "quality" / "wikitext-2-valid.txt.xz")
@@ -108,10 +109,27 @@ def run_stage(root: Path, stage: dict, workers: int, out: str) -> tuple[dict, fl
         "executor": {"kind": "local", "workers": workers},
         "stages": [stage],
     })
+    import threading
+
+    from bench_subdoc_datatrove import tree_rss_mb
+
+    peak = {"sum_mb": 0.0}
+    done = threading.Event()
+
+    def probe() -> None:  # the largest sum of RSS over this process and its workers
+        while not done.wait(0.25):
+            peak["sum_mb"] = max(peak["sum_mb"], sum(tree_rss_mb(os.getpid())[1]))
+
+    th = threading.Thread(target=probe, daemon=True)
+    th.start()
     t = time.perf_counter()
     run = run_pipeline(cfg, overwrite=True)
     wall = time.perf_counter() - t
-    return json.loads(run.stats_json.read_text()), wall
+    done.set()
+    th.join()
+    stats = json.loads(run.stats_json.read_text())
+    stats["all_processes_rss_mb"] = peak["sum_mb"]
+    return stats, wall
 
 
 def report(name: str, stats: dict, wall: float, n_docs: int, workers: int) -> None:
@@ -124,7 +142,9 @@ def report(name: str, stats: dict, wall: float, n_docs: int, workers: int) -> No
         print(f"| {ph_name} | {ph['tasks']} | {ph['elapsed_s']:.1f} | {ph['task_wall_s']:.1f} | "
               f"{ph['max_rss_mb']:,.0f} |")
     peak = max(ph["max_rss_mb"] for ph in stats["phases"].values())
-    print(f"peak worker RSS {peak:,.0f} MB; chars in {st['chars_in']:,}, out "
+    print(f"peak worker RSS {peak:,.0f} MB; all processes together (sum of RSS, probed "
+          f"every 0.25 s) at most {stats['all_processes_rss_mb']:,.0f} MB")
+    print(f"chars in {st['chars_in']:,}, out "
           f"{st['chars_out']:,} (-{1 - st['chars_out'] / st['chars_in']:.2%}); dropped "
           f"{st['dropped']}")
     for ph_name, ph in stats["phases"].items():

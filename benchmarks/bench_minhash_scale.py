@@ -10,11 +10,22 @@ them near-duplicate variants of a recent document (3 words replaced), as
 (FineWeb defaults: 5-word shingles, 14 x 8) on the local executor and prints, per
 phase, tasks, elapsed seconds, summed task seconds and the largest worker RSS, plus
 the near-duplicates found versus planted.
+
+Sharded clustering (``cluster_memory``, stages/dedup/minhash_sharded.py)::
+
+    .venv/bin/python benchmarks/bench_minhash_scale.py --docs 1000000 --shards 16 \
+        --workers 2 --cluster-memory 1MB --compare
+
+``--cluster-memory`` runs the stage with that budget (an edge list above it is clustered
+in rounds of ``--partitions`` tasks); ``--compare`` also runs the single-task clustering
+on the same corpus and checks that both give the same clusters table and byte-identical
+output shards. ``--dir`` with ``--reuse`` keeps a built corpus for the next call.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import lzma
 import os
@@ -67,36 +78,86 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=16)
     ap.add_argument("--dir", help="work directory (default: a temporary one)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the corpus already built in --dir (same --docs, --shards)")
+    ap.add_argument("--cluster-memory", help="minhash_dedup cluster_memory (e.g. 1GB, 1MB)")
+    ap.add_argument("--cluster-rounds", type=int, help="minhash_dedup cluster_rounds")
+    ap.add_argument("--compare", action="store_true",
+                    help="also run the single-task clustering and compare (needs "
+                         "--cluster-memory)")
     a = ap.parse_args()
     tmp = tempfile.TemporaryDirectory() if not a.dir else None
     root = Path(a.dir or tmp.name)
     (root / "in").mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    planted = build(root / "in", a.docs, a.shards)
-    print(f"built {a.docs:,} docs ({planted:,} planted near-duplicates) in "
-          f"{time.perf_counter() - t:.0f} s", flush=True)
+    marker = root / "in" / "planted.json"
+    if a.reuse and marker.exists():
+        planted = json.loads(marker.read_text())["planted"]
+    else:
+        planted = build(root / "in", a.docs, a.shards)
+        marker.write_text(json.dumps({"planted": planted}))
+        print(f"built {a.docs:,} docs ({planted:,} planted near-duplicates) in "
+              f"{time.perf_counter() - t:.0f} s", flush=True)
+    params: dict = {"partitions": a.partitions}
+    if a.cluster_memory:
+        params["cluster_memory"] = a.cluster_memory
+    if a.cluster_rounds:
+        params["cluster_rounds"] = a.cluster_rounds
+    runs = [("run", params)]
+    if a.compare:
+        runs.append(("run-single", {"partitions": a.partitions}))
+    for out, p in runs:
+        measure(root, out, p, a, planted)
+    if a.compare:
+        same = compare(root / "run", root / "run-single")
+        print(f"\nsharded vs single-task clustering: {same}")
+    if tmp:
+        tmp.cleanup()
+
+
+def measure(root: Path, out: str, params: dict, a: argparse.Namespace, planted: int) -> None:
     cfg = config_from_dict({
         "name": "minhash-scale",
         "input": {"format": "jsonl", "paths": [str(root / "in" / "*.jsonl.zst")]},
-        "output": {"path": str(root / "run")},
+        "output": {"path": str(root / out)},
         "executor": {"kind": "local", "workers": a.workers},
-        "stages": [{"stage": "minhash_dedup", "partitions": a.partitions}],
+        "stages": [{"stage": "minhash_dedup", **params}],
     })
+    load = os.getloadavg()[0]
     t = time.perf_counter()
     run = run_pipeline(cfg, overwrite=True)
     wall = time.perf_counter() - t
     stats = json.loads(run.stats_json.read_text())
-    print(f"\n{a.docs:,} documents, {a.shards} shards, {a.workers} workers, "
-          f"{os.cpu_count()} CPUs; end to end {wall:.0f} s ({a.docs / wall:,.0f} docs/s)")
+    print(f"\n{out}: minhash_dedup {params}; {a.docs:,} documents, {a.shards} shards, "
+          f"{a.workers} workers, {os.cpu_count()} CPUs; end to end {wall:.0f} s "
+          f"({a.docs / wall:,.0f} docs/s); load average {load:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after")
     print("| phase | tasks | elapsed s | task s (sum) | max RSS MB |\n|---|---|---|---|---|")
     for name, ph in stats["phases"].items():
         print(f"| {name} | {ph['tasks']} | {ph['elapsed_s']:.1f} | {ph['task_wall_s']:.1f} | "
               f"{ph['max_rss_mb']:,.0f} |")
+    for name, ph in stats["phases"].items():
+        if ph.get("metrics") and not name.endswith(("buckets",)):
+            print(f"{name}: {ph['metrics']}")
     m = stats["phases"]["minhash_dedup.cluster"]["metrics"]
-    print(f"\nremoved {m['near_duplicates']:,} near-duplicates in {m['clusters']:,} clusters "
-          f"(planted {planted:,})")
-    if tmp:
-        tmp.cleanup()
+    print(f"removed {m['near_duplicates']:,} near-duplicates in {m['clusters']:,} clusters "
+          f"(planted {planted:,})", flush=True)
+
+
+def compare(a: Path, b: Path) -> str:
+    """Whether two runs wrote the same shard bytes and the same clusters table."""
+    def shards(run: Path) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted((run / "data").glob("*.parquet"))}
+
+    import pyarrow.parquet as pq
+
+    ca, cb = (pq.read_table(r / "work" / "minhash_dedup" / "clusters.parquet") for r in (a, b))
+    sa, sb = shards(a), shards(b)
+    if sa != sb or not ca.equals(cb):
+        raise SystemExit(f"DIFFERENT: shards equal {sa == sb}, clusters equal {ca.equals(cb)}")
+    return (f"identical ({len(sa)} output shards byte for byte, clusters tables equal: "
+            f"{ca.num_rows:,} rows)")
 
 
 if __name__ == "__main__":

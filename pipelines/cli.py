@@ -53,7 +53,10 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from pipelines.config import load_config
+    from pipelines.executors.local import start_forkserver
 
+    # the worker pool's forkserver imports while the inputs are listed (2 ms to parse twice)
+    start_forkserver(load_config(a.config, overrides=_overrides(a), check_inputs=False))
     cfg = load_config(a.config, overrides=_overrides(a))
     return _launch(a, cfg, title=f"funnel: {cfg.name}")
 
@@ -160,17 +163,23 @@ def cmd_mixture(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
+    from pipelines.exports import verify_run_exports
     from pipelines.io.remote_path import run_path
     from pipelines.manifest import load_manifest, verify
 
-    problems = verify(load_manifest(a.manifest), run_path(a.run))
+    manifest = load_manifest(a.manifest)
+    problems = verify(manifest, run_path(a.run))
+    # token exports in the run (tokenize_export, `thresher export`): against export.json
+    export_problems, n_tokens = verify_run_exports(run_path(a.run), manifest)
+    problems += export_problems
     for p in problems:
         print(f"DIFF {p}")
-    n = len(load_manifest(a.manifest)["outputs"])
+    n = len(manifest["outputs"])
     if problems:
         print(f"{a.run}: {len(problems)} difference(s) from {a.manifest}", file=sys.stderr)
         return 1
-    print(f"{a.run}: all {n} shard(s) match {a.manifest} byte for byte")
+    tokens = f" and {n_tokens} token file(s) their export.json" if n_tokens else ""
+    print(f"{a.run}: all {n} shard(s) match {a.manifest}{tokens} byte for byte")
     return 0
 
 

@@ -22,7 +22,9 @@ relative to the stage's work directory: {"sha256", "bytes"}}}``, written by
 relative to the run directory, sha256, bytes). ``verify`` (so ``thresher verify`` and
 ``thresher reproduce``) checks each against the run directory: a reproduced run must
 have built the same index, byte for byte. Manifests of runs without such a step have no
-``artifacts`` key.
+``artifacts`` key. A record may name its own ``path``: tokenize_export's write step lists
+the token files it wrote (pipelines/exports.py), relative to the run directory, or
+absolute (a URL) when its ``output`` is outside it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any
 from pipelines.config import PipelineConfig
 from pipelines.io.files import write_json_atomic
 from pipelines.io.remote_path import RemotePath, run_path
+from pipelines.io.storage import is_remote
 from pipelines.plan import Plan
 from pipelines.rundir import RunDir
 from pipelines.version import __version__
@@ -179,7 +182,7 @@ def verify(manifest: dict, run_dir: Path | RemotePath) -> list[str]:
     for path in sorted(present - set(expected)):
         problems.append(f"unexpected shard {path}")
     for a in manifest.get("artifacts", []):  # what global steps built (decontaminate's index)
-        f = run_dir / a["path"]
+        f = run_path(a["path"]) if is_remote(a["path"]) else run_dir / a["path"]
         if not f.exists():
             problems.append(f"missing {a['stage']} {a['step']} file {a['path']}")
         elif (got := sha256_file(f)) != a["sha256"]:

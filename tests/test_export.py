@@ -426,3 +426,66 @@ def test_export_errors_are_one_line(run_dir, tok_path, tmp_path):
         assert proc.returncode == 2 and len(lines) == 1 and want in lines[0], proc.stderr
     proc = thresher("export", str(run_dir), check=False)
     assert proc.returncode == 2 and "--tokenizer is required" in proc.stderr
+
+
+# ---------------------------------------------------------------- manifest, verify, reproduce
+def _flip_first_byte(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
+
+
+def _diff_lines(proc) -> list[str]:
+    return [ln for ln in proc.stdout.splitlines() if ln.startswith("DIFF")]
+
+
+def test_the_manifest_lists_the_token_files_and_verify_and_reproduce_check_them(corpus,
+                                                                                tok_path,
+                                                                                tmp_path):
+    stage = {"stage": "tokenize_export", "tokenizer": str(tok_path), "shard_tokens": 30_000,
+             "shuffle": {"seed": 6, "buckets": 4}}
+    run = _run(corpus, tmp_path / "r", [REBALANCE, stage])
+    manifest = json.loads((run / "manifest.json").read_text())
+    sha = hashlib.sha256(tok_path.read_bytes()).hexdigest()
+    assert {"path": str(tok_path.resolve()), "sha256": sha} in manifest["models"]
+    arts = {a["path"]: a for a in manifest["artifacts"]}
+    files = [p for p in sorted((run / "tokens").iterdir()) if p.name != "export.json"]
+    assert len(files) >= 4 and set(arts) == {f"tokens/{p.name}" for p in files}
+    for p in files:
+        a = arts[f"tokens/{p.name}"]
+        assert (a["stage"], a["step"], a["bytes"]) == ("tokenize_export", "write",
+                                                        p.stat().st_size)
+        assert a["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+    ok = thresher("verify", str(run / "manifest.json"), str(run))
+    assert f"and {len(files)} token file(s)" in ok.stdout
+    # reproduce: the run again from its manifest, the same token bytes
+    again = tmp_path / "again"
+    thresher("reproduce", str(run / "manifest.json"), str(again), "-w", "1")
+    assert _hashes(again / "tokens") == _hashes(run / "tokens")
+    # one byte of one token file changed: one clear line, exit 1
+    _flip_first_byte(run / "tokens" / "part-00001.bin")
+    bad = thresher("verify", str(run / "manifest.json"), str(run), check=False)
+    want = hashlib.sha256((run / "tokens" / "part-00001.bin").read_bytes()).hexdigest()
+    assert bad.returncode == 1 and _diff_lines(bad) == [
+        f"DIFF tokens/part-00001.bin (tokenize_export write): sha256 {want[:12]}… != "
+        f"expected {arts['tokens/part-00001.bin']['sha256'][:12]}…"], bad.stdout
+    (run / "tokens" / "part-00001.bin").unlink()
+    bad = thresher("verify", str(run / "manifest.json"), str(again), check=False)
+    assert bad.returncode == 0  # the reproduced run is intact
+
+
+def test_verify_checks_an_export_made_on_a_finished_run(run_dir, tok_path, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    thresher("export", str(run), "--tokenizer", str(tok_path), "--shard-tokens", "40000")
+    n = len(export_files := [p for p in (run / "tokens").iterdir() if p.name != "export.json"])
+    ok = thresher("verify", str(run / "manifest.json"), str(run))
+    assert f"and {n} token file(s) their export.json" in ok.stdout and len(export_files) > 1
+    _flip_first_byte(run / "tokens" / "part-00000.idx")
+    (run / "tokens" / "part-00001.bin").unlink()
+    bad = thresher("verify", str(run / "manifest.json"), str(run), check=False)
+    lines = _diff_lines(bad)
+    assert bad.returncode == 1 and len(lines) == 2, bad.stdout
+    assert lines[0].startswith("DIFF tokens/part-00000.idx: sha256 ")
+    assert lines[1] == "DIFF missing tokens/part-00001.bin"

@@ -25,7 +25,6 @@ A document whose text has no token (empty text) is not written, EOS or not.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -40,17 +39,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines import exports
 from pipelines.errors import UserError
+from pipelines.exports import artifact_records
 from pipelines.global_stage import GlobalContext, GlobalStage, Step
 from pipelines.io.files import (
     atomic_path,
     open_binary,
     read_json,
-    sha256_file,
     write_json_atomic,
     write_text_atomic,
 )
 from pipelines.io.models import model_key
+from pipelines.manifest import ARTIFACTS
 from pipelines.schema import ID, TEXT
 from pipelines.stage import Params
 from pipelines.stats import StageStats
@@ -221,6 +222,10 @@ class TokenizeExport(GlobalStage):
         else:
             out = ctx.work_dir.parent.parent / "tokens"
         summary = self.write(spills, out)
+        # the token files go into the run's manifest (``artifacts``: pipelines/manifest.py),
+        # so `thresher verify` and `thresher reproduce` check them byte for byte
+        write_json_atomic(ctx.work_dir / ARTIFACTS.format(step=step), {
+            "files": artifact_records(summary, out, ctx.work_dir.parent.parent)})
         metrics: dict[str, float] = {"documents_written": summary["documents"],
                                      "tokens_written": summary["tokens"],
                                      "files_written": len(summary["shards"])}
@@ -243,7 +248,7 @@ class TokenizeExport(GlobalStage):
     def verify_export(out) -> list[str]:
         """Differences between ``out``'s token files and its export.json (``thresher
         export --verify``): missing, changed or unexpected files."""
-        return verify_export(out)
+        return exports.verify_export(out)
 
     # ------------------------------------------------------------ write (one task)
     def write(self, spills: list[tuple[int, Path, dict]], out: Path) -> dict:
@@ -533,28 +538,6 @@ class _Output:
             "tokens": sum(s["tokens"] for s in self.shards),
             "shards": self.shards, "extra_files": extra,
         }
-
-
-def verify_export(out) -> list[str]:
-    from pipelines.io.remote_path import run_path
-
-    out = run_path(out)
-    try:
-        summary = json.loads((out / "export.json").read_bytes())
-    except FileNotFoundError:
-        raise UserError(f"{out}: no export.json: not a finished export") from None
-    expected = {f: h for sh in summary["shards"] for f, h in sh["sha256"].items()}
-    expected.update(summary.get("extra_files", {}))
-    problems = []
-    for f, want in sorted(expected.items()):
-        if not (out / f).exists():
-            problems.append(f"missing {f}")
-        elif (got := sha256_file(out / f)) != want:
-            problems.append(f"{f}: sha256 {got[:12]}… != expected {want[:12]}…")
-    present = {p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
-    for f in sorted(present - set(expected) - {"export.json"}):
-        problems.append(f"unexpected file {f}")
-    return problems
 
 
 # ---------------------------------------------------------------- on a finished run

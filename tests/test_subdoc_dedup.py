@@ -500,6 +500,68 @@ def test_sentence_span_dedup_removes_later_template(corpus, tmp_path):
         assert not rows[i]["text"].endswith((" ", "\n"))
 
 
+def spacy_sentences(text: str, nlp) -> list[tuple[int, int]]:
+    """Sentences as datatrove's English SpaCyTokenizer gives them (spaCy's blank English
+    pipeline and sentencizer; stripped, empty ones dropped), as character spans."""
+    out = []
+    for sent in nlp(text).sents:
+        piece = sent.text
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            out.append((sent.start_char + lead, sent.start_char + lead + len(piece.strip())))
+    return out
+
+
+def sentence_reference(docs: list[dict], k: int, split) -> dict[str, list[tuple[int, int]]]:
+    """Keep-first k-sentence span dedup in plain Python: windows of k sentences (whitespace
+    collapsed) in (id, position) order; every window but a content's first is removed."""
+    seen: set[tuple[str, ...]] = set()
+    out = {}
+    for d in sorted(docs, key=lambda d: d["id"]):
+        spans = split(d["text"])
+        keys = [" ".join(d["text"][a:b].split()) for a, b in spans]
+        gone = np.zeros(len(spans), bool)
+        for j in range(len(spans) - k + 1):
+            w = tuple(keys[j:j + k])
+            if w in seen:
+                gone[j:j + k] = True
+            seen.add(w)
+        if gone.any():
+            idx = np.flatnonzero(np.diff(np.concatenate([[0], gone.astype(int), [0]])))
+            out[d["id"]] = core.char_ranges(list(zip(idx[::2].tolist(), idx[1::2].tolist())),
+                                            spans, d["text"])
+    return out
+
+
+def test_sentence_span_dedup_spacy_compat_splits_as_spacy(corpus, tmp_path):
+    """splitter: spacy_compat cuts sentences where spaCy's sentencizer does (datatrove's
+    English sentence dedup), and the stage removes what a plain keep-first reference over
+    spaCy's own sentences removes; the rule splitter differs from it on this text, and
+    with it the stage equals the same reference over the rule's sentences."""
+    spacy = pytest.importorskip("spacy")
+    from stages.dedup.subdoc import spacy_sentence_spans
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    root, docs, _ = corpus
+    extra = ["Dr. Smith arrived.  He sat down!\n\nThen \"quiet.\" The end. ",
+             "No end punctuation\nsecond line... third? yes",
+             "  leading space. trailing\t\n"]
+    for text in [d["text"] for d in docs] + extra:
+        assert spacy_sentence_spans(text) == spacy_sentences(text, nlp), text[:60]
+    assert any(core.sentence_spans(d["text"]) != spacy_sentences(d["text"], nlp)
+               for d in docs)
+    run = run_pipeline(config(tmp_path, root / "in", {
+        "stage": "sentence_span_dedup", "splitter": "spacy_compat", "action": "annotate",
+        "partitions": 2}))
+    want = sentence_reference(docs, 3, lambda t: spacy_sentences(t, nlp))
+    assert annotated(run.root, "sentence_span_dedup") == want and len(want) >= 11
+    rule = run_pipeline(config(tmp_path, root / "in", {
+        "stage": "sentence_span_dedup", "action": "annotate", "partitions": 3}, out="rule"))
+    want = sentence_reference(docs, 3, core.sentence_spans)
+    assert annotated(rule.root, "sentence_span_dedup") == want and len(want) >= 11
+
+
 def test_paragraph_dedup_exact_and_bloom(tmp_path):
     data = tmp_path / "in"
     paras = paragraphs(6)

@@ -92,6 +92,11 @@ class SubstringParams(SubdocParams):
 class SentenceSpanParams(SubdocParams):
     sentences: int = Field(3, ge=1, le=1000,
                            description="span length in sentences (C4: 3)")
+    splitter: Literal["rule", "spacy_compat"] = Field(
+        "rule", description="rule: cut after . ! ? (and closing quotes/brackets) before "
+                            "whitespace, and at line ends; spacy_compat: spaCy's English "
+                            "sentencizer, as datatrove's sentence dedup cuts English "
+                            "(stages/text/sentences.py, without spaCy; much slower)")
 
 
 class ParagraphParams(SubdocParams):
@@ -477,8 +482,9 @@ class SentenceSpanDedup(SubdocDedup):
     sentences that occurs more than once (C4's three-sentence spans).
 
     Sentences end after `.`, `!` or `?` (with closing quotes/brackets) before whitespace,
-    and at line ends; they are compared with whitespace runs collapsed. Reasons and samples
-    as `substring_dedup`.
+    and at line ends (splitter: rule), or where spaCy's English sentencizer ends them
+    (splitter: spacy_compat, as datatrove); they are compared with whitespace runs
+    collapsed. Reasons and samples as `substring_dedup`.
     """
 
     Params: ClassVar[type[Params]] = SentenceSpanParams
@@ -490,10 +496,28 @@ class SentenceSpanDedup(SubdocDedup):
         return self.params.sentences
 
     def split(self, text: str) -> list[tuple[int, int]]:
+        if self.params.splitter == "spacy_compat":
+            return spacy_sentence_spans(text)
         return core.sentence_spans(text)
 
     def unit_key(self, text: str, span: tuple[int, int]) -> str:
         return core.normalize_space(text[span[0]:span[1]])
+
+
+def spacy_sentence_spans(text: str) -> list[tuple[int, int]]:
+    """spaCy's sentences (stages/text/sentences.py) without surrounding whitespace;
+    whitespace-only pieces are no sentence."""
+    from stages.text.sentences import sentence_pieces
+    from stages.text.words_en import split_words
+
+    out, pos = [], 0
+    for piece in sentence_pieces(text, split_words):
+        stripped = piece.strip()
+        if stripped:
+            lead = len(piece) - len(piece.lstrip())
+            out.append((pos + lead, pos + lead + len(stripped)))
+        pos += len(piece)
+    return out
 
 
 class ParagraphDedup(SubdocDedup):

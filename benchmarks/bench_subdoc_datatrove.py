@@ -32,8 +32,12 @@ differ: thresher keeps the separator before a removed run of sentences, datatrov
 one after it), and that repeats of a side give identical output; it prints every kind
 of mismatch with the first few document ids.
 
-``--datatrove-splitter spacy`` runs datatrove in its default configuration (spaCy
-sentences, default normalisation) instead: not equal output, for reference.
+``--datatrove-splitter spacy`` leaves datatrove's English default splitter (spaCy's
+sentencizer, the slow part of its default configuration) and runs thresher with
+``splitter: spacy_compat`` (the same cuts, stages/text/sentences.py): equal output with
+datatrove's default sentences. ``--datatrove-norm default`` also leaves datatrove's
+default normalisation (lowercase, no punctuation or digits): its default configuration,
+not equal output, for reference.
 The same file is the child process of each side (``--side thresher|datatrove``, the
 latter in datatrove's venv benchmarks/.venv-datatrove, which ``make bench`` builds).
 """
@@ -105,7 +109,8 @@ def side_thresher(a: argparse.Namespace) -> dict:
         "output": {"path": str(root / a.out)},
         "executor": {"kind": "local", "workers": a.workers},
         "stages": [{"stage": "sentence_span_dedup", "sentences": 3,
-                    "partitions": a.partitions}],
+                    "partitions": a.partitions,
+                    "splitter": "spacy_compat" if a.datatrove_splitter == "spacy" else "rule"}],
     })
     t = time.perf_counter()
     run = run_pipeline(cfg, overwrite=True)
@@ -131,7 +136,7 @@ def side_datatrove(a: argparse.Namespace) -> dict:
     root = Path(a.dir)
     base = root / a.out
     W = a.workers
-    if a.datatrove_splitter == "spacy":  # datatrove's defaults (not equal output)
+    if a.datatrove_norm == "default":  # datatrove's normalisation (not equal output)
         cfg = SentDedupConfig(n_sentences=3, min_doc_words=0, min_num_sentences=0)
     else:
         cfg = SentDedupConfig(n_sentences=3, min_doc_words=0, min_num_sentences=0,
@@ -237,7 +242,8 @@ def child(side: str, a: argparse.Namespace, out: str) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)])}
     cmd = [py, str(HERE / "bench_subdoc_datatrove.py"), "--side", side, "--dir", a.dir,
            "--out", out, "--workers", str(a.workers), "--shards", str(a.shards),
-           "--partitions", str(a.partitions), "--datatrove-splitter", a.datatrove_splitter]
+           "--partitions", str(a.partitions), "--datatrove-splitter", a.datatrove_splitter,
+           "--datatrove-norm", a.datatrove_norm]
     t = time.perf_counter()
     with open(Path(a.dir) / f"{side}.stdout", "w+") as so, \
             open(Path(a.dir) / f"{side}.stderr", "w+") as se:
@@ -307,7 +313,13 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=16, help="thresher's find tasks")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dir", help="work directory (default: a temporary one)")
-    ap.add_argument("--datatrove-splitter", choices=["thresher", "spacy"], default="thresher")
+    ap.add_argument("--datatrove-splitter", choices=["thresher", "spacy"], default="thresher",
+                    help="thresher: both sides cut sentences by thresher's rule; spacy: "
+                         "datatrove keeps its English default (spaCy's sentencizer) and "
+                         "thresher runs splitter: spacy_compat")
+    ap.add_argument("--datatrove-norm", choices=["whitespace", "default"],
+                    default="whitespace", help="datatrove's TextNormConfig: whitespace only "
+                    "(as thresher compares sentences) or its default (not equal output)")
     ap.add_argument("--side", choices=["thresher", "datatrove"], help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -355,7 +367,8 @@ def main() -> None:
     cmp = compare(inp, first["thresher"], first["datatrove"])
     print(json.dumps(cmp))
     print(f"\n{a.docs:,} documents, {a.workers} workers, {a.shards} input files, "
-          f"datatrove sentences: {a.datatrove_splitter}; characters in {chars_in:,}")
+          f"sentences: {a.datatrove_splitter}, datatrove normalisation: {a.datatrove_norm}; "
+          f"characters in {chars_in:,}")
     med = {}
     for side, rs in runs.items():
         secs = [x["seconds"] for x in rs]

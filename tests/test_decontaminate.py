@@ -279,6 +279,33 @@ def test_normalisation_case_and_punctuation(tmp_path):
     assert toks == ["full", "width", "tokyo"] and starts.tolist() == [0, 5, 12]
 
 
+def test_parquet_and_gzipped_jsonl_sets_give_the_same_index_as_jsonl(tmp_path):
+    wiki, cloze = load("wiki-passages.jsonl"), load("inaugural-cloze.jsonl")
+    pq.write_table(pa.Table.from_pylist(wiki), tmp_path / "wiki.parquet")
+    with gzip.open(tmp_path / "cloze.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in cloze)
+    sets = [{**EVAL_SETS[0], "path": str(tmp_path / "wiki.parquet")},
+            {**EVAL_SETS[1], "path": [str(tmp_path / "cloze.jsonl.gz")]}]
+    built = {}
+    for name, eval_sets in (("jsonl", EVAL_SETS), ("other", sets)):
+        st = Decontaminate(Decontaminate.Params(eval_sets=eval_sets), name="dc")
+        st.setup()
+        metrics = st.run_step("index", GlobalContext(tmp_path / name, 0, 1, 1))
+        built[name] = ((tmp_path / name / "index.parquet").read_bytes(),
+                       pq.read_table(tmp_path / name / "items.parquet"), metrics)
+    assert built["jsonl"][0] == built["other"][0]  # the same index, byte for byte
+    assert built["jsonl"][1].equals(built["other"][1])
+    assert built["other"][2]["items:wiki"] == len(wiki) == 80
+    assert built["other"][2]["items:cloze"] == len(cloze) == 80
+    (tmp_path / "bad.parquet").write_bytes(b'{"context": "not parquet"}\n')
+    st = Decontaminate(Decontaminate.Params(eval_sets=[
+        {**EVAL_SETS[0], "path": str(tmp_path / "bad.parquet")}]), name="dc")
+    st.setup()
+    with pytest.raises(UserError, match=r"evaluation set 'wiki': cannot read .*bad\.parquet: "
+                                        r"not a Parquet file"):
+        st.run_step("index", GlobalContext(tmp_path / "bad", 0, 1, 1))
+
+
 def test_bad_inputs_are_one_line(tmp_path):
     inp = write_corpus(tmp_path / "in", n_files=1)
     (tmp_path / "ev.jsonl").write_text('{"question": "What?"}\n')

@@ -143,6 +143,11 @@ def cmd_stats(a: argparse.Namespace) -> int:
             console.print(removed)
     console.print(f"output: {stats['output']['rows']:,} documents in "
                   f"{len(stats['output']['shards'])} shard(s)")
+    from pipelines.exports import export_lines  # token exports: tokens written per column
+
+    run = RunDir.at(a.run)
+    for line in export_lines(run.root, run.load_config_dict() if run.config.exists() else None):
+        console.print(line, highlight=False, soft_wrap=True)
     return 0
 
 

@@ -14,6 +14,8 @@ only through the registry):
   run holding an export.json (``thresher export RUN`` writes ``<run>/tokens`` unless ``-o``).
 - ``verify_run_exports``: ``verify_export`` of each, for ``thresher verify`` (files that
   the manifest lists already, a pipeline stage's, are left to the manifest's check).
+- ``run_exports`` / ``export_lines``: what ``thresher report`` / ``thresher stats`` show of
+  each export: totals, and the tokens written per dataset and language.
 - ``artifact_records``: what a pipeline's tokenize_export puts in the manifest
   (``artifacts``, pipelines/manifest.py): every token file, path relative to the run
   directory (or absolute / a URL for an output outside it), bytes and sha256.
@@ -119,3 +121,33 @@ def artifact_records(summary: dict[str, Any], out: Path | RemotePath,
             n = (out / f).stat().st_size
         recs[f] = {"path": _where(out / f, run_root), "sha256": h, "bytes": n}
     return recs
+
+
+def run_exports(run_root: Path | RemotePath, config: dict | None) -> list[dict[str, Any]]:
+    """What ``thresher stats`` and ``thresher report`` show of each export of a run:
+    where (as ``_where`` names it), format, dtype, files, documents, tokens, tokenizer
+    sha256, and the tokens written per value of each ``group_by`` column."""
+    out = []
+    for d in find_exports(run_root, config):
+        s = load_export(d)
+        out.append({"where": _where(d, run_root), "format": s["format"], "dtype": s["dtype"],
+                    "shards": len(s["shards"]), "files": len(export_files(s)),
+                    "documents": s["documents"],
+                    "tokens": s["tokens"], "tokenizer_sha256": s["tokenizer"]["sha256"],
+                    "tokens_by": s.get("tokens_by", {})})
+    return out
+
+
+def export_lines(run_root: Path | RemotePath, config: dict | None) -> list[str]:
+    """``thresher stats``: two lines or more per export (totals, then tokens by column)."""
+    lines = []
+    for e in run_exports(run_root, config):
+        lines.append(f"export {e['where']}/: {e['tokens']:,} tokens of {e['documents']:,} "
+                     f"documents in {e['shards']} {e['format']} shard(s) ({e['files']} files, "
+                     f"{e['dtype']}), "
+                     f"tokenizer sha256 {e['tokenizer_sha256'][:12]}…")
+        for col, counts in e["tokens_by"].items():
+            lines.append(f"  tokens written by {col}: " + ", ".join(
+                f"{v or '(none)'} {n:,}" for v, n in sorted(counts.items(),
+                                                            key=lambda kv: -kv[1])))
+    return lines

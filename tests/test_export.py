@@ -57,16 +57,17 @@ def corpus(tmp_path_factory) -> Path:
     for k in range(3):
         with (d / f"part{k}.jsonl").open("w", encoding="utf-8") as f:
             for i, (t, lang) in enumerate(docs[k::3]):
-                f.write(json.dumps({"id": f"d{k}-{i}", "text": t, "lang": lang}) + "\n")
+                f.write(json.dumps({"id": f"d{k}-{i}", "text": t, "lang": lang,
+                                    "language": lang}) + "\n")
     return d
 
 
-def _run(corpus: Path, out: Path, stages: list, workers: int = 2) -> Path:
+def _run(corpus: Path, out: Path, stages: list, workers: int = 2, **inp) -> Path:
     from pipelines import config_from_dict, run_pipeline
 
     cfg = config_from_dict({
         "input": {"format": "jsonl", "paths": [str(corpus / "*.jsonl")], "id_key": "id",
-                  "fields": ["lang"]},
+                  "fields": ["lang"], **inp},
         "output": {"path": str(out)}, "executor": {"kind": "local", "workers": workers},
         "stages": stages})
     run_pipeline(cfg, overwrite=True, progress=False)
@@ -489,3 +490,38 @@ def test_verify_checks_an_export_made_on_a_finished_run(run_dir, tok_path, tmp_p
     assert bad.returncode == 1 and len(lines) == 2, bad.stdout
     assert lines[0].startswith("DIFF tokens/part-00000.idx: sha256 ")
     assert lines[1] == "DIFF missing tokens/part-00001.bin"
+
+
+def test_stats_and_report_show_the_tokens_written_per_dataset_and_language(corpus, tok_path,
+                                                                           tmp_path):
+    import re
+
+    stage = {"stage": "tokenize_export", "tokenizer": str(tok_path), "shard_tokens": 40_000}
+    chain = [{"stage": "count_tokens", "tokenizer": str(tok_path)},
+             {"stage": "rebalance", "by": "language", "mapping": {"fr": 2.5, "xx": 0.5}},
+             stage]
+    run = _run(corpus, tmp_path / "r", chain, fields=["language"],
+               dataset={"wiki": ["part0.jsonl", "part1.jsonl"], "other": ["part2.jsonl"]})
+    want: dict[str, Counter] = {"dataset": Counter(), "language": Counter()}
+    for r in _rows(run):  # the rebalanced documents' tokens, plus one EOS each
+        for col in want:
+            want[col][r[col]] += r["n_tokens"] + 1 if r["n_tokens"] else 0
+    assert len(want["dataset"]) == 2 and len(want["language"]) == 3
+    metrics = json.loads((run / "stats.json").read_text())["phases"][
+        "tokenize_export.write"]["metrics"]
+    for col, counts in want.items():
+        assert {k.split("=", 1)[1]: v for k, v in metrics.items()
+                if k.startswith(f"tokens_written:{col}=")} == dict(counts)
+    assert metrics["tokens_written"] == sum(want["language"].values())
+    out = thresher("stats", str(run)).stdout
+    for col, counts in want.items():
+        line = next(ln for ln in out.splitlines() if f"tokens written by {col}:" in ln)
+        assert line.split(": ", 1)[1] == ", ".join(f"{v} {n:,}"
+                                                   for v, n in counts.most_common()), line
+    assert f"export tokens/: {metrics['tokens_written']:,} tokens" in out
+    thresher("report", str(run), "-o", str(tmp_path / "r.html"))
+    html = (tmp_path / "r.html").read_text()
+    for col, counts in want.items():
+        cells = re.findall(rf'data-key="export\|tokens\|{col}\|([^|"]*)\|tokens" '
+                           rf'data-run="a" data-value="(\d+)"', html)
+        assert {v: int(n) for v, n in cells} == dict(counts)

@@ -117,12 +117,13 @@ def _largest_clusters(path: Path) -> list[dict]:
 def build_report(a: RunData, b: RunData | None = None) -> str:
     from pipelines.report import contamination as rc
     from pipelines.report import dists as rd
+    from pipelines.report import export as rx
     from pipelines.report import sections as rs
 
     runs = [a] if b is None else [a, b]
     parts = [rs.overview(runs), rs.funnel(runs), rs.reasons(runs), rs.breakdowns(runs),
              rd.histograms(runs), rs.timing(runs), rd.dedup(runs), rc.contamination(runs),
-             rd.samples(runs)]
+             rx.export(runs), rd.samples(runs)]
     parts = [p for p in parts if p is not None]
     if b is None:
         title = f"thresher report: {a.name}"

@@ -7,7 +7,8 @@ Run a pipeline:    run, validate, plan (estimate a run's cost from a sample), st
 Read a run:        stats, samples, diff, dups, report, mixture (domain weights for a
                    trainer's data loader)
 Snapshots:         verify, reproduce
-Derive runs:       materialize (re-filter an annotated run), train-classifier
+Derive runs:       materialize (re-filter an annotated run), train-classifier,
+                   thresholds (a per-language threshold table from reference text)
 To training:       export (token files for Megatron, nanotron, MosaicML Streaming)
 """
 
@@ -320,6 +321,12 @@ def cmd_plan(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_thresholds(a: argparse.Namespace) -> int:
+    from stages.heuristics.derive import run
+
+    return run(a)
+
+
 def cmd_materialize(a: argparse.Namespace) -> int:
     from pipelines.materialize import plan_materialize
 
@@ -461,6 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=int, default=32, help="fastText vector size")
     p.add_argument("--min-count", type=int, default=1, help="rarer words are ignored")
     p.set_defaults(func=cmd_train_classifier)
+
+    p = sub.add_parser("thresholds",
+                       help="derive a per-language threshold table (for a filter's "
+                            "thresholds:) from reference text: each rule's tail quantile")
+    from stages.heuristics.thresholds_cli import add_arguments as add_threshold_arguments
+
+    add_threshold_arguments(p)
+    p.set_defaults(func=cmd_thresholds)
 
     p = sub.add_parser("materialize",
                        help="re-filter a run whose filters ran with mode: annotate at new "

@@ -29,7 +29,6 @@ sha256 under ``_about``.
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import json
 import sys
@@ -41,19 +40,12 @@ from typing import Any
 import numpy as np
 
 from pipelines import stage as make_spec
+from pipelines.errors import UserError
 from stages.heuristics.per_language import LANGUAGE
+from stages.heuristics.thresholds_cli import ALL_PARAMS, DEFAULT_PARAMS, add_arguments
 
 TEXT = "text"
-# stage kind -> parameters derived by default (see the module docstring)
-DEFAULT_PARAMS = {
-    "gopher_quality": ("min_avg_word_length", "max_avg_word_length", "min_alpha_words_ratio"),
-}
-ALL_PARAMS = {
-    "gopher_quality": DEFAULT_PARAMS["gopher_quality"],
-    "gopher_repetition": ("max_dup_line_ratio", "max_top_ngram_char_ratio",
-                          "max_dup_ngram_char_ratio"),
-    "fineweb_quality": ("min_terminal_punct_line_ratio", "max_newline_word_ratio"),
-}
+
 REPO = Path(__file__).resolve().parents[2]
 MIN_DOCS = 10  # fewer reference documents than this: the language is left out
 
@@ -114,28 +106,104 @@ def frequent_words(st: Any, texts: list[str], lang: str, k: int) -> list[str]:
 
 # ---------------------------------------------------------------- reference text
 
-def read_reference(pattern: str, by: str = LANGUAGE) -> tuple[dict[str, list[str]], list[str]]:
-    """language -> texts from Parquet/JSONL files matching ``pattern``, and the files."""
-    files = sorted(glob.glob(pattern))
+TEXT_SUFFIXES = (".txt", ".txt.gz", ".txt.zst", ".txt.zstd")
+
+
+def reference_files(pattern: str) -> list[str]:
+    """The files matching ``pattern`` (a local path or a URL glob), sorted."""
+    from pipelines.io import storage
+
+    try:
+        files = [f for f, info in storage.default_storage().glob_info(pattern)
+                 if info["type"] == "file"]
+    except OSError as e:
+        raise UserError(f"thresholds: cannot list {pattern}: {e}") from None
     if not files:
-        raise SystemExit(f"derive: no file matches {pattern!r}")
+        raise UserError(f"thresholds: no file matches {pattern!r}")
+    return files
+
+
+def _read_bytes(f: str) -> bytes:
+    from pipelines.io.storage import open_read
+
+    try:
+        with open_read(f) if "://" in f else open(f, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise UserError(f"thresholds: cannot read {f}: {e}") from None
+
+
+def _decompress(data: bytes, name: str) -> bytes:
+    import io
+
+    from pipelines.io.compression import decompressing
+
+    if name.endswith((".gz", ".zst", ".zstd")):
+        return decompressing(io.BytesIO(data), name).read()
+    return data
+
+
+def text_language(name: str) -> str:
+    """The language of a plain-text reference file: its name up to the first dot
+    (``de.txt``, ``zh.txt.gz``: the Leipzig layout)."""
+    return name.rsplit("/", 1)[-1].split(".", 1)[0]
+
+
+def read_reference(pattern: str, by: str = LANGUAGE, lines_per_doc: int | None = None,
+                   ) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """language -> texts from the files matching ``pattern``, and {file: sha256}.
+
+    Parquet and JSONL(.gz/.zst) files give a document per row, with ``text`` and the
+    column ``by``; a plain-text file (``.txt``, ``.txt.gz``, ...) is one language (its
+    name up to the first dot), a document per blank-line-separated block, or per
+    ``lines_per_doc`` lines. Local paths and URLs (s3://, https://, ...) are read
+    through the storage layer (pipelines/io/storage.py).
+    """
     docs: dict[str, list[str]] = {}
-    for f in files:
-        if f.endswith(".parquet"):
+    hashes: dict[str, str] = {}
+    for f in reference_files(pattern):
+        raw = _read_bytes(f)
+        hashes[f] = hashlib.sha256(raw).hexdigest()
+        name = f.rsplit("/", 1)[-1]
+        if name.endswith(".parquet"):
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            t = pq.read_table(f, columns=[TEXT, by]).to_pydict()
-            rows = zip(t[TEXT], t[by])
+            try:
+                t = pq.read_table(pa.BufferReader(raw), columns=[TEXT, by]).to_pydict()
+            except (KeyError, pa.ArrowInvalid) as e:
+                raise UserError(f"thresholds: {f} needs columns {TEXT!r} and {by!r}: "
+                                f"{str(e).splitlines()[0]}") from None
+            rows = list(zip(t[TEXT], t[by]))
+        elif name.endswith(TEXT_SUFFIXES):
+            text = _decompress(raw, name).decode("utf-8")
+            rows = [(d, text_language(name)) for d in _text_documents(text, lines_per_doc)]
         else:
-            rows = ((r[TEXT], r[by]) for r in map(json.loads, Path(f).read_text(
-                encoding="utf-8").splitlines()) if r)
+            rows = []
+            for i, line in enumerate(_decompress(raw, name).decode("utf-8").splitlines()):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    raise UserError(f"thresholds: {f}:{i + 1}: not JSON (reference files "
+                                    "are Parquet, JSONL or .txt)") from None
+                rows.append((r.get(TEXT), r.get(by)))
         for text, lang in rows:
             if text and lang:
-                docs.setdefault(lang, []).append(text)
-    return docs, files
+                docs.setdefault(str(lang), []).append(text)
+    return docs, hashes
 
 
-def bundled_reference(per_doc: int = 20) -> tuple[dict[str, list[str]], list[str]]:
+def _text_documents(text: str, lines_per_doc: int | None) -> list[str]:
+    if lines_per_doc:
+        lines = [x for x in text.splitlines() if x.strip()]
+        return ["\n".join(lines[i:i + lines_per_doc])
+                for i in range(0, len(lines), lines_per_doc)]
+    return [b.strip("\n") for b in text.replace("\r\n", "\n").split("\n\n") if b.strip()]
+
+
+def bundled_reference(per_doc: int = 20) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The multilingual text of tests/data: Leipzig sentences and the UDHR excerpts."""
     data = REPO / "tests" / "data"
     tar_path = data / "lid" / "lingua-language-testdata.tar.xz"
@@ -152,30 +220,16 @@ def bundled_reference(per_doc: int = 20) -> tuple[dict[str, list[str]], list[str
         if r["language"] not in docs:  # km, lo, my, bo: the UDHR, a document per 2 lines
             lines = [x for x in r["text"].splitlines() if x.strip()]
             docs[r["language"]] = ["\n".join(lines[i:i + 2]) for i in range(0, len(lines), 2)]
-    return docs, [str(tar_path), str(udhr_path)]
+    return docs, {str(f): _sha256(str(f)) for f in (tar_path, udhr_path)}
 
 
 def _sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stages.heuristics.derive",
-                                 description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--reference", help="Parquet/JSONL files (a glob) with text and language")
-    src.add_argument("--bundled", action="store_true", help="the multilingual text in tests/data")
-    ap.add_argument("--by", default=LANGUAGE, help="the language column (default: language)")
-    ap.add_argument("--quantile", type=float, default=0.05,
-                    help="share of the reference each rule may fail (default 0.05)")
-    ap.add_argument("--params", default=None,
-                    help="kind:param,... to derive (default: the layout-free ones); 'all' for "
-                         + "; ".join(f"{k}: {', '.join(v)}" for k, v in ALL_PARAMS.items()))
-    ap.add_argument("--stop-words", type=int, default=8, help="stop words per language (0: none)")
-    ap.add_argument("--out", default="-", help="output JSON file (default: stdout)")
-    a = ap.parse_args(argv)
+def run(a: argparse.Namespace) -> int:
     if not 0 < a.quantile < 0.5:
-        ap.error("--quantile must be within (0, 0.5)")
+        raise UserError("thresholds: --quantile must be within (0, 0.5)")
     params = None
     if a.params == "all":
         params = ALL_PARAMS
@@ -183,21 +237,47 @@ def main(argv: list[str] | None = None) -> int:
         params = {}
         for item in a.params.split(","):
             kind, _, name = item.partition(":")
+            if kind not in ALL_PARAMS or name not in ALL_PARAMS[kind]:
+                raise UserError(f"thresholds: --params {item!r}: derivable are "
+                                + "; ".join(f"{k}:{p}" for k, v in ALL_PARAMS.items()
+                                            for p in v))
             params.setdefault(kind, ())
             params[kind] += (name,)
-    docs, files = bundled_reference() if a.bundled else read_reference(a.reference, a.by)
+    if a.bundled:
+        docs, files = bundled_reference()
+    else:
+        docs, files = read_reference(a.reference, a.by, a.lines_per_doc)
     table = {"_about": {"method": f"tail quantile {a.quantile:g} of each measure on the "
                                   "reference (stages/heuristics/derive.py)",
                         "quantile": a.quantile,
-                        "reference": {Path(f).name: _sha256(f) for f in files}},
+                        "reference": {(f if "://" in f else Path(f).name): h
+                                      for f, h in files.items()}},
              "languages": derive(docs, a.quantile, params, a.stop_words)}
     text = json.dumps(table, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
     if a.out == "-":
         sys.stdout.write(text)
     else:
-        Path(a.out).write_text(text, encoding="utf-8")
-        print(f"derive: {len(table['languages'])} languages -> {a.out}", file=sys.stderr)
+        from pipelines.io.storage import atomic_write
+
+        with atomic_write(a.out, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+        skipped = sorted(set(docs) - set(table["languages"]))
+        print(f"thresholds: {len(table['languages'])} languages -> {a.out}"
+              + (f" ({len(skipped)} with fewer than {MIN_DOCS} reference documents left "
+                 f"out: {', '.join(skipped[:10])}{' ...' if len(skipped) > 10 else ''})"
+                 if skipped else ""), file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m stages.heuristics.derive",
+                                 description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    try:
+        return run(ap.parse_args(argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -133,7 +133,9 @@ def _pyvi() -> Splitter:
 
 
 def _khmer_nltk() -> Splitter:
-    logging.getLogger("khmer-nltk").setLevel(logging.WARNING)
+    from khmernltk.utils.log_utils import logger  # sets itself to DEBUG when imported
+
+    logger.setLevel(logging.WARNING)  # before the model loads and says so
     from khmernltk import word_tokenize
 
     def split(text: str) -> list[str]:

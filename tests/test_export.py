@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import os
 import struct
 from collections import Counter
 from pathlib import Path
@@ -525,3 +526,53 @@ def test_stats_and_report_show_the_tokens_written_per_dataset_and_language(corpu
         cells = re.findall(rf'data-key="export\|tokens\|{col}\|([^|"]*)\|tokens" '
                            rf'data-run="a" data-value="(\d+)"', html)
         assert {v: int(n) for v, n in cells} == dict(counts)
+
+
+# ---------------------------------------------------------------- executors
+EXECUTOR_STAGE = {"stage": "tokenize_export", "shard_tokens": 30_000,
+                  "shuffle": {"seed": 11, "buckets": 4}}
+
+
+@pytest.fixture(scope="module")
+def local_export(corpus, tok_path, tmp_path_factory) -> Path:
+    """The rebalanced corpus exported by the stage on the local executor (2 workers)."""
+    run = _run(corpus, tmp_path_factory.mktemp("local") / "run",
+               [REBALANCE, {**EXECUTOR_STAGE, "tokenizer": str(tok_path)}])
+    return run / "tokens"
+
+
+def _executor_run(corpus: Path, tok_path: Path, out: Path, executor: dict) -> Path:
+    from pipelines import config_from_dict, run_pipeline
+
+    cfg = config_from_dict({
+        "input": {"format": "jsonl", "paths": [str(corpus / "*.jsonl")], "id_key": "id",
+                  "fields": ["lang"]},
+        "output": {"path": str(out)}, "executor": executor,
+        "stages": [REBALANCE, {**EXECUTOR_STAGE, "tokenizer": str(tok_path)}]})
+    run = run_pipeline(cfg, overwrite=True, progress=False)
+    assert run.manifest.exists()
+    return Path(run.root)
+
+
+def test_the_export_on_ray_is_byte_identical_to_local(ray_cluster, corpus, tok_path,
+                                                      local_export, tmp_path):
+    run = _executor_run(corpus, tok_path, tmp_path / "ray", {"kind": "ray"})
+    assert ray_cluster.is_initialized()  # the session's Ray cluster ran it
+    assert _hashes(run / "tokens") == _hashes(local_export)  # export.json included
+    assert len(_hashes(local_export)) > 4
+
+
+def test_the_export_on_slurm_is_byte_identical_to_local(corpus, tok_path, local_export,
+                                                        tmp_path):
+    from test_slurm import _slurm_problem
+
+    problem = _slurm_problem()
+    if problem:
+        if os.environ.get("THRESHER_REQUIRE_SLURM") == "1":
+            pytest.fail(f"THRESHER_REQUIRE_SLURM=1 but {problem}")
+        pytest.skip(problem)
+    run = _executor_run(corpus, tok_path, tmp_path / "slurm",
+                        {"kind": "slurm", "max_parallel": 2})
+    jobs = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"][0]["jobs"]
+    assert {j["phase"] for j in jobs} >= {"main", "tokenize_export.write"}  # ran as jobs
+    assert _hashes(run / "tokens") == _hashes(local_export)

@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/thresher run configs/demo.yaml --overwrite
 
 test: install check-docs lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25  # the slowest, to keep the suite short
 
 docs: install
 	$(BIN)/thresher stages --markdown > docs/stages.md

@@ -83,8 +83,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[13, 8])
     ap.add_argument("--min-overlaps", type=int, default=1)
     ap.add_argument("--passes", type=int, default=0,
-                    help="also stream the clean documents through one apply task this "
-                         "many times and report peak RSS against the first pass")
+                    help="also stream every document (135 of 320 contaminated) through one "
+                         "apply task this many times and report peak RSS against the "
+                         "first pass and the matches written")
     args = ap.parse_args()
     with gzip.open(SET / "corpus.jsonl.gz", "rt", encoding="utf-8") as f:
         docs = [json.loads(line) for line in f]
@@ -115,12 +116,15 @@ def _rss_mb() -> float:
 
 
 def memory(docs: list[dict], passes: int) -> None:
-    """Peak RSS of one apply task over a growing stream: flat means bounded by the index."""
-    clean = [d for d in docs if d["category"] == "clean"]
+    """Peak RSS of one apply task over a growing stream: flat means bounded by the index.
+    Every document is streamed, the contaminated ones too, so the stage also writes
+    matches all along (a file per batch that has any)."""
+    from stages.decontamination.decontaminate import read_matches
+
     params = Decontaminate.Params(eval_sets=[
         {"name": "wiki", "path": str(SET / "wiki-passages.jsonl"), "fields": ["context"]},
         {"name": "cloze", "path": str(SET / "inaugural-cloze.jsonl"),
-         "fields": ["context", "target"]}])
+         "fields": ["context", "target"]}], action="annotate")
     st = Decontaminate(params, name="decontaminate")
     st.setup()
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,16 +133,20 @@ def memory(docs: list[dict], passes: int) -> None:
         chars = 0
         t0 = time.perf_counter()
         for k in range(passes):
-            table = pa.table({"id": [f"{d['id']}-{k}" for d in clean],
-                              "text": [d["text"] for d in clean]})
-            st.apply(table, np.arange(len(clean), dtype=np.uint64), StageStats())
-            chars += sum(len(d["text"]) for d in clean)
+            table = pa.table({"id": [f"{d['id']}-{k}" for d in docs],
+                              "text": [d["text"] for d in docs]})
+            st.apply(table, np.arange(len(docs), dtype=np.uint64), StageStats())
+            chars += sum(len(d["text"]) for d in docs)
             if k == 0:
                 first = _rss_mb()
         dt = time.perf_counter() - t0
-    print(f"\n== memory: {passes} passes of {len(clean)} clean documents "
-          f"({chars / 1e6:.1f} M characters) through one apply task in {dt:.1f} s: peak RSS "
-          f"{first:.0f} MB after the first pass, {_rss_mb():.0f} MB after the last")
+        last = _rss_mb()
+        matches = read_matches(Path(tmp), 1)
+    n_docs = len({m for m in matches.column("doc_id").to_pylist()})
+    print(f"\n== memory: {passes} passes of {len(docs)} documents ({chars / 1e6:.1f} M "
+          f"characters) through one apply task in {dt:.1f} s: {matches.num_rows:,} matches "
+          f"of {n_docs:,} documents written; peak RSS {first:.0f} MB after the first pass, "
+          f"{last:.0f} MB after the last")
 
 
 if __name__ == "__main__":

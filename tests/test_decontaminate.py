@@ -28,7 +28,7 @@ from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext
 from pipelines.plan import make_plan
 from pipelines.stats import StageStats
-from stages.decontamination.decontaminate import Decontaminate, tokens
+from stages.decontamination.decontaminate import Decontaminate, read_matches, tokens
 
 SET = DATA / "decontam"
 DOCS = [json.loads(line) for line in gzip.open(SET / "corpus.jsonl.gz", "rt", encoding="utf-8")]
@@ -165,9 +165,14 @@ def test_verify_and_reproduce_check_the_index(runs, tmp_path):
 def test_matches_name_the_planted_item_of_each_dropped_document(runs):
     _, _, one, _ = runs
     plan = json.loads((one / "plan.json").read_text())
-    n = plan["phases"][0]["n_tasks"]  # the shards around the stage
-    matches = pa.concat_tables([pq.read_table(one / "work" / "decontaminate" / "matches" /
-                                              f"part-{t:05d}.parquet") for t in range(n)])
+    n = plan["phases"][-1]["n_tasks"]  # the apply phase
+    listed = [json.loads((one / "work" / "decontaminate" / "matches" /
+                          f"part-{t:05d}.json").read_text())["files"] for t in range(n)]
+    assert all(f.startswith(f"part-{t:05d}-") for t in range(n) for f in listed[t])
+    matches = read_matches(one / "work" / "decontaminate", n)
+    assert matches.equals(pa.concat_tables(
+        [pq.read_table(one / "work" / "decontaminate" / "matches" / f)
+         for t in range(n) for f in listed[t]]))
     found: dict[str, set] = {}
     for m in matches.to_pylist():
         assert m["action"] == "dropped" and m["overlaps"] >= 1
@@ -177,6 +182,35 @@ def test_matches_name_the_planted_item_of_each_dropped_document(runs):
             assert (d["eval_set"], d["item_id"]) in found[d["id"]]
         else:
             assert d["id"] not in found
+
+
+def test_matches_are_written_per_batch_and_listed(tmp_path):
+    """An apply task keeps no match in memory past its batch: each batch with matches gets
+    its own file, named in part-<task>.json; a task that runs again starts the list anew."""
+    st = Decontaminate(Decontaminate.Params(eval_sets=EVAL_SETS), name="dc")
+    st.setup()
+    st.run_step("index", GlobalContext(tmp_path, 0, 1, 1))
+    found = [d for d in DOCS if d["category"] in FOUND]
+    clean = [d for d in DOCS if d["category"] == "clean"]
+    batches = [found[:10], clean[:10], found[10:25]]
+
+    def apply_all(ctx):
+        st.begin_apply(ctx)
+        for b in batches:
+            table = pa.table({"id": [d["id"] for d in b], "text": [d["text"] for d in b]})
+            st.apply(table, np.arange(len(b), dtype=np.uint64), StageStats())
+
+    apply_all(GlobalContext(tmp_path, 3, 4, 4))
+    listed = json.loads((tmp_path / "matches" / "part-00003.json").read_text())["files"]
+    assert listed == ["part-00003-00000.parquet", "part-00003-00002.parquet"]  # not batch 1
+    for t in range(3):  # tasks 0-2 of the phase found nothing
+        (tmp_path / "matches" / f"part-{t:05d}.json").write_text('{"files": []}')
+    ids = list(dict.fromkeys(m["doc_id"] for m in read_matches(tmp_path, 4).to_pylist()))
+    assert ids == [d["id"] for d in found[:25]]  # every planted document, in batch order
+    batches = [clean[:10]]  # the task again, on other input: the old files are not listed
+    apply_all(GlobalContext(tmp_path, 3, 4, 4))
+    assert json.loads((tmp_path / "matches" / "part-00003.json").read_text())["files"] == []
+    assert read_matches(tmp_path, 4).num_rows == 0
 
 
 def test_a_tampered_index_is_refused(runs, tmp_path):

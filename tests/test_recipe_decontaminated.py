@@ -140,7 +140,7 @@ def test_the_report_lists_the_contaminated_items_and_the_matched_documents(run, 
     assert f"decontaminate: {len(docs):,} matched documents ({len(found):,} matches)" in section
     assert f"first 50 of {len(items):,} items" in section or len(items) <= 50
     assert f"first 50 of {len(docs):,} documents; every match is in " \
-           "work/decontaminate/matches/part-*.parquet" in section
+           "work/decontaminate/matches/ (part-&lt;task&gt;.json names the files)" in section
     tables = re.findall(r"<tbody>(.*?)</tbody>", section, re.S)
     assert len(tables) == 2
     cells = [[html_lib.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]

@@ -2,12 +2,12 @@
 items that documents matched and the matched documents.
 
 It reads what the stage wrote in its work directory: ``items.parquet`` (every evaluation
-item) and ``matches/part-<task>.parquet`` (one per task of the stage's apply phase, named
-from the plan, never listed). Two tables: the contaminated items (set, id, documents
-matching it, most shared n-grams, the item's text), most matched first, and the matched
-documents (id, what was done, the items each matched, most shared n-grams), by id; each
-shows its first 50 rows and says how many there are and where the full list is. A run
-without such a stage has no section.
+item) and the match files of each task of the stage's apply phase (named by
+``matches/part-<task>.json``; tasks from the plan, files never listed). Two tables: the
+contaminated items (set, id, documents matching it, most shared n-grams, the item's text),
+most matched first, and the matched documents (id, what was done, the items each matched,
+most shared n-grams), by id; each shows its first 50 rows and says how many there are and
+where the full list is. A run without such a stage has no section.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def _matches(run, name: str) -> list[dict] | None:
     apply = [ph for ph in phases if ph.get("kind") == "map" and ph.get("stages", [])[:1] == [name]]
     if not apply:
         return None
-    out: list[dict] = []
+    from stages.decontamination.decontaminate import read_matches
+
     try:
-        for t in range(apply[0]["n_tasks"]):
-            out += read_table(work / "matches" / f"part-{t:05d}.parquet").to_pylist()
+        out = read_matches(work, apply[0]["n_tasks"]).to_pylist()
         items = read_table(work / "items.parquet", columns=["item", "snippet"]).to_pylist()
     except (OSError, ValueError):  # the apply phase has not run (yet)
         return None
@@ -52,7 +52,7 @@ def _more(shown: int, total: int, what: str, name: str) -> str:
     if total <= shown:
         return ""
     return (f'<p class="empty">first {shown:,} of {total:,} {what}; every match is in '
-            f"work/{escape(name)}/matches/part-*.parquet</p>")
+            f"work/{escape(name)}/matches/ (part-&lt;task&gt;.json names the files)</p>")
 
 
 def _tables(matches: list[dict], name: str, tag: str) -> str:

@@ -31,9 +31,11 @@ Phases (a global stage, pipelines/global_stage.py):
     item) and ``<name>_items`` (``set/item id`` of every item it reaches).
 
   Every match (document id, set, item, shared n-grams, what was done) is written to
-  ``matches/part-<task>.parquet`` in the stage's work directory, which ``thresher report``
-  lists. The file is rewritten whole (atomically) after each batch that adds a match, so
-  its cost grows with the number of contaminated documents, which are few.
+  the stage's work directory, which ``thresher report`` lists: one file per batch that
+  has any, ``matches/part-<task>-<batch>.parquet``, named in ``matches/part-<task>.json``
+  (``{"files": [...]}``, rewritten atomically when a file is added; a task that runs
+  again starts it afresh). So an apply task holds the index and one batch, however many
+  documents are contaminated (``read_matches`` reads them back).
 
 Normalisation (the same for items and documents): Unicode normal form (NFKC by default),
 lower case, digits to 0 if asked; tokens are runs of word characters (``\\w+``), so
@@ -66,6 +68,7 @@ from pipelines.global_stage import GlobalContext, GlobalStage, Step
 from pipelines.io.files import (
     read_bytes,
     read_json,
+    read_table,
     write_bytes_atomic,
     write_json_atomic,
     write_table_atomic,
@@ -374,9 +377,13 @@ class Decontaminate(GlobalStage):
         self._item_id = items.column("item_id").to_pylist()
         self._set_rank = {s.name: i for i, s in enumerate(self.params.eval_sets)}
         self._hasher = Hasher(self.params.n)
-        self._matches_path = ctx.path("matches", f"part-{ctx.task:05d}.parquet")
-        self._matches: list[dict] = []
-        write_table_atomic(self._matches_path, MATCHES_SCHEMA.empty_table())
+        # matches: one file per batch that has any, listed in part-<task>.json (rewritten,
+        # atomically, when a file is added): memory and I/O per batch, not per task
+        self._task = ctx.task
+        self._matches_list = ctx.path("matches", f"part-{ctx.task:05d}.json")
+        self._batch = 0
+        self._match_files: list[str] = []
+        write_json_atomic(self._matches_list, {"files": []})
 
     def _hits(self, text: str) -> tuple[dict[int, int], list[str], np.ndarray,
                                         np.ndarray, np.ndarray, np.ndarray]:
@@ -415,7 +422,7 @@ class Decontaminate(GlobalStage):
         overlaps = [0] * table.num_rows
         hit_items: list[list[str]] = [[] for _ in range(table.num_rows)]
         cut_rows: dict[str, list[int]] = {}
-        added = 0
+        matches: list[dict] = []
         for row, text in enumerate(texts):
             if not text:
                 continue
@@ -444,13 +451,16 @@ class Decontaminate(GlobalStage):
                 hit_items[row] = [f"{self._item_set[i]}/{self._item_id[i]}" for i in sorted(hits)]
                 action = "annotated"
             for i in sorted(hits):
-                self._matches.append({"doc_id": str(ids[row]), "set": self._item_set[i],
-                                      "item": i, "item_id": self._item_id[i],
-                                      "overlaps": hits[i], "action": action})
-                added += 1
-        if added:
-            write_table_atomic(self._matches_path,
-                               pa.Table.from_pylist(self._matches, schema=MATCHES_SCHEMA))
+                matches.append({"doc_id": str(ids[row]), "set": self._item_set[i],
+                                "item": i, "item_id": self._item_id[i],
+                                "overlaps": hits[i], "action": action})
+        if matches:
+            name = f"part-{self._task:05d}-{self._batch:05d}.parquet"
+            write_table_atomic(self._matches_list.parent / name,
+                               pa.Table.from_pylist(matches, schema=MATCHES_SCHEMA))
+            self._match_files.append(name)
+            write_json_atomic(self._matches_list, {"files": self._match_files})
+        self._batch += 1
         if p.action == "remove":
             for reason, rows in sorted(cut_rows.items()):  # kept, rewritten: `changed` stats
                 stats.change_rows(reason, table, rows, [texts[i] for i in rows],
@@ -463,6 +473,16 @@ class Decontaminate(GlobalStage):
         for reason, rows in reasons.items():
             stats.drop_rows(reason, table, rows)
         return table.filter(pa.array(keep, pa.bool_()))
+
+
+def read_matches(work_dir, n_tasks: int) -> pa.Table:
+    """Every match the apply tasks ``0..n_tasks-1`` recorded under ``work_dir`` (the
+    stage's work directory), in task and batch order; files named, never listed."""
+    parts = []
+    for t in range(n_tasks):
+        for name in read_json(work_dir / "matches" / f"part-{t:05d}.json")["files"]:
+            parts.append(read_table(work_dir / "matches" / name))
+    return pa.concat_tables(parts) if parts else MATCHES_SCHEMA.empty_table()
 
 
 def _cut(text: str, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray,

@@ -212,6 +212,33 @@ def test_mixture_of_a_weight_mode_run_without_its_weight_column_is_refused(weigh
         "`mode: weight`"]
 
 
+def test_mixture_of_a_weight_mode_run_without_token_counts_weighs_characters(tmp_path):
+    """No count_tokens: the weights are shares of weight x characters; a rule weight per
+    source (mapping), no targets, so no unique_tokens/target fields' solver metrics."""
+    cfg = yaml.safe_load(CONFIG.read_text())
+    cfg["output"]["path"] = str(tmp_path / "run")
+    cfg["stages"] = [{"stage": "rebalance", "by": "dataset", "mode": "weight",
+                      "mapping": {"extracted-pages": 0.5, "wiki-and-forums": 2.5}}]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    thresher("run", str(config), "--quiet")
+    mix = json.loads(thresher("mixture", str(tmp_path / "run")).stdout)
+    assert mix["unit"] == "characters" and mix["rebalance"]["mode"] == "weight"
+    want: dict[str, Counter] = defaultdict(Counter)
+    for r in output_rows(tmp_path / "run"):
+        want[r["dataset"]]["documents"] += r["weight"]
+        want[r["dataset"]]["characters"] += r["weight"] * len(r["text"])
+    assert {d: w["documents"] / max(1, mix["domains"][d]["documents"])
+            for d, w in want.items()} == {"extracted-pages": 0.5, "wiki-and-forums": 2.5,
+                                          CAPPED: 1.0}  # default_weight
+    total = sum(w["characters"] for w in want.values())
+    for name, d in mix["domains"].items():
+        assert d["weighted_characters"] == pytest.approx(want[name]["characters"], rel=1e-12)
+        assert d["weight"] == pytest.approx(want[name]["characters"] / total, rel=1e-12)
+        assert d["tokens"] == d["weighted_tokens"] == 0  # nothing counted tokens
+        assert d["unique_tokens"] == 0 and d["epochs"] is None and d["target"] is None
+
+
 def test_read_mixture_refuses_what_is_not_one(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "thresher-mixture", "version": 2, "domains": {}}))

@@ -101,6 +101,19 @@ def write_table_atomic(path: Path, table: pa.Table, row_group_size: int | None =
         pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
 
 
+def write_tables_atomic(path: Path, schema: pa.Schema, tables: Iterable[pa.Table],
+                        row_group_size: int | None = None) -> int:
+    """A plain Parquet file (zstd) written table by table as ``tables`` yields them (so
+    the whole never needs to be in memory), committed whole; returns the rows written."""
+    n = 0
+    with atomic_path(path) as tmp:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for t in tables:
+                writer.write_table(t, row_group_size=row_group_size)
+                n += t.num_rows
+    return n
+
+
 # ------------------------------------------------------------------ reading run files
 # Run-directory files may live in object storage (``RemotePath``); these read either kind.
 

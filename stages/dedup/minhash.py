@@ -42,7 +42,9 @@ from pipelines.partitioned import read_partition, write_partitioned
 from pipelines.schema import URL
 from pipelines.stage import Params
 from stages.dedup import minhash_core as core
+from stages.dedup import minhash_sharded as sh
 from stages.dedup.common import DECISIONS, DedupParams, DedupStage
+from stages.dedup.minhash_sharded import CLUSTERS_ROW_GROUP, clusters_table, star_steps
 from stages.text import segmenters
 from stages.text.words import AUTO, splitter_for
 
@@ -204,7 +206,8 @@ class MinHashDedup(DedupStage):
         P = self.params.partitions
         if not self.sharded:
             return [Step("buckets", P), Step("cluster", 1)]
-        return [Step("buckets", P), *(Step(name, P) for name in star_steps(self.params)),
+        return [Step("buckets", P),
+                *(Step(name, P) for name in star_steps(self.params.cluster_rounds)),
                 Step("label", P), Step("cluster", P), Step("clusters", 1)]
 
     # ------------------------------------------------------------ collect
@@ -263,8 +266,6 @@ class MinHashDedup(DedupStage):
             if step == "cluster":
                 return self._cluster_step(ctx)
             raise ValueError(f"unknown step {step!r}")
-        from stages.dedup import minhash_sharded as sh
-
         return sh.run_sharded_step(self, step, ctx)
 
     def _buckets_step(self, ctx: GlobalContext) -> dict[str, float]:
@@ -275,8 +276,6 @@ class MinHashDedup(DedupStage):
                                      rows.column("doc").to_numpy())
         edges = np.asarray(edges, dtype=np.uint64).reshape(-1, 2)
         if self.sharded:
-            from stages.dedup import minhash_sharded as sh
-
             return {"band_rows": rows.num_rows, "edges": len(edges),
                     **sh.write_first_edges(self, ctx, edges)}
         write_table_atomic(self._path(ctx, "edges", ctx.task),
@@ -327,24 +326,6 @@ class MinHashDedup(DedupStage):
         return [self._path(ctx, "decisions", q) for q in range(n)]
 
 
-CLUSTERS_SCHEMA = pa.schema([("cluster_id", pa.string()), ("cluster_size", pa.int64()),
-                             ("keep", pa.bool_()), ("id", pa.string()), ("length", pa.int64()),
-                             ("url", pa.string()), ("snippet", pa.string())])
-CLUSTERS_ORDER = [("cluster_size", "descending"), ("cluster_id", "ascending"),
-                  ("keep", "descending"), ("id", "ascending")]
-CLUSTERS_ROW_GROUP = 10_000
-
-
-def clusters_table(clustered: pa.Table | None, decisions: pa.Table) -> pa.Table:
-    """The rows of clusters.parquet for ``clustered`` members and their decisions, in its
-    order: biggest clusters first, then by cluster id, the survivor first, then by id."""
-    if clustered is None:
-        return CLUSTERS_SCHEMA.empty_table()
-    t = clustered.select(["key", "id", "length", "url", "snippet"]).join(
-        decisions, "key", join_type="inner")
-    return t.sort_by(CLUSTERS_ORDER).select(CLUSTERS_SCHEMA.names)
-
-
 _WORD_HASH: dict[str, int] = {}
 
 
@@ -373,12 +354,6 @@ def segmented_token_hashes(texts: list[str], langs: list[str | None], spec: core
             out.append(h)
         lens[i] = len(units)
     return np.array(out, np.uint64), lens
-
-
-def star_steps(params: MinHashParams) -> list[str]:
-    """Names of the connected-components steps of sharded clustering, in order."""
-    return [f"{kind}-star-{r:02d}" for r in range(params.cluster_rounds)
-            for kind in ("large", "small")]
 
 
 def _byte_size(v: Any) -> Any:

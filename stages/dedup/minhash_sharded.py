@@ -45,17 +45,46 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext
-from pipelines.io.files import atomic_path, parquet_file, read_json, read_table, write_json_atomic
+from pipelines.io.files import (
+    parquet_file,
+    read_json,
+    read_table,
+    write_json_atomic,
+    write_table_atomic,
+    write_tables_atomic,
+)
 from pipelines.partitioned import read_partition, write_partitioned
 from stages.dedup import minhash_core as core
 from stages.dedup.common import DECISIONS
 
 if TYPE_CHECKING:
     from stages.dedup.minhash import MinHashDedup
+
+CLUSTERS_SCHEMA = pa.schema([("cluster_id", pa.string()), ("cluster_size", pa.int64()),
+                             ("keep", pa.bool_()), ("id", pa.string()), ("length", pa.int64()),
+                             ("url", pa.string()), ("snippet", pa.string())])
+CLUSTERS_ORDER = [("cluster_size", "descending"), ("cluster_id", "ascending"),
+                  ("keep", "descending"), ("id", "ascending")]
+CLUSTERS_ROW_GROUP = 10_000
+
+
+def clusters_table(clustered: pa.Table | None, decisions: pa.Table) -> pa.Table:
+    """The rows of clusters.parquet for ``clustered`` members and their decisions, in its
+    order: biggest clusters first, then by cluster id, the survivor first, then by id."""
+    if clustered is None:
+        return CLUSTERS_SCHEMA.empty_table()
+    t = clustered.select(["key", "id", "length", "url", "snippet"]).join(
+        decisions, "key", join_type="inner")
+    return t.sort_by(CLUSTERS_ORDER).select(CLUSTERS_SCHEMA.names)
+
+
+def star_steps(rounds: int) -> list[str]:
+    """Names of the connected-components steps of ``rounds`` rounds, in order."""
+    return [f"{kind}-star-{r:02d}" for r in range(rounds) for kind in ("large", "small")]
+
 
 ROWS = pa.schema([("key", pa.uint64()), ("nbr", pa.uint64())])
 BYTES_PER_EDGE = 100  # connected_components' peak per edge (docs/benchmarks.md, Clustering)
@@ -115,9 +144,7 @@ def write_first_edges(stage: MinHashDedup, ctx: GlobalContext, edges: np.ndarray
 
 # ------------------------------------------------------------------ steps
 def run_sharded_step(stage: MinHashDedup, step: str, ctx: GlobalContext) -> dict[str, float]:
-    from stages.dedup.minhash import star_steps
-
-    names = star_steps(stage.params)
+    names = star_steps(stage.params.cluster_rounds)
     if step in names:
         return _star_step(stage, names.index(step), ctx)
     if step == "label":
@@ -183,8 +210,10 @@ def _in_memory(ctx: GlobalContext, edges: int) -> dict[str, float]:
     return {"in_memory_edges": edges if ctx.task == 0 else 0}
 
 
-def _label_step(stage: MinHashDedup, n_star: int, ctx: GlobalContext) -> dict[str, float]:
-    """Labels of the nodes of partition ``p``; their member rows, repartitioned by label."""
+def node_labels(stage: MinHashDedup, n_star: int, ctx: GlobalContext
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """(nodes, labels) of node partition ``ctx.task``, sorted by node, after ``n_star``
+    star steps, and metrics."""
     P, p = ctx.n_tasks, ctx.task
     final = _final_of(ctx, n_star)
     metrics: dict[str, float] = {}
@@ -206,7 +235,13 @@ def _label_step(stage: MinHashDedup, n_star: int, ctx: GlobalContext) -> dict[st
         nodes, labels = nodes[mine], labels[mine]
         metrics["fallback_edges"] = edges if p == 0 else 0
     order = np.argsort(nodes)
-    nodes, labels = nodes[order], labels[order]
+    return nodes[order], labels[order], metrics
+
+
+def _label_step(stage: MinHashDedup, n_star: int, ctx: GlobalContext) -> dict[str, float]:
+    """Labels of the nodes of partition ``p``; their member rows, repartitioned by label."""
+    P, p = ctx.n_tasks, ctx.task
+    nodes, labels, metrics = node_labels(stage, n_star, ctx)
     files = [stage._path(ctx, "members", s) for s in range(ctx.n_shards)]
     m = read_partition(files, p, schema=stage._member_schema())
     k = m.column("key").to_numpy()
@@ -221,8 +256,6 @@ def _label_step(stage: MinHashDedup, n_star: int, ctx: GlobalContext) -> dict[st
 
 def _cluster_step(stage: MinHashDedup, ctx: GlobalContext) -> dict[str, float]:
     """The keep policy over the clusters whose label falls in partition ``q``."""
-    from stages.dedup.minhash import CLUSTERS_ROW_GROUP, clusters_table
-
     q = ctx.task
     files = [_part(ctx, "labeled", p) for p in range(ctx.n_tasks)]
     schema = stage._member_schema().append(pa.field("cluster", pa.uint64()))
@@ -233,8 +266,8 @@ def _cluster_step(stage: MinHashDedup, ctx: GlobalContext) -> dict[str, float]:
         clustered, decisions = None, DECISIONS.empty_table()
     stage.write_decisions(_part(ctx, "decisions", q), decisions, ctx.n_shards)
     table = clusters_table(clustered, decisions)
-    with atomic_path(_part(ctx, "clusters-parts", q)) as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=CLUSTERS_ROW_GROUP)
+    write_table_atomic(_part(ctx, "clusters-parts", q), table,
+                       row_group_size=CLUSTERS_ROW_GROUP)
     n_clusters = int(np.sum(decisions.column("keep").to_numpy(zero_copy_only=False)))
     return {"clusters": n_clusters, "documents_in_clusters": decisions.num_rows,
             "near_duplicates": decisions.num_rows - n_clusters}
@@ -243,27 +276,21 @@ def _cluster_step(stage: MinHashDedup, ctx: GlobalContext) -> dict[str, float]:
 def _merge_clusters(ctx: GlobalContext, n_parts: int) -> dict[str, float]:
     """clusters.parquet from the sorted parts, merged a row group at a time (memory: one
     row group a part), in the order ``clusters_table`` sorts."""
-    from stages.dedup.minhash import CLUSTERS_ROW_GROUP, CLUSTERS_SCHEMA
-
     def rows(path: Path):
-        for batch in parquet_file(path).iter_batches(batch_size=CLUSTERS_ROW_GROUP):
+        for batch in parquet_file(path).iter_batches(batch_size=1024):
             for r in batch.to_pylist():
                 yield (-r["cluster_size"], r["cluster_id"], not r["keep"], r["id"]), r
 
-    streams = [rows(_part(ctx, "clusters-parts", q)) for q in range(n_parts)]
-    n = 0
-    with atomic_path(ctx.work_dir / "clusters.parquet") as tmp:
-        writer = pq.ParquetWriter(tmp, CLUSTERS_SCHEMA, compression="zstd")
-        try:
-            buf: list[dict] = []
-            for _, r in heapq.merge(*streams, key=lambda kr: kr[0]):
-                buf.append(r)
-                if len(buf) == CLUSTERS_ROW_GROUP:
-                    writer.write_table(pa.Table.from_pylist(buf, CLUSTERS_SCHEMA))
-                    n, buf = n + len(buf), []
-            if buf or n == 0:
-                writer.write_table(pa.Table.from_pylist(buf, CLUSTERS_SCHEMA))
-                n += len(buf)
-        finally:
-            writer.close()
+    def batches():
+        streams = [rows(_part(ctx, "clusters-parts", q)) for q in range(n_parts)]
+        buf: list[dict] = []
+        for _, r in heapq.merge(*streams, key=lambda kr: kr[0]):
+            buf.append(r)
+            if len(buf) == CLUSTERS_ROW_GROUP:
+                yield pa.Table.from_pylist(buf, CLUSTERS_SCHEMA)
+                buf = []
+        yield pa.Table.from_pylist(buf, CLUSTERS_SCHEMA)  # the rest (or an empty table)
+
+    n = write_tables_atomic(ctx.work_dir / "clusters.parquet", CLUSTERS_SCHEMA, batches(),
+                            row_group_size=CLUSTERS_ROW_GROUP)
     return {"clustered_documents": n}

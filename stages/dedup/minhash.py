@@ -16,7 +16,12 @@ Phases (the numpy core is in stages/dedup/minhash_core.py):
    per-edge Python), then the keep policy per component. Writes
    ``clusters.parquet`` (one row per document in a cluster) and the decisions
    partitioned by shard. It holds the edge list (16 bytes an edge) and reads
-   the members files one shard at a time, not the documents.
+   the members files one shard at a time, not the documents. With ``cluster_memory``
+   set, this is instead a series of sharded steps whose task counts are fixed at
+   planning time (stages/dedup/minhash_sharded.py): connected components in
+   large-star/small-star rounds over node-partitioned edge files when the edge list
+   exceeds the budget, then labels, the keep policy and the clusters table per
+   partition of clusters; the same clusters and decisions.
 4. apply, in the map phase after: drop the non-survivors (reason
    ``near_duplicate``), write ``minhash_cluster_id`` and ``minhash_cluster_size``.
 
@@ -156,7 +161,9 @@ class MinHashDedup(DedupStage):
     document (`thresher dups RUN`). Every hash is 64-bit (tokens, shingles, the
     `bands x rows` permutations, band keys); there is no 32-bit mode, as signatures are
     never stored and 32 bits would only add collisions. Clustering is one task,
-    vectorised with numpy (docs/benchmarks.md, bench_cluster.py).
+    vectorised with numpy (docs/benchmarks.md, bench_cluster.py); with `cluster_memory`
+    set, an edge list over that budget is clustered in sharded large-star/small-star
+    rounds and the keep policy runs per partition of clusters, with the same result.
     """
 
     Params: ClassVar[type[Params]] = MinHashParams

@@ -158,15 +158,15 @@ def run_sharded_step(stage: MinHashDedup, step: str, ctx: GlobalContext) -> dict
 
 def _final_of(ctx: GlobalContext, i: int) -> int | None:
     """Which star-step input is the final star forest, as the states of step ``i - 1``
-    say (None: not known yet)."""
-    states = [read_json(_state(ctx, i, t)) for t in range(ctx.n_tasks)]
-    final = {s.get("final") for s in states} - {None}
-    if len(final) > 1:
-        raise RuntimeError(f"star steps disagree on the final step: {sorted(final)}")
-    if final:
-        return final.pop()
-    if i % 2 == 0:  # written by a small-star step: nothing is checked there
+    say (None: not known yet). Every task of a step reaches the same conclusion from the
+    same files, so task 0's state tells whether it was known; only the large-star flags
+    (is every node a root or a leaf?) need the states of all tasks."""
+    first = read_json(_state(ctx, i, 0))
+    if first.get("final") is not None:
+        return first["final"]
+    if i % 2 == 0 or not first["stars"]:  # after a small-star step nothing is checked
         return None
+    states = [read_json(_state(ctx, i, t)) for t in range(1, ctx.n_tasks)]
     return i - 1 if all(s["stars"] for s in states) else None
 
 

@@ -224,8 +224,8 @@ def node_labels(stage: MinHashDedup, n_star: int, ctx: GlobalContext
         budget = stage.params.cluster_memory or 0
         if edges * BYTES_PER_EDGE > budget:
             raise UserError(
-                f"stage {stage.name!r}: connected components did not converge in "
-                f"cluster_rounds {stage.params.cluster_rounds} rounds, and the "
+                f"stage {stage.name!r}: connected components did not converge in the "
+                f"{stage.params.cluster_rounds} rounds of cluster_rounds, and the "
                 f"{edges:,} edges left exceed cluster_memory {budget:,} bytes at "
                 f"{BYTES_PER_EDGE} bytes an edge; raise cluster_rounds (or cluster_memory)")
         key, nbr = _read_rows(ctx, n_star, None)

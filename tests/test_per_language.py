@@ -385,3 +385,68 @@ def test_length_and_char_ratio_take_per_language_tables():
                       thresholds={"zh": {"max_punctuation_ratio": 0.3}})
     out = annotated.process(t, StageStats())
     assert annotated.decide_from_columns(out) == st.check_batch(t)[0]
+
+
+def _neardup_edits(text: str, rng: random.Random) -> str:
+    """One to three of the English near-duplicate set's edits (benchmarks/neardup_set.py,
+    characters for words in spaceless scripts): tokens substituted, deleted or inserted,
+    paragraphs dropped or moved, the end cut."""
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import neardup_set as ns
+
+    page = ns.Page([p for p in text.split("\n") if p.strip()])
+    ops = [lambda: ns.edit_tokens(page, rng, rng.uniform(0.002, 0.01)),
+           lambda: ns.drop_paragraphs(page, rng, 0.04),
+           lambda: ns.move_paragraphs(page, rng, rng.randint(1, 2)),
+           lambda: ns.truncate(page, rng, rng.uniform(0.93, 0.99))]
+    for op in rng.sample(ops, rng.randint(1, 3)):
+        op()
+    return page.text()
+
+
+def _whitespace_recall(texts_a, texts_b, pairs, spec) -> float:
+    """LSH recall over ``pairs`` with 5-word shingles of whitespace-separated words (what
+    a splitter without segmentation, e.g. str.split, gives)."""
+    import hashlib
+
+    def shingles(text: str) -> np.ndarray:
+        w = text.split()
+        grams = {" ".join(w[i:i + spec.n]) for i in range(max(1, len(w) - spec.n + 1))}
+        return np.array(sorted(int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8)
+                                              .digest(), "little") for g in grams), np.uint64)
+
+    ka = core.band_keys(core.signatures_from_shingles([shingles(t) for t in texts_a], spec), spec)
+    kb = core.band_keys(core.signatures_from_shingles([shingles(t) for t in texts_b], spec), spec)
+    return sum(bool((ka[i] == kb[i]).any()) for i in pairs) / max(1, len(pairs))
+
+
+def test_minhash_neardup_set_edits_found_in_chinese_and_japanese_missed_by_whitespace():
+    """Leipzig pages (real text of the shared LID set) edited as the English near-dup set
+    is: segmented shingles find >= 95% of the pairs with Jaccard >= 0.85; whitespace
+    shingles (a Chinese or Japanese line is one "word") find few of the same pairs."""
+    rng = random.Random(22)
+    spec = core.MinHashSpec()
+    for lang in ("zh", "ja"):
+        seeds = pages(lang, 50, per_page=20)
+        edited = [_neardup_edits(t, rng) for t in seeds]
+        langs = [lang] * len(seeds)
+        recall, n = _recall(seeds, edited, langs, spec, segmented=True)
+        assert n >= 12, (lang, n)
+        assert recall >= 0.95, (lang, recall, n)
+
+        def seg_shingles(texts, langs=langs):
+            tok, lens = segmented_token_hashes(texts, langs, spec)
+            sh, counts = core._shingles(tok, lens, spec.n)
+            return np.split(sh, np.cumsum(counts)[:-1])
+
+        sa, sb = seg_shingles(seeds), seg_shingles(edited)
+        pairs = [i for i in range(len(seeds))
+                 if core.jaccard(np.unique(sa[i]), np.unique(sb[i])) >= 0.85]
+        missed = 1 - _whitespace_recall(seeds, edited, pairs, spec)
+        print(f"{lang}: {len(pairs)} pairs at J >= 0.85: segmented recall {recall:.3f}, "
+              f"whitespace misses {missed:.3f}")
+        assert missed >= 0.5, (lang, missed)

@@ -60,7 +60,18 @@ def render_text() -> str:
             desc = f"  {p['description']}" if p["description"] else ""
             lines.append(f"    - {p['name']}: {p['type']} = {p['default']}{desc}")
         lines.append("")
+    lines.append("tokenizer: auto  (language -> word segmenter, stages/text/segmenters.py)")
+    for langs, name, what in segmenter_rows():
+        lines.append(f"    {name}: {langs}  ({what})")
+    lines.append("")
     return "\n".join(lines)
+
+
+def segmenter_rows() -> list[tuple[str, str, str]]:
+    """The language table of ``tokenizer: auto`` (languages, segmenter, what it is)."""
+    from stages.text.segmenters import table_rows  # the built-in library's table
+
+    return table_rows()
 
 
 def render_markdown() -> str:
@@ -78,4 +89,9 @@ def render_markdown() -> str:
                 typ = p["type"].replace("|", "\\|")
                 lines.append(f"| `{p['name']}` | `{typ}` | `{p['default']}` | {desc} |")
             lines.append("")
+    lines += ["## `tokenizer: auto`: the word segmenter of each language", "",
+              "Stages with a `tokenizer` parameter set to `auto` split each document with "
+              "the segmenter of its `language` column (docs/filters.md):", "",
+              "| languages | segmenter | what |", "|---|---|---|"]
+    lines += [f"| {langs} | `{name}` | {what} |" for langs, name, what in segmenter_rows()]
     return "\n".join(lines).rstrip() + "\n"

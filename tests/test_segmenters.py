@@ -170,3 +170,17 @@ def test_word_lists_match_datatrove(lang):
     sm = SequenceMatcher(None, ours, theirs, autojunk=False)
     agree = sum(b.size for b in sm.get_matching_blocks()) / max(len(ours), len(theirs))
     assert agree >= PARITY[lang], (lang, agree)
+
+
+def test_thresher_stages_shows_the_language_table():
+    from pipelines.reference import render_markdown, render_text
+
+    text, md = render_text(), render_markdown()
+    for lang in ("zh", "ja", "ko", "th", "vi", "km", "lo", "my", "bo", "de", "nl"):
+        name = seg.segmenter_name(lang)
+        shown = "spacy_<lang>" if name.startswith("spacy_") else name
+        row = next(r for r in seg.table_rows() if shown == r[1])
+        assert lang in row[0].split(", ")
+        assert f"    {shown}: {row[0]}" in text
+        assert f"| {row[0]} | `{shown}` |" in md
+    assert "| any other | `spacy_compat` |" in md

@@ -151,3 +151,41 @@ def export_lines(run_root: Path | RemotePath, config: dict | None) -> list[str]:
                 f"{v or '(none)'} {n:,}" for v, n in sorted(counts.items(),
                                                             key=lambda kv: -kv[1])))
     return lines
+
+
+def reproduce_exports(snapshot_root: Path | RemotePath, manifest: dict,
+                      new_root: Path | RemotePath, remap_path=lambda s: s,
+                      warn=lambda msg: None) -> tuple[list[str], int]:
+    """``thresher reproduce``: each export made on the snapshot's run directory by
+    ``thresher export`` (a subdirectory with an export.json whose files the manifest does
+    not list) is made again on the reproduced run, into the same subdirectory, from the
+    parameters its export.json records (the tokenizer held to its recorded sha256), and
+    its files are compared with that export.json's: problems, and files compared."""
+    from pipelines.registry import get
+
+    listed = {a["path"] for a in manifest.get("artifacts", [])}
+    problems, n = [], 0
+    for d in find_exports(snapshot_root, None):
+        where = _where(d, snapshot_root)
+        snap = load_export(d)
+        want = export_files(snap)
+        if any(f"{where}/{f}" in listed for f in want):
+            continue  # a pipeline stage's: the re-run made it, manifest.verify checks it
+        if "params" not in snap:
+            warn(f"{where}/{EXPORT_JSON} records no parameters; its export is not reproduced")
+            continue
+        cls = get(STAGE)
+        params = {**snap["params"], "tokenizer": remap_path(snap["params"]["tokenizer"])}
+        stage = cls(cls.Params(**params), name="export")
+        stage.setup()
+        got = export_files(stage.export_run(new_root, new_root / where))
+        n += len(want)
+        for f in sorted(set(want) | set(got)):
+            if f not in got:
+                problems.append(f"{where}/{f}: in the snapshot's export, not written again")
+            elif f not in want:
+                problems.append(f"{where}/{f}: written again, not in the snapshot's export")
+            elif got[f] != want[f]:
+                problems.append(f"{where}/{f}: sha256 {got[f][:12]}… != the snapshot's "
+                                f"{want[f][:12]}…")
+    return problems, n

@@ -75,6 +75,10 @@ class GlobalStage(Stage):
     """
 
     kind: ClassVar[Literal["map", "global"]] = "global"
+    #: True when ``apply`` passes every document on unchanged (the stage's product is its
+    #: steps' files, as tokenize_export's token files): as the last stage of a chain it
+    #: gets no apply phase; the map phase before it writes the output while it collects.
+    passes_through: ClassVar[bool] = False
 
     def steps(self, n_shards: int) -> list[Step]:
         """The step phases between collecting and applying, in order."""

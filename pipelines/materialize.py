@@ -241,7 +241,8 @@ def _source_tasks(src: RunDir, stats: dict) -> list[dict]:
                             "(sha256 differs from stats.json)")
         by_task.setdefault(int(m.group(1)), []).append(s)
     src_plan = src.load_plan() if src.plan.is_file() else None
-    n_tasks = src_plan.phases[-1].n_tasks if src_plan else max(by_task, default=-1) + 1
+    n_tasks = next(p for p in src_plan.phases if p.final).n_tasks if src_plan else \
+        max(by_task, default=-1) + 1
     inputs = [f.source for f in src_plan.inputs] if src_plan else []
     if src_plan and src_plan.source is not None:  # itself materialized: the inputs of its own
         inputs = [t["input"] for t in src_plan.source.tasks]

@@ -4,9 +4,11 @@ A chain without global stages is one map phase, ``main``. Each global stage G
 cuts the chain: the map phase before G also *collects* for G, then come G's
 step phases (``G.<step>``), then a map phase ``apply-G`` that re-reads the
 previous map phase's intermediate shards, applies G and runs the stages after
-it. Map phases have one task per input shard. Every phase depends on all the
-phases before it; each phase's task count is fixed here, before anything runs,
-so a batch scheduler can submit the whole run at once.
+it; a G that passes documents through unchanged (``passes_through``: tokenize_export)
+and ends the chain gets none: the map phase collecting for it writes the output. Map
+phases have one task per input shard. Every phase depends on all the phases before it;
+each phase's task count is fixed here, before anything runs, so a batch scheduler can
+submit the whole run at once.
 
 A materialized run (``thresher materialize``, pipelines/materialize.py) is planned the
 same way, from a ``SourceRun``: its tasks read an annotated run's final shards instead of
@@ -183,15 +185,20 @@ def plan_phases(stages: list[Stage], n_shards: int) -> list[Phase]:
     phases: list[Phase] = []
     current: list[str] = []  # stages of the map phase being built
     name, source = "main", ""
-    for stage in stages:
+    for i, stage in enumerate(stages):
         if stage.kind != "global":
             current.append(stage.name)
             continue
-        phases.append(Phase(name, "map", n_shards, current, final=False, source=source,
+        # a pass-through stage ending the chain: the phase collecting for it writes the
+        # output, and no apply phase would copy it unchanged
+        last = i == len(stages) - 1 and getattr(stage, "passes_through", False)
+        phases.append(Phase(name, "map", n_shards, current, final=last, source=source,
                             collect=stage.name))
         for st in stage.steps(n_shards):  # type: ignore[attr-defined]
             phases.append(Phase(f"{stage.name}.{st.name}", "step", st.n_tasks, [stage.name],
                                 final=False, step=st.name))
+        if last:
+            return phases
         source, name, current = name, f"apply-{stage.name}", [stage.name]
     phases.append(Phase(name, "map", n_shards, current, final=True, source=source))
     return phases

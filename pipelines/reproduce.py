@@ -3,7 +3,10 @@
 Every input and model file is checked against its recorded size and sha256 first (all
 differences named in one error), version and source differences are warned about, the
 resolved config is run again (``--remap`` moves paths that live elsewhere now), and the
-new outputs are verified against the manifest's shard hashes.
+new outputs are verified against the manifest's shard hashes. A token export that
+``thresher export`` made in the snapshot's run directory (``<run>/tokens``) is made again
+on the new run from the parameters its export.json records and compared file by file
+(pipelines/exports.py); a pipeline's tokenize_export is in the manifest already.
 
 An input split into pieces (``input.max_task_bytes``) is checked piece by piece: each
 byte range against the sha256 its task recorded (manifest.py says why a split file has
@@ -179,4 +182,15 @@ def reproduce(manifest_path: Path, out: str, workers: int | None = None,
     if remap:
         cfg = config_from_dict(_remap_config(data, remap))
     run = run_pipeline(cfg)
-    return run, verify(m, run.root)
+    return run, verify(m, run.root) + _reproduce_exports(manifest_path, m, run, remap, warn)
+
+
+def _reproduce_exports(manifest_path, m: dict, run: RunDir, remap, warn) -> list[str]:
+    """Exports made on the snapshot's run directory by `thresher export`, made again on
+    the new run and compared with their export.json (pipelines/exports.py)."""
+    from pipelines.exports import reproduce_exports
+    from pipelines.io.remote_path import run_path
+
+    p = run_path(manifest_path)
+    snapshot = p if p.is_dir() else p.parent
+    return reproduce_exports(snapshot, m, run.root, lambda s: remap_path(s, remap), warn)[0]

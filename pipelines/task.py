@@ -250,6 +250,9 @@ def _run_map(tables: Iterator[pa.Table], ctx: TaskContext, stages: list[Stage],
                     table = st.process(table, st_stats)
             st_stats.count_out(table)
         if collector is not None:
+            if final:  # a pass-through stage ending the chain (plan.py): it sees them all
+                cs.count_in(table)
+                cs.count_out(table)
             with cs.timed():
                 collector.collect(table, doc_keys(ctx.task, collected, table.num_rows))
             collected += table.num_rows

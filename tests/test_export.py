@@ -249,7 +249,12 @@ def test_shuffle_is_the_documented_keyed_order_whatever_the_workers(run_dir, tok
                 shuffle={"seed": 7, "buckets": 8}, shard_tokens=40_000)
     _export(run_dir, tok_path, tmp_path / "b", workers=2, format="npy",
             shuffle={"seed": 7, "buckets": 3}, shard_tokens=40_000, memory_mb=0.02)
-    assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")  # workers, buckets, budget
+    ha, hb = _hashes(tmp_path / "a"), _hashes(tmp_path / "b")
+    assert ha.pop("export.json") != hb.pop("export.json")  # its params name the buckets
+    assert ha == hb  # workers, buckets, budget: the same token files
+    ja, jb = ({k: v for k, v in json.loads((tmp_path / d / "export.json").read_text()).items()
+               if k != "params"} for d in "ab")
+    assert ja == jb
     order = sorted(range(len(rows)), key=lambda i: (
         _order_key(rows[i]["id"], rows[i].get("repeat_index") or 0, 7), i))
     want = _expected(tok_path, [rows[i] for i in order])
@@ -484,6 +489,20 @@ def test_verify_checks_an_export_made_on_a_finished_run(run_dir, tok_path, tmp_p
     n = len(export_files := [p for p in (run / "tokens").iterdir() if p.name != "export.json"])
     ok = thresher("verify", str(run / "manifest.json"), str(run))
     assert f"and {n} token file(s) their export.json" in ok.stdout and len(export_files) > 1
+    # reproduce makes the export again on the new run, from export.json's parameters
+    thresher("reproduce", str(run / "manifest.json"), str(tmp_path / "again"), "-w", "1")
+    assert _hashes(tmp_path / "again" / "tokens") == _hashes(run / "tokens")
+    exp = json.loads((run / "tokens" / "export.json").read_text())
+    exp["shards"][1]["sha256"]["part-00001.idx"] = "0" * 64  # the snapshot says otherwise
+    (run / "tokens" / "export.json").write_text(json.dumps(exp))
+    bad = thresher("reproduce", str(run / "manifest.json"), str(tmp_path / "again2"),
+                   check=False)
+    assert bad.returncode == 1 and _diff_lines(bad) == [
+        "DIFF tokens/part-00001.idx: sha256 "
+        f"{_hashes(tmp_path / 'again' / 'tokens')['part-00001.idx'][:12]}… != the "
+        "snapshot's 000000000000…"], bad.stdout
+    exp["shards"][1]["sha256"]["part-00001.idx"] = _hashes(run / "tokens")["part-00001.idx"]
+    (run / "tokens" / "export.json").write_text(json.dumps(exp))
     _flip_first_byte(run / "tokens" / "part-00000.idx")
     (run / "tokens" / "part-00001.bin").unlink()
     bad = thresher("verify", str(run / "manifest.json"), str(run), check=False)
@@ -508,8 +527,13 @@ def test_stats_and_report_show_the_tokens_written_per_dataset_and_language(corpu
         for col in want:
             want[col][r[col]] += r["n_tokens"] + 1 if r["n_tokens"] else 0
     assert len(want["dataset"]) == 2 and len(want["language"]) == 3
-    metrics = json.loads((run / "stats.json").read_text())["phases"][
-        "tokenize_export.write"]["metrics"]
+    stats = json.loads((run / "stats.json").read_text())
+    # the last stage: no apply phase copies the documents; the stage still counts them
+    assert list(stats["phases"]) == ["main", "tokenize_export.write"]
+    st = stats["stages"]["tokenize_export"]
+    assert st["docs_in"] == st["docs_out"] == stats["output"]["rows"] == len(_rows(run))
+    assert not (run / "phases").exists() or not any((run / "phases").iterdir())
+    metrics = stats["phases"]["tokenize_export.write"]["metrics"]
     for col, counts in want.items():
         assert {k.split("=", 1)[1]: v for k, v in metrics.items()
                 if k.startswith(f"tokens_written:{col}=")} == dict(counts)
@@ -576,3 +600,21 @@ def test_the_export_on_slurm_is_byte_identical_to_local(corpus, tok_path, local_
     jobs = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"][0]["jobs"]
     assert {j["phase"] for j in jobs} >= {"main", "tokenize_export.write"}  # ran as jobs
     assert _hashes(run / "tokens") == _hashes(local_export)
+
+
+def test_a_tokenize_export_before_other_stages_keeps_its_apply_phase(tok_path):
+    from pipelines.plan import plan_phases
+    from pipelines.registry import get
+
+    def built(name, **params):
+        cls = get(name)
+        return cls(cls.Params(**params), name=name)
+
+    export = built("tokenize_export", tokenizer=str(tok_path))
+    last = plan_phases([built("length", min_chars=1), export], 3)
+    assert [(p.name, p.final, p.collect) for p in last] == [
+        ("main", True, "tokenize_export"), ("tokenize_export.write", False, "")]
+    middle = plan_phases([export, built("length", min_chars=1)], 3)
+    assert [(p.name, p.final, p.stages) for p in middle] == [
+        ("main", False, []), ("tokenize_export.write", False, ["tokenize_export"]),
+        ("apply-tokenize_export", True, ["tokenize_export", "length"])]

@@ -112,6 +112,7 @@ class TokenizeExport(GlobalStage):
 
     Params: ClassVar[type[Params]] = TokenizeExportParams
     params: TokenizeExportParams
+    passes_through: ClassVar[bool] = True  # last in a chain: no apply phase (plan.py)
 
     def input_columns(self) -> tuple[str, ...]:
         return (self.params.column,)
@@ -537,6 +538,9 @@ class _Output:
             "documents": sum(s["documents"] for s in self.shards),
             "tokens": sum(s["tokens"] for s in self.shards),
             "shards": self.shards, "extra_files": extra,
+            # what `thresher reproduce` re-runs an export made on a finished run with
+            "params": {**p.model_dump(mode="json", exclude={"output"}),
+                       "tokenizer": model_key(p.tokenizer), "tokenizer_sha256": st._sha256},
         }
 
 

@@ -534,6 +534,14 @@ def test_stats_and_report_show_the_tokens_written_per_dataset_and_language(corpu
     assert st["docs_in"] == st["docs_out"] == stats["output"]["rows"] == len(_rows(run))
     assert not (run / "phases").exists() or not any((run / "phases").iterdir())
     metrics = stats["phases"]["tokenize_export.write"]["metrics"]
+    # the rebalanced stats, to the token: tokens out plus one EOS a document (not for
+    # a document without a token, which is not written)
+    empty = {col: Counter(r[col] for r in _rows(run) if not r["n_tokens"]) for col in want}
+    assert sum(map(sum, (e.values() for e in empty.values()))) == 2  # the empty document
+    for col in want:
+        reb = stats["stages"]["rebalance"][f"by_{col}"]
+        assert {v: g["tokens_out"] + g["docs_out"] - empty[col][v] for v, g in reb.items()} \
+            == dict(want[col])
     for col, counts in want.items():
         assert {k.split("=", 1)[1]: v for k, v in metrics.items()
                 if k.startswith(f"tokens_written:{col}=")} == dict(counts)
@@ -565,14 +573,14 @@ def local_export(corpus, tok_path, tmp_path_factory) -> Path:
     return run / "tokens"
 
 
-def _executor_run(corpus: Path, tok_path: Path, out: Path, executor: dict) -> Path:
+def _executor_run(corpus: Path, tok_path: Path, out: Path, executor: dict, **params) -> Path:
     from pipelines import config_from_dict, run_pipeline
 
     cfg = config_from_dict({
         "input": {"format": "jsonl", "paths": [str(corpus / "*.jsonl")], "id_key": "id",
                   "fields": ["lang"]},
         "output": {"path": str(out)}, "executor": executor,
-        "stages": [REBALANCE, {**EXECUTOR_STAGE, "tokenizer": str(tok_path)}]})
+        "stages": [REBALANCE, {**EXECUTOR_STAGE, "tokenizer": str(tok_path), **params}]})
     run = run_pipeline(cfg, overwrite=True, progress=False)
     assert run.manifest.exists()
     return Path(run.root)
@@ -618,3 +626,30 @@ def test_a_tokenize_export_before_other_stages_keeps_its_apply_phase(tok_path):
     assert [(p.name, p.final, p.stages) for p in middle] == [
         ("main", False, []), ("tokenize_export.write", False, ["tokenize_export"]),
         ("apply-tokenize_export", True, ["tokenize_export", "length"])]
+
+
+def test_the_stage_writing_to_s3_is_in_the_manifest_and_verified(corpus, tok_path,
+                                                                 local_export, tmp_path):
+    pytest.importorskip("moto")
+    pytest.importorskip("s3fs")
+    from s3server import serving
+
+    with serving(tmp_path / "moto.log", "tokens") as srv:
+        run = _executor_run(corpus, tok_path, tmp_path / "run", {"kind": "local", "workers": 2},
+                            output="s3://tokens/t")
+        arts = {a["path"]: a["sha256"] for a in
+                json.loads((run / "manifest.json").read_text())["artifacts"]}
+        client = srv.client()
+        keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="tokens")["Contents"])
+        got = {k.split("/")[-1]: hashlib.sha256(
+            client.get_object(Bucket="tokens", Key=k)["Body"].read()).hexdigest() for k in keys}
+        assert got == _hashes(local_export)  # the local export's bytes, export.json too
+        assert arts == {f"s3://tokens/t/{k}": h for k, h in got.items() if k != "export.json"}
+        ok = thresher("verify", str(run / "manifest.json"), str(run))
+        assert f"and {len(arts)} token file(s)" in ok.stdout
+        body = client.get_object(Bucket="tokens", Key="t/part-00000.bin")["Body"].read()
+        client.put_object(Bucket="tokens", Key="t/part-00000.bin",
+                          Body=bytes([body[0] ^ 1]) + body[1:])
+        bad = thresher("verify", str(run / "manifest.json"), str(run), check=False)
+    assert bad.returncode == 1 and [ln.split(": sha256")[0] for ln in _diff_lines(bad)] == [
+        "DIFF s3://tokens/t/part-00000.bin (tokenize_export write)"], bad.stdout

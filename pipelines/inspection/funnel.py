@@ -156,8 +156,12 @@ def stats_csv(stats: dict[str, Any], by: str | None = None) -> str:
     error reason (``chars`` empty where a stage did not report the dropped texts) and one
     per reason of documents a stage rewrote and kept (kind ``changed``: pii's
     ``replaced:<kind>``, decontaminate's ``contaminated:<set>`` with ``action: remove``;
-    ``chars`` empty); with ``by="language"`` (or ``"dataset"``) one row per stage and value
-    instead."""
+    ``chars`` empty), and what a stage cut out of documents it kept (kind ``removed``:
+    sub-document dedup, pii's replaced matches): a row without reason holding documents
+    changed and characters removed (``docs``/``chars`` of ``removed``, either empty when
+    the stage did not count it), then one row per other metric (``spans``, ``tokens``,
+    pii's ``email``, ``ip``, ...) with its count in ``docs``; with ``by="language"`` (or
+    ``"dataset"``) one row per stage and value instead."""
     import csv
     import io
 
@@ -179,7 +183,16 @@ def stats_csv(stats: dict[str, Any], by: str | None = None) -> str:
                 w.writerow([name, kind, reason, n, chars.get(reason, "")])
         for reason, n in st.get("changed", {}).items():  # kept, rewritten: no chars dropped
             w.writerow([name, "changed", reason, n, ""])
+        removed = st.get("removed", {})
+        if removed:  # cut out of kept documents: docs changed, chars, then each metric
+            w.writerow([name, "removed", "", removed.get("docs", ""), removed.get("chars", "")])
+            for metric, n in removed.items():
+                if metric not in ("docs", "chars"):
+                    w.writerow([name, "removed", metric, n, ""])
     return buf.getvalue()
+
+
+REMOVED_ORDER = ["docs", "spans", "sentences", "paragraphs", "tokens", "chars"]
 
 
 def removed_table(stats: dict[str, Any], by: str) -> Table | None:
@@ -192,7 +205,8 @@ def removed_table(stats: dict[str, Any], by: str) -> Table | None:
         return None
     metrics = list(dict.fromkeys(m for n in stages for v in stats["stages"][n][key].values()
                                  for m in v))
-    metrics = ["docs"] + [m for m in metrics if m != "docs"]
+    metrics = sorted(metrics, key=lambda m: (REMOVED_ORDER.index(m) if m in REMOVED_ORDER
+                                             else len(REMOVED_ORDER), m))
     t = Table(title=f"removed within kept documents, by {by}")
     t.add_column(by)
     t.add_column("stage")

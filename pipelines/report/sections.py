@@ -265,7 +265,10 @@ def _removed_part(runs, field_: str, what: str) -> str:
         return ""
     names = list(dict.fromkeys(m for r in runs for n in stages
                                for v in r.stages.get(n, {}).get(key, {}).values() for m in v))
-    names = ["docs"] + [m for m in names if m != "docs"]
+    from pipelines.inspection.funnel import REMOVED_ORDER
+
+    names = sorted(names, key=lambda m: (REMOVED_ORDER.index(m) if m in REMOVED_ORDER
+                                         else len(REMOVED_ORDER), m))
     metrics = [Metric(m, "docs changed" if m == "docs" else f"{m} removed") for m in names]
     keys = list(dict.fromkeys((n, g) for r in runs for n in stages
                               for g in sorted(r.stages.get(n, {}).get(key, {}))))

@@ -292,6 +292,49 @@ def test_annotate_keeps_all_and_names_items(tmp_path):
             assert items == [] and ov == 0
 
 
+def test_annotate_in_a_run_counts_hits_per_set(runs, tmp_path):
+    from pipelines.report.page import write_report
+
+    tmp, inp, _, _ = runs
+    run = run_pipeline(config(tmp, inp, "annotate", workers=2, action="annotate")).root
+    out = {r["id"]: r for r in rows(run)}
+    assert set(out) == {d["id"] for d in DOCS}  # every document kept, text unchanged
+    want = Counter()
+    for d in DOCS:
+        r = out[d["id"]]
+        assert r["text"] == d["text"]
+        if r["decontaminate_items"]:
+            assert d["category"] in FOUND, d["id"]
+            want[f"contaminated:{d['eval_set']}"] += 1
+        else:
+            assert d["category"] not in FOUND, d["id"]
+    assert sum(want.values()) == sum(d["category"] in FOUND for d in DOCS)
+    assert min(want.values()) > 10 and len(want) == 2
+    st = json.loads((run / "stats.json").read_text())["stages"]["decontaminate"]
+    assert st["changed"] == dict(want) and not st["dropped"]
+    assert st["docs_in"] == st["docs_out"] == len(DOCS)
+    # thresher stats: the table's reasons line, --json and --csv
+    table = cli("stats", str(run), cwd=tmp)
+    assert table.returncode == 0, table.stderr
+    line = next(x for x in table.stdout.splitlines() if x.strip().startswith("decontaminate:"))
+    for reason, n in want.items():
+        assert f"{reason} {n:,}" in line
+    js = json.loads(cli("stats", str(run), "--json", cwd=tmp).stdout)
+    assert js["stages"]["decontaminate"]["changed"] == dict(want)
+    csv = cli("stats", str(run), "--csv", cwd=tmp).stdout.splitlines()
+    assert [x for x in csv if x.startswith("decontaminate,changed,")] == \
+        [f"decontaminate,changed,{r},{n}," for r, n in sorted(want.items())]
+    # samples: annotated documents, unchanged; the report gives each set's count
+    samples = json.loads(cli("samples", str(run), "decontaminate", "--json", cwd=tmp).stdout)
+    assert {s["reason"] for s in samples} == set(want)
+    for s in samples:
+        assert s["kind"] == "changed" and s["text"] == out[s["id"]]["text"][:len(s["text"])]
+        assert out[s["id"]]["decontaminate_items"]
+    html = write_report(run, tmp_path / "r.html").read_text()
+    for reason, n in want.items():
+        assert f"decontaminate / {reason}: {n:,} changed" in html
+
+
 def test_n_and_min_overlaps_decide(tmp_path):
     para = [d for d in DOCS if d["category"] == "paraphrase"]
     at13 = direct(para, tmp_path / "13", action="annotate")

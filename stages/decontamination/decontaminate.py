@@ -28,7 +28,11 @@ Phases (a global stage, pipelines/global_stage.py):
     ``contaminated:<set>``; a document that would lose more than
     ``max_removed_fraction`` of its characters is dropped (reason ``contaminated:<set>``);
   - ``annotate``: kept as it is, with ``<name>_overlaps`` (most n-grams shared with one
-    item) and ``<name>_items`` (``set/item id`` of every item it reaches).
+    item) and ``<name>_items`` (``set/item id`` of every item it reaches); each annotated
+    document is counted under the stage's ``changed`` stats as ``contaminated:<set>``
+    (the set of the item it shares most n-grams with, as in ``drop``), so hits per
+    evaluation set are in ``thresher stats`` and the report whatever the action, and
+    sampled (its text, unchanged: details ``before`` and ``after`` are equal).
 
   Every match (document id, set, item, shared n-grams, what was done) is written to
   the stage's work directory, which ``thresher report`` lists: one file per batch that
@@ -421,7 +425,7 @@ class Decontaminate(GlobalStage):
         new_texts = list(texts)
         overlaps = [0] * table.num_rows
         hit_items: list[list[str]] = [[] for _ in range(table.num_rows)]
-        cut_rows: dict[str, list[int]] = {}
+        kept_hits: dict[str, list[int]] = {}
         matches: list[dict] = []
         for row, text in enumerate(texts):
             if not text:
@@ -440,13 +444,14 @@ class Decontaminate(GlobalStage):
                     action = "drop"
                 else:
                     new_texts[row] = cut
-                    cut_rows.setdefault(reason, []).append(row)
+                    kept_hits.setdefault(reason, []).append(row)
                     action = "removed"
             if action == "drop":
                 keep[row] = False
                 reasons.setdefault(reason, []).append(row)
                 action = "dropped"
             elif action == "annotate":
+                kept_hits.setdefault(reason, []).append(row)  # kept as it is: `changed`
                 overlaps[row] = hits[best]
                 hit_items[row] = [f"{self._item_set[i]}/{self._item_id[i]}" for i in sorted(hits)]
                 action = "annotated"
@@ -461,10 +466,11 @@ class Decontaminate(GlobalStage):
             self._match_files.append(name)
             write_json_atomic(self._matches_list, {"files": self._match_files})
         self._batch += 1
-        if p.action == "remove":
-            for reason, rows in sorted(cut_rows.items()):  # kept, rewritten: `changed` stats
+        if p.action in ("remove", "annotate"):  # kept (rewritten or annotated): `changed`
+            for reason, rows in sorted(kept_hits.items()):
                 stats.change_rows(reason, table, rows, [texts[i] for i in rows],
                                   [new_texts[i] for i in rows])
+        if p.action == "remove":
             table = set_column(table, p.column, new_texts, pa.string())
         if p.action == "annotate":
             table = set_column(table, f"{self.name}_overlaps", overlaps, pa.int32())

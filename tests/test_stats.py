@@ -146,3 +146,58 @@ def test_sketches_only_columns_the_stage_wrote_and_old_stats_load():
     old = s.to_dict()
     del old["sketches"]  # stats.json written before sketches existed
     assert StageStats.from_dict(old).sketches.to_dict() == {}
+
+
+def test_csv_has_the_removed_rows_of_kept_documents(tmp_path):
+    """`thresher stats --csv` gives what stages cut out of documents they kept, as the
+    table and --json do: for a substring dedup of real WikiText-2 paragraphs with planted
+    repeats, documents changed, characters, spans and tokens equal the suffix-array
+    reference's ranges; for pii on the labelled pages, the addresses of every kind."""
+    import json
+
+    from test_cli_errors import cli
+    from test_pii import DOCS as PII_DOCS
+    from test_pii import _config as pii_config
+    from test_subdoc_dedup import config, make_corpus, read_rows, reference_ranges, write_corpus
+
+    from pipelines import run_pipeline
+    from stages.dedup import subdoc_core as core
+
+    docs, _ = make_corpus()
+    write_corpus(tmp_path / "in", docs)
+    run = run_pipeline(config(tmp_path, tmp_path / "in",
+                              {"stage": "substring_dedup", "min_tokens": 20, "partitions": 2},
+                              workers=2)).root
+    kept, text = read_rows(run), {d["id"]: d["text"] for d in docs}
+    ranges = {i: r for i, r in reference_ranges(docs, 20, "first").items() if i in kept}
+    want = {"docs": len(ranges), "chars": sum(b - a for r in ranges.values() for a, b in r),
+            "spans": sum(len(r) for r in ranges.values()),
+            "tokens": sum(len(core.WORD.findall(text[i], a, b))
+                          for i, r in ranges.items() for a, b in r)}
+    assert want["docs"] > 20 and want["chars"] > 5000
+    assert json.loads((run / "stats.json").read_text())["stages"]["substring_dedup"][
+        "removed"] == want
+    csv = cli("stats", str(run), "--csv", cwd=tmp_path)
+    assert csv.returncode == 0, csv.stderr
+    lines = csv.stdout.splitlines()
+    assert lines[0] == "stage,kind,reason,docs,chars"
+    assert [x for x in lines if x.startswith("substring_dedup,removed,")] == [
+        f"substring_dedup,removed,,{want['docs']},{want['chars']}",
+        f"substring_dedup,removed,spans,{want['spans']},",
+        f"substring_dedup,removed,tokens,{want['tokens']},"]
+
+    # pii: no chars counted (empty), one row per kind with its matches replaced
+    inp = tmp_path / "pii-in"
+    inp.mkdir()
+    pages = PII_DOCS[:120]
+    with open(inp / "part0.jsonl", "w") as fh:
+        for d in pages:
+            fh.write(json.dumps({"id": d["id"], "text": d["text"]}) + "\n")
+    run = run_pipeline(pii_config(tmp_path, inp, 1, "pii")).root
+    kinds = ("email", "ip")
+    with_any = sum(any(g["kind"] in kinds for g in d["spans"]) for d in pages)
+    per_kind = {k: sum(g["kind"] == k for d in pages for g in d["spans"]) for k in kinds}
+    assert with_any > 10 and min(per_kind.values()) > 10
+    lines = cli("stats", str(run), "--csv", cwd=tmp_path).stdout.splitlines()
+    assert [x for x in lines if x.startswith("pii,removed,")] == [
+        f"pii,removed,,{with_any},", *(f"pii,removed,{k},{per_kind[k]}," for k in kinds)]

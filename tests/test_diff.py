@@ -204,3 +204,67 @@ def test_a_changed_model_file(tmp_path: Path):
         input=JsonlInput(paths=[str(src / "a.jsonl")]), output=OutputConfig(path=str(
             tmp_path / "c")), stages=[stage("url_filter", blocklist_file=str(moved))])).root
     assert diff_runs(b, c)["models"] == []  # the same bytes at another path
+
+
+def test_artifacts_differing_and_missing(runs, tmp_path: Path):
+    """decontaminate's n-gram index (the manifest's artifacts): runs against evaluation
+    files with other items built another index, `changed`; a run without the stage has
+    none, `missing in A`/`B`; the same items give the same index, so nothing is listed,
+    even with another action; a run dir without a manifest records none."""
+    import hashlib
+
+    from test_decontaminate import DOCS, SET
+
+    langid_a, _, _ = runs
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "docs.jsonl").write_text("".join(json.dumps({"id": d["id"], "text": d["text"]})
+                                            + "\n" for d in DOCS[:80]))
+    items = (SET / "wiki-passages.jsonl").read_text().splitlines(True)
+    evals = tmp_path / "eval.jsonl"
+
+    def run(out: str, lines: list[str], action: str = "drop") -> Path:
+        evals.write_text("".join(lines))  # the same path each time: only its bytes change
+        return run_pipeline(PipelineConfig(
+            input=JsonlInput(paths=[str(src / "docs.jsonl")], id_key="id"),
+            output=OutputConfig(path=str(tmp_path / out)),
+            stages=[stage("decontaminate", action=action, eval_sets=[
+                {"name": "wiki", "path": str(evals), "fields": ["context"],
+                 "id_field": "id"}])])).root
+
+    full, fewer = run("full", items), run("fewer", items[:40])
+    annotated = run("annotated", items, action="annotate")
+    index = "work/decontaminate/index.parquet"
+    sha = {r: hashlib.sha256((r / index).read_bytes()).hexdigest()
+           for r in (full, fewer, annotated)}
+    size = {r: (r / index).stat().st_size for r in (full, fewer, annotated)}
+    assert sha[full] != sha[fewer] and sha[full] == sha[annotated]
+
+    d = diff_runs(full, fewer)
+    assert d["artifacts"] == [{
+        "path": index, "stage": "decontaminate", "step": "index", "change": "changed",
+        "a": {"sha256": sha[full], "bytes": size[full]},
+        "b": {"sha256": sha[fewer], "bytes": size[fewer]}}]
+    out = thresher("diff", str(full), str(fewer)).stdout
+    assert "artifacts" in out and index in out and "changed" in out
+    assert sha[full][:12] in out and sha[fewer][:12] in out
+    js = json.loads(thresher("diff", str(full), str(fewer), "--json").stdout)
+    assert js["artifacts"] == d["artifacts"]
+
+    assert diff_runs(full, annotated)["artifacts"] == []  # same index bytes
+    assert diff_runs(full, full / "manifest.json")["artifacts"] == []
+
+    gone = diff_runs(langid_a, full)["artifacts"]
+    assert [(x["path"], x["change"], x["a"], x["b"]["sha256"]) for x in gone] == \
+        [(index, "missing in A", None, sha[full])]
+    gone = diff_runs(full, langid_a)["artifacts"]
+    assert [(x["path"], x["change"], x["a"]["sha256"], x["b"]) for x in gone] == \
+        [(index, "missing in B", sha[full], None)]
+    out = thresher("diff", str(full), str(langid_a)).stdout
+    assert "missing in B" in out and index in out
+
+    # a manifest-less run dir records no artifacts: nothing compared, nothing reported
+    bare = tmp_path / "bare"
+    shutil.copytree(fewer, bare)
+    (bare / "manifest.json").unlink()
+    assert diff_runs(full, bare)["artifacts"] == []

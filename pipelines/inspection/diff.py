@@ -4,9 +4,10 @@ The question after changing a threshold or a package is "what changed, and what 
 it do to the counts?". A run is described by its manifest (or, for a run without
 one, its config.yaml, plan.json and stats.json); this module compares two such
 descriptions section by section: config parameters (stages by name, not position),
-inputs (by source, by sha256 where known), model files (by sha256), thresher and
-package versions, and per-stage / per-reason document counts. It reports; it never
-judges, so the exit code is 0 whether or not the runs differ.
+inputs (by source, by sha256 where known), model files (by sha256), the files global
+steps built (the manifest's ``artifacts``, e.g. decontaminate's n-gram index: by path,
+by sha256), thresher and package versions, and per-stage / per-reason document counts.
+It reports; it never judges, so the exit code is 0 whether or not the runs differ.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def load_side(arg: str | Path) -> dict[str, Any]:
                    for f in m["inputs"]},
         "packages": m.get("packages", {}),
         "models": {x["path"]: x["sha256"] for x in m.get("models", [])},
+        # a manifest without the key: its run's steps built nothing (pipelines/manifest.py)
+        "artifacts": {x["path"]: {k: x.get(k) for k in ("stage", "step", "sha256", "bytes")}
+                      for x in m.get("artifacts", [])},
         "thresher": m.get("thresher", {}),
         "stages": m["stats"],
         "rows": sum(o.get("rows", 0) for o in m.get("outputs", [])),
@@ -60,7 +64,8 @@ def _from_run_dir(p: Path) -> dict[str, Any]:
         "label": str(p), "config": config, "fingerprint": stats.get("config_fingerprint"),
         "inputs": {f["source"]: {"path": f["path"], "size": f["size"], "sha256": None}
                    for f in plan.get("inputs", [])},
-        "packages": {}, "models": {}, "thresher": {}, "stages": stats["stages"],
+        "packages": {}, "models": {}, "artifacts": None, "thresher": {},
+        "stages": stats["stages"],
         "rows": stats.get("output", {}).get("rows", 0),
     }
 
@@ -139,6 +144,32 @@ def _model_changes(a: dict[str, str], b: dict[str, str]) -> list[dict]:
     return rows
 
 
+def _artifact_changes(a: dict | None, b: dict | None) -> list[dict]:
+    """Files global steps built (path -> {stage, step, sha256, bytes}) that one side lacks
+    (``change``: ``missing in A`` / ``missing in B``) or whose bytes differ (``changed``);
+    a file the other side has at another path with the same sha256 only moved (a renamed
+    stage: the config says so), and is not listed. A run without a manifest (None)
+    records no artifacts: nothing to compare."""
+    if a is None or b is None:
+        return []
+    sha_a = {x["sha256"] for x in a.values()}
+    sha_b = {x["sha256"] for x in b.values()}
+    rows = []
+    for path in sorted(set(a) | set(b)):
+        x, y = a.get(path), b.get(path)
+        if (x is None and y["sha256"] in sha_a) or (y is None and x["sha256"] in sha_b):
+            continue
+        if x is not None and y is not None and x["sha256"] == y["sha256"]:
+            continue
+        change = "missing in A" if x is None else "missing in B" if y is None else "changed"
+        side = x or y
+        rows.append({"path": path, "stage": side["stage"], "step": side["step"],
+                     "change": change,
+                     "a": None if x is None else {"sha256": x["sha256"], "bytes": x["bytes"]},
+                     "b": None if y is None else {"sha256": y["sha256"], "bytes": y["bytes"]}})
+    return rows
+
+
 def _count_changes(a: dict, b: dict) -> list[dict]:
     """Per stage: docs in/out and every drop/error reason whose count differs."""
     rows = []
@@ -171,6 +202,7 @@ def diff_runs(a_arg: str | Path, b_arg: str | Path) -> dict[str, Any]:
         "thresher": _version_changes(a["thresher"], b["thresher"]),
         "packages": _version_changes(a["packages"], b["packages"]),
         "models": _model_changes(a["models"], b["models"]),
+        "artifacts": _artifact_changes(a["artifacts"], b["artifacts"]),
         "counts": _count_changes(a["stages"], b["stages"]),
         "output_rows": {"a": a["rows"], "b": b["rows"], "delta": b["rows"] - a["rows"]},
     }
@@ -178,7 +210,7 @@ def diff_runs(a_arg: str | Path, b_arg: str | Path) -> dict[str, Any]:
 
 def differs(d: dict[str, Any]) -> bool:
     return bool(d["config"] or any(d["inputs"].values()) or d["thresher"] or d["packages"]
-                or d["models"] or d["counts"])
+                or d["models"] or d.get("artifacts") or d["counts"])
 
 
 # ----------------------------------------------------------------------------- display
@@ -193,7 +225,8 @@ def print_diff(d: dict[str, Any], console) -> None:
 
     console.print(f"diff: A = {d['a']}\n      B = {d['b']}", highlight=False)
     if not differs(d):
-        console.print("no differences in config, inputs, models, versions or counts",
+        console.print("no differences in config, inputs, models, artifacts, versions or "
+                      "counts",
                       highlight=False)
         return
 
@@ -232,6 +265,15 @@ def print_diff(d: dict[str, Any], console) -> None:
         table("models", ["file", "A sha256", "B sha256"],
               [[m["path"], _short(m["a"] and m["a"][:12]), _short(m["b"] and m["b"][:12])]
                for m in d["models"]])
+    if d.get("artifacts"):
+
+        def built(x: dict | None) -> str:
+            return "(none)" if x is None else f"{x['sha256'][:12]} {x['bytes']:,} B"
+
+        table("artifacts (files global steps built; --json names stage and step)",
+              ["file", "change", "A sha256, size", "B sha256, size"],
+              [[x["path"], x["change"], built(x["a"]), built(x["b"])]
+               for x in d["artifacts"]])
     versions = [["thresher " + v["name"], _short(v["a"]), _short(v["b"])] for v in d["thresher"]]
     versions += [[v["name"], _short(v["a"]), _short(v["b"])] for v in d["packages"]]
     if versions:

@@ -50,9 +50,10 @@ def export_files(summary: dict[str, Any]) -> dict[str, str]:
     return files
 
 
-def verify_export(out, skip: frozenset[str] = frozenset()) -> list[str]:
+def verify_export(out, skip: frozenset[str] = frozenset(), prefix: str = "") -> list[str]:
     """Differences between ``out``'s files and its export.json: missing, changed (sha256)
-    or unexpected files, one line each; files named in ``skip`` are not re-hashed."""
+    or unexpected files, one line each, each file named ``prefix + name``; files named
+    in ``skip`` are not re-hashed."""
     out = run_path(out)
     expected = export_files(load_export(out))
     problems = []
@@ -60,12 +61,12 @@ def verify_export(out, skip: frozenset[str] = frozenset()) -> list[str]:
         if f in skip:
             continue
         if not (out / f).exists():
-            problems.append(f"missing {f}")
+            problems.append(f"missing {prefix}{f}")
         elif (got := sha256_file(out / f)) != want:
-            problems.append(f"{f}: sha256 {got[:12]}… != expected {want[:12]}…")
+            problems.append(f"{prefix}{f}: sha256 {got[:12]}… != expected {want[:12]}…")
     present = {p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
     for f in sorted(present - set(expected) - {EXPORT_JSON}):
-        problems.append(f"unexpected file {f}")
+        problems.append(f"unexpected file {prefix}{f}")
     return problems
 
 
@@ -104,9 +105,7 @@ def verify_run_exports(run_root: Path | RemotePath, manifest: dict) -> tuple[lis
         files = export_files(load_export(d))
         skip = frozenset(f for f in files if f"{where}/{f}" in listed)
         n += len(files)
-        problems += [f"{where}/{p}" if not p.startswith(("missing ", "unexpected ")) else
-                     f"{p.split(' ', 1)[0]} {where}/{p.split(' ', 1)[1]}"
-                     for p in verify_export(d, skip)]
+        problems += verify_export(d, skip, prefix=f"{where}/")
     return problems, n
 
 

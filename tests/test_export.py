@@ -505,11 +505,13 @@ def test_verify_checks_an_export_made_on_a_finished_run(run_dir, tok_path, tmp_p
     (run / "tokens" / "export.json").write_text(json.dumps(exp))
     _flip_first_byte(run / "tokens" / "part-00000.idx")
     (run / "tokens" / "part-00001.bin").unlink()
+    (run / "tokens" / "part-00009.bin").write_bytes(b"\0\0")
     bad = thresher("verify", str(run / "manifest.json"), str(run), check=False)
     lines = _diff_lines(bad)
-    assert bad.returncode == 1 and len(lines) == 2, bad.stdout
+    assert bad.returncode == 1 and len(lines) == 3, bad.stdout
     assert lines[0].startswith("DIFF tokens/part-00000.idx: sha256 ")
-    assert lines[1] == "DIFF missing tokens/part-00001.bin"
+    assert lines[1:] == ["DIFF missing tokens/part-00001.bin",
+                         "DIFF unexpected file tokens/part-00009.bin"]
 
 
 def test_stats_and_report_show_the_tokens_written_per_dataset_and_language(corpus, tok_path,

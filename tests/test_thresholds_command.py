@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,7 +26,8 @@ from stages.heuristics.derive import derive
 LANGS = {"zh": 14, "ja": 14, "de": 12, "ru": 12}  # documents of 12 sentences each
 
 
-def reference_docs() -> dict[str, list[str]]:
+@lru_cache(maxsize=1)
+def reference_docs() -> dict[str, list[str]]:  # (each read unpacks the 4 MB tar.xz)
     return {lang: pages(lang, n, per_page=12) for lang, n in LANGS.items()}
 
 
@@ -172,3 +174,26 @@ def test_derived_table_in_the_manifest_and_materialize_at_another(tmp_path):
     print(f"{len(rows)} held-out documents: {kept_loose} kept at q=0.02, {kept_strict} at q=0.3")
     assert len(rows) * 0.7 <= kept_loose  # a 2% tail per rule: most of the held-out text
     assert kept_strict < kept_loose * 0.8  # three rules at a 30% tail each: many fewer
+
+
+def test_langid_min_score_is_fineweb2s_formula_on_the_models_scores(tmp_path):
+    """langid.min_score per language: max(0.3, min(0.9, median - std)) of the lid.176
+    scores of the reference documents given that language. Clean sentences score high
+    (the 0.9 cap); documents cut to a few words score lower and spread out."""
+    import numpy as np
+
+    from stages.heuristics.derive import lid_min_score
+
+    st = make_spec("langid").build()
+    st.setup()
+    for lang in ("de", "zh"):
+        words = [" ".join(t.split()[:3]) if lang == "de" else t[:6]
+                 for t in pages(lang, 40, per_page=1)]
+        _, cols = st.check_batch(pa.table({"text": words}))
+        xs = np.array([s for la, s in zip(cols["language"], cols["language_score"])
+                       if la == lang])
+        want = round(float(np.clip(np.median(xs) - np.std(xs), 0.3, 0.9)), 3)
+        assert lid_min_score(words, lang) == want
+        assert 0.3 <= want < 0.9, (lang, want)  # short texts: below the cap
+        assert lid_min_score(reference_docs()[lang], lang) == 0.9  # clean pages: the cap
+    assert lid_min_score(pages("de", 5), "de") is None  # too few documents

@@ -62,6 +62,11 @@ def derive(docs: dict[str, list[str]], quantile: float = 0.05,
             continue
         row: dict[str, Any] = {"_documents": len(texts)}
         for kind, names in params.items():
+            if kind == "langid":
+                score = lid_min_score(texts, lang, digits)
+                if score is not None:
+                    row[kind] = {"min_score": score}
+                continue
             st = make_spec(kind, mode="annotate", tokenizer="auto").build()
             st.setup()
             ms = [st.measure({TEXT: t, LANGUAGE: lang, "id": str(i)}, True)
@@ -84,6 +89,27 @@ def derive(docs: dict[str, list[str]], quantile: float = 0.05,
             row[kind] = {k: v for k, v in values.items() if v is not None}
         out[lang] = row
     return out
+
+
+_LID: list = []  # the langid stage, set up once per process
+
+
+def lid_min_score(texts: list[str], lang: str, digits: int = 3) -> float | None:
+    """FineWeb-2's language-score threshold for ``lang``: max(0.3, min(0.9, median - std))
+    of the scores of the documents the LID model gives ``lang`` (here the bundled lid.176,
+    as the langid stage runs it); None when fewer than MIN_DOCS are given ``lang``."""
+    import pyarrow as pa
+
+    if not _LID:
+        st = make_spec("langid").build()
+        st.setup()
+        _LID.append(st)
+    _, cols = _LID[0].check_batch(pa.table({TEXT: texts}))
+    xs = np.array([s for la, s in zip(cols[LANGUAGE], cols["language_score"]) if la == lang],
+                  float)
+    if len(xs) < MIN_DOCS:
+        return None
+    return round(float(max(0.3, min(0.9, np.median(xs) - np.std(xs)))), digits)
 
 
 def _quantile(values: list, q: float, digits: int) -> float | None:

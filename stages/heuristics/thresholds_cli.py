@@ -12,8 +12,10 @@ LANGUAGE = "language"
 # stage kind -> parameters derived by default (see the module docstring)
 DEFAULT_PARAMS = {
     "gopher_quality": ("min_avg_word_length", "max_avg_word_length", "min_alpha_words_ratio"),
+    "langid": ("min_score",),  # FineWeb-2's formula, not a quantile (derive.lid_min_score)
 }
 ALL_PARAMS = {
+    "langid": DEFAULT_PARAMS["langid"],
     "gopher_quality": DEFAULT_PARAMS["gopher_quality"],
     "gopher_repetition": ("max_dup_line_ratio", "max_top_ngram_char_ratio",
                           "max_dup_ngram_char_ratio"),

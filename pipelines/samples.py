@@ -113,9 +113,11 @@ class StageSampler:
         if len(b.items) >= 2 * self.per_reason:
             b.trim(self.per_reason)
 
-    def offer(self, reason: str, doc: Mapping[str, Any], error: bool = False) -> None:
+    def offer(self, reason: str, doc: Mapping[str, Any], error: bool = False,
+              kind: str | None = None) -> None:
         """One dropped document, as a mapping with ``id`` and any of ``url``, ``source``,
-        ``record``, ``text`` (or ``html``), ``score`` and ``details`` (a dict)."""
+        ``record``, ``text`` (or ``html``), ``score`` and ``details`` (a dict); ``kind``
+        ``"changed"`` for a kept document the stage rewrote (its own text and details)."""
         doc_id = doc.get(ID)
         if doc_id is None or self.per_reason <= 0:
             return
@@ -131,7 +133,7 @@ class StageSampler:
             details["text_column"] = HTML
         score = doc.get("score")
         self._add(b, self._entry(reason, error, key, str(doc_id), doc.get(URL), doc.get(SOURCE),
-                                 doc.get("record"), score, text, details))
+                                 doc.get("record"), score, text, details, kind=kind))
 
     def offer_rows(self, reason: str, table: pa.Table, rows: Sequence[int], error: bool = False,
                    score: str | None = None, details: Iterable[str] = ()) -> None:

@@ -419,7 +419,7 @@ class SubdocDedup(GlobalStage):
                "details": details}
         if "url" in table.schema.names:
             doc["url"] = table.column("url")[i].as_py()
-        stats.sampler.offer(self.changed_reason, doc)
+        stats.sampler.offer(self.changed_reason, doc, kind="changed")
 
 
 class SubstringDedup(SubdocDedup):

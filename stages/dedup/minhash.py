@@ -101,7 +101,7 @@ class MinHashParams(DedupParams):
                     "hash-partitioned edge files, and the keep policy runs per partition of "
                     "clusters (docs/architecture.md)")
     cluster_rounds: int = Field(
-        12, ge=1, le=64,
+        16, ge=1, le=64,
         description="large-star/small-star rounds planned when `cluster_memory` is set (2 "
                     "steps each; rounds after convergence are no-ops). Not converged by "
                     "then: the rest is clustered in memory if it fits `cluster_memory`, "

@@ -11,7 +11,7 @@ thresholds over the whole corpus (stages/model_filters/keep_top.py).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +24,9 @@ from pipelines.io.models import file_sha256, local_model, model_key
 from pipelines.schema import TEXT
 from pipelines.stage import Filter, FilterParams, Params, iter_docs
 
+Score = Annotated[float, Field(ge=0, le=1)]
+LANGUAGE = "language"
+
 
 class QualityClassifierParams(FilterParams):
     model: str = Field(description="path or URL (s3://, gs://, hf://, https://) of a fastText "
@@ -35,8 +38,10 @@ class QualityClassifierParams(FilterParams):
     positive_label: str = Field("hq", description="label whose probability is the score "
                                                   "(without __label__)")
     column: str = Field("quality_score", description="column the score is written to")
-    min_score: float = Field(0.0, ge=0, le=1, description="drop documents scoring below this "
-                                                          "(reason low_quality); 0 keeps all")
+    min_score: Score | dict[str, Score] = Field(
+        0.0, description="drop documents scoring below this (reason low_quality); 0 keeps "
+                         "all; a mapping gives a threshold per `language`, with `default` "
+                         "for the rest (as langid's min_score)")
     max_chars: int | None = Field(
         None, gt=0, description="score only the first N characters (faster on long pages; "
                                 "use the value the model was trained with)")
@@ -61,6 +66,18 @@ class QualityClassifier(Filter):
 
     def model_files(self) -> dict[str, str]:
         return {model_key(self.params.model): self._sha256}
+
+    def input_columns(self) -> tuple[str, ...]:
+        """The text, and the `language` column when `min_score` is a per-language mapping."""
+        return (TEXT, LANGUAGE) if isinstance(self.params.min_score, dict) else (TEXT,)
+
+    def _languages(self, table: pa.Table) -> list[str | None] | None:
+        if not isinstance(self.params.min_score, dict):
+            return None
+        if LANGUAGE not in table.schema.names:
+            raise UserError(f"stage {self.name}: a per-language min_score needs the "
+                            f"{LANGUAGE!r} column (put langid before it)")
+        return table.column(LANGUAGE).to_pylist()
 
     def setup(self) -> None:
         import fasttext
@@ -102,10 +119,17 @@ class QualityClassifier(Filter):
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
         texts = [d[TEXT] for d in iter_docs(table, (TEXT,))]
         scores = self.scores(texts)
-        return self._reasons(scores), {self.params.column: pa.array(scores, pa.float64())}
+        return (self._reasons(scores, self._languages(table)),
+                {self.params.column: pa.array(scores, pa.float64())})
 
-    def _reasons(self, scores: np.ndarray) -> list[str | None]:
-        low = scores < self.params.min_score
+    def _reasons(self, scores: np.ndarray, langs: list[str | None] | None = None,
+                 ) -> list[str | None]:
+        ms = self.params.min_score
+        if isinstance(ms, dict):
+            default = ms.get("default", 0.0)
+            ms = np.array([ms.get(x, default) if x is not None else default
+                           for x in langs or []], float)
+        low = scores < ms
         return ["low_quality" if x else None for x in low.tolist()]
 
     def decide_from_columns(self, table: pa.Table) -> list[str | None]:
@@ -114,8 +138,9 @@ class QualityClassifier(Filter):
         if col not in table.schema.names:
             raise UserError(f"stage {self.name}: the run has no {col!r} column to decide from")
         scores = pc.fill_null(table.column(col), np.nan).to_numpy(zero_copy_only=False)
-        return self._reasons(scores)
+        return self._reasons(scores, self._languages(table))
 
     def check(self, doc: dict[str, Any]):  # per-document form, used by tests/notebooks
-        reasons, cols = self.check_batch(pa.table({TEXT: [doc[TEXT]]}))
+        reasons, cols = self.check_batch(pa.table(
+            {TEXT: [doc[TEXT]], **({LANGUAGE: [doc[LANGUAGE]]} if LANGUAGE in doc else {})}))
         return reasons[0], {k: v[0].as_py() for k, v in cols.items()}

@@ -136,6 +136,14 @@ def measure(root: Path, out: str, params: dict, a: argparse.Namespace, planted: 
     for name, ph in stats["phases"].items():
         print(f"| {name} | {ph['tasks']} | {ph['elapsed_s']:.1f} | {ph['task_wall_s']:.1f} | "
               f"{ph['max_rss_mb']:,.0f} |")
+    cl = {k: v for k, v in stats["phases"].items()
+          if k.startswith("minhash_dedup.") and not k.endswith(".buckets")}
+    print(f"clustering (the {len(cl)} phases between buckets and apply): elapsed "
+          f"{sum(v['elapsed_s'] for v in cl.values()):.1f} s summed over phases, "
+          f"{sum(v['task_wall_s'] for v in cl.values()):.1f} task-s, largest task RSS "
+          f"{max(v['max_rss_mb'] for v in cl.values()):,.0f} MB; all phases' elapsed "
+          f"{sum(v['elapsed_s'] for v in stats['phases'].values()):.0f} s of {wall:.0f} s "
+          "end to end (the rest: start-up, planning, per-phase overhead, finalize)")
     for name, ph in stats["phases"].items():
         if ph.get("metrics") and not name.endswith(("buckets",)):
             print(f"{name}: {ph['metrics']}")

@@ -146,11 +146,11 @@ def single(corpus, tmp_path_factory) -> Path:
 def test_rounds_give_the_single_task_clusters_and_shard_bytes(corpus, single, tmp_path):
     """2 workers here, 1 in the single-task run and in the fallback test below."""
     out = tmp_path / "run"
-    run(corpus, out, 2, cluster_memory=1, cluster_rounds=4)  # 1 byte: rounds
+    run(corpus, out, 2, cluster_memory=1, cluster_rounds=3)  # 1 byte: rounds
     m = metrics(out)
     assert m["large-star-00"]["star_rows_in"] > 0 and "in_memory_edges" not in m["large-star-00"]
     assert m["small-star-00"]["star_rows_in"] > 0  # more than one round ran ...
-    assert m["small-star-03"] == {"star_noop_tasks": 4}  # ... and it converged before the cap
+    assert m["small-star-02"] == {"star_noop_tasks": 4}  # ... and it converged before the cap
     assert "fallback_edges" not in m["label"]
     assert shard_hashes(out) == shard_hashes(single)
     assert clusters(out).equals(clusters(single))
@@ -220,7 +220,7 @@ def test_sharded_clustering_with_the_run_directory_on_s3(corpus, single, tmp_pat
     with serving(tmp_path / "moto.log", bucket) as srv:
         run_url = f"s3://{bucket}/runs/sharded"
         cfg = tmp_path / "s3.yaml"
-        cfg.write_text(yaml.safe_dump(config_dict(corpus, run_url, workers=2, cluster_memory=1,
+        cfg.write_text(yaml.safe_dump(config_dict(corpus, run_url, workers=1, cluster_memory=1,
                                                   cluster_rounds=2, partitions=2)))
         thresher("run", str(cfg), "--quiet")
         client = srv.client()

@@ -371,7 +371,7 @@ def _byte_size(v: Any) -> Any:
 
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*", v)
     if m is None:
-        raise ValueError(f"{v!r}: expected a byte count such as 2000000000, '2GB' or '512MiB'")
+        raise ValueError("expected a byte count such as 2000000000, '2GB' or '512MiB'")
     unit = (m.group(2) or "b").lower().rstrip("b")
     base = 1024 if unit.endswith("i") else 1000
     return int(float(m.group(1)) * base ** " kmgt".index(unit[:1] or " "))

@@ -234,3 +234,24 @@ def test_sharded_clustering_with_the_run_directory_on_s3(corpus, single, tmp_pat
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, k, str(dest))
     assert shard_hashes(local) == shard_hashes(single) and clusters(local).equals(clusters(single))
+
+
+def test_cluster_memory_is_a_byte_size_and_sets_the_planned_steps():
+    from pipelines.config import stage
+    from pipelines.errors import UserError
+    from pipelines.plan import plan_phases
+
+    assert stage(STAGE, cluster_memory="2GB").params.cluster_memory == 2_000_000_000
+    assert stage(STAGE, cluster_memory="512MiB").params.cluster_memory == 512 * 2**20
+    with pytest.raises(UserError, match="cluster_memory.*byte count"):
+        stage(STAGE, cluster_memory="lots")
+    single = plan_phases([stage(STAGE, partitions=3).build()], 5)
+    assert [(p.name, p.n_tasks) for p in single] == [
+        ("main", 5), (f"{STAGE}.buckets", 3), (f"{STAGE}.cluster", 1), (f"apply-{STAGE}", 5)]
+    sharded = plan_phases([stage(STAGE, partitions=3, cluster_memory="1GB",
+                                 cluster_rounds=2).build()], 5)
+    assert [(p.name, p.n_tasks) for p in sharded] == [
+        ("main", 5), (f"{STAGE}.buckets", 3),
+        *((f"{STAGE}.{kind}-star-{r:02d}", 3) for r in range(2) for kind in ("large", "small")),
+        (f"{STAGE}.label", 3), (f"{STAGE}.cluster", 3), (f"{STAGE}.clusters", 1),
+        (f"apply-{STAGE}", 5)]

@@ -471,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("thresholds",
                        help="derive a per-language threshold table (for a filter's "
-                            "thresholds:) from reference text: each rule's tail quantile")
+                            "thresholds:) from reference text: each rule's tail quantile, "
+                            "langid's score by FineWeb-2's formula")
     from stages.heuristics.thresholds_cli import add_arguments as add_threshold_arguments
 
     add_threshold_arguments(p)

@@ -1,29 +1,33 @@
-"""Derive a per-language threshold table from reference text (``thresholds:`` files).
+"""Derive a per-language threshold table from reference text: ``thresher thresholds``.
 
 FineWeb-2 set each filter's threshold per language from the distribution of its
-measurement on reference text of that language (Wikipedia and other curated text),
-choosing per filter among several rules (tail quantiles, mean and standard deviation,
-...) by ablation. This module does the simplest of those rules, a tail quantile: for a
-rule that fails *below* its limit the limit is the ``q`` quantile of the measure on the
-reference documents, for one that fails *above* it the ``1 - q`` quantile, so about
-``q`` of the reference fails each rule. Stop words are the ``stop_words`` words (with a
-letter) that occur in the most reference documents.
+measurement on reference datasets of that language (Wikipedia and other curated text),
+choosing per filter among several rules by ablation. This module does one of them, a
+tail quantile: for a rule that fails *below* its limit the limit is the ``q`` quantile
+of the measure on the reference documents, for one that fails *above* it the ``1 - q``
+quantile, so about ``q`` of the reference fails each rule. Stop words are the
+``stop_words`` words (with a letter) that occur in the most reference documents.
+``langid.min_score`` follows FineWeb-2's own formula, max(0.3, min(0.9, median - std))
+of the LID scores of the documents the model gives the language (``lid_min_score``).
 
-    .venv/bin/python -m stages.heuristics.derive --reference 'wiki/*.parquet' \\
-        --quantile 0.05 --out thresholds.json
-    .venv/bin/python -m stages.heuristics.derive --bundled --out thresholds.json
+    thresher thresholds --reference 'wiki/*.parquet' --by language --quantile 0.05 \
+        -o thresholds.json
+    thresher thresholds --bundled -o thresholds.json
+    .venv/bin/python -m stages.heuristics.derive ...   (the same options)
 
-Reference files are Parquet or JSONL with ``text`` and ``language`` columns (``--by``
-names another column); ``--bundled`` uses the multilingual text in tests/data (Leipzig
-web sentences of 75 languages, 20 to a document, and the UDHR in nine languages written
-with few spaces). Measurements are the filters' own (``mode: annotate``, ``tokenizer:
-auto``), so the table fits the words the filters see. By default only the rules whose
-measure does not depend on how a document is laid out are derived (word lengths, the
+Reference files (a glob, local or a URL read through pipelines/io/storage.py) are
+Parquet or JSONL(.gz/.zst) with ``text`` and ``language`` columns (``--by`` names
+another column), or plain text, one language a file named by it (``de.txt``);
+``--bundled`` uses the multilingual text in tests/data (Leipzig web sentences of 75
+languages, 20 to a document, and the UDHR in the languages Leipzig lacks).
+Measurements are the filters' own (``mode: annotate``, ``tokenizer: auto``), so the
+table fits the words the filters see. By default only the rules whose measure does not
+depend on how a document is laid out are derived (the LID score, word lengths, the
 share of words with a letter, stop words): line and repetition measures need reference
 documents with their real line structure, which sentence collections do not have; ask
 for them with ``--params``. The output is a table ``thresholds:`` reads, with the
 method, the quantile, the number of reference documents and the reference files'
-sha256 under ``_about``.
+sha256 under ``_about``. The options are in thresholds_cli.py.
 """
 
 from __future__ import annotations

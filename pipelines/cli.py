@@ -47,7 +47,11 @@ def cmd_validate(a: argparse.Namespace) -> int:
         sys.stdout.write(cfg.to_yaml(resolved=True))
     else:
         n_tasks = sum(p.n_tasks for p in plan.phases)
-        print(f"{a.config}: ok: {len(cfg.stages)} stages, {len(plan.inputs)} input files, "
+        n_files = len({f.path for f in plan.inputs})  # a split file's pieces: one file
+        files = f"{n_files} input files" + (
+            f" ({len(plan.inputs)} pieces: input.max_task_bytes)"
+            if len(plan.inputs) != n_files else "")
+        print(f"{a.config}: ok: {len(cfg.stages)} stages, {files}, "
               f"{len(plan.phases)} phase(s), {n_tasks} tasks, executor {cfg.executor.kind}")
     return 0
 

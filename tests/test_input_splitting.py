@@ -538,3 +538,208 @@ def test_remote_parquet_pieces_read_the_footer_and_their_row_groups(tmp_path: Pa
         # its range twice (hashed, then read), the footer: not the whole file
         assert sum(f.read_bytes for f in opened[before:]) < 2 * (b - a) + 2**17 < size
     assert rows == whole
+
+
+# ----------------------------------------------------------------------------- compressed JSONL
+
+LID = Path(__file__).parent / "data" / "lid" / "lingua-sentences-12lang.jsonl"
+FILTER_DOCS = Path(__file__).parent / "data" / "quality" / "filter-docs.jsonl.gz"
+
+
+def compress_members(data: bytes, cuts, kind: str) -> bytes:
+    """``data`` as one gzip member (zstd frame) per span between ``cuts`` (any byte
+    offsets: a member may end mid-line; repeated cuts make empty members)."""
+    edges = [0, *sorted(c for c in cuts if 0 <= c <= len(data)), len(data)]
+    parts = [data[a:b] for a, b in zip(edges, edges[1:])]
+    if kind == "gzip":
+        return b"".join(gzip.compress(p, mtime=0) for p in parts)
+    import zstandard
+
+    z = zstandard.ZstdCompressor(write_checksum=len(data) % 2 == 0)
+    return b"".join(z.compress(p) for p in parts)
+
+
+def compressed_rows(data: bytes, spans, kind: str, limit: int | None = 40):
+    """(id, text) of what the pieces ``spans`` of a compressed JSONL file yield (spans
+    None: the file read whole, unsplit), and the stats."""
+    name = "x.jsonl.gz" if kind == "gzip" else "x.jsonl.zst"
+    reader = JsonlReader(JsonlInput(paths=["x"], max_record_bytes=limit, batch_size=7))
+    stats, rows = StageStats(), []
+    for a, b in spans or [(0, None)]:
+        part = None if b is None else InputFile(name, name, len(data), None, a, b)
+        for t in reader.read(Path(name), name, stats, io.BytesIO(data), part):
+            rows += zip(t.column("id").to_pylist(), t.column("text").to_pylist())
+    return rows, stats
+
+
+def lid_lines(n: int) -> bytes:
+    """``n`` lines of real text (12 languages), with the synthetic lines of ``JSONL``
+    (blank, bad JSON, too large, no text, CRLF) among them."""
+    real = LID.read_bytes().splitlines(keepends=True)
+    return b"".join(real[:n // 2]) + JSONL + b"\n" + b"".join(real[n // 2:n])
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_compressed_jsonl_every_cut_point_reads_each_line_once(kind):
+    raw = lid_lines(12)
+    # members cut mid-line, at line ends, twice at one place (an empty member)
+    member_cuts = [5, 230, 231, raw.index(b"\n", 600) + 1, 900, 900, 1400, len(raw) - 3]
+    data = compress_members(raw, member_cuts, kind)
+    whole, wstats = compressed_rows(data, None, kind, limit=200)
+    texts = [t for _, t in whole]
+    assert len(whole) >= 12 and set(texts) <= set(lid_texts(raw))
+    assert wstats.dropped["too_large"] and wstats.errors["bad_json"]
+    one, ostats = compressed_rows(data, [(0, len(data))], kind, limit=200)
+    assert [t for _, t in one] == texts and counts(ostats) == counts(wstats)
+    assert len({i for i, _ in one}) == len(one)  # a piece's ids: distinct
+    for c in range(len(data) + 1):
+        rows, stats = compressed_rows(data, cuts_to_spans([c], len(data)), kind, limit=200)
+        assert rows == one, c  # the same ids, however the file is cut
+        assert counts(stats) == counts(wstats), c
+
+
+def lid_texts(raw: bytes) -> list[str]:
+    out = []
+    for line in raw.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+            out.append(obj["text"])
+    return out
+
+
+@QUICK
+@given(LINE_PARTS, hst.booleans(), hst.lists(hst.integers(0, 2000), max_size=6),
+       hst.sampled_from(["gzip", "zstd"]), hst.lists(hst.integers(0, 10**6), max_size=8))
+def test_compressed_jsonl_resync_property(lines, trailing_newline, member_cuts, kind, cuts):
+    raw = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
+    data = compress_members(raw, [c % (len(raw) + 1) for c in member_cuts], kind)
+    whole, wstats = compressed_rows(data, None, kind)
+    one, _ = compressed_rows(data, [(0, len(data))], kind)
+    assert [t for _, t in one] == [t for _, t in whole]
+    rows, stats = compressed_rows(
+        data, cuts_to_spans([c % (len(data) + 1) for c in cuts], len(data)), kind)
+    assert rows == one
+    assert counts(stats) == counts(wstats)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_compressed_jsonl_cut_short_reads_whole_lines_at_most_once(kind):
+    raw = lid_lines(30)
+    data = compress_members(raw, range(0, len(raw), 700), kind)[:-40]
+    whole, _ = compressed_rows(data, None, kind)
+    for c in range(0, len(data) + 1, 5):
+        rows, stats = compressed_rows(data, cuts_to_spans([c], len(data)), kind)
+        assert [t for _, t in rows] == [t for _, t in whole][:len(rows)], c
+        assert len(whole) - 2 <= len(rows) <= len(whole), c
+
+
+def test_compressed_jsonl_splits_only_with_a_second_member(tmp_path: Path, caplog):
+    import zstandard
+
+    raw = lid_lines(200)
+    cfg = JsonlInput(paths=["x"], max_task_bytes=2000)
+    cases = {
+        "members.jsonl.gz": (compress_members(raw, range(0, len(raw), 3000), "gzip"), True),
+        "frames.jsonl.zst": (compress_members(raw, range(0, len(raw), 3000), "zstd"), True),
+        "one.jsonl.gz": (gzip.compress(raw), False),
+        "one.jsonl.zst": (zstandard.ZstdCompressor().compress(raw), False),
+        "x.jsonl.xz": (__import__("lzma").compress(raw), False),
+    }
+    for name, (data, split) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="pipelines.io.discovery"):
+            pieces = split_points(cfg, str(path), len(data))
+        assert bool(pieces) == split, name
+        if split:
+            assert pieces == [(a, min(a + 2000, len(data)), None)
+                              for a in range(0, len(data), 2000)] and not caplog.records
+            texts, digests = [], []
+            for a, b, _ in pieces:
+                d = InputDigest()
+                for t in read_input(cfg, InputFile(str(path), name, len(data), None, a, b),
+                                    StageStats(), d):
+                    texts += t.column("text").to_pylist()
+                digests.append(d.sha256)
+            assert texts == lid_texts(raw)
+            assert digests == [sha(data[a:b]) for a, b, _ in pieces]
+        else:  # one clear line: the file, why, and that it is read as one task
+            [rec] = caplog.records
+            msg = rec.getMessage()
+            assert msg.startswith(f"{path}: not split by input.max_task_bytes, read as one "
+                                  "task: ") and "\n" not in msg, msg
+            if not name.endswith(".xz"):
+                assert ("one gzip member" if name.endswith(".gz") else "one zstd frame") in msg
+    # a real single-member file (3.4 MB): scanned in full for a second member, not split
+    big = FILTER_DOCS.stat().st_size
+    assert split_points(JsonlInput(paths=["x"], max_task_bytes=big // 4), str(FILTER_DOCS),
+                        big) == []
+
+
+def real_members(tmp_path: Path, kind: str, own_ids: bool) -> Path:
+    """500 documents of filter-docs.jsonl.gz (real web text) as one gzip member (zstd
+    frame) per 64 kB of JSONL, cut anywhere (as bgzip does)."""
+    lines = gzip.decompress(FILTER_DOCS.read_bytes()).splitlines(keepends=True)[:500]
+    if not own_ids:
+        lines = [json.dumps({"text": json.loads(x)["text"]}).encode() + b"\n" for x in lines]
+    raw = b"".join(lines)
+    path = tmp_path / "in" / ("docs.jsonl.gz" if kind == "gzip" else "docs.jsonl.zst")
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(compress_members(raw, range(0, len(raw), 1 << 16), kind))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_split_compressed_run_same_bytes_for_any_worker_count(tmp_path: Path, kind: str):
+    src = real_members(tmp_path, kind, own_ids=True)
+    limit = -(-src.stat().st_size // 5)
+    one = run_pipeline(run_cfg(tmp_path, "w1", src, 1, limit)).root
+    two = run_pipeline(run_cfg(tmp_path, "w2", src, 2, limit)).root
+    assert shard_hashes(one) == shard_hashes(two)
+    plan = Plan.load(one / "plan.json")
+    assert len(plan.inputs) == 5 and all(f.is_piece for f in plan.inputs)
+    # documents with ids of their own: the same table as the unsplit run, row for row
+    whole = run_pipeline(run_cfg(tmp_path, "whole", src, 2, None)).root
+    assert len(Plan.load(whole / "plan.json").inputs) == 1
+    assert table_of(one).equals(table_of(whole)) and table_of(one).num_rows > 300
+    [entry] = load_manifest(one)["inputs"]
+    raw = src.read_bytes()
+    assert all(p["sha256"] == sha(raw[p["start"]:p["end"]]) for p in entry["pieces"])
+    again, problems = reproduce(one / "manifest.json", str(tmp_path / "again"))
+    assert problems == [] and shard_hashes(again.root) == shard_hashes(one)
+
+
+def test_split_compressed_run_without_ids_keeps_every_document(tmp_path: Path):
+    src = real_members(tmp_path, "gzip", own_ids=False)
+    split = run_pipeline(run_cfg(tmp_path, "s", src, 2, src.stat().st_size // 3)).root
+    whole = run_pipeline(run_cfg(tmp_path, "w", src, 2, None)).root
+    assert sorted(table_of(split).column("text").to_pylist()) == \
+        sorted(table_of(whole).column("text").to_pylist())
+
+
+def test_validate_counts_files_not_pieces(tmp_path: Path):
+    import subprocess
+    import sys
+
+    src = real_members(tmp_path, "zstd", own_ids=True)
+    gzip_one = tmp_path / "in" / "one.jsonl.gz"
+    gzip_one.write_bytes(gzip.compress(src.read_bytes()[:1]))  # small: one task anyway
+    single = tmp_path / "in" / "single.jsonl.gz"  # one gzip member, 3.4 MB
+    single.write_bytes(FILTER_DOCS.read_bytes())
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({
+        "name": "v", "input": {"format": "jsonl", "paths": [str(tmp_path / "in" / "*")],
+                               "max_task_bytes": -(-src.stat().st_size // 4)},
+        "output": {"path": str(tmp_path / "out")},
+        "stages": [{"stage": "char_ratio", "max_digit_ratio": 0.5}]}))
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "validate", str(cfg)],
+                          capture_output=True, text=True, check=True)
+    assert "ok: 1 stages, 3 input files (6 pieces: input.max_task_bytes), 1 phase(s), " \
+        "6 tasks" in proc.stdout, proc.stdout
+    [line] = [x for x in proc.stderr.splitlines() if "not split" in x]
+    assert f"{single}: not split by input.max_task_bytes, read as one task: one gzip " \
+           "member" in line

@@ -16,6 +16,7 @@ separately (a run counts them as errors).
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -30,6 +31,7 @@ from pipelines.io import storage as st
 if TYPE_CHECKING:
     from pipelines.config import InputBase
 
+log = logging.getLogger(__name__)
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _SIZE_THREADS = 16  # listed remote paths asked their size at once
 
@@ -192,6 +194,9 @@ def resolve_inputs(inp: InputBase, skipped: list[tuple[Path, str]] | None = None
 # ----------------------------------------------------------------------------- splitting
 
 _COMPRESSED = (".gz", ".zst", ".zstd", ".bz2", ".xz", ".lz4", ".br")
+#: a compressed JSONL file is split only if a second gzip member (zstd frame) starts in
+#: its first this many bytes (a bounded read at planning time)
+PROBE_BYTES = 4 << 20
 
 
 def split_points(inp: InputBase, path: str, size: int, storage: st.Storage | None = None
@@ -207,8 +212,13 @@ def split_points(inp: InputBase, path: str, size: int, storage: st.Storage | Non
       record, as WARC writers make them): ranges of ``max_task_bytes`` bytes; a piece
       reads the lines (records) that start inside its range, found by resyncing
       (readers.py, warc_stream.first_record_at);
-    - compressed JSONL (one gzip or zstd stream cannot be entered mid-way), ARC and
-      other compressed WARCs: not split.
+    - gzip or zstd JSONL made of several gzip members or zstd frames (bgzip, a member
+      or frame per chunk): ranges of ``max_task_bytes``; a piece resyncs on the first
+      member (frame) starting in its range, then on a line (readers.py). Only if a
+      second one starts in the first ``PROBE_BYTES`` (read here): one gzip member or
+      zstd frame cannot be entered mid-way, so such a file is one task, and a warning
+      says so;
+    - other compressed JSONL, ARC and other compressed WARCs: not split.
     """
     limit = getattr(inp, "max_task_bytes", None)
     if limit is None or size <= limit:
@@ -219,11 +229,34 @@ def split_points(inp: InputBase, path: str, size: int, storage: st.Storage | Non
         return _row_group_pieces(path, size, limit, storage or storage_for(inp))
     if fmt in ("warc", "wet"):
         ok = name.endswith((".warc.gz", ".wet.gz", ".warc", ".wet"))
-    else:  # jsonl
-        ok = not name.endswith(_COMPRESSED)
+    elif name.endswith(_COMPRESSED):  # jsonl
+        ok = _members_apart(path, size, storage or storage_for(inp))
+    else:
+        ok = True
     if not ok:
         return []
     return [(a, min(a + limit, size), None) for a in range(0, size, limit)]
+
+
+def _members_apart(path: str, size: int, storage: st.Storage) -> bool:
+    """Whether a compressed JSONL file can be split: gzip or zstd with a second member
+    (frame) in its first ``PROBE_BYTES``; else a warning names it (one task)."""
+    from pipelines.io.compression import has_second_member, member_kind
+
+    kind = member_kind(st.as_path(path).name)
+    if kind is None:
+        what = "this compression cannot be entered mid-way"
+    else:
+        try:
+            with (storage.open_read(path) if st.is_remote(path) else open(path, "rb")) as fh:
+                if has_second_member(fh, kind, size, PROBE_BYTES):
+                    return True
+        except (OSError, st.StorageError):  # unreadable: one task, which counts it
+            return False
+        one = "gzip member" if kind == "gzip" else "zstd frame"
+        what = f"one {one} (no second one in its first {PROBE_BYTES >> 20} MiB)"
+    log.warning("%s: not split by input.max_task_bytes, read as one task: %s", path, what)
+    return False
 
 
 def _row_group_pieces(path: str, size: int, limit: int, storage: st.Storage

@@ -16,6 +16,7 @@ unread (``too_large``) and batches are cut at ``BATCH_CHARS`` characters.
 from __future__ import annotations
 
 import bisect
+import io
 import itertools
 import json
 import logging
@@ -28,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.io.compression import decompressing, opened
+from pipelines.io.compression import Members, decompressing, first_member, member_kind, opened
 from pipelines.io.html_charset import decode_html, looks_binary
 from pipelines.io.warc_stream import intact, iter_warc
 from pipelines.schema import HTML, ID, SOURCE, TEXT, URL, stable_id
@@ -350,20 +351,40 @@ class JsonlReader(Reader):
         # bytes, decoded line by line: a text reader decodes ahead in chunks, so one bad
         # byte would fail the lines before it too
         with opened(path, raw) as raw:
-            fh = decompressing(raw, path.name)
             idx = -1
             limit = c.max_record_bytes
-            # a piece of a split (plain) file: the lines that start in [pos, end), each
+            kind = None if part is None else member_kind(path.name)
+            members: Members | None = None
+            # a piece of a split plain file: the lines that start in [pos, end), each
             # numbered by its offset; the line cut by ``pos`` is the piece before's
             pos, end = (0, None) if part is None else (part.start, part.end)
-            if pos > 0:
-                fh.seek(pos - 1)
-                pos += _skip_line(fh) - 1
+            skip = False  # a compressed piece: the first line read is the piece before's
+            if part is None:
+                fh = decompressing(raw, path.name)
+            elif kind is None:
+                fh = raw
+                if pos > 0:
+                    fh.seek(pos - 1)
+                    pos += _skip_line(fh) - 1
+            else:
+                # a piece of a compressed file (several gzip members or zstd frames):
+                # read from its first member on; its lines are those whose newline
+                # before (the file's start for the first) is in a member that starts in
+                # [start, end), each numbered by its member and its offset in it
+                members = Members(raw, kind, first_member(raw, kind, pos, end), end)
+                fh = io.BufferedReader(members, 1 << 16)
+                pos, end, skip = 0, None, part.start > 0
             while True:
                 if end is not None and pos >= end:
                     return
+                if members is not None and members.stop_at is not None \
+                        and pos > members.stop_at:
+                    return  # the newline before it is in the next piece's members
                 at = pos
                 try:
+                    if skip:
+                        pos, skip = pos + _skip_line(fh), False
+                        continue
                     raw = fh.readline(-1 if limit is None else limit + 1)
                     pos += len(raw)
                     if limit is not None and len(raw) > limit and not raw.endswith(b"\n"):
@@ -375,13 +396,14 @@ class JsonlReader(Reader):
                     log.warning("%s: unreadable after line %d (%s); rest skipped", path, idx, exc)
                     return
                 if raw is None:
-                    idx = idx + 1 if end is None else at
+                    idx = idx + 1 if part is None else \
+                        at if members is None else members.number(at)
                     stats.docs_in += 1
                     stats.drop("too_large", doc=_at(stats, source, idx, limit=limit))
                     continue
                 if not raw:
                     return
-                idx = idx + 1 if end is None else at
+                idx = idx + 1 if part is None else at if members is None else members.number(at)
                 if not raw.strip():
                     continue
                 stats.docs_in += 1

@@ -39,13 +39,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipelines.errors import UserError
-from pipelines.io.compression import opened
+from pipelines.io.compression import CHUNK as _CHUNK
+from pipelines.io.compression import GZIP_MAGIC, next_member, opened
+from pipelines.io.compression import GzipMember as _Member
 
 log = logging.getLogger(__name__)
 
-GZIP_MAGIC = b"\x1f\x8b\x08"
-_CHUNK = 1 << 16
-_MAX_OUT = 1 << 20  # inflate at most this much per step (bounded memory on gzip bombs)
 _PLAIN_START = re.compile(rb"\nWARC/\d")
 _RECORD_START = re.compile(rb"WARC/\d|[a-z][a-z0-9+.\-]*://", re.IGNORECASE)  # WARC or ARC
 
@@ -177,82 +176,6 @@ def warcio_problem() -> str | None:
 
 # ----------------------------------------------------------------------------- gzip
 
-class _Member(io.RawIOBase):
-    """The inflated bytes of the one gzip member starting at ``start``.
-
-    Ends (returns b"") at the member's end; notes whether the file ended first
-    (``truncated``) or the data did not inflate (``error``). ``end`` is the offset just
-    after the member once it is known; ``rest`` the bytes already read beyond it.
-    """
-
-    def __init__(self, fh, start: int, head: bytes = b""):
-        self.fh, self.start = fh, start
-        self._z = zlib.decompressobj(31)
-        self._in = head  # compressed bytes read but not yet inflated (fh is after them)
-        self._out, self._pos = b"", 0
-        self.end: int | None = None
-        self.rest = b""
-        self.truncated = False
-        self.error: str | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._pos >= len(self._out):
-            out = self._inflate()
-            if out is None:
-                return 0
-            self._out, self._pos = out, 0
-        n = min(len(b), len(self._out) - self._pos)
-        b[:n] = self._out[self._pos:self._pos + n]
-        self._pos += n
-        return n
-
-    def _inflate(self) -> bytes | None:
-        """The next inflated piece, or None at the member's end (or its failure)."""
-        if self.end is not None or self.truncated or self.error:
-            return None
-        if not self._in:
-            self._in = self.fh.read(_CHUNK)
-            if not self._in:
-                self.truncated = True
-                return None
-        try:
-            out = self._z.decompress(self._in, _MAX_OUT)
-        except zlib.error as exc:
-            self.error = f"gzip data does not inflate ({exc})"
-            return None
-        if self._z.eof:
-            self.rest = self._z.unused_data
-            self.end = self.fh.tell() - len(self.rest)
-            self._in = b""
-        else:
-            self._in = self._z.unconsumed_tail
-        return out
-
-    def intact(self, lookahead: int = _MAX_OUT) -> bool | None:
-        """Whether the member inflates to its end and its CRC checks, found by inflating
-        ahead (what is inflated stays buffered for the reader). None when that would
-        take more than ``lookahead`` bytes (a member holding more records)."""
-        ahead = [self._out[self._pos:]]
-        size = len(ahead[0])
-        while self.end is None and not (self.truncated or self.error) and size <= lookahead:
-            out = self._inflate()
-            if out is not None:
-                ahead.append(out)
-                size += len(out)
-        self._out, self._pos = b"".join(ahead), 0
-        if self.truncated or self.error:
-            return False
-        return True if self.end is not None else None
-
-    def drain(self) -> None:
-        """Inflate to the member's end (to find where the next one starts)."""
-        while self.read(_CHUNK):
-            pass
-
-
 def _gzip_records(fh, start: int = 0, end: int | None = None) -> Iterator[Event]:
     from warcio.archiveiterator import ArchiveIterator
 
@@ -307,22 +230,7 @@ def _gzip_records(fh, start: int = 0, end: int | None = None) -> Iterator[Event]
 def _next_member(fh, start: int, limit: int | None = None) -> int | None:
     """Offset of the next gzip member at or after ``start`` (and before ``limit``) that
     inflates to a record header (a magic number inside compressed data is not enough)."""
-    offset = start
-    while limit is None or offset < limit:
-        fh.seek(offset)
-        chunk = fh.read(_CHUNK + len(GZIP_MAGIC))
-        if len(chunk) < len(GZIP_MAGIC):
-            return None
-        # a magic number starting before ``stop`` (it may end after it)
-        stop = (_CHUNK if limit is None else min(_CHUNK, limit - offset)) \
-            + len(GZIP_MAGIC) - 1
-        i = chunk.find(GZIP_MAGIC, 0, stop)
-        while i >= 0:
-            if _starts_a_record(fh, offset + i):
-                return offset + i
-            i = chunk.find(GZIP_MAGIC, i + 1, stop)
-        offset += _CHUNK
-    return None
+    return next_member(fh, start, limit, _starts_a_record)
 
 
 def _starts_a_record(fh, offset: int) -> bool:

@@ -81,7 +81,9 @@ class InputBase(Strict):
         description="split input files larger than this into several tasks (bytes, or "
                     "'256MiB', '1GB'...): Parquet by row groups, plain JSONL and plain or "
                     "member-gzipped WARC/WET by byte ranges that resync on line and record "
-                    "boundaries; compressed JSONL is not split. Unset: one task a file")
+                    "boundaries, gzip/zstd JSONL of several members/frames on a member "
+                    "then a line (one member or frame: not split, said at planning). "
+                    "Unset: one task a file")
     dataset: str | Annotated[dict[str, Annotated[list[str], Field(min_length=1)]],
                              Field(min_length=1)] | None = Field(
         None, description="fills a `dataset` column (stats per dataset, mixture targets): "

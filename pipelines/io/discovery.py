@@ -254,7 +254,9 @@ def _members_apart(path: str, size: int, storage: st.Storage) -> bool:
         except (OSError, st.StorageError):  # unreadable: one task, which counts it
             return False
         one = "gzip member" if kind == "gzip" else "zstd frame"
-        what = f"one {one} (no second one in its first {PROBE_BYTES >> 20} MiB)"
+        what = f"one {one} cannot be entered mid-way" + (
+            f" (no second one in its first {PROBE_BYTES >> 20} MiB)" if size > PROBE_BYTES
+            else "")
     log.warning("%s: not split by input.max_task_bytes, read as one task: %s", path, what)
     return False
 

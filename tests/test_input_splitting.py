@@ -281,8 +281,8 @@ def test_parquet_split_by_row_groups(tmp_path: Path):
 
 
 def test_unsplittable_inputs_stay_whole(tmp_path: Path):
-    assert split_points(JsonlInput(paths=["x"], max_task_bytes=10), "a.jsonl.gz", 10**6) == []
-    assert split_points(JsonlInput(paths=["x"], max_task_bytes=10), "a.jsonl.zst", 10**6) == []
+    # (gzip and zstd JSONL of one member or frame: test_compressed_jsonl_splits_only_...)
+    assert split_points(JsonlInput(paths=["x"], max_task_bytes=10), "a.jsonl.bz2", 10**6) == []
     assert split_points(WarcInput(paths=["x"], max_task_bytes=10), "a.warc.zst", 10**6) == []
     assert split_points(JsonlInput(paths=["x"]), "a.jsonl", 10**6) == []  # unset
     assert split_points(JsonlInput(paths=["x"], max_task_bytes=100), "a.jsonl", 100) == []

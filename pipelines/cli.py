@@ -326,9 +326,9 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
 
 def cmd_thresholds(a: argparse.Namespace) -> int:
-    from stages.heuristics.derive import run
+    from pipelines.registry import command
 
-    return run(a)
+    return command("thresholds", "run")(a)
 
 
 def cmd_materialize(a: argparse.Namespace) -> int:
@@ -477,9 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="derive a per-language threshold table (for a filter's "
                             "thresholds:) from reference text: each rule's tail quantile, "
                             "langid's score by FineWeb-2's formula")
-    from stages.heuristics.thresholds_cli import add_arguments as add_threshold_arguments
+    from pipelines.registry import command
 
-    add_threshold_arguments(p)
+    command("thresholds", "arguments")(p)
     p.set_defaults(func=cmd_thresholds)
 
     p = sub.add_parser("materialize",

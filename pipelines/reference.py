@@ -69,9 +69,9 @@ def render_text() -> str:
 
 def segmenter_rows() -> list[tuple[str, str, str]]:
     """The language table of ``tokenizer: auto`` (languages, segmenter, what it is)."""
-    from stages.text.segmenters import table_rows  # the built-in library's table
+    from pipelines.registry import segmenter_table
 
-    return table_rows()
+    return segmenter_table()
 
 
 def render_markdown() -> str:

@@ -8,6 +8,7 @@ engine reaches concrete stages only through here.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from functools import lru_cache
 from importlib.metadata import entry_points
 
@@ -50,6 +51,26 @@ def get(name: str) -> type[Stage]:
     if not (isinstance(cls, type) and issubclass(cls, Stage)):
         raise UserError(f"stage {name!r} -> {target} is not a Stage subclass")
     return cls
+
+
+def command(name: str, part: str) -> Callable:
+    """``part`` ("arguments" or "run") of a ``thresher`` subcommand the stage library
+    provides (``stages.COMMANDS``), imported now: the CLI reaches library code only here."""
+    from stages import COMMANDS
+
+    return _library(COMMANDS[name][part])
+
+
+def segmenter_table() -> list[tuple[str, str, str]]:
+    """The language -> word segmenter table of ``tokenizer: auto`` (``stages.SEGMENTER_TABLE``)."""
+    from stages import SEGMENTER_TABLE
+
+    return _library(SEGMENTER_TABLE)()
+
+
+def _library(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def register(name: str, target: str) -> None:

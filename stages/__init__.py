@@ -28,3 +28,15 @@ REGISTRY: dict[str, str] = {
     "decontaminate": "stages.decontamination.decontaminate:Decontaminate",
     "tokenize_export": "stages.export.tokenize_export:TokenizeExport",
 }
+
+#: The language table of ``tokenizer: auto`` (rows of languages, segmenter, what it is), for
+#: the stage reference (``thresher stages``), reached through pipelines.registry.
+SEGMENTER_TABLE = "stages.text.segmenters:table_rows"
+
+#: ``thresher`` subcommands the library provides, reached through pipelines.registry.command:
+#: name -> {"arguments": "module:function(parser)", "run": "module:function(args) -> int"}.
+#: The arguments module must be light: every ``thresher`` invocation builds the parser.
+COMMANDS: dict[str, dict[str, str]] = {
+    "thresholds": {"arguments": "stages.heuristics.thresholds_cli:add_arguments",
+                   "run": "stages.heuristics.derive:run"},
+}

@@ -35,10 +35,10 @@ def _matches(run, name: str) -> list[dict] | None:
     apply = [ph for ph in phases if ph.get("kind") == "map" and ph.get("stages", [])[:1] == [name]]
     if not apply:
         return None
-    from stages.decontamination.decontaminate import read_matches
+    from pipelines.registry import get
 
     try:
-        out = read_matches(work, apply[0]["n_tasks"]).to_pylist()
+        out = get(STAGE).read_matches(work, apply[0]["n_tasks"]).to_pylist()
         items = read_table(work / "items.parquet", columns=["item", "snippet"]).to_pylist()
     except (OSError, ValueError):  # the apply phase has not run (yet)
         return None

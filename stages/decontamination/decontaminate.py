@@ -271,6 +271,12 @@ class Decontaminate(GlobalStage):
     Params: ClassVar[type[Params]] = DecontaminateParams
     params: DecontaminateParams
 
+    @staticmethod
+    def read_matches(work_dir, n_tasks: int) -> pa.Table:
+        """The run's matches (``read_matches``), for ``thresher report``, which reaches the
+        stage through the registry."""
+        return read_matches(work_dir, n_tasks)
+
     def input_columns(self) -> tuple[str, ...]:
         return (self.params.column,)
 

@@ -157,7 +157,7 @@ def _read_bytes(f: str) -> bytes:
     from pipelines.io.storage import open_read
 
     try:
-        with open_read(f) if "://" in f else open(f, "rb") as fh:
+        with open_read(f) as fh:
             return fh.read()
     except OSError as e:
         raise UserError(f"thresholds: cannot read {f}: {e}") from None

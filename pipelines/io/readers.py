@@ -53,8 +53,11 @@ class Reader:
 
     ``part``, if given, is one piece of a split input (``InputFile.split``): the reader
     yields only the records that start in its byte range [start, end) (Parquet: its row
-    groups), and numbers records by their byte offset in the file (Parquet: by row, as
-    always), so a record's stable id does not depend on how the file was cut."""
+    groups; compressed JSONL: the lines after a newline in the gzip members or zstd
+    frames that start in it), and numbers records by their byte offset in the file
+    (Parquet: by row, as always; compressed JSONL: by member and offset in it,
+    ``compression.Members.number``), so a record's stable id does not depend on how the
+    file was cut."""
 
     schema: pa.Schema
     streams = True

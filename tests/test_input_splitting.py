@@ -425,6 +425,23 @@ class CountingFile(io.RawIOBase):
         super().close()
 
 
+class CountingStorage:
+    """The storage layer's reading side over one local file, each open a CountingFile
+    (appended to ``opened``): what a remote piece's reads cost, without a server."""
+
+    class retries:
+        @staticmethod
+        def as_dict():
+            return {}
+
+    def __init__(self, path: Path, opened: list):
+        self.path, self.opened = path, opened
+
+    def open_read(self, url):
+        self.opened.append(CountingFile(self.path))
+        return self.opened[-1]
+
+
 def test_remote_piece_seeks_instead_of_reading_the_whole_object(tmp_path: Path, monkeypatch):
     from pipelines.io import discovery
 
@@ -433,17 +450,7 @@ def test_remote_piece_seeks_instead_of_reading_the_whole_object(tmp_path: Path, 
     path.write_bytes(one * 4)  # 3 MB; its largest record: 204 kB
     size, opened = path.stat().st_size, []
 
-    class FakeStorage:
-        class retries:
-            @staticmethod
-            def as_dict():
-                return {}
-
-        def open_read(self, url):
-            opened.append(CountingFile(path))
-            return opened[-1]
-
-    monkeypatch.setattr(discovery, "storage_for", lambda inp: FakeStorage())
+    monkeypatch.setattr(discovery, "storage_for", lambda inp: CountingStorage(path, opened))
     cfg = WarcInput(paths=["x"], max_task_bytes=size // 8)
     pieces = split_points(cfg, "s3://b/big.warc", size)
     url, local_rows = "s3://b/big.warc", read_pieces(cfg, path, pieces)[0]
@@ -510,22 +517,12 @@ def test_remote_parquet_pieces_read_the_footer_and_their_row_groups(tmp_path: Pa
     make_parquet(path, n=20000, group=1000)
     size, opened = path.stat().st_size, []
 
-    class FakeStorage:
-        class retries:
-            @staticmethod
-            def as_dict():
-                return {}
-
-        def open_read(self, url):
-            opened.append(CountingFile(path))
-            return opened[-1]
-
     cfg = ParquetInput(paths=["x"], max_task_bytes=size // 6)
     url = "s3://b/t.parquet"
-    pieces = split_points(cfg, url, size, FakeStorage())
+    pieces = split_points(cfg, url, size, CountingStorage(path, opened))
     assert pieces == split_points(cfg, str(path), size) and len(pieces) >= 5
     assert opened[-1].read_bytes < size / 4  # the footer, not the file
-    monkeypatch.setattr(discovery, "storage_for", lambda inp: FakeStorage())
+    monkeypatch.setattr(discovery, "storage_for", lambda inp: CountingStorage(path, opened))
     whole = read_pieces(ParquetInput(paths=["x"]), path, [])[0]
     rows = []
     for a, b, groups in pieces:

@@ -34,7 +34,32 @@ MAX_OUT = 1 << 20  # inflate at most this much per step (bounded memory on gzip 
 VERIFY_BYTES = 1 << 20
 
 
-class _ZstdReader(io.RawIOBase):
+class _Chunked(io.RawIOBase):
+    """A reader that serves the byte chunks ``_chunk()`` makes (None at the end); the
+    decompressing readers below only make chunks."""
+
+    _out: bytes = b""
+    _pos: int = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _chunk(self) -> bytes | None:
+        raise NotImplementedError
+
+    def readinto(self, b) -> int:
+        while self._pos >= len(self._out):
+            out = self._chunk()
+            if out is None:
+                return 0
+            self._out, self._pos = out, 0
+        n = min(len(b), len(self._out) - self._pos)
+        b[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+class _ZstdReader(_Chunked):
     """All frames of a zstd file; EOFError if the file ends inside a frame.
 
     (zstandard's ``stream_reader`` ends cleanly at a truncated frame, so a cut file would
@@ -45,34 +70,25 @@ class _ZstdReader(io.RawIOBase):
         self._raw, self._owned = raw, owned  # closed with this reader only if owned
         self._dctx = zstandard.ZstdDecompressor()
         self._frame = None  # decompressobj of the frame being read
-        self._out, self._pos = b"", 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._pos >= len(self._out):
-            data = self._raw.read(1 << 16)
-            if not data:
-                if self._frame is not None:
-                    raise EOFError("zstd file ends inside a frame (truncated?)")
-                return 0
-            out = []
-            try:
-                while data:
-                    if self._frame is None:
-                        self._frame = self._dctx.decompressobj()
-                    out.append(self._frame.decompress(data))
-                    data = b""
-                    if self._frame.eof:
-                        data, self._frame = self._frame.unused_data, None
-            except zstandard.ZstdError as exc:
-                raise OSError(f"corrupt zstd data: {exc}") from exc
-            self._out, self._pos = b"".join(out), 0
-        n = min(len(b), len(self._out) - self._pos)
-        b[:n] = self._out[self._pos:self._pos + n]
-        self._pos += n
-        return n
+    def _chunk(self) -> bytes | None:
+        data = self._raw.read(1 << 16)
+        if not data:
+            if self._frame is not None:
+                raise EOFError("zstd file ends inside a frame (truncated?)")
+            return None
+        out = []
+        try:
+            while data:
+                if self._frame is None:
+                    self._frame = self._dctx.decompressobj()
+                out.append(self._frame.decompress(data))
+                data = b""
+                if self._frame.eof:
+                    data, self._frame = self._frame.unused_data, None
+        except zstandard.ZstdError as exc:
+            raise OSError(f"corrupt zstd data: {exc}") from exc
+        return b"".join(out)
 
     def close(self) -> None:
         if self._owned:
@@ -130,7 +146,7 @@ def member_kind(name: str) -> str | None:
     return None
 
 
-class GzipMember(io.RawIOBase):
+class GzipMember(_Chunked):
     """The inflated bytes of the one gzip member starting at ``start``.
 
     Ends (returns b"") at the member's end; notes whether the file ended first
@@ -148,19 +164,8 @@ class GzipMember(io.RawIOBase):
         self.truncated = False
         self.error: str | None = None
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._pos >= len(self._out):
-            out = self._inflate()
-            if out is None:
-                return 0
-            self._out, self._pos = out, 0
-        n = min(len(b), len(self._out) - self._pos)
-        b[:n] = self._out[self._pos:self._pos + n]
-        self._pos += n
-        return n
+    def _chunk(self) -> bytes | None:
+        return self._inflate()
 
     def _inflate(self) -> bytes | None:
         """The next inflated piece, or None at the member's end (or its failure)."""
@@ -290,7 +295,7 @@ def first_member(fh, kind: str, start: int, limit: int | None) -> int | None:
     return next_member(fh, start, limit, check, magic)
 
 
-class Members(io.RawIOBase):
+class Members(_Chunked):
     """The decompressed bytes of the gzip members (zstd frames) of ``fh`` from the one
     at offset ``at`` on, to the file's end (``at`` None: nothing).
 
@@ -311,20 +316,6 @@ class Members(io.RawIOBase):
         self._next, self._head = at, b""  # the next member's offset, its bytes read
         self._dctx = zstandard.ZstdDecompressor() if kind == "zstd" else None
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._pos >= len(self._out):
-            out = self._step()
-            if out is None:
-                return 0
-            self._out, self._pos = out, 0
-            self._total += len(out)
-        n = min(len(b), len(self._out) - self._pos)
-        b[:n] = self._out[self._pos:self._pos + n]
-        self._pos += n
-        return n
 
     def number(self, at: int) -> int:
         """A number for the output position ``at`` that does not depend on where reading
@@ -336,11 +327,13 @@ class Members(io.RawIOBase):
         offset, out = self.starts[i]
         return (offset << 40) + at - out
 
-    def _step(self) -> bytes | None:
+    def _chunk(self) -> bytes | None:
         """The next decompressed bytes (maybe empty), None at the file's end."""
         if self._member is None and not self._begin():
             return None
-        return self._gzip_step() if self.kind == "gzip" else self._zstd_step()
+        out = self._gzip_step() if self.kind == "gzip" else self._zstd_step()
+        self._total += len(out)
+        return out
 
     def _begin(self) -> bool:
         """Start the member at ``_next``; False at the file's end."""

@@ -16,9 +16,12 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import DATA, shard_hashes, thresher
+from hypothesis import given
+from hypothesis import strategies as hs
 
 from pipelines import config_from_dict, run_pipeline
 from stages.dedup import subdoc_core as core
@@ -499,6 +502,66 @@ def test_sentence_span_dedup_removes_later_template(corpus, tmp_path):
     for i in with_template[1:]:
         assert TEMPLATE not in rows[i]["text"] and "museum" not in rows[i]["text"]
         assert not rows[i]["text"].endswith((" ", "\n"))
+
+
+def rule_sentences(texts: list) -> list[list[str]]:
+    """The rule's sentences of each text, whitespace collapsed, text by text in Python: the
+    reference for the batch path (core.sentence_strings)."""
+    return [[core.normalize_space(t[a:b]) for a, b in core.sentence_spans(t or "")]
+            for t in texts]
+
+
+def batch_sentences(texts: list) -> list[list[str]]:
+    counts, flat = core.sentence_strings(pa.array(texts, pa.string()))
+    flat, out, i = flat.to_pylist(), [], 0
+    for c in counts.tolist():
+        out.append(flat[i:i + c])
+        i += c
+    assert i == len(flat)
+    return out
+
+
+def test_space_chars_are_what_python_calls_whitespace():
+    every = "".join(map(chr, range(0x110000)))
+    assert set(core.SPACE_CHARS) == {c for c in every if c.isspace()}
+    assert set(core.SPACE_CHARS) == set(__import__("re").findall(r"\s", every))
+
+
+PIECES = ["word", "Mr", "é", ".", "!", "?", "...", '"', "'", "”", "’", ")", "]", "(",
+          " ", "  ", "\n", "\r\n", " \n ", *core.SPACE_CHARS]
+
+
+@given(hs.lists(hs.one_of(hs.none(), hs.lists(hs.sampled_from(PIECES), max_size=30).map("".join)),
+                max_size=12))
+def test_batch_sentences_equal_the_per_text_rule(texts):
+    assert batch_sentences(texts) == rule_sentences(texts)
+
+
+def test_batch_sentences_equal_the_per_text_rule_on_many_strings():
+    """20,000 strings of up to 30 pieces (sentence ends, closers, every kind of whitespace)
+    in one batch: the same sentences as the per-text rule."""
+    rng = random.Random(5)
+    texts = ["".join(rng.choices(PIECES, k=rng.randint(0, 30))) for _ in range(20_000)]
+    assert batch_sentences(texts) == rule_sentences(texts)
+
+
+def test_sentence_units_by_arrow_equal_the_python_path(corpus):
+    """The stage's batch path (Arrow splitting, every sentence hashed) gives the units and
+    hashes of the per-text path it replaced (unit_strings, then UnitHasher), on real text
+    with its planted repeats, blank lines and odd whitespace added."""
+    from stages.dedup.subdoc import SentenceSpanDedup, SubdocDedup
+
+    _, docs, _ = corpus
+    texts = [d["text"] for d in docs]
+    texts += [t.replace(". ", ".\u00a0 \n", 3) + "\n\n  " for t in texts[:40]] + ["", None, " \n"]
+    assert batch_sentences(texts) == rule_sentences(texts)
+    stage = SentenceSpanDedup(SentenceSpanDedup.Params())
+    stage.setup()
+    column = pa.chunked_array([pa.array(texts[:100], pa.string()),
+                               pa.array(texts[100:], pa.string())])
+    fast, slow = stage.units(column), SubdocDedup.units(stage, column)
+    assert fast.offsets.tolist() == slow.offsets.tolist() and fast.offsets[-1] > 1500
+    assert np.array_equal(fast.h, slow.h)
 
 
 def spacy_sentences(text: str, nlp) -> list[tuple[int, int]]:

@@ -144,9 +144,10 @@ class SubdocDedup(GlobalStage):
         """What is compared of each unit of ``text`` (in collect: no offsets needed)."""
         return [self.unit_key(text, s) for s in self.split(text)]
 
-    def units(self, texts: list[str]) -> core.Units:
+    def units(self, column: pa.ChunkedArray) -> core.Units:
         lens, keys = [], []
-        for t in texts:
+        for t in column.to_pylist():
+            t = t or ""
             u = self.unit_strings(t)
             lens.append(len(u))
             keys += u
@@ -185,17 +186,14 @@ class SubdocDedup(GlobalStage):
         self._chunks = 0  # window files written by this task so far
         self._members: list[pa.Table] = []
 
-    def _texts(self, table: pa.Table) -> list[str]:
-        require_columns(self, table, (self.params.column, ID))
-        return [t or "" for t in table.column(self.params.column).to_pylist()]
-
     def collect(self, table: pa.Table, keys: np.ndarray) -> None:
         if table.num_rows == 0:
             return
-        texts = self._texts(table)
-        units = self.units(texts)
+        require_columns(self, table, (self.params.column, ID))
+        column = table.column(self.params.column)
+        units = self.units(column)
         h, doc, pos = core.window_hashes(units, self.k)
-        ok = self._eligible_windows(texts, units, doc, pos)
+        ok = self._eligible_windows(column, units, doc, pos)
         if ok is not None:
             h, doc, pos = h[:, ok], doc[ok], pos[ok]
         self._windows.append(pa.table({"h1": h[0], "h2": h[1], "key": keys[doc],
@@ -208,7 +206,7 @@ class SubdocDedup(GlobalStage):
             self._members.append(pa.table({"key": pa.array(keys, pa.uint64()), "id": ids},
                                           schema=MEMBERS))
 
-    def _eligible_windows(self, texts, units, doc, pos) -> np.ndarray | None:
+    def _eligible_windows(self, column, units, doc, pos) -> np.ndarray | None:
         return None
 
     def _spill(self) -> None:
@@ -349,13 +347,14 @@ class SubdocDedup(GlobalStage):
         annotate = action == "annotate"
         if not hit.any() and not annotate:
             return table
-        texts = table.column(col).to_pylist()
-        new_texts = list(texts)
+        # only the documents with spans become Python strings (row -> text)
+        rows = np.flatnonzero(hit)
+        texts = dict(zip(rows.tolist(),
+                         (t or "" for t in table.column(col).take(rows).to_pylist())))
         ranges_of: dict[int, list[tuple[int, int]]] = {}
         units_of: dict[int, int] = {}
         fraction = np.zeros(n)
-        for i in np.flatnonzero(hit).tolist():
-            text = texts[i] or ""
+        for i, text in texts.items():
             units = self.split(text)
             spans = self._doc_spans(int(keys[i]))
             units_of[i] = sum(e - s for s, e in spans)
@@ -372,23 +371,26 @@ class SubdocDedup(GlobalStage):
         drop = np.zeros(n, bool)
         if isinstance(action, DropAbove):
             drop = hit & (fraction > action.drop_document_if_fraction_above)
-        for i, ranges in ranges_of.items():
-            if drop[i]:
-                continue
-            new_texts[i] = core.cut(texts[i] or "", ranges)
-        emptied = hit & ~drop & np.array([not (t or "").strip() for t in new_texts])
+        new_texts = {i: core.cut(texts[i], r) for i, r in ranges_of.items() if not drop[i]}
+        emptied = np.zeros(n, bool)
+        emptied[[i for i, t in new_texts.items() if not t.strip()]] = True
         edited = np.flatnonzero(hit & ~drop & ~emptied)
         self._count_removed(stats, table, edited, texts, ranges_of, units_of)
         # samples: the document before the edit, its removed spans in context
         if stats.sampler is not None:
             for i in edited.tolist():
-                self._offer(stats, table, i, texts[i] or "", ranges_of[i], new_texts[i])
+                self._offer(stats, table, i, texts[i], ranges_of[i], new_texts[i])
         for reason, mask in ((self.drop_reason, drop), (self.empty_reason, emptied)):
             if mask.any():
                 frac = table.append_column(f"{self.name}_fraction",
                                            pa.array(fraction, pa.float64()))
                 stats.drop_rows(reason, frac, mask, score=f"{self.name}_fraction")
-        table = set_column(table, col, pa.array(new_texts, pa.string()), pa.string())
+        # the new column: the old values, the edited ones put in their rows by one take
+        old = table.column(col).combine_chunks().cast(pa.string())
+        take = np.arange(n, dtype=np.int64)
+        take[list(new_texts)] = n + np.arange(len(new_texts))
+        values = pa.concat_arrays([old, pa.array(list(new_texts.values()), pa.string())])
+        table = set_column(table, col, values.take(pa.array(take)), pa.string())
         keep = ~(drop | emptied)
         return table if keep.all() else table.filter(pa.array(keep))
 
@@ -467,9 +469,10 @@ class SubstringDedup(SubdocDedup):
             return core.word_spans(text)
         return [tuple(o) for o in self._tok.encode(text, add_special_tokens=False).offsets]
 
-    def units(self, texts: list[str]) -> core.Units:
+    def units(self, column: pa.ChunkedArray) -> core.Units:
         if self._tok is None:
-            return super().units(texts)
+            return super().units(column)
+        texts = [t or "" for t in column.to_pylist()]
         enc = self._tok.encode_batch(texts, add_special_tokens=False)
         lens = [len(e.ids) for e in enc]
         ids = np.fromiter((i for e in enc for i in e.ids), np.int64, sum(lens))
@@ -502,6 +505,15 @@ class SentenceSpanDedup(SubdocDedup):
 
     def unit_key(self, text: str, span: tuple[int, int]) -> str:
         return core.normalize_space(text[span[0]:span[1]])
+
+    def units(self, column: pa.ChunkedArray) -> core.Units:
+        """The rule's sentences of the whole batch by Arrow (core.sentence_strings): the same
+        unit strings as ``unit_strings`` gives text by text (the reference, in tests)."""
+        if self.params.splitter != "rule":
+            return super().units(column)
+        counts, sentences = core.sentence_strings(column)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return core.Units(offsets, core.string_hashes(sentences))
 
 
 def spacy_sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -542,9 +554,10 @@ class ParagraphDedup(SubdocDedup):
     def unit_key(self, text: str, span: tuple[int, int]) -> str:
         return text[span[0]:span[1]].strip()
 
-    def _eligible_windows(self, texts, units, doc, pos) -> np.ndarray | None:
+    def _eligible_windows(self, column, units, doc, pos) -> np.ndarray | None:
         if self.params.min_chars <= 0:
             return None
+        texts = [t or "" for t in column.to_pylist()]
         lengths = np.array([len(t[a:b].strip()) for t in texts for a, b in self.split(t)],
                            np.int64)
         return lengths[units.offsets[doc] + pos] >= self.params.min_chars

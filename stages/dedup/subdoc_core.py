@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 MASK = (1 << 64) - 1
 # two lanes: (seed of the unit hash, base of the polynomial); bases odd, so invertible
@@ -33,6 +34,23 @@ WORD = re.compile(r"\w+|[^\w\s]")  # a word, or one punctuation/symbol character
 # a line end; see docs/subdoc_dedup.md
 SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
 PARAGRAPH = re.compile(r"[^\n]+")
+# whitespace as str.isspace and re's \s define it (a test checks), for RE2 (Arrow's regex
+# engine), whose \s is ASCII only
+SPACE_CHARS = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+               "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
+def _re2_class(chars: str) -> str:
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
+
+
+_INLINE = SPACE_CHARS.replace("\n", "")  # whitespace within a line
+# sentence_strings' three rewrites: a whitespace run with a line break -> one line break;
+# any other run that is not one space -> one space; after a sentence end, the space -> a
+# line break (once whitespace is normalised, (?=\s) inside a line is "followed by a space")
+_BREAK_RUN = f"{_re2_class(_INLINE)}*\\n{_re2_class(SPACE_CHARS)}*"
+_SPACE_RUN = f"{_re2_class(_INLINE)}{{2,}}|{_re2_class(_INLINE.replace(' ', ''))}"
+_END_SPACE = "([.!?]+[\"'”’)\\]]*) "
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
@@ -70,12 +88,8 @@ class UnitHasher:
 
     @staticmethod
     def digests(units: list[str]) -> np.ndarray:
-        """(len(units), 2) uint64: the two little-endian halves of each unit's BLAKE2b-128
-        (the digests are joined and read by numpy, no Python int per unit)."""
-        b2, person = hashlib.blake2b, b"thresher-unit"
-        raw = b"".join([b2(u.encode("utf-8", "surrogatepass"), digest_size=16,
-                           person=person).digest() for u in units])
-        return np.frombuffer(raw, "<u8").reshape(-1, 2)
+        """(len(units), 2) uint64: the two little-endian halves of each unit's BLAKE2b-128."""
+        return blake_rows([u.encode("utf-8", "surrogatepass") for u in units])
 
     def hashes(self, units: list[str]) -> np.ndarray:
         if not units:
@@ -103,6 +117,21 @@ class UnitHasher:
                 if len(uniq[j]) <= limit:
                     cache[uniq[j]] = (a, b)
         return np.ascontiguousarray(table.T)[:, enc.indices.to_numpy()]  # (2, n)
+
+
+def blake_rows(blobs: list[bytes]) -> np.ndarray:
+    """(len(blobs), 2) uint64 BLAKE2b-128 of each (the digests are joined and read by numpy,
+    no Python int per unit)."""
+    b2, person = hashlib.blake2b, b"thresher-unit"
+    raw = b"".join([b2(u, digest_size=16, person=person).digest() for u in blobs])
+    return np.frombuffer(raw, "<u8").reshape(-1, 2)
+
+
+def string_hashes(strings: pa.Array) -> np.ndarray:
+    """(2, n) unit hashes of an Arrow string array, the same as ``UnitHasher``'s, each string
+    hashed (no dictionary or cache: for units that rarely repeat in a batch, sentences)."""
+    blobs = strings.cast(pa.large_binary()).to_pylist()
+    return np.ascontiguousarray(blake_rows(blobs).T) if blobs else np.zeros((2, 0), np.uint64)
 
 
 def id_hashes(ids: np.ndarray) -> np.ndarray:
@@ -140,6 +169,29 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             out.append((a + lead, a + lead + len(core)))
         pos = line_end + 1
     return out
+
+
+def sentence_strings(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """The sentences of every text, whitespace runs collapsed: what ``sentence_spans`` and
+    ``normalize_space`` give, computed for the whole column by Arrow (RE2 in C++, no
+    Python object per sentence until hashing). Returns (sentences per text, the sentences
+    of all texts in order). Normalising first changes no cut: whitespace stays whitespace
+    and line breaks stay where they were (tests compare with the per-text functions)."""
+    t = pc.fill_null(texts, "")
+    t = pc.replace_substring_regex(t, _BREAK_RUN, "\n")
+    t = pc.replace_substring_regex(t, _SPACE_RUN, " ")
+    t = pc.utf8_trim(t, SPACE_CHARS)
+    t = pc.replace_substring_regex(t, _END_SPACE, "\\1\n")
+    parts = pc.split_pattern(t, "\n")
+    counts = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
+    empty = pc.equal(t, "").to_numpy(zero_copy_only=False)
+    counts[empty] = 0  # an empty text splits into one empty piece, which is no sentence
+    flat = pc.list_flatten(parts)
+    if empty.any():
+        flat = flat.filter(pc.not_equal(flat, ""))
+    if isinstance(flat, pa.ChunkedArray):
+        flat = flat.combine_chunks()
+    return counts, flat
 
 
 def paragraph_spans(text: str) -> list[tuple[int, int]]:

@@ -32,6 +32,12 @@ differ: thresher keeps the separator before a removed run of sentences, datatrov
 one after it), and that repeats of a side give identical output; it prints every kind
 of mismatch with the first few document ids.
 
+``--floor`` adds a third child to the rotation (in datatrove's venv, for orjson): on the
+same worker count it only reads the input and splits the sentences (the rule text by
+text, and thresher's Arrow batch path; once more writing the documents back as JSONL),
+nothing hashed, found or written otherwise; datatrove's median over that floor bounds the
+ratio any implementation of the rule could reach on this input.
+
 ``--datatrove-splitter spacy`` leaves datatrove's English default splitter (spaCy's
 sentencizer, the slow part of its default configuration) and runs thresher with
 ``splitter: spacy_compat`` (the same cuts, stages/text/sentences.py): equal output with
@@ -173,6 +179,62 @@ def side_datatrove(a: argparse.Namespace) -> dict:
             "phases": times}
 
 
+def _floor_file(job: tuple[str, str]) -> tuple[int, float]:
+    """One input file: read it (orjson, one object a line), then split every text by the
+    rule: ``rule`` text by text (the splitter datatrove is given), ``batch`` by Arrow 256
+    texts at a time (thresher's collect), ``none`` not at all; ``batch_write`` also writes
+    the documents out again (JSONL, uncompressed: the cheapest output). Returns (sentences
+    found, CPU seconds); modules are imported before the clock starts."""
+    path, split = job
+    sys.path.insert(0, str(REPO))
+    import orjson
+    import pyarrow as pa
+
+    from stages.dedup.subdoc_core import sentence_spans, sentence_strings
+
+    cpu = time.process_time()
+    with open(path, "rb") as fh:
+        texts = [orjson.loads(line)["text"] for line in fh]
+    n = 0
+    if split == "rule":
+        n = sum(len(sentence_spans(t)) for t in texts)
+    elif split.startswith("batch"):
+        n = sum(len(sentence_strings(pa.array(texts[i:i + 256], pa.string()))[1])
+                for i in range(0, len(texts), 256))
+    if split == "batch_write":
+        with open(f"{path}.floor-out", "wb") as fh:
+            fh.writelines(orjson.dumps({"text": t}) + b"\n" for t in texts)
+    return n, time.process_time() - cpu
+
+
+def side_floor(a: argparse.Namespace) -> dict:
+    """What any implementation must at least do on this input, on ``--workers`` processes:
+    read the JSONL (no output written, nothing hashed), and split the sentences. Wall time
+    of each map over the input files, the pool started before the clock."""
+    import multiprocessing
+
+    files = [str(p) for p in sorted((Path(a.dir) / "in").glob("*.jsonl"))]
+    out, sentences = {}, {}
+    sys.path.insert(0, str(REPO))
+    import pyarrow  # noqa: F401  (imported once, before the workers fork)
+
+    import stages.dedup.subdoc_core  # noqa: F401
+
+    with multiprocessing.get_context("fork").Pool(a.workers) as pool:
+        pool.map(abs, range(a.workers))  # the workers are up
+        for split in ("none", "rule", "batch", "batch_write"):
+            t = time.perf_counter()
+            res = pool.map(_floor_file, [(f, split) for f in files], chunksize=1)
+            out[f"read_split_{split}"] = round(time.perf_counter() - t, 2)
+            out[f"read_split_{split}_cpu"] = round(sum(c for _, c in res), 2)
+            sentences[split] = sum(n for n, _ in res)
+    for f in files:
+        Path(f"{f}.floor-out").unlink(missing_ok=True)
+    assert sentences["rule"] == sentences["batch"] == sentences["batch_write"], sentences
+    return {"seconds": out["read_split_rule"], "max_rss_mb": peak_rss_mb(), "phases": out,
+            "sentences": sentences["rule"]}
+
+
 # ----------------------------------------------------------------------------- driver
 
 def fingerprint(texts) -> tuple[dict, dict]:
@@ -238,7 +300,7 @@ def compare(inp: tuple[dict, dict], a: tuple[dict, dict], b: tuple[dict, dict],
 
 
 def child(side: str, a: argparse.Namespace, out: str) -> dict:
-    py = sys.executable if side == "thresher" else str(DT_PYTHON)
+    py = sys.executable if side == "thresher" else str(DT_PYTHON)  # floor: orjson there
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)])}
     cmd = [py, str(HERE / "bench_subdoc_datatrove.py"), "--side", side, "--dir", a.dir,
            "--out", out, "--workers", str(a.workers), "--shards", str(a.shards),
@@ -320,11 +382,17 @@ def main() -> None:
     ap.add_argument("--datatrove-norm", choices=["whitespace", "default"],
                     default="whitespace", help="datatrove's TextNormConfig: whitespace only "
                     "(as thresher compares sentences) or its default (not equal output)")
-    ap.add_argument("--side", choices=["thresher", "datatrove"], help=argparse.SUPPRESS)
+    ap.add_argument("--floor", action="store_true",
+                    help="also time, in each repeat, reading the input and splitting its "
+                         "sentences (the rule per text, and by Arrow per batch) with nothing "
+                         "else: the least any implementation does (datatrove's venv: orjson)")
+    ap.add_argument("--side", choices=["thresher", "datatrove", "floor"],
+                    help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.side:  # a child: run one side, print one JSON line
-        fn = side_thresher if a.side == "thresher" else side_datatrove
+        fn = {"thresher": side_thresher, "datatrove": side_datatrove,
+              "floor": side_floor}[a.side]
         print(json.dumps(fn(a)))
         return
     if not DT_PYTHON.exists():
@@ -349,14 +417,18 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"thresher": [], "datatrove": []}
     first: dict[str, tuple] = {}
     for r in range(a.repeats):
-        order = ("thresher", "datatrove") if r % 2 == 0 else ("datatrove", "thresher")
-        for side in order:
+        order = ["thresher", "floor", "datatrove"] if a.floor else ["thresher", "datatrove"]
+        for side in order if r % 2 == 0 else order[::-1]:
             out = f"{side}-out"
             res = child(side, a, out)
+            res["load"] = os.getloadavg()[0]
+            if side == "floor":
+                runs.setdefault(side, []).append(res)
+                print(f"repeat {r + 1} {side}: {json.dumps(res)}", flush=True)
+                continue
             reader = read_thresher if side == "thresher" else read_datatrove
             fp = fingerprint(reader(root / out))
             res["chars_out"] = sum(len(t) for _, t in reader(root / out))
-            res["load"] = os.getloadavg()[0]
             if side in first:
                 res["same_as_first_repeat"] = fp == first[side]
             else:
@@ -371,6 +443,8 @@ def main() -> None:
           f"characters in {chars_in:,}")
     med = {}
     for side, rs in runs.items():
+        if side == "floor":
+            continue
         secs = [x["seconds"] for x in rs]
         med[side] = statistics.median(secs)
         print(f"{side}: pipeline s {summary(secs)}; process s "
@@ -381,6 +455,12 @@ def main() -> None:
               f"{all(x.get('same_as_first_repeat', True) for x in rs)}")
         print("  steps (median s): " + ", ".join(
             f"{k} {statistics.median(x['phases'][k] for x in rs):.1f}" for k in rs[0]["phases"]))
+    for name, x in ((k, [r["phases"][k] for r in runs.get("floor", [])])
+                    for k in ("read_split_none", "read_split_rule", "read_split_batch",
+                              "read_split_batch_write")):
+        if x:
+            print(f"floor {name}: s {summary(x)}; datatrove median / this median: "
+                  f"{med['datatrove'] / statistics.median(x):.2f}x")
     equal = (cmp["in_one_side_only"] == cmp["removed_nonspace_differs"]
              == cmp["text_differs_beyond_whitespace"] == 0)
     print(f"datatrove / thresher (median pipeline s): {med['datatrove'] / med['thresher']:.2f}x; "

@@ -3,13 +3,16 @@
     .venv/bin/python benchmarks/bench_minhash_scale.py --docs 1000000 --workers 2
 
 Builds a corpus of ``--docs`` documents, each 10 sentences drawn at random from
-the ~9k sentences of real WikiText-2 text in ../shared/data/quality (two such
+the ~9k sentences of real WikiText-2 text bundled in tests/data/quality (two such
 documents share a sentence now and then, far below the Jaccard threshold), 5 % of
 them near-duplicate variants of a recent document (3 words replaced), as
 ``--shards`` JSONL.zst files. Then it runs a pipeline with just ``minhash_dedup``
 (FineWeb defaults: 5-word shingles, 14 x 8) on the local executor and prints, per
-phase, tasks, elapsed seconds, summed task seconds and the largest worker RSS, plus
-the near-duplicates found versus planted.
+phase, tasks, elapsed seconds, summed task seconds and the largest worker RSS. The
+removed documents are then matched against the planted ones id for id (``keep:
+first`` keeps the smallest id, and every planted copy has a larger id than the
+original it copies, so the removed set must be exactly the planted set): precision
+and recall by id, and the ids that differ, if any (the script then exits non-zero).
 
 Sharded clustering (``cluster_memory``, stages/dedup/minhash_sharded.py)::
 
@@ -39,32 +42,38 @@ import zstandard
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-WIKITEXT = REPO.parent / "shared" / "data" / "quality" / "wikitext-2-valid.txt.xz"
+WIKITEXT = REPO / "tests" / "data" / "quality" / "wikitext-2-valid.txt.xz"
 
 from pipelines import config_from_dict, run_pipeline  # noqa: E402
 
 
-def build(root: Path, n_docs: int, n_shards: int, seed: int = 0) -> int:
+def doc_id(i: int) -> str:
+    return f"d{i:08d}"
+
+
+def build(root: Path, n_docs: int, n_shards: int, seed: int = 0) -> dict[str, str]:
+    """Write the corpus; return the planted near-duplicates, id -> id of the original."""
     raw = lzma.open(WIKITEXT, "rt").read()
     words = raw.split()
     sentences = [s.strip() + " ." for s in raw.replace("\n", " ").split(" . ")
                  if len(s.split()) >= 8]
     rng = random.Random(seed)
-    planted = 0
+    planted: dict[str, str] = {}
     writers = [zstandard.ZstdCompressor(level=3).stream_writer(
         open(root / f"shard-{s:03d}.jsonl.zst", "wb")) for s in range(n_shards)]
-    recent: list[str] = []
+    recent: list[tuple[str, str]] = []  # (id, text) of the last 100 originals
     for i in range(n_docs):
         if recent and rng.random() < 0.05:  # a near-duplicate of a recent document
-            toks = rng.choice(recent).split()
+            source, original = rng.choice(recent)
+            toks = original.split()
             for _ in range(3):
                 toks[rng.randrange(len(toks))] = rng.choice(words)
             text = " ".join(toks)
-            planted += 1
+            planted[doc_id(i)] = source
         else:
             text = " ".join(rng.choice(sentences) for _ in range(10))
-            recent = (recent + [text])[-100:]
-        writers[i % n_shards].write((json.dumps({"id": f"d{i:08d}", "text": text}) + "\n")
+            recent = (recent + [(doc_id(i), text)])[-100:]
+        writers[i % n_shards].write((json.dumps({"id": doc_id(i), "text": text}) + "\n")
                                     .encode())
     for w in writers:
         w.close()
@@ -91,12 +100,13 @@ def main() -> None:
     (root / "in").mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     marker = root / "in" / "planted.json"
-    if a.reuse and marker.exists():
-        planted = json.loads(marker.read_text())["planted"]
+    old = json.loads(marker.read_text()) if a.reuse and marker.exists() else {}
+    if isinstance(old.get("planted"), dict):  # ids (an older marker held only a count)
+        planted = old["planted"]
     else:
         planted = build(root / "in", a.docs, a.shards)
         marker.write_text(json.dumps({"planted": planted}))
-        print(f"built {a.docs:,} docs ({planted:,} planted near-duplicates) in "
+        print(f"built {a.docs:,} docs ({len(planted):,} planted near-duplicates) in "
               f"{time.perf_counter() - t:.0f} s", flush=True)
     params: dict = {"partitions": a.partitions}
     if a.cluster_memory:
@@ -106,16 +116,22 @@ def main() -> None:
     runs = [("run", params)]
     if a.compare:
         runs.append(("run-single", {"partitions": a.partitions}))
+    mismatched = False
     for out, p in runs:
-        measure(root, out, p, a, planted)
+        measure(root, out, p, a)
+        match = match_planted(root / out, a.docs, planted)
+        print(report_match(match), flush=True)
+        mismatched |= bool(match["missed"] or match["extra"])
     if a.compare:
         same = compare(root / "run", root / "run-single")
         print(f"\nsharded vs single-task clustering: {same}")
     if tmp:
         tmp.cleanup()
+    if mismatched:
+        raise SystemExit("the removed documents are not exactly the planted ones (above)")
 
 
-def measure(root: Path, out: str, params: dict, a: argparse.Namespace, planted: int) -> None:
+def measure(root: Path, out: str, params: dict, a: argparse.Namespace) -> None:
     cfg = config_from_dict({
         "name": "minhash-scale",
         "input": {"format": "jsonl", "paths": [str(root / "in" / "*.jsonl.zst")]},
@@ -148,8 +164,37 @@ def measure(root: Path, out: str, params: dict, a: argparse.Namespace, planted: 
         if ph.get("metrics") and not name.endswith(("buckets",)):
             print(f"{name}: {ph['metrics']}")
     m = stats["phases"]["minhash_dedup.cluster"]["metrics"]
-    print(f"removed {m['near_duplicates']:,} near-duplicates in {m['clusters']:,} clusters "
-          f"(planted {planted:,})", flush=True)
+    print(f"removed {m['near_duplicates']:,} near-duplicates in {m['clusters']:,} clusters",
+          flush=True)
+
+
+def match_planted(run: Path, n_docs: int, planted: dict[str, str]) -> dict:
+    """The removed ids (every input id the run's output lacks) against the planted ids."""
+    import pyarrow.parquet as pq
+
+    kept: set[str] = set()
+    for shard in sorted((run / "data").glob("*.parquet")):
+        kept.update(pq.read_table(shard, columns=["id"]).column("id").to_pylist())
+    removed = {doc_id(i) for i in range(n_docs)} - kept
+    want = set(planted)
+    hit = removed & want
+    return {"removed": len(removed), "planted": len(want), "matched": len(hit),
+            "precision": len(hit) / len(removed) if removed else 1.0,
+            "recall": len(hit) / len(want) if want else 1.0,
+            "missed": sorted(want - removed), "extra": sorted(removed - want),
+            "sources_kept": all(planted[p] in kept for p in hit)}
+
+
+def report_match(m: dict, show: int = 20) -> str:
+    lines = [f"removed vs planted, id for id: {m['matched']:,} of {m['removed']:,} removed "
+             f"were planted, {m['matched']:,} of {m['planted']:,} planted were removed; "
+             f"precision {m['precision']:.6f}, recall {m['recall']:.6f} by id; the original "
+             f"of every removed copy kept: {m['sources_kept']}"]
+    for what in ("missed", "extra"):
+        if m[what]:
+            more = f" (first {show})" if len(m[what]) > show else ""
+            lines.append(f"{what} ({len(m[what]):,}){more}: {', '.join(m[what][:show])}")
+    return "\n".join(lines)
 
 
 def compare(a: Path, b: Path) -> str:

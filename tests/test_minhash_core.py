@@ -130,6 +130,62 @@ def test_char_unit_shingles_include_spaces():
     assert len(core.shingle_hashes("ab", spec)) == 1  # shorter than n: one shingle
 
 
+def _eager_tables(options: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: whole tables of every code point, built in one loop as
+    stages/text/normalize.py did before it filled them in as code points occur."""
+    import unicodedata
+
+    cls = np.full(0x110000, tn.WORD, np.uint8)
+    for cp in (*range(0x40000), *range(0xE0000, 0xF0000)):
+        ch = chr(cp)
+        cat = unicodedata.category(ch)
+        if ch.isspace():
+            cls[cp] = tn.SPACE
+        elif cat[0] in "PS" or cat == "Cc":
+            cls[cp] = tn.PUNCT
+        elif cat == "Cf":
+            cls[cp] = tn.FORMAT
+        elif cat == "Nd":
+            cls[cp] = tn.DIGIT
+    for lo, hi in tn._NO_SPACE_SCRIPTS:
+        block = cls[lo:hi + 1]
+        block[block == tn.WORD] = tn.SOLO
+    lowercase, punctuation_as_space, normalize_digits, delete_format, collapse = options
+    cp = np.arange(0x110000, dtype=np.uint32)
+    if lowercase:
+        for c in range(0x20000):
+            ch = chr(c)
+            fold = ch.casefold()
+            low = fold if len(fold) == 1 else ch.lower()
+            if low != ch:
+                cp[c] = ord(low[0])
+    if normalize_digits:
+        cp[cls == tn.DIGIT] = ord("0")
+    cls[cls == tn.DIGIT] = tn.WORD
+    if punctuation_as_space:
+        cp[cls == tn.PUNCT] = ord(" ")
+        cls[cls == tn.PUNCT] = tn.SPACE
+    if collapse:
+        cp[cls == tn.SPACE] = ord(" ")
+    if not delete_format:
+        cls[cls == tn.FORMAT] = tn.WORD
+    return cp, cls
+
+
+@pytest.mark.parametrize("options", [(True, True, True, True, True),
+                                     (False, False, False, False, False)])
+def test_tables_filled_as_code_points_occur_equal_whole_tables(options):
+    """Every code point of planes 0-3 and 14, and every 97th of the rest, in batches
+    (so code points are met both new and already looked up)."""
+    want_cp, want_cls = _eager_tables(options)
+    everything = np.concatenate([np.arange(0x40000), np.arange(0xE0000, 0xF0000),
+                                 np.arange(0x40000, 0x110000, 97)]).astype(np.uint32)
+    lookup = tn._Tables(*options)
+    for batch in (everything[::7], everything, everything[::-1]):
+        cp, cls = lookup(batch)
+        assert np.array_equal(cp, want_cp[batch]) and np.array_equal(cls, want_cls[batch])
+
+
 # ---------------------------------------------------------------- shingles and signatures
 def test_many_short_documents_in_one_batch():
     texts = ["a", "b c", "", "d e f g h i", "j k l", "m"] * 50

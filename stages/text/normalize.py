@@ -3,9 +3,9 @@
 Dedup needs the *same* text to give the *same* units on both sides of a comparison,
 fast, for any language; it does not need linguistic tokens. So a batch of texts
 becomes one numpy array of code points: Unicode normal form first (``unicodedata``,
-called only for the texts that hold a character it may change), then a table
-lowercases every character (context-free case folding: a word folds the same
-wherever it is) and a table built once from the Unicode database classifies it:
+called only for the texts it would change), then a table lowercases every character
+(context-free case folding: a word folds the same wherever it is) and a table from
+the Unicode database classifies it (both filled in as code points first occur):
 
 - whitespace; punctuation = categories P*, S* and non-space controls; format
   characters (Cf: zero-width space and joiners, soft hyphen, BOM), which are
@@ -45,30 +45,6 @@ class NormOptions(Protocol):
     collapse_whitespace: bool
 
 
-@lru_cache(maxsize=1)
-def char_classes() -> np.ndarray:
-    """uint8 class of every code point (built once per process).
-
-    Planes 4-13 have no assigned characters and 15-16 are private use: word characters.
-    """
-    table = np.full(0x110000, WORD, np.uint8)
-    for cp in (*range(0x40000), *range(0xE0000, 0xF0000)):
-        ch = chr(cp)
-        cat = unicodedata.category(ch)
-        if ch.isspace():
-            table[cp] = SPACE
-        elif cat[0] in "PS" or cat == "Cc":
-            table[cp] = PUNCT
-        elif cat == "Cf":
-            table[cp] = FORMAT
-        elif cat == "Nd":
-            table[cp] = DIGIT
-    for lo, hi in _NO_SPACE_SCRIPTS:
-        block = table[lo:hi + 1]
-        block[block == WORD] = SOLO
-    return table
-
-
 @dataclass
 class Normalized:
     """A normalized batch: code points and classes of all texts, concatenated."""
@@ -83,66 +59,94 @@ class Normalized:
                                                                            "surrogatepass")
 
 
-@lru_cache(maxsize=4)
-def _may_change(form: str) -> np.ndarray:
-    """True for the code points whose presence can make ``unicodedata.normalize(form)``
-    change a text; a text without any is left as it is (most text: the check is one
-    numpy gather, the normalization a Python call per text).
+UNKNOWN = 255  # the class of a code point not looked up yet (lazily filled tables)
 
-    Flagged: characters not in the form on their own, combining marks (reordering,
-    composition with the previous character), second halves of canonical pairs
-    (e.g. Bengali or Tamil vowel signs that compose with ccc 0), and Hangul jamo.
+
+def char_class(cp: int) -> int:
+    """The class of one code point, from the running Python's ``unicodedata``.
+
+    Planes 4-13 have no assigned characters and 15-16 are private use: word characters.
     """
-    second = set()
-    for cp in range(0x30000):
-        d = unicodedata.decomposition(chr(cp))
-        if d and not d.startswith("<") and len(d.split()) == 2:
-            second.add(int(d.split()[1], 16))
-    table = np.zeros(0x110000, bool)
-    for cp in (*range(0x40000), *range(0xE0000, 0xF0000)):
-        ch = chr(cp)
-        if not unicodedata.is_normalized(form, ch) or unicodedata.combining(ch) or cp in second:
-            table[cp] = True
-    for lo, hi in ((0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xD7B0, 0xD7FF)):
-        table[lo:hi + 1] = True
-    return table
+    if not (cp < 0x40000 or 0xE0000 <= cp < 0xF0000):
+        return WORD
+    ch = chr(cp)
+    cat = unicodedata.category(ch)
+    if ch.isspace():
+        return SPACE
+    if cat[0] in "PS" or cat == "Cc":
+        return PUNCT
+    if cat == "Cf":
+        return FORMAT
+    if cat == "Nd":
+        return DIGIT
+    if any(lo <= cp <= hi for lo, hi in _NO_SPACE_SCRIPTS):
+        return SOLO
+    return WORD
 
 
-@lru_cache(maxsize=1)
-def _lowercase() -> np.ndarray:
-    """Case fold of every code point to one code point (only planes 0-1 have case).
+def case_fold(cp: int) -> int:
+    """Case fold of one code point to one code point (only planes 0-1 have case).
 
     Context-free, unlike str.lower: Σ and ς both become σ, İ becomes i (its combining
     dot is dropped); the one-character case folding where there is one, else the
     first character of the lowercase (ß stays ß).
     """
-    table = np.arange(0x110000, dtype=np.uint32)
-    for cp in range(0x20000):
-        ch = chr(cp)
-        fold = ch.casefold()
-        low = fold if len(fold) == 1 else ch.lower()
-        if low != ch:
-            table[cp] = ord(low[0])
-    return table
+    if cp >= 0x20000:
+        return cp
+    ch = chr(cp)
+    fold = ch.casefold()
+    return ord((fold if len(fold) == 1 else ch.lower())[0])
+
+
+class _Tables:
+    """(output code point, output class) of every code point under one set of options.
+
+    A code point is looked up the first time a batch holds it: a corpus holds a few
+    thousand of the 1.1M, and building whole tables cost every process a Python call
+    per code point of planes 0-3 (tests/test_minhash_core.py checks both agree).
+    """
+
+    def __init__(self, lowercase: bool, punctuation_as_space: bool, normalize_digits: bool,
+                 delete_format: bool, collapse_whitespace: bool) -> None:
+        self.options = (lowercase, punctuation_as_space, normalize_digits, delete_format,
+                        collapse_whitespace)
+        self.cp = np.arange(0x110000, dtype=np.uint32)
+        self.cls = np.full(0x110000, UNKNOWN, np.uint8)
+
+    def __call__(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output code points and classes of the code points ``raw``."""
+        cls = self.cls[raw]
+        unknown = cls == UNKNOWN
+        if unknown.any():
+            new = np.unique(raw[unknown])
+            looked_up = [self._lookup(c) for c in new.tolist()]
+            self.cp[new] = [c for c, _ in looked_up]
+            self.cls[new] = [k for _, k in looked_up]
+            cls = self.cls[raw]
+        return self.cp[raw], cls
+
+    def _lookup(self, cp: int) -> tuple[int, int]:
+        lowercase, punctuation_as_space, normalize_digits, delete_format, collapse = \
+            self.options
+        cls = char_class(cp)
+        out = case_fold(cp) if lowercase else cp
+        if cls == DIGIT:
+            out = ord("0") if normalize_digits else out
+            cls = WORD
+        if cls == PUNCT and punctuation_as_space:
+            out, cls = ord(" "), SPACE
+        if cls == SPACE and collapse:
+            out = ord(" ")
+        if cls == FORMAT and not delete_format:
+            cls = WORD
+        return out, cls
 
 
 @lru_cache(maxsize=8)
 def _tables(lowercase: bool, punctuation_as_space: bool, normalize_digits: bool,
-            delete_format: bool, collapse_whitespace: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(output code point, output class) of every code point under these options."""
-    cls = char_classes().copy()
-    cp = _lowercase().copy() if lowercase else np.arange(0x110000, dtype=np.uint32)
-    if normalize_digits:
-        cp[cls == DIGIT] = ord("0")
-    cls[cls == DIGIT] = WORD
-    if punctuation_as_space:
-        cp[cls == PUNCT] = ord(" ")
-        cls[cls == PUNCT] = SPACE
-    if collapse_whitespace:
-        cp[cls == SPACE] = ord(" ")
-    if not delete_format:
-        cls[cls == FORMAT] = WORD
-    return cp, cls
+            delete_format: bool, collapse_whitespace: bool) -> _Tables:
+    return _Tables(lowercase, punctuation_as_space, normalize_digits, delete_format,
+                   collapse_whitespace)
 
 
 def segment_counts(mask: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -168,15 +172,12 @@ def _code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 def normalize_batch(texts: Sequence[str], opts: NormOptions) -> Normalized:
     """Normalize every text; see the module doc for what each option does."""
     form = None if opts.unicode == "none" else opts.unicode
+    if form:  # is_normalized is a quick check in C for most texts
+        texts = [t if unicodedata.is_normalized(form, t) else unicodedata.normalize(form, t)
+                 for t in texts]
     lens, raw = _code_points(texts)
-    if form:
-        change = segment_counts(_may_change(form)[raw], lens) > 0
-        if change.any():
-            lens, raw = _code_points([unicodedata.normalize(form, t) if c else t
-                                      for t, c in zip(texts, change.tolist())])
-    table_cp, table_cls = _tables(opts.lowercase, opts.punctuation_as_space,
-                                  opts.normalize_digits, bool(form), opts.collapse_whitespace)
-    cps, cls = table_cp[raw], table_cls[raw]
+    cps, cls = _tables(opts.lowercase, opts.punctuation_as_space, opts.normalize_digits,
+                       bool(form), opts.collapse_whitespace)(raw)
     if form:
         fmt = cls == FORMAT
         if fmt.any():

@@ -23,8 +23,12 @@ $(STAMP): requirements.lock pyproject.toml
 demo: install
 	$(BIN)/thresher run configs/demo.yaml --overwrite
 
+# Two pytest-xdist workers (tests/conftest.py groups tests by module, and every Ray and
+# Slurm test into one group); TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: install check-docs lint
-	$(BIN)/python -m pytest -q --durations=25  # the slowest, to keep the suite short
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup \
+	  --durations=25  # the slowest, to keep the suite short
 
 docs: install
 	$(BIN)/thresher stages --markdown > docs/stages.md

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,24 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+# ----------------------------------------------------------------------------- parallel runs
+
+# `make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`). A test
+# module is one group, so its module-scoped fixtures are built once; every test that runs
+# on Ray or Slurm joins one "clusters" group instead, so that only one worker starts Ray
+# clusters and submits to the one-node Slurm, one test at a time, as in a serial run.
+CLUSTER_FIXTURES = {"ray_cluster", "slurm"}
+CLUSTER_NAME = re.compile(r"(^|_)(ray|slurm|raylets?)(_|$)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        on_cluster = (CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ()))
+                      or CLUSTER_NAME.search(item.name.split("[")[0])
+                      or item.path.name in ("test_ray.py", "test_slurm.py"))
+        item.add_marker(pytest.mark.xdist_group("clusters" if on_cluster else item.path.name))
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
@@ -167,8 +187,11 @@ def ray_cluster(tmp_path_factory):
     os.environ["THRESHER_TEST_KILL_MARKER"] = str(tmp_path_factory.mktemp("ray") / "killed")
     import ray
 
+    # Ray's socket paths must stay under 108 bytes: a short directory of its own, not one
+    # under pytest's base temp (longer with an xdist worker's name in it)
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
     ray.init(address="local", num_cpus=2, object_store_memory=100 * 2**20,
-             include_dashboard=False, log_to_driver=False,
-             _temp_dir=str(tmp_path_factory.mktemp("raytmp")))
+             include_dashboard=False, log_to_driver=False, _temp_dir=temp)
     yield ray
     ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)

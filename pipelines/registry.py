@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from functools import lru_cache
-from importlib.metadata import entry_points
 
 from pipelines.errors import UserError
 from pipelines.stage import Stage
@@ -20,12 +19,28 @@ ENTRY_POINT_GROUP = "thresher.stages"
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, str]:
-    from stages import REGISTRY  # the built-in library
+    """Built-in stages and those of installed packages (built-in names win)."""
+    from importlib.metadata import entry_points
 
-    table = dict(REGISTRY)
+    table = dict(_builtin())
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         table.setdefault(ep.name, ep.value)
     return table
+
+
+def _builtin() -> dict[str, str]:
+    from stages import REGISTRY  # the built-in library
+
+    return REGISTRY
+
+
+def _target(name: str) -> str | None:
+    """What ``name`` is registered as. Built-in names win over entry points, so until
+    ``register`` has built the table, they need no scan of every installed package's
+    entry points."""
+    if _table.cache_info().currsize == 0 and name in _builtin():
+        return _builtin()[name]
+    return _table().get(name)
 
 
 def names() -> list[str]:
@@ -37,7 +52,7 @@ def get(name: str) -> type[Stage]:
 
     A UserError lists the known names.
     """
-    target = _table().get(name)
+    target = _target(name)
     if target is None and ":" in name:
         target = name  # an unregistered stage by import path, e.g. "mypkg.filters:MyFilter"
     if target is None:

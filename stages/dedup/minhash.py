@@ -50,8 +50,6 @@ from stages.dedup import minhash_core as core
 from stages.dedup import minhash_sharded as sh
 from stages.dedup.common import DECISIONS, DedupParams, DedupStage
 from stages.dedup.minhash_sharded import CLUSTERS_ROW_GROUP, clusters_table, star_steps
-from stages.text import segmenters
-from stages.text.words import AUTO, splitter_for
 
 log = logging.getLogger(__name__)
 LANGUAGE = "language"
@@ -178,7 +176,9 @@ class MinHashDedup(DedupStage):
             lowercase=p.lowercase, punctuation_as_space=p.punctuation_as_space,
             normalize_digits=p.normalize_digits, unicode=p.unicode,
             collapse_whitespace=p.collapse_whitespace)
-        if p.tokenizer:
+        if p.tokenizer:  # the segmenters (and their regexes) only when asked for
+            from stages.text import segmenters
+
             segmenters.check_installed()  # one line naming the extra, before any document
 
     def input_columns(self) -> tuple[str, ...]:
@@ -190,6 +190,8 @@ class MinHashDedup(DedupStage):
         whose language has a segmenter (the rest as without it)."""
         if not self.params.tokenizer or self.params.unit != "word":
             return core.signatures(texts, self.spec)
+        from stages.text import segmenters
+
         langs = table.column(LANGUAGE).to_pylist() if LANGUAGE in table.schema.names \
             else [None] * len(texts)
         seg = [i for i, lang in enumerate(langs) if segmenters.segmenter_name(lang)]
@@ -345,6 +347,8 @@ def segmented_token_hashes(texts: list[str], langs: list[str | None], spec: core
     may cut a word), and each unit is hashed with BLAKE2b: a function of the text and
     its language alone, whatever the batch or worker.
     """
+    from stages.text.words import AUTO, splitter_for
+
     split_for = splitter_for(AUTO, memoize=False)
     out: list[int] = []
     lens = np.zeros(len(texts), np.int64)

@@ -1,0 +1,219 @@
+"""Where the whole-process time of a small MinHash run goes: start-up, fixed costs, kernel.
+
+    .venv/bin/python benchmarks/bench_startup.py [--docs 2000 20000] [--repeats 5]
+
+Issue #20 asks for MinHash end to end, start-up included, and for ``thresher validate``
+under 0.3 s. This script prints, each figure the median of ``--repeats`` runs with its
+spread (min-max), wall and CPU (user + system of the child process):
+
+1. Floors and start-up, each a new process: the bare interpreter; the third-party
+   modules a MinHash run imports (numpy, pyarrow with parquet, pydantic, yaml); the
+   ``thresher`` command's own import; ``thresher validate`` of configs/demo.yaml and of
+   the MinHash config (imports, YAML, validation, input listing and planning); and,
+   with benchmarks/.venv-datatrove, the import of datatrove's MinHash steps and
+   executor, the peer's own floor.
+2. Per document count, ``thresher run`` of the MinHash chain of bench_minhash.py
+   (JSONL in, ``minhash_dedup``, one worker, so every task runs inline in the one
+   process), cut by the tasks' own records (``started``/``finished``/``wall_s``):
+   start-up to the first task (interpreter, imports, config, planning, run directory),
+   each phase (tasks, their summed wall, and the gap before it: dispatch and the
+   phase's bookkeeping), and from the last task to the process's exit (merging stats,
+   the manifest, the funnel). Every run must write the same shards.
+3. The kernel on the same documents in this process: ``minhash_core.signatures``
+   (normalization, word hashes, shingles, permutations) and its hashing-and-permutation
+   part ``_minhash`` alone, with the time per shingle and permutation next to one numpy
+   uint64 multiply pass over the same chunk (the kernel makes three passes per
+   permutation: multiply, add, minimum).
+
+The load average is printed at the start and at the end: this machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PY = str(REPO / ".venv" / "bin" / "python")
+THRESHER = str(REPO / ".venv" / "bin" / "thresher")
+PEER_PYTHON = HERE / ".venv-datatrove" / "bin" / "python"
+N_GRAMS, BANDS, ROWS, SEED = 5, 14, 8, 1
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def timed(cmd: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
+    """(wall s, CPU s of the child, epoch at launch) of one process run to its end."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0, epoch = time.perf_counter(), time.time()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, epoch
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def floors(repeats: int, minhash_cfg: Path) -> None:
+    cases = {
+        "python -c pass": [PY, "-c", "pass"],
+        "import numpy": [PY, "-c", "import numpy"],
+        "import numpy, pyarrow, pyarrow.parquet, pydantic, yaml":
+            [PY, "-c", "import numpy, pyarrow, pyarrow.parquet, pydantic, yaml"],
+        "import pipelines.cli": [PY, "-c", "import pipelines.cli"],
+        "thresher validate configs/demo.yaml": [THRESHER, "validate", "configs/demo.yaml"],
+        "thresher validate <minhash config>": [THRESHER, "validate", str(minhash_cfg)],
+    }
+    if PEER_PYTHON.exists():
+        cases["datatrove: import its MinHash steps and executor"] = [
+            str(PEER_PYTHON), "-c", "import datatrove.pipeline.dedup.minhash, "
+            "datatrove.executor, datatrove.pipeline.readers, datatrove.pipeline.writers"]
+    runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in cases}
+    for _ in range(repeats):  # alternating: one of each per round
+        for name, cmd in cases.items():
+            runs[name].append(timed(cmd))
+    print(f"\n## start-up, each a new process: median (min-max) of {repeats}, seconds")
+    print("| process | wall | CPU |\n|---|---:|---:|")
+    for name, rs in runs.items():
+        print(f"| {name} | {summary([r[0] for r in rs])} | {summary([r[1] for r in rs])} |")
+
+
+def minhash_config(docs: Path, out: Path) -> Path:
+    cfg = out.with_suffix(".yaml")
+    cfg.write_text(json.dumps({  # JSON is YAML
+        "name": "bench-startup",
+        "input": {"format": "jsonl", "paths": [str(docs)], "id_key": "id"},
+        "output": {"path": str(out)},
+        "executor": {"kind": "local", "workers": 1},
+        "stages": [{"stage": "minhash_dedup", "unit": "word", "n": N_GRAMS, "bands": BANDS,
+                    "rows": ROWS, "seed": SEED, "partitions": 16}]}, indent=1))
+    return cfg
+
+
+def breakdown(run: Path, launched: float, wall: float) -> dict[str, float]:
+    """Seconds of one run: start-up to the first task, per phase (gap before it, summed
+    task wall, span), and after the last task."""
+    plan = json.loads((run / "plan.json").read_text())
+    out: dict[str, float] = {}
+    end = launched
+    for phase in plan["phases"]:
+        recs = [json.loads(p.read_text()) for p in (run / "stats" / phase["name"]).glob("*.json")]
+        first, last = min(r["started"] for r in recs), max(r["finished"] for r in recs)
+        key = "start-up to the first task" if end == launched else f"gap before {phase['name']}"
+        out[key] = first - end
+        out[f"{phase['name']}: {len(recs)} task(s), summed wall"] = sum(r["wall_s"] for r in recs)
+        out[f"{phase['name']}: span less summed task wall"] = \
+            (last - first) - sum(r["wall_s"] for r in recs)
+        end = last
+    out["last task to exit (stats, manifest, funnel)"] = launched + wall - end
+    return out
+
+
+def runs(n_docs: int, repeats: int, root: Path) -> None:
+    sys.path.insert(0, str(HERE))
+    from neardup_set import generate
+
+    docs = root / f"docs-{n_docs}.jsonl"
+    rows = generate(n_docs, 0)
+    with open(docs, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n")
+    parts: dict[str, list[float]] = {}
+    walls, cpus, shards = [], [], set()
+    for rep in range(repeats):  # a new run directory each time, as a user's run starts
+        out = root / f"run-{n_docs}-{rep}"
+        cfg = minhash_config(docs, out)
+        wall, cpu, epoch = timed([THRESHER, "run", str(cfg), "--quiet"])
+        walls.append(wall)
+        cpus.append(cpu)
+        for k, v in breakdown(out, epoch, wall).items():
+            parts.setdefault(k, []).append(v)
+        shards.add(json.dumps(json.loads((out / "stats.json").read_text())["output"]["shards"]))
+    assert len(shards) == 1, "runs wrote different shards"
+    print(f"\n## thresher run, MinHash chain, {n_docs:,} documents, one worker: median "
+          f"(min-max) of {repeats}, seconds")
+    print("| part | wall |\n|---|---:|")
+    print(f"| whole process | {summary(walls)} |\n| whole process, CPU | {summary(cpus)} |")
+    for k, v in parts.items():
+        print(f"| {k} | {summary(v)} |")
+    kernel(rows, repeats)
+
+
+def kernel(rows: list[dict], repeats: int) -> None:
+    sys.path.insert(0, str(REPO))
+    import numpy as np
+
+    from stages.dedup import minhash_core as core
+
+    spec = core.MinHashSpec(unit="word", n=N_GRAMS, bands=BANDS, rows=ROWS, seed=SEED)
+    texts = [r["text"] for r in rows]
+    batches = [texts[i:i + 1000] for i in range(0, len(texts), 1000)]  # as the stage does
+    first = time.perf_counter()
+    core.signatures(batches[0][:1], spec)  # the first call of a process
+    first = time.perf_counter() - first
+    sig_t, mh_t, shingles = [], [], 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sigs = [core.signatures(b, spec) for b in batches]
+        sig_t.append(time.perf_counter() - t0)
+        mh = 0.0
+        shingles = 0
+        for b in batches:
+            sh, counts = core._shingles(*core._token_hashes(b, spec), spec.n)
+            t0 = time.perf_counter()
+            assert np.array_equal(core._minhash(sh, counts, spec), sigs[batches.index(b)])
+            mh += time.perf_counter() - t0
+            shingles += len(sh)
+        mh_t.append(mh)
+    x = np.arange(core._CHUNK, dtype=np.uint64)
+    tmp = np.empty_like(x)
+    one = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        np.multiply(x, np.uint64(0x9E3779B97F4A7C15), out=tmp)
+        one.append(time.perf_counter() - t0)
+    per_op = statistics.median(one) / len(x)
+    per = statistics.median(mh_t) / (shingles * spec.num_perm)
+    print(f"| kernel: first call in a process (imports done) | {first:.3f} |")
+    print(f"| kernel: signatures of every document (normalize, hash, shingle, permute) | "
+          f"{summary(sig_t)} |")
+    print(f"| kernel: permutations and minima alone (_minhash) | {summary(mh_t)} |")
+    print(f"\n_minhash: {shingles:,} shingles x {spec.num_perm} permutations, "
+          f"{per * 1e9:.2f} ns each; one numpy uint64 multiply pass over a chunk of "
+          f"{core._CHUNK:,}: {per_op * 1e9:.2f} ns an element, so the kernel's three passes "
+          f"are {per / (3 * per_op):.2f}x that pass's speed")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--docs", type=int, nargs="+", default=[2000, 20000])
+    ap.add_argument("--repeats", type=int, default=5)
+    a = ap.parse_args()
+    print(f"load average at the start: {load()} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        root = Path(tmp)
+        (root / "docs.jsonl").write_text('{"id": "a", "text": "one"}\n')
+        floors(a.repeats, minhash_config(root / "docs.jsonl", root / "validate"))
+        for n in a.docs:
+            runs(n, a.repeats, root)
+    print(f"\nload average at the end: {load()}")
+
+
+if __name__ == "__main__":
+    main()

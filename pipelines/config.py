@@ -512,7 +512,6 @@ def config_from_yaml(text: str, file: str | None = None, overrides: dict[str, An
     ``config_from_dict`` leaves the missing-column errors of a chain to run time."""
     try:
         data = yaml.safe_load(text)
-        root_node = yaml.compose(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -533,10 +532,11 @@ def config_from_yaml(text: str, file: str | None = None, overrides: dict[str, An
             cfg.input_files()
         return cfg
     except ConfigErrors as errs:
+        root_node = yaml.compose(text)  # the line numbers, read only for an error
         raise ConfigErrors([_located(e, file, root_node, before, data)
                             for e in errs.errors]) from None
     except ConfigError as e:
-        raise _located(e, file, root_node, before, data) from None
+        raise _located(e, file, yaml.compose(text), before, data) from None
 
 
 def config_from_dict(data: dict[str, Any]) -> PipelineConfig:

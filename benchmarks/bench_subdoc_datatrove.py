@@ -306,6 +306,7 @@ def child(side: str, a: argparse.Namespace, out: str) -> dict:
            "--out", out, "--workers", str(a.workers), "--shards", str(a.shards),
            "--partitions", str(a.partitions), "--datatrove-splitter", a.datatrove_splitter,
            "--datatrove-norm", a.datatrove_norm]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     with open(Path(a.dir) / f"{side}.stdout", "w+") as so, \
             open(Path(a.dir) / f"{side}.stderr", "w+") as se:
@@ -316,6 +317,8 @@ def child(side: str, a: argparse.Namespace, out: str) -> dict:
             largest, tree = max(largest, max(hwm, default=0)), max(tree, sum(rss))
             time.sleep(0.25)
         wall = time.perf_counter() - t
+        reap_orphans()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         so.seek(0)
         se.seek(0)
         out, err = so.read(), se.read()
@@ -326,10 +329,36 @@ def child(side: str, a: argparse.Namespace, out: str) -> dict:
     # largest process: the peak (VmHWM) of each process seen by the probe, or the child's
     # own getrusage (itself and the children it reaped), whichever is larger
     r.update(process_s=round(wall, 2),
+             cpu_s=round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+                         2),
              largest_process_mb=round(max(largest, r.pop("max_rss_mb"),
                                           r.pop("worker_rss_mb", 0))),
              all_processes_mb=round(tree))
     return r
+
+
+def become_subreaper() -> bool:
+    """Make the processes a child leaves behind (a forkserver outliving it) this process's
+    children when orphaned, so that reaping them counts their CPU in RUSAGE_CHILDREN: a run's
+    CPU seconds are then those of every process it started (Linux PR_SET_CHILD_SUBREAPER)."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_orphans(timeout: float = 60) -> None:
+    """Wait for every remaining descendant (reparented here) to exit."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.05)
 
 
 def tree_rss_mb(root: int) -> tuple[list[float], list[float]]:
@@ -397,6 +426,8 @@ def main() -> None:
         return
     if not DT_PYTHON.exists():
         raise SystemExit("no benchmarks/.venv-datatrove: `make bench` builds it")
+    if not become_subreaper():
+        print("warning: no PR_SET_CHILD_SUBREAPER: CPU seconds may miss orphaned processes")
     import tempfile
 
     sys.path.insert(0, str(HERE))
@@ -448,7 +479,8 @@ def main() -> None:
         secs = [x["seconds"] for x in rs]
         med[side] = statistics.median(secs)
         print(f"{side}: pipeline s {summary(secs)}; process s "
-              f"{summary([x['process_s'] for x in rs])}; largest process RSS MB "
+              f"{summary([x['process_s'] for x in rs])}; CPU s (all processes) "
+              f"{summary([x['cpu_s'] for x in rs])}; largest process RSS MB "
               f"{summary([x['largest_process_mb'] for x in rs])}; all processes RSS MB "
               f"{summary([x['all_processes_mb'] for x in rs])}; chars out {rs[0]['chars_out']:,}; "
               f"identical across repeats: "
@@ -463,6 +495,9 @@ def main() -> None:
                   f"{med['datatrove'] / statistics.median(x):.2f}x")
     equal = (cmp["in_one_side_only"] == cmp["removed_nonspace_differs"]
              == cmp["text_differs_beyond_whitespace"] == 0)
+    cpu = {k: statistics.median(x["cpu_s"] for x in runs[k]) for k in ("thresher", "datatrove")}
+    print(f"datatrove / thresher (median CPU s of all processes): "
+          f"{cpu['datatrove'] / cpu['thresher']:.2f}x")
     print(f"datatrove / thresher (median pipeline s): {med['datatrove'] / med['thresher']:.2f}x; "
           f"equal output: {equal}; load after: {os.getloadavg()}")
     if tmp:

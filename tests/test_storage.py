@@ -97,6 +97,35 @@ def test_secret_never_in_redacted_form(server, bucket, monkeypatch):
     assert "\n" not in str(e.value)
 
 
+def test_parsed_session_is_shared_unless_the_options_configure_the_session(
+        server, bucket, tmp_path, monkeypatch):
+    """Default options share the process's session with S3's models parsed (the local
+    pool's forkserver builds it before forking); a ``profile`` gets its own session, and
+    the profile's credentials are the ones sent."""
+    from pipelines.io import s3_session
+
+    s = st.Storage({"s3": {"endpoint_url": server.endpoint}})
+    s.write_bytes(f"{bucket}/o", b"shared")
+    assert s.filesystem(f"{bucket}/o").session is s3_session.SESSION
+    fresh = subprocess.run(  # what the forkserver holds when it forks: no credentials
+        [sys.executable, "-c", "from pipelines.io import s3_session as s; "
+         "print(s.SESSION._credentials, len(s.SESSION.get_component('data_loader')._cache))"],
+        check=True, capture_output=True, text=True).stdout.split()
+    assert fresh[0] == "None" and int(fresh[1]) >= 5
+
+    creds = tmp_path / "credentials"
+    creds.write_text("[other]\naws_access_key_id = profile-key\n"
+                     "aws_secret_access_key = profile-secret\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)  # else the environment's keys would win
+    p = st.Storage({"s3": {"endpoint_url": server.endpoint, "profile": "other"}})
+    fs = p.filesystem(f"{bucket}/o")
+    assert fs.session is not s3_session.SESSION
+    assert p.read_bytes(f"{bucket}/o") == b"shared"  # moto takes any key
+    assert fs.s3._request_signer._credentials.access_key == "profile-key"
+
+
 def test_missing_extra_and_read_only_schemes(monkeypatch):
     monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if the gcs extra were not installed
     with pytest.raises(st.StorageError) as e:

@@ -113,7 +113,7 @@ def _preload_modules(cfg: PipelineConfig) -> list[str]:
     """The engine, the modules of the run's stages (a stage that cannot be imported here
     is left to fail in its task, with its own error) and, for remote inputs or run
     directory, the filesystem client of their scheme (s3fs alone costs a worker about a
-    quarter of a second)."""
+    quarter of a second) and, for S3, a session with its models parsed."""
     from pipelines import registry
     from pipelines.errors import UserError
     from pipelines.io.storage import SCHEMES, scheme
@@ -123,6 +123,8 @@ def _preload_modules(cfg: PipelineConfig) -> list[str]:
                 str(cfg.output.path)]:
         if scheme(str(url)) in SCHEMES:
             mods += ["pipelines.io.storage", SCHEMES[scheme(str(url))][2]]
+            if SCHEMES[scheme(str(url))][0] == "s3":
+                mods.append("pipelines.io.s3_session")  # S3's models, parsed before the fork
     for spec in cfg.stages:
         try:
             mods.append(registry.get(spec.stage).__module__)

@@ -406,6 +406,9 @@ class Storage:
             if endpoint and "endpoint_url" not in client and "endpoint_url" not in opts:
                 client["endpoint_url"] = endpoint
                 opts["client_kwargs"] = client
+            from pipelines.io.s3_session import with_session
+
+            opts = with_session(opts)  # S3's models parsed once a process (or forkserver)
         fs = fsspec.filesystem(protocol, **opts)
         if protocol == "s3":
             fs.retries = 1  # s3fs's own retry loop: one try

@@ -59,16 +59,36 @@ lock:
 	# --all: setuptools and wheel are needed by `pip install -e .` without build isolation
 	.lockvenv/bin/pip freeze --all --exclude pip > requirements.lock && rm -rf .lockvenv
 
-# End-to-end throughput against datatrove (docs/benchmarks.md). Builds the benchmark WARCs
-# and datatrove's own venv (its trafilatura<1.12 pin clashes with ours) when missing.
+# Benchmarks (docs/benchmarks.md, "Running the benchmarks from a fresh clone"): everything
+# they read is bundled or built here from bundled files. datatrove gets its own venv (its
+# processing extra pins trafilatura<1.12, which clashes with ours), plus thresher's
+# trafilatura installed beside it with --no-deps, so that bench_e2e.py and
+# bench_extraction.py also run datatrove on the same version (its other dependencies
+# already have the versions of our lock; bench_e2e.py checks that on every run).
 DT_VENV := benchmarks/.venv-datatrove
+TRAFILATURA_PIN = $(shell sed -n 's/^trafilatura==//p' requirements.lock)
 $(DT_VENV)/.installed: benchmarks/requirements-datatrove.txt
 	$(PYTHON) -m venv $(DT_VENV)
 	$(DT_VENV)/bin/pip install -q --disable-pip-version-check -r $<
 	@touch $@
 
-benchmarks/data/manifest.txt: benchmarks/make_bench_warc.py
+$(DT_VENV)/trafilatura-same/.installed: requirements.lock $(DT_VENV)/.installed
+	rm -rf $(DT_VENV)/trafilatura-same
+	$(DT_VENV)/bin/pip install -q --disable-pip-version-check --no-deps \
+	  --target $(DT_VENV)/trafilatura-same trafilatura==$(TRAFILATURA_PIN)
+	@touch $@
+
+# the end-to-end input: 311 bundled pages (benchmarks/pages) as WARCs + tests/data/warc
+benchmarks/data/manifest.txt: benchmarks/make_bench_warc.py benchmarks/pages/*.tar.xz \
+  tests/data/warc/*.warc.gz
 	$(PY) benchmarks/make_bench_warc.py --out benchmarks/data
 
-bench: install $(DT_VENV)/.installed benchmarks/data/manifest.txt
+.PHONY: bench-data bench-venv bench-extraction
+bench-data: install benchmarks/data/manifest.txt
+bench-venv: $(DT_VENV)/.installed $(DT_VENV)/trafilatura-same/.installed
+
+bench: install bench-venv benchmarks/data/manifest.txt
 	$(PY) benchmarks/bench_e2e.py --write-doc
+
+bench-extraction: install bench-venv
+	$(PY) benchmarks/bench_extraction.py --write-doc

@@ -24,6 +24,17 @@ benchmarks/requirements-datatrove.txt) because its processing extra pins
 trafilatura<1.12; this same file is its entry point (`--child datatrove`), and it
 imports nothing from thresher. Its LanguageFilter is pointed at thresher's bundled
 lid.176.ftz (a file:// URL, copied into a temporary cache: nothing is downloaded).
+
+datatrove runs in two configurations (`--datatrove`): `same`, its strongest fair one,
+with thresher's own trafilatura (the version of requirements.lock, installed by `make
+bench` with --no-deps into benchmarks/.venv-datatrove/trafilatura-same and put first on
+PYTHONPATH; its Trafilatura step calls only `trafilatura.extract`, with options 2.x
+still takes) and the `fork`
+start method of its LocalPipelineExecutor; and `default`, the trafilatura its extra
+pins (1.11) and its default start method (forkserver). Each child reports the versions of
+trafilatura and its dependencies it imported, and the report says whether they equal
+thresher's. Kept documents are compared by id (WARC-Record-ID) between every datatrove
+row and thresher, and the ids that only one side keeps are listed.
 """
 
 from __future__ import annotations
@@ -43,6 +54,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "benchmarks" / "data"
 DT_VENV = REPO / "benchmarks" / ".venv-datatrove"
+DT_SAME = DT_VENV / "trafilatura-same"  # thresher's trafilatura, beside datatrove's pin
+# datatrove configurations: (trafilatura on PYTHONPATH or None for its own pin, start method)
+DATATROVE = {"same": (DT_SAME, "fork"), "default": (None, "forkserver")}
+# the extraction stack whose versions must match for a same-version comparison
+VERSIONED = ("trafilatura", "lxml", "courlan", "htmldate", "jusText", "charset-normalizer")
 LID_MODEL = REPO / "stages" / "models" / "lid.176.ftz"
 DOC = REPO / "docs" / "benchmarks.md"
 RECIPE = {"favor_precision": True, "deduplicate": True, "language": "en", "min_score": 0.65}
@@ -82,11 +98,13 @@ def child_thresher(a: argparse.Namespace) -> dict:
                   "cpu_s": v["cpu_s"]} for k, v in st["stages"].items()}
     import pyarrow.parquet as pq
 
-    ids = sorted(i for p in sorted((run.root / "data").glob("*.parquet"))
-                 for i in pq.read_table(p, columns=["id"]).column("id").to_pylist())
+    kept = {}
+    for p in sorted((run.root / "data").glob("*.parquet")):
+        t = pq.read_table(p, columns=["id", "url"])
+        kept.update(zip(t.column("id").to_pylist(), t.column("url").to_pylist()))
     return {"records": st["stages"]["read"]["docs_in"],
             "extracted_in": stages["extract"]["in"], "kept": st["output"]["rows"],
-            "stages": stages, "kept_ids": ids,
+            "stages": stages, "kept_ids": kept, "versions": versions(),
             "shards": [sh["sha256"] for sh in st["output"]["shards"]]}
 
 
@@ -113,7 +131,7 @@ def child_datatrove(a: argparse.Namespace) -> dict:
         ParquetWriter(str(out / "data"), compression="zstd"),
     ]
     ex = LocalPipelineExecutor(pipeline, tasks=len(files), workers=a.workers,
-                               logging_dir=str(out / "logs"))
+                               logging_dir=str(out / "logs"), start_method=a.start_method)
     ex.run()
     stats = json.loads((out / "logs" / "stats.json").read_text())
     steps = {}
@@ -126,14 +144,23 @@ def child_datatrove(a: argparse.Namespace) -> dict:
                        "timeout": st.get("timeout", 0)}
     import pyarrow.parquet as pq
 
-    ids = sorted(str(i).strip("<>") for p in sorted((out / "data").glob("*.parquet"))
-                 for i in pq.read_table(p, columns=["id"]).column("id").to_pylist())
+    kept = {}
+    for p in sorted((out / "data").glob("*.parquet")):
+        t = pq.read_table(p, columns=["id", "metadata"]).to_pylist()
+        kept.update((str(r["id"]).strip("<>"), (r["metadata"] or {}).get("url")) for r in t)
     return {"records": None, "extracted_in": steps.get("Trafilatura", {}).get("in"),
-            "kept": len(ids), "stages": steps, "kept_ids": ids}
+            "kept": len(kept), "stages": steps, "kept_ids": kept, "versions": versions()}
 
 
 def inputs(data: Path) -> list[Path]:
     return sorted(data.glob("*.warc.gz"))
+
+
+def versions() -> dict[str, str]:
+    """Versions of the extraction stack as imported in this process (PYTHONPATH first)."""
+    import importlib.metadata as md
+
+    return {name: md.version(name) for name in VERSIONED}
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -195,7 +222,7 @@ class GroupMonitor(threading.Thread):
         return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(cmd: list[str], out: Path) -> dict:
+def measure(cmd: list[str], out: Path, env: dict | None = None) -> dict:
     """Run ``cmd``; wall, CPU, peak memory of its process group, and the child's result.
 
     The child's output goes to a log file, not a pipe: a pool's forkserver can outlive
@@ -204,7 +231,7 @@ def measure(cmd: list[str], out: Path) -> dict:
     log = out.with_suffix(".log")
     with open(log, "w") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
         mem = GroupMonitor(proc.pid)
         mem.start()
         try:
@@ -247,75 +274,95 @@ def count_html_responses(files: list[Path]) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- report
 
 def run_all(a: argparse.Namespace) -> None:
-    data = Path(a.data)
-    if not inputs(data):
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from make_bench_warc import build
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from make_bench_warc import ensure
 
-        build(data, 8)
+    data = ensure(Path(a.data))
     files = inputs(data)
     n_records, n_html = count_html_responses(files)
-    systems = []
-    if not a.skip_datatrove:
-        if not (DT_VENV / "bin" / "python").exists():
-            raise SystemExit(f"{DT_VENV} is missing: run `make bench` (it creates it)")
-        systems.append(("datatrove", "trafilatura", "warcio", DT_VENV / "bin" / "python"))
+    systems = []  # (key, command prefix, environment)
+    for conf in a.datatrove:
+        overlay, method = DATATROVE[conf]
+        if not (DT_VENV / "bin" / "python").exists() or (overlay and not overlay.is_dir()):
+            raise SystemExit(f"{overlay or DT_VENV} is missing: run `make bench` (it creates it)")
+        env = {**os.environ, "PYTHONPATH": str(overlay)} if overlay else None
+        systems.append((f"datatrove {conf} (trafilatura, warcio)",
+                        [str(DT_VENV / "bin" / "python"), __file__, "--child", "datatrove",
+                         "--start-method", method], env))
     for spec in a.thresher:
         ex, backend = spec.split(":")
-        systems.append(("thresher", ex, backend, REPO / ".venv" / "bin" / "python"))
+        systems.append((f"thresher ({ex}, {backend})",
+                        [str(REPO / ".venv" / "bin" / "python"), __file__, "--child",
+                         "thresher", "--extractor", ex, "--backend", backend], None))
     results: dict[str, list[dict]] = {}
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         for rep in range(a.reps):
             order = systems if rep % 2 == 0 else systems[::-1]
-            for name, ex, backend, py in order:
-                key = f"{name} ({ex}, {backend})"
-                out = Path(tmp) / f"{name}-{ex}-{rep}"
-                cmd = [str(py), __file__, "--child", name, "--extractor", ex, "--backend",
-                       backend, "--workers", str(a.workers), "--data", str(data),
+            for i, (key, prefix, env) in enumerate(order):
+                out = Path(tmp) / f"{rep}-{i}"
+                cmd = [*prefix, "--workers", str(a.workers), "--data", str(data),
                        "--out", str(out), "--dt-timeout", str(a.dt_timeout)]
-                r = measure(cmd, out)
+                r = measure(cmd, out, env)
                 results.setdefault(key, []).append(r)
-                print(f"rep {rep} {key:38s} {r['wall_s']:7.1f} s wall {r['cpu_s']:7.1f} s CPU  "
-                      f"kept {r['kept']}  (load {os.getloadavg()[0]:.1f})", flush=True)
-    report = render(a, results, n_records, n_html, len(files))
+                loads.append(os.getloadavg()[0])
+                print(f"rep {rep} {key:42s} {r['wall_s']:7.1f} s wall {r['cpu_s']:7.1f} s CPU  "
+                      f"kept {r['kept']}  (load {loads[-1]:.1f})", flush=True)
+    report = render(a, results, n_records, n_html, len(files), loads)
     print("\n" + report)
     if a.write_doc:
         write_section(DOC, "End to end vs datatrove", report)
         print(f"wrote the section to {DOC}")
 
 
-def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_files: int) -> str:
-    load = os.getloadavg()
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.1f}–{max(values):.1f}"
+
+
+def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_files: int,
+           loads: list[float]) -> str:
     walls = {k: statistics.median(r["wall_s"] for r in rs) for k, rs in results.items()}
     cpus = {k: statistics.median(r["cpu_s"] for r in rs) for k, rs in results.items()}
-    base = next((w for k, w in walls.items() if k.startswith("datatrove")), None)
-    base_cpu = next((c for k, c in cpus.items() if k.startswith("datatrove")), None)
+    peers = [k for k in results if k.startswith("datatrove")]
+    th_key = next((k for k in results if k.startswith("thresher (trafilatura,")), None)
     lines = [
         f"Command: `{' '.join(['.venv/bin/python benchmarks/bench_e2e.py', *sys.argv[1:]])}` "
-        f"(`make bench`). Machine: {os.cpu_count()} cores, no GPU; load average at the end "
-        f"{load[0]:.2f} (other work may have been running). Input: {n_files} WARC files in "
-        f"benchmarks/data ({n_records:,} records, {n_html:,} HTML responses). Recipe on both "
-        f"sides: trafilatura favor_precision + deduplicate, lid.176.ftz en >= "
-        f"{RECIPE['min_score']}, Gopher quality defaults, Parquet (zstd); datatrove's "
-        f"extraction timeout {a.dt_timeout:g} s. {a.workers} workers, one task per file, "
-        f"median of {a.reps} runs each, alternating. docs/s = {n_html:,} HTML responses / "
-        "wall time (start-up and model loading included); CPU s and memory are summed over "
-        "all processes of the run.",
+        f"(`make bench`). Machine: {os.cpu_count()} cores, no GPU, shared with other work: "
+        f"load average {min(loads):.1f}–{max(loads):.1f} (1-minute, sampled after each run; "
+        f"the benchmark's own {a.workers} workers count as about {a.workers}). Input: "
+        f"{n_files} WARC files in benchmarks/data ({n_records:,} records, {n_html:,} HTML "
+        f"responses). Recipe on both sides: trafilatura favor_precision + deduplicate, "
+        f"lid.176.ftz en >= {RECIPE['min_score']}, Gopher quality defaults, Parquet (zstd); "
+        f"datatrove's extraction timeout {a.dt_timeout:g} s. {a.workers} workers, one task per "
+        f"file, {a.reps} runs of each system, alternating (the order reversed every other "
+        "repetition); medians, with the spread (min–max) of the runs. docs/s = "
+        f"{n_html:,} HTML responses / wall time (start-up and model loading included); CPU s "
+        "and memory are summed over all processes of the run. datatrove same: thresher's "
+        "trafilatura version and the `fork` start method (its strongest fair setup); "
+        "datatrove default: the trafilatura its processing extra pins, `forkserver`.",
         "",
-        "| system (extractor, WARC reader) | wall s (median) | docs/s | docs/s/core | CPU s "
-        "(median) | peak RSS MiB | peak PSS MiB | extracted | kept | docs/s vs datatrove "
-        "| docs per CPU s vs datatrove |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| system (extractor, WARC reader) | wall s, median (spread) | docs/s | CPU s, median "
+        "(spread) | peak RSS MiB | peak PSS MiB | extracted | kept | "
+        + " | ".join(f"wall / CPU vs {k.split(' (')[0]}" for k in peers) + " |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(peers),
     ]
     for key, rs in results.items():
         wall, last = walls[key], rs[-1]
         lines.append(
-            f"| {key} | {wall:.1f} | {n_html / wall:.1f} | {n_html / wall / a.workers:.1f} | "
-            f"{cpus[key]:.1f} | "
+            f"| {key} | {wall:.1f} ({_spread([r['wall_s'] for r in rs])}) | "
+            f"{n_html / wall:.1f} | {cpus[key]:.1f} ({_spread([r['cpu_s'] for r in rs])}) | "
             f"{max(r['peak_rss_mib'] for r in rs):.0f} | {max(r['peak_pss_mib'] for r in rs):.0f} "
             f"| {last['extracted_in']:,} | {last['kept']:,} | "
-            f"{f'{base / wall:.2f}x' if base else '-'} | "
-            f"{f'{base_cpu / cpus[key]:.2f}x' if base_cpu else '-'} |")
+            + " | ".join(f"{walls[p] / wall:.2f}x / {cpus[p] / cpus[key]:.2f}x" for p in peers)
+            + " |")
+    if th_key:
+        lines += ["", f"{th_key} against each datatrove row, repetition by repetition (runs of "
+                  "the same repetition ran back to back), wall / CPU ratio:", ""]
+        for p in peers:
+            pairs = list(zip(results[p], results[th_key]))
+            lines.append(f"- {p}: " + ", ".join(
+                f"{d['wall_s'] / t['wall_s']:.2f}x / {d['cpu_s'] / t['cpu_s']:.2f}x"
+                for d, t in pairs))
     lines += ["", "Every run (wall s / CPU s, in the order run):", ""]
     for key, rs in results.items():
         lines.append(f"- {key}: " + ", ".join(f"{r['wall_s']:.1f}/{r['cpu_s']:.1f}" for r in rs))
@@ -324,23 +371,22 @@ def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_fil
     for key, rs in results.items():
         st = rs[-1]["stages"]
         lines.append(f"- {key}: " + ", ".join(f"{k} {v['wall_s']:.1f}" for k, v in st.items()))
-    dt = next((rs[-1] for k, rs in results.items() if k.startswith("datatrove")), None)
-    th = next((rs[-1] for k, rs in results.items() if k.startswith("thresher (trafilatura,")),
-              None)
-    if dt and th:
-        a_ids, b_ids = set(dt["kept_ids"]), set(th["kept_ids"])
-        timeouts = dt["stages"].get("Trafilatura", {}).get("timeout", 0)
-        lines += [
-            "",
-            f"Accounting: thresher's funnel counts all {th['records']:,} records (read "
-            f"docs_in), each as kept, dropped with a reason or failed; datatrove passed "
-            f"{dt['extracted_in']:,} documents to its extractor and reports nothing about the "
-            f"other {n_records - dt['extracted_in']:,} records (requests, metadata, non-HTML, "
-            f"...; it also extracts non-2xx pages, which thresher drops as http_status). "
-            f"Kept by both: {len(a_ids & b_ids):,}; only by datatrove: {len(a_ids - b_ids):,}; "
-            f"only by thresher: {len(b_ids - a_ids):,} (trafilatura 1.11 vs 2.3 and the word "
-            f"splitters differ slightly). datatrove extraction timeouts: {timeouts}.",
-        ]
+    lines += ["", "Versions of the extraction stack each side imported:", ""]
+    ref = results[th_key][-1]["versions"] if th_key else None
+    for key, rs in results.items():
+        v = rs[-1]["versions"]
+        same = "" if not ref or key == th_key else (
+            " (the same as thresher's)" if v == ref else " (DIFFERENT from thresher's: "
+            + ", ".join(f"{n} {v[n]} vs {ref[n]}" for n in VERSIONED if v[n] != ref[n]) + ")")
+        lines.append(f"- {key}: " + ", ".join(f"{n} {v[n]}" for n in VERSIONED) + same)
+    stable = [k for k, rs in results.items() if len({tuple(sorted(r["kept_ids"])) for r in rs}) > 1]
+    lines += ["", "Every run of each system kept the same ids." if not stable else
+              f"Runs of {', '.join(stable)} kept DIFFERENT ids from one run to the next."]
+    if th_key:
+        th = results[th_key][-1]
+        for p in peers:
+            dt = results[p][-1]
+            lines += ["", *_disagreement(p, dt, th_key, th, n_records)]
     lib = [rs for k, rs in results.items() if k.startswith(f"thresher ({LIBRARY},")]
     fast = [rs for k, rs in results.items() if k.startswith("thresher (trafilatura,")]
     if lib and fast:
@@ -348,13 +394,29 @@ def render(a, results: dict[str, list[dict]], n_records: int, n_html: int, n_fil
         lines += [
             "",
             "The extract stage with its fast path (stages/extraction/extract_fast.py) and with "
-            f"plain "
-            f"`trafilatura.extract` ({LIBRARY} rows): "
+            f"plain `trafilatura.extract` ({LIBRARY} rows): "
             + (f"the same output, byte for byte ({len(next(iter(shards)))} shards, sha256, "
                f"every run)." if len(shards) == 1 else
                f"DIFFERENT output shards ({len(shards)} distinct sets)."),
         ]
     return "\n".join(lines)
+
+
+def _disagreement(peer: str, dt: dict, th_key: str, th: dict, n_records: int) -> list[str]:
+    """Kept sets compared by id, with the ids (and URLs) that only one side keeps."""
+    a_ids, b_ids = set(dt["kept_ids"]), set(th["kept_ids"])
+    urls = {**dt["kept_ids"], **th["kept_ids"]}
+    timeouts = dt["stages"].get("Trafilatura", {}).get("timeout", 0)
+    out = [
+        f"Kept sets by id, {peer} against {th_key}: both {len(a_ids & b_ids):,}; only "
+        f"datatrove {len(a_ids - b_ids):,}; only thresher {len(b_ids - a_ids):,}. datatrove "
+        f"passed {dt['extracted_in']:,} documents to its extractor and reports nothing about "
+        f"the other {n_records - dt['extracted_in']:,} records (requests, metadata, non-HTML; "
+        "it also extracts non-2xx pages, which thresher drops as http_status); thresher's "
+        f"funnel counts all {th['records']:,}. datatrove extraction timeouts: {timeouts}."]
+    for side, ids in (("only datatrove", a_ids - b_ids), ("only thresher", b_ids - a_ids)):
+        out += [f"- {side}: `{i}` {urls.get(i) or ''}" for i in sorted(ids)]
+    return out
 
 
 def write_section(doc: Path, title: str, body: str, script: str = "bench_e2e.py") -> None:
@@ -383,7 +445,10 @@ def main() -> None:
                     help="thresher configurations to run (extractor, WARC reader); "
                          f"{LIBRARY}: the extract stage calling plain trafilatura.extract "
                          "instead of its byte-identical fast path")
-    ap.add_argument("--skip-datatrove", action="store_true")
+    ap.add_argument("--datatrove", nargs="*", choices=list(DATATROVE), default=list(DATATROVE),
+                    help="datatrove configurations to run: same (thresher's trafilatura, fork "
+                         "start method), default (its own trafilatura pin, forkserver); none "
+                         "with no value")
     ap.add_argument("--dt-timeout", type=float, default=60.0,
                     help="datatrove's per-page extraction timeout (its default is 1 s of wall "
                          "time, which drops slow pages; 60 s is thresher's default CPU limit)")
@@ -392,6 +457,7 @@ def main() -> None:
     ap.add_argument("--child", choices=["thresher", "datatrove"], help=argparse.SUPPRESS)
     ap.add_argument("--extractor", default="trafilatura", help=argparse.SUPPRESS)
     ap.add_argument("--backend", default="warcio", help=argparse.SUPPRESS)
+    ap.add_argument("--start-method", default="forkserver", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:

@@ -30,11 +30,13 @@ RECIPE = {"favor_precision": True, "include_comments": False}
 
 
 def load_pages(data: Path, limit: int | None) -> list[tuple[str | None, str]]:
+    from make_bench_warc import ensure
+
     from pipelines.config import WarcInput
     from pipelines.io.readers import make_reader
     from pipelines.stats import StageStats
 
-    files = sorted(data.glob("*.warc.gz"))
+    files = sorted(ensure(data).glob("*.warc.gz"))  # built from bundled pages if missing
     reader = make_reader(WarcInput(paths=[str(f) for f in files], root=str(data)))
     pages = []
     for f in files:

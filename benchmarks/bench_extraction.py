@@ -2,25 +2,27 @@
 
     .venv/bin/python benchmarks/bench_extraction.py [--write-doc]
 
-The 181 pages of the ScrapingHub article-extraction-benchmark (../shared/data/extraction,
-MIT) come with the full gold article text. Each extractor runs through thresher's own
-`extract` stage (the code path of a pipeline, pages decoded by the WARC reader's charset
-rules), in this process, on one core. Quality is token-level: both texts are lowercased
-and split into Unicode word tokens (`\\w+`); precision and recall count the tokens the
-two bags share (with multiplicity); F1 per page, averaged over pages (a page with no
-output scores 0). Speed is pages per CPU second of the stage (load on other cores does
-not change it much) and per wall second.
+The 181 pages of the ScrapingHub article-extraction-benchmark (bundled in
+benchmarks/pages, MIT) come with the full gold article text. Each extractor runs
+through thresher's own `extract` stage (the code path of a pipeline, pages decoded by
+the WARC reader's charset rules), in this process, on one core. Quality is token-level:
+both texts are lowercased and split into Unicode word tokens (`\\w+`); precision and
+recall count the tokens the two bags share (with multiplicity); F1 per page, averaged
+over pages (a page with no output scores 0). Speed is pages per CPU second of the stage
+(load on other cores does not change it much) and per wall second.
 
-Two reference rows: the same stage calling plain ``trafilatura.extract`` instead of its
-byte-identical fast path (stages/extraction/extract_fast.py), and, when benchmarks/.venv-datatrove
-exists, datatrove's own ``Trafilatura`` extractor object (its trafilatura 1.11) on the same
-decoded pages, in that venv.
+Reference rows: the same stage calling plain ``trafilatura.extract`` instead of its
+byte-identical fast path (stages/extraction/extract_fast.py), and, when
+benchmarks/.venv-datatrove exists (`make bench` builds it), datatrove's own
+``Trafilatura`` extractor object on the same decoded pages, in that venv, twice: with
+thresher's trafilatura version (the trafilatura-same overlay of bench_e2e.py) and with
+the 1.11 its processing extra pins. For each, the report counts the pages whose text
+equals thresher's stage with the same options.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import re
 import statistics
@@ -32,16 +34,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-GOLD = REPO.parent / "shared" / "data" / "extraction" / "article-extraction-benchmark"
 
 CONFIGS = {  # label -> extract parameters
     "trafilatura": {},
     "trafilatura favor_precision": {"favor_precision": True},
     # the same stage calling plain trafilatura.extract instead of stages/extraction/extract_fast.py
     "trafilatura favor_precision, plain trafilatura.extract": {"favor_precision": True},
+    # datatrove's Trafilatura step's options (and the end-to-end recipe's)
+    "trafilatura favor_precision deduplicate": {"favor_precision": True, "deduplicate": True},
     "trafilatura favor_precision fast": {"favor_precision": True, "fast": True},
     "resiliparse": {"extractor": "resiliparse"},
 }
+SAME_OPTIONS = "trafilatura favor_precision deduplicate"  # what the datatrove rows compare to
 _TOKEN = re.compile(r"\w+")
 
 
@@ -61,16 +65,16 @@ def prf(pred: str, gold: str) -> tuple[float, float, float]:
 def load_pages():
     """(ids, pyarrow table with id/url/html, gold texts) of the benchmark pages."""
     import pyarrow as pa
+    from make_bench_warc import scrapinghub_set
 
     from pipelines.io.html_charset import decode_html
 
-    gold = json.loads((GOLD / "ground-truth.json").read_text())
+    gold, pages = scrapinghub_set()
     ids, urls, htmls = [], [], []
-    for path in sorted((GOLD / "html").glob("*.html.gz")):
-        pid = path.name.split(".")[0]
+    for pid in sorted(pages):
         ids.append(pid)
         urls.append(gold[pid]["url"])
-        htmls.append(decode_html(gzip.decompress(path.read_bytes()), None)[0])
+        htmls.append(decode_html(pages[pid], None)[0])
     table = pa.table({"id": ids, "url": urls, "html": htmls})
     return ids, table, {i: gold[i]["articleBody"] for i in ids}
 
@@ -99,24 +103,27 @@ def run(label: str, params: dict, table) -> tuple[dict[str, str], float, float]:
 
 
 DT_PYTHON = REPO / "benchmarks" / ".venv-datatrove" / "bin" / "python"
+DT_SAME = REPO / "benchmarks" / ".venv-datatrove" / "trafilatura-same"
 DT_LABEL = "datatrove's Trafilatura step (trafilatura {v}, favour_precision)"
 
 
-def run_datatrove(table) -> tuple[str, dict[str, str], float, float] | None:
+def run_datatrove(table, overlay: Path | None) -> tuple[str, dict[str, str], float, float] | None:
     """datatrove 0.10.1's own extractor object, in its venv, on the same decoded pages:
     ``Trafilatura(favour_precision=True).extract(html)`` (its defaults: deduplicate,
-    no comments), timed there per CPU second."""
+    no comments), timed there per CPU second; ``overlay`` goes first on PYTHONPATH."""
+    import os
     import subprocess
     import tempfile
 
-    if not DT_PYTHON.exists():
+    if not DT_PYTHON.exists() or (overlay and not overlay.is_dir()):
         return None
+    env = {**os.environ, "PYTHONPATH": str(overlay)} if overlay else None
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "pages.json", Path(tmp) / "texts.json"
         src.write_text(json.dumps(dict(zip(table.column("id").to_pylist(),
                                            table.column("html").to_pylist()))))
         subprocess.run([str(DT_PYTHON), __file__, "--child-datatrove", str(src), str(dst)],
-                       check=True)
+                       check=True, env=env)
         res = json.loads(dst.read_text())
     return DT_LABEL.format(v=res["version"]), res["texts"], res["wall"], res["cpu"]
 
@@ -146,8 +153,12 @@ def main() -> None:
     ids, table, gold = load_pages()
     rows = []
     runs = [(label, *run(label, params, table)) for label, params in CONFIGS.items()]
-    if (dt := run_datatrove(table)) is not None:
-        runs.insert(3, dt)
+    same_text = {}  # datatrove row -> pages whose text equals thresher's with the same options
+    reference = next(r[1] for r in runs if r[0] == SAME_OPTIONS)
+    for n, overlay in enumerate((DT_SAME, None)):
+        if (dt := run_datatrove(table, overlay)) is not None:
+            runs.insert(4 + n, dt)
+            same_text[dt[0]] = sum((dt[1].get(i) or "") == (reference.get(i) or "") for i in ids)
     for label, texts, wall, cpu in runs:
         scores = [prf(texts.get(i) or "", gold[i]) for i in ids]
         p, r, f = (statistics.mean(s[k] for s in scores) for k in range(3))
@@ -160,10 +171,11 @@ def main() -> None:
     lines = [
         f"Command: `.venv/bin/python benchmarks/bench_extraction.py --write-doc`. Gold: the "
         f"{len(ids)} "
-        "pages of the ScrapingHub article-extraction-benchmark (full article text). Each "
-        "extractor runs through thresher's `extract` stage on one core (the datatrove row: "
-        "datatrove 0.10.1's `Trafilatura(favour_precision=True).extract` in its own venv, "
-        "same decoded pages); token-level "
+        "pages of the ScrapingHub article-extraction-benchmark (full article text, bundled in "
+        "benchmarks/pages). Each extractor runs through thresher's `extract` stage on one core "
+        "(the datatrove rows: datatrove 0.10.1's `Trafilatura(favour_precision=True).extract` "
+        "in its own venv, same decoded pages, with thresher's trafilatura version and with the "
+        "one its processing extra pins); token-level "
         "precision/recall/F1 (lowercased `\\w+` tokens, bags with multiplicity), averaged "
         f"over pages; a page with no output scores 0. Machine: {os.cpu_count()} cores, load "
         f"average {os.getloadavg()[0]:.2f} (pages/s per CPU second is the steadier figure).",
@@ -175,6 +187,9 @@ def main() -> None:
     for label, f, p, r, med, empty, per_cpu, per_wall in rows:
         lines.append(f"| {label} | {f:.3f} | {p:.3f} | {r:.3f} | {med:.3f} | {empty} | "
                      f"{per_cpu:.1f} | {per_wall:.1f} |")
+    for label, n in same_text.items():
+        lines.append(f"\n{label}: the same text as thresher's `{SAME_OPTIONS}` row on {n} of "
+                     f"{len(ids)} pages.")
     report = "\n".join(lines)
     print("\n" + report)
     if a.write_doc:

@@ -1,18 +1,23 @@
 """Build the end-to-end benchmark input: real HTML pages in WARC files, plus the real WARCs.
 
     .venv/bin/python benchmarks/make_bench_warc.py [--out benchmarks/data] [--shards 8]
+    make bench-data                 # the same, when benchmarks/data is missing or stale
 
-No real crawl with a thousand HTML pages is available offline, so the real pages of the
-three extraction sets in ../shared/data/extraction (trafilatura eval 1,032 pages,
-Mozilla Readability 130, ScrapingHub 181) are written as WARC `request` + `response`
-record pairs, the layout of a Common Crawl WARC (its `metadata` records are left out:
-their content would be invented). The page bytes are the original files, unchanged.
+No real crawl with hundreds of HTML pages is small enough to ship, so the real pages of
+two extraction sets bundled in benchmarks/pages (ScrapingHub article-extraction-benchmark
+181 pages, Mozilla Readability 130; sources in benchmarks/pages/NOTICE.md) are written
+as WARC `request` + `response` record pairs, the layout of a Common Crawl WARC (its
+`metadata` records are left out: their content would be invented). The page bytes are
+the original files, unchanged. `--sources trafilatura` adds the 1,032 pages of
+trafilatura's evaluation set, which is not bundled (20 MB): it is read from
+$THRESHER_SHARED_DATA/extraction (default ../shared/data beside the checkout) and is
+never part of the default input, so a fresh clone builds the same files as any other.
 
 What is synthesized, because none of these sources kept it: the HTTP response headers
 (`200 OK`, `Content-Type: text/html`, with the charset of the page's own <meta>
 declaration when it has one), the request records, the WARC dates, and the URLs of the
-79 trafilatura pages and the 130 Readability pages that have none (under `.invalid`).
-The real WARCs of ../shared/data/warc (real headers, requests, metadata, non-HTML, 404s,
+130 Readability pages (and 79 trafilatura pages) that have none (under `.invalid`).
+The real WARCs of tests/data/warc (real headers, requests, metadata, non-HTML, 404s,
 WARC/0.17 and 0.18) are copied next to the built files unchanged, so the input
 also has what a crawl really looks like.
 
@@ -25,7 +30,6 @@ its sha256.
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import io
 import json
@@ -39,11 +43,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
-# the workplace's shared data: ../shared/data beside the checkout, else $THRESHER_SHARED_DATA
-# (a clone made elsewhere, e.g. by CI, points there)
+PAGES = REPO / "benchmarks" / "pages"  # bundled page sets (NOTICE.md there)
+REAL_WARCS = sorted((REPO / "tests" / "data" / "warc").glob("*.warc.gz"))
+# optional, never in the default input: the workplace's shared data, for the trafilatura set
 SHARED = Path(os.environ.get("THRESHER_SHARED_DATA") or REPO.parent / "shared" / "data")
-EXTRACTION = SHARED / "extraction"
-REAL_WARCS = sorted(p for p in (SHARED / "warc").glob("*.warc.gz"))
+TRAFILATURA_EVAL = SHARED / "extraction" / "trafilatura-eval.tar.xz"
 NAMESPACE = uuid.UUID("5b1c5a2e-6f0e-4a57-9a63-8d1f1b0c7e10")  # fixed: ids stay the same
 START = datetime(2024, 5, 1, tzinfo=timezone.utc)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_:.\-]+)", re.I)
@@ -51,9 +55,12 @@ _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_:.\-]
 
 def trafilatura_pages() -> list[tuple[str, bytes]]:
     """(url, html bytes) of the trafilatura eval set; URLs from its evaldata.json."""
+    if not TRAFILATURA_EVAL.exists():
+        raise SystemExit(f"--sources trafilatura needs {TRAFILATURA_EVAL} (not bundled; "
+                         "set THRESHER_SHARED_DATA to the directory that holds extraction/)")
     pages: dict[str, bytes] = {}
     urls: dict[str, str] = {}
-    with tarfile.open(EXTRACTION / "trafilatura-eval.tar.xz") as tar:
+    with tarfile.open(TRAFILATURA_EVAL) as tar:
         for m in tar:
             if not m.isfile():
                 continue
@@ -76,7 +83,7 @@ def _is_url(url: str) -> bool:
 
 def readability_pages() -> list[tuple[str, bytes]]:
     out = []
-    with tarfile.open(EXTRACTION / "readability-test-pages.tar.xz") as tar:
+    with tarfile.open(PAGES / "readability-test-pages.tar.xz") as tar:
         for m in tar:
             if m.isfile() and m.name.endswith("/source.html"):
                 name = Path(m.name).parent.name
@@ -85,14 +92,26 @@ def readability_pages() -> list[tuple[str, bytes]]:
 
 
 def scrapinghub_pages() -> list[tuple[str, bytes]]:
-    base = EXTRACTION / "article-extraction-benchmark"
-    gold = json.loads((base / "ground-truth.json").read_text())
-    return [(gold[p.name.split(".")[0]]["url"], gzip.decompress(p.read_bytes()))
-            for p in sorted((base / "html").glob("*.html.gz"))]
+    """(url, html bytes) of the ScrapingHub set; URLs from its ground-truth.json."""
+    gold, html = scrapinghub_set()
+    return [(gold[pid]["url"], page) for pid, page in sorted(html.items())]
+
+
+def scrapinghub_set() -> tuple[dict, dict[str, bytes]]:
+    """(ground truth by page id, html bytes by page id) of the bundled ScrapingHub set."""
+    gold, html = {}, {}
+    with tarfile.open(PAGES / "article-extraction-benchmark.tar.xz") as tar:
+        for m in tar:
+            if m.isfile() and m.name.endswith("/ground-truth.json"):
+                gold = json.loads(tar.extractfile(m).read())
+            elif m.isfile() and m.name.endswith(".html"):
+                html[Path(m.name).name.split(".")[0]] = tar.extractfile(m).read()
+    return gold, html
 
 
 SOURCES = {"trafilatura": trafilatura_pages, "readability": readability_pages,
            "scrapinghub": scrapinghub_pages}
+DEFAULT_SOURCES = ("readability", "scrapinghub")  # the bundled ones
 
 
 def all_pages(sources=tuple(SOURCES)) -> list[tuple[str, bytes]]:
@@ -148,7 +167,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build(out: Path, shards: int, sources=tuple(SOURCES), real: bool = True) -> list[Path]:
+def build(out: Path, shards: int, sources=DEFAULT_SOURCES, real: bool = True) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     pages = all_pages(sources)
     files = []
@@ -164,6 +183,8 @@ def build(out: Path, shards: int, sources=tuple(SOURCES), real: bool = True) -> 
         dst = out / f"real-{src.name}"
         shutil.copyfile(src, dst)
         files.append(dst)
+    for old in {*out.glob("bench-pages-*.warc.gz"), *out.glob("real-*.warc.gz")} - set(files):
+        old.unlink()  # from an earlier build with other sources or shards
     lines = [f"{sha256(p)}  {p.name}" for p in files]
     (out / "manifest.txt").write_text("\n".join(lines) + "\n")
     print(f"{len(pages)} real HTML pages in {shards} built WARC files + "
@@ -171,12 +192,20 @@ def build(out: Path, shards: int, sources=tuple(SOURCES), real: bool = True) -> 
     return files
 
 
+def ensure(out: Path = REPO / "benchmarks" / "data") -> Path:
+    """``out`` with the default input built in it, unless it already holds WARC files."""
+    if not any(out.glob("*.warc.gz")):
+        build(out, 8)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "data"))
     ap.add_argument("--shards", type=int, default=8, help="built WARC files (tasks per run)")
-    ap.add_argument("--sources", nargs="+", choices=list(SOURCES), default=list(SOURCES),
-                    help="page sets to include (default: all)")
+    ap.add_argument("--sources", nargs="+", choices=list(SOURCES), default=list(DEFAULT_SOURCES),
+                    help="page sets to include (default: the bundled ones; trafilatura needs "
+                         "$THRESHER_SHARED_DATA)")
     ap.add_argument("--no-real", action="store_true", help="leave out the real WARCs")
     a = ap.parse_args()
     build(Path(a.out), a.shards, a.sources, real=not a.no_real)

@@ -235,6 +235,112 @@ def side_floor(a: argparse.Namespace) -> dict:
             "sentences": sentences["rule"]}
 
 
+def _cpu_meter(acc: dict, obj, name: str, label: str) -> None:
+    """Wrap ``obj.name`` so the CPU seconds spent in it add up under ``label``."""
+    import functools
+
+    f = getattr(obj, name)
+
+    @functools.wraps(f)
+    def timed(*args, **kwargs):
+        t = time.process_time()
+        try:
+            return f(*args, **kwargs)
+        finally:
+            acc[label] = acc.get(label, 0.0) + time.process_time() - t
+
+    setattr(obj, name, timed)
+
+
+def side_thresher_breakdown(a: argparse.Namespace) -> dict:
+    """thresher's run in this one process (workers: 1), CPU seconds per part."""
+    sys.path.insert(0, str(REPO))
+    import pyarrow.parquet as pq
+
+    from pipelines import config_from_dict, run_pipeline
+    from stages.dedup import subdoc
+    from stages.dedup import subdoc_core as core
+
+    acc: dict[str, float] = {}
+    for obj, name, label in (
+            (core, "sentence_strings", "collect: split + normalise sentences (Arrow)"),
+            (core, "string_hashes", "collect: hash sentences (BLAKE2b)"),
+            (core, "window_hashes", "collect: window hashes"),
+            (subdoc.SubdocDedup, "_spill", "collect: partition + write window files"),
+            (subdoc.SubdocDedup, "collect", "collect: all"),
+            (subdoc.SubdocDedup, "end_collect", "collect: end (members file)"),
+            (subdoc.SubdocDedup, "_find", "find step"),
+            (subdoc.SubdocDedup, "_spans", "spans step"),
+            (subdoc.SubdocDedup, "apply", "apply: the stage (changed documents)"),
+            (pq.ParquetWriter, "write_table", "Parquet writes (documents, window files)")):
+        _cpu_meter(acc, obj, name, label)
+    root = Path(a.dir)
+    cfg = config_from_dict({
+        "name": "bench-subdoc-breakdown",
+        "input": {"format": "jsonl", "paths": [str(root / "in" / "*.jsonl")], "id_key": "id"},
+        "output": {"path": str(root / a.out)}, "executor": {"kind": "local", "workers": 1},
+        "stages": [{"stage": "sentence_span_dedup", "sentences": 3,
+                    "partitions": a.partitions}]})
+    cpu, t = time.process_time(), time.perf_counter()
+    run = run_pipeline(cfg, overwrite=True)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - t
+    st = json.loads(run.stats_json.read_text())["stages"]
+    acc.update({"stats: read (JSONL)": st["read"]["cpu_s"],
+                "stats: write (output Parquet)": st["write"]["cpu_s"]})
+    return {"run_wall_s": round(wall, 2), "run_cpu_s": round(cpu, 2),
+            "max_rss_mb": peak_rss_mb(),
+            "parts": {k: round(v, 2) for k, v in sorted(acc.items())}}
+
+
+def side_datatrove_breakdown(a: argparse.Namespace) -> dict:
+    """datatrove's three steps in this one process (workers=1, thresher's rule as its
+    splitter), CPU seconds per step and part. Metering ~1M simplify_text calls costs some
+    CPU itself (two clock reads a call)."""
+    import datatrove.pipeline.dedup.sentence_dedup as sd
+    from bench_subdoc_datatrove import RuleSentences as Rule
+    from datatrove.executor.local import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.text import TextNormConfig
+
+    acc: dict[str, float] = {}
+    for obj, name, label in (
+            (Rule, "_split", "signatures+filter: split sentences (the rule, per text)"),
+            (sd, "simplify_text", "signatures: normalise sentences (simplify_text)"),
+            (sd.SentenceDedupSignature, "get_hashes", "signatures: get_hashes (split, "
+                                                      "normalise, xxhash)"),
+            (sd.SentenceDedupSignature, "save_hashes", "signatures: sort + write"),
+            (sd.SentenceDedupFilter, "remove_dup_sentences", "filter: cut (changed docs)")):
+        _cpu_meter(acc, obj, name, label)
+    root, base = Path(a.dir), Path(a.dir) / a.out
+    cfg = sd.SentDedupConfig(n_sentences=3, min_doc_words=0, min_num_sentences=0,
+                             norm_config=TextNormConfig(
+                                 lowercase=False, norm_whitespace=True,
+                                 remove_punctuation=False, norm_unicode_diacritics=False,
+                                 norm_numbers=False))
+
+    def reader():
+        return JsonlReader(str(root / "in"), glob_pattern="*.jsonl", id_key="id")
+
+    sig = sd.SentenceDedupSignature(str(base / "sigs"), finder_workers=a.workers, config=cfg)
+    filt = sd.SentenceDedupFilter(str(base / "dups"), config=cfg)
+    sig.tokenizer, filt.tokenizer = Rule(), Rule()
+    steps = {"signatures": ([reader(), sig], a.shards),
+             "find": ([sd.SentenceFindDedups(str(base / "sigs"), str(base / "dups"),
+                                             config=cfg)], a.workers),
+             "filter": ([reader(), filt, JsonlWriter(str(base / "out"), compression=None)],
+                        a.shards)}
+    cpu0, t = time.process_time(), time.perf_counter()
+    for name, (pipeline, tasks) in steps.items():
+        cpu = time.process_time()
+        LocalPipelineExecutor(pipeline, tasks=tasks, workers=1, logging_dir=str(base / name),
+                              skip_completed=False).run()
+        acc[f"step {name}: all"] = time.process_time() - cpu
+    return {"run_wall_s": round(time.perf_counter() - t, 2),
+            "run_cpu_s": round(time.process_time() - cpu0, 2), "max_rss_mb": peak_rss_mb(),
+            "parts": {k: round(v, 2) for k, v in sorted(acc.items())}}
+
+
 # ----------------------------------------------------------------------------- driver
 
 def fingerprint(texts) -> tuple[dict, dict]:
@@ -300,7 +406,7 @@ def compare(inp: tuple[dict, dict], a: tuple[dict, dict], b: tuple[dict, dict],
 
 
 def child(side: str, a: argparse.Namespace, out: str) -> dict:
-    py = sys.executable if side == "thresher" else str(DT_PYTHON)  # floor: orjson there
+    py = sys.executable if side.startswith("thresher") else str(DT_PYTHON)  # floor: orjson
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)])}
     cmd = [py, str(HERE / "bench_subdoc_datatrove.py"), "--side", side, "--dir", a.dir,
            "--out", out, "--workers", str(a.workers), "--shards", str(a.shards),
@@ -415,13 +521,19 @@ def main() -> None:
                     help="also time, in each repeat, reading the input and splitting its "
                          "sentences (the rule per text, and by Arrow per batch) with nothing "
                          "else: the least any implementation does (datatrove's venv: orjson)")
-    ap.add_argument("--side", choices=["thresher", "datatrove", "floor"],
+    ap.add_argument("--breakdown", action="store_true",
+                    help="instead of the comparison: each side once in one process "
+                         "(workers 1), its CPU seconds per part (reading, splitting, "
+                         "hashing, find, apply, writing)")
+    ap.add_argument("--side", choices=["thresher", "datatrove", "floor", "thresher-breakdown",
+                                       "datatrove-breakdown"],
                     help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.side:  # a child: run one side, print one JSON line
-        fn = {"thresher": side_thresher, "datatrove": side_datatrove,
-              "floor": side_floor}[a.side]
+        fn = {"thresher": side_thresher, "datatrove": side_datatrove, "floor": side_floor,
+              "thresher-breakdown": side_thresher_breakdown,
+              "datatrove-breakdown": side_datatrove_breakdown}[a.side]
         print(json.dumps(fn(a)))
         return
     if not DT_PYTHON.exists():
@@ -443,6 +555,15 @@ def main() -> None:
     build(root / "in", a.docs, a.shards)
     print(f"built {a.docs:,} documents in {a.shards} files ({time.perf_counter() - t:.0f} s); "
           f"{os.cpu_count()} CPUs; load {os.getloadavg()}", flush=True)
+    if a.breakdown:
+        for side in ("thresher-breakdown", "datatrove-breakdown"):
+            res = child(side, a, f"{side}-out")
+            print(f"{side} (load after {os.getloadavg()[0]:.1f}): the run {res['run_wall_s']} s "
+                  f"wall, {res['run_cpu_s']} s CPU; the process {res['process_s']} s wall, "
+                  f"{res['cpu_s']} s CPU (with start-up); CPU s by part:")
+            for k, v in res["parts"].items():
+                print(f"  {k:60s} {v:7.2f}")
+        return
     inp = fingerprint(read_input(root))
     chars_in = sum(len(t) for _, t in read_input(root))
     runs: dict[str, list[dict]] = {"thresher": [], "datatrove": []}

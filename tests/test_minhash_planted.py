@@ -3,8 +3,9 @@
 The corpus is benchmarks/bench_minhash_scale.py's (real WikiText-2 sentences, 5 % of the
 documents a copy of a recent one with 3 words replaced) at 8,000 documents, and the check
 is the one the benchmark prints at 1M: every removed id is a planted copy and every
-planted copy is removed (a count could balance a miss with a wrong removal), and each
-copy's original is kept.
+planted copy is removed (a count can balance a miss with a wrong removal: at 1M it did,
+108 of each; docs/benchmarks.md). At this size and seed LSH makes no error, so the
+match must be exact.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def test_removed_ids_are_exactly_the_planted_ones(tmp_path):
     run_pipeline(cfg)
     m = scale.match_planted(tmp_path / "run", N_DOCS, planted)
     assert (m["missed"], m["extra"]) == ([], []), scale.report_match(m)
-    assert m["matched"] == len(planted) and m["sources_kept"]
+    assert m["matched"] == len(planted)
 
 
 def test_the_match_names_a_missed_and_a_wrong_removal(tmp_path):

@@ -50,28 +50,27 @@ _UPPER = rf"[\p{{Lu}}&&[{_CASED}]]{_UNCASED}"
 _ALPHA = rf"[\p{{L}}&&[{_CASED}]]{_UNCASED}"
 _HYPHEN = r"-|–|—|--|---|——|~"
 
-_PREFIX = regex.compile(
-    rf"^(?:[§%=—–]|\+(?![0-9])|\.\.+|{_CURRENCY}|[{_OPEN_CLOSE}{_QUOTES}]|\p{{So}})",
-    regex.V1).match
-_SUFFIX = regex.compile(
+_PREFIX_SOURCE = (
+    rf"^(?:[§%=—–]|\+(?![0-9])|\.\.+|{_CURRENCY}|[{_OPEN_CLOSE}{_QUOTES}]|\p{{So}})")
+_SUFFIX_SOURCE = (
     rf"(?:[{_OPEN_CLOSE}{_QUOTES}—–]|……|\.\.+|\p{{So}}|['’][sS]"
     rf"|(?<=[0-9])\+|(?<=°[FfCcKk])\."
     rf"|(?<=[0-9])(?:{_CURRENCY})|(?<=[0-9])(?:{_UNITS})"
-    rf"|(?<=[0-9{_LOWER}%²\-+{_OPEN_CLOSE}{_QUOTES}(?:])\.|(?<=[{_UPPER}][{_UPPER}])\.)$",
-    regex.V1).search
-_INFIX = regex.compile(
+    rf"|(?<=[0-9{_LOWER}%²\-+{_OPEN_CLOSE}{_QUOTES}(?:])\.|(?<=[{_UPPER}][{_UPPER}])\.)$")
+_INFIX_SOURCE = (
     rf"\.\.+|…|\p{{So}}|(?<=[0-9])[+\-*^](?=[0-9-])"
     rf"|(?<=[{_LOWER}{_QUOTES}])\.(?=[{_UPPER}{_QUOTES}])|(?<=[{_ALPHA}]),(?=[{_ALPHA}])"
-    rf"|(?<=[{_ALPHA}0-9])(?:{_HYPHEN})(?=[{_ALPHA}])|(?<=[{_ALPHA}0-9])[:<>=/](?=[{_ALPHA}])",
-    regex.V1).finditer
+    rf"|(?<=[{_ALPHA}0-9])(?:{_HYPHEN})(?=[{_ALPHA}])|(?<=[{_ALPHA}0-9])[:<>=/](?=[{_ALPHA}])")
 _HOST = (r"(?:(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}"
          r"\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4])"
          r"|(?:(?:[A-Za-z0-9\u00a1-\uffff][A-Za-z0-9\u00a1-\uffff_-]{0,62})?"
          rf"[A-Za-z0-9\u00a1-\uffff]\.)+[{_LOWER}]{{2,63}})")
 _URL_TAIL = r"(?::\d{2,5})?(?:[/?#]\S*)?$"
 _SCHEME = r"^(?:[\w+\-.]{2,}://)?"
-_URL = regex.compile(_SCHEME + _HOST + _URL_TAIL, regex.V1).match
-_URL_USER = regex.compile(_SCHEME + r"(?:\S+(?::\S*)?@)?" + _HOST + _URL_TAIL, regex.V1).match
+_URL_SOURCE = _SCHEME + _HOST + _URL_TAIL
+_URL_USER_SOURCE = _SCHEME + r"(?:\S+(?::\S*)?@)?" + _HOST + _URL_TAIL
+# letters then , ; : ! ? -- or lowercase letters then a period: the suffix splits off
+_WORD_PUNCT_SOURCE = rf"^(?:(\p{{L}}+)[,;:!?]|(\p{{L}}*[{_LOWER}])\.)$"
 
 
 # ---------------------------------------------------------------- special cases
@@ -167,7 +166,25 @@ SPECIALS: dict[str, tuple[str, ...]] = _build_specials()
 
 # ---------------------------------------------------------------- splitting
 
-_HAS_DIGIT = regex.compile("[0-9]").search
+# Compiled by _compile() on the first split: compiling costs tens of milliseconds, which
+# an import (``thresher validate`` of a chain with a Gopher or C4 filter) need not pay.
+_PREFIX = _SUFFIX = _INFIX = _URL = _URL_USER = _WORD_PUNCT = _HAS_DIGIT = None
+_MERGE: dict[tuple[str, ...], tuple[str, ...]] | None = None
+_MERGE_MAX = 0
+
+
+def _compile() -> None:
+    """Compile the patterns, then the merge table (which splits with them)."""
+    global _PREFIX, _SUFFIX, _INFIX, _URL, _URL_USER, _WORD_PUNCT, _HAS_DIGIT, _MERGE, \
+        _MERGE_MAX
+    _PREFIX = regex.compile(_PREFIX_SOURCE, regex.V1).match
+    _SUFFIX = regex.compile(_SUFFIX_SOURCE, regex.V1).search
+    _INFIX = regex.compile(_INFIX_SOURCE, regex.V1).finditer
+    _URL = regex.compile(_URL_SOURCE, regex.V1).match
+    _URL_USER = regex.compile(_URL_USER_SOURCE, regex.V1).match
+    _WORD_PUNCT = regex.compile(_WORD_PUNCT_SOURCE, regex.V1).match
+    _HAS_DIGIT = regex.compile("[0-9]").search
+    _MERGE, _MERGE_MAX = _merge_table()
 
 
 def _may_end_in_suffix(s: str) -> bool:
@@ -247,13 +264,6 @@ def _merge_table() -> tuple[dict[tuple[str, ...], tuple[str, ...]], int]:
     return table, max(map(len, table))
 
 
-_MERGE, _MERGE_MAX = _merge_table()
-
-
-# letters then , ; : ! ? -- or lowercase letters then a period: the suffix splits off
-_WORD_PUNCT = regex.compile(rf"^(?:(\p{{L}}+)[,;:!?]|(\p{{L}}*[{_LOWER}])\.)$", regex.V1).match
-
-
 def split_chunk(chunk: str) -> tuple[str, ...]:
     """Tokens of one whitespace-free chunk, as spaCy's English tokenizer makes them."""
     special = SPECIALS.get(chunk)
@@ -261,6 +271,8 @@ def split_chunk(chunk: str) -> tuple[str, ...]:
         return special
     if chunk.isalpha() or chunk.isdigit():  # no affix or infix can apply
         return (chunk,)
+    if _MERGE is None:
+        _compile()
     m = _WORD_PUNCT(chunk)
     if m and (m[1] or m[2]) not in SPECIALS:  # a word and a comma, period, ...: common
         word = m[1] or m[2]

@@ -31,11 +31,12 @@ columns are datatrove's time over each thresher system's):
 Each system runs ``--repeats`` times (3 by default), the systems alternating and their
 order rotating every repetition; every repetition of a system must give the same clusters
 and removals. The table shows each system's median run (by end-to-end wall time), and a
-line per system gives every run's time, the median and the spread. The "whole process"
-row runs from the launch of the system's process to the end of its run: interpreter
-start-up and imports included, the reading back of its results for scoring not. All are scored against
-the exact Jaccard of every pair (neardup_truth.py); recall is also given without the pairs
-carrying fullwidth or zero-width noise, which only thresher folds.
+line per system gives every run's time, the median and the spread, end to end and for the
+whole process; the "whole process" runs from the launch of the system's process to the end
+of its run: interpreter start-up and imports included, the reading back of its results for
+scoring not. All are scored against the exact Jaccard of every pair (neardup_truth.py);
+recall is also given without the pairs carrying fullwidth or zero-width noise, which only
+thresher folds.
 """
 
 from __future__ import annotations
@@ -433,10 +434,17 @@ def main() -> None:
 
     median = {k: sorted(v, key=total)[len(v) // 2] for k, v in runs.items()}
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    whole = {k: sorted(r["process_wall"] for r in v) for k, v in runs.items()}
     for k, v in runs.items():
         ts = [total(r) for r in v]
         print(f"{k}: end to end {', '.join(f'{t:.2f}' for t in ts)} s; median "
-              f"{total(median[k]):.2f} s, spread {min(ts):.2f}-{max(ts):.2f}")
+              f"{total(median[k]):.2f} s, spread {min(ts):.2f}-{max(ts):.2f}; whole process "
+              f"{', '.join(format(r['process_wall'], '.2f') for r in v)} s; median "
+              f"{whole[k][len(v) // 2]:.2f} s, spread {whole[k][0]:.2f}-{whole[k][-1]:.2f}")
+    ours = next(iter(runs))
+    for k in list(runs)[1:]:
+        print(f"whole process, median {k} / median {ours}: "
+              f"{whole[k][len(whole[k]) // 2] / whole[ours][len(whole[ours]) // 2]:.2f}x")
     print()
     print(report(truth, rows, median))
     if tmp:

@@ -1,6 +1,7 @@
 """Where the whole-process time of a small MinHash run goes: start-up, fixed costs, kernel.
 
     .venv/bin/python benchmarks/bench_startup.py [--docs 2000 20000] [--repeats 5]
+    .venv/bin/python benchmarks/bench_startup.py --docs --repeats 9    # start-up only
 
 Issue #20 asks for MinHash end to end, start-up included, and for ``thresher validate``
 under 0.3 s. This script prints, each figure the median of ``--repeats`` runs with its
@@ -202,7 +203,8 @@ def kernel(rows: list[dict], repeats: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--docs", type=int, nargs="+", default=[2000, 20000])
+    ap.add_argument("--docs", type=int, nargs="*", default=[2000, 20000],
+                    help="document counts of the runs (none: start-up figures only)")
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     print(f"load average at the start: {load()} on {os.cpu_count()} CPUs")

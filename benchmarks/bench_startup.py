@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_startup.py [--docs 2000 20000] [--repeats 5]
     .venv/bin/python benchmarks/bench_startup.py --docs --repeats 9    # start-up only
+    .venv/bin/python benchmarks/bench_startup.py --docs 2000 --before OLD   # against OLD
 
 Issue #20 asks for MinHash end to end, start-up included, and for ``thresher validate``
 under 0.3 s. This script prints, each figure the median of ``--repeats`` runs with its
@@ -25,6 +26,12 @@ spread (min-max), wall and CPU (user + system of the child process):
    part ``_minhash`` alone, with the time per shingle and permutation next to one numpy
    uint64 multiply pass over the same chunk (the kernel makes three passes per
    permutation: multiply, add, minimum).
+
+With ``--before OLD`` (a copy of the ``pipelines`` and ``stages`` packages of another
+version, e.g. ``git archive REV pipelines stages | tar -x -C OLD``) the script instead
+alternates that version and this tree on ``thresher validate`` of both configs and the
+runs, each as ``python -P -m pipelines.cli`` with ``PYTHONPATH`` naming the version, and
+prints both medians; the runs' shards must be the same bytes.
 
 The load average is printed at the start and at the end: this machine is shared.
 """
@@ -201,16 +208,64 @@ def kernel(rows: list[dict], repeats: int) -> None:
           f"are {per / (3 * per_op):.2f}x that pass's speed")
 
 
+def compare(before: Path, counts: list[int], repeats: int, root: Path) -> None:
+    """This tree against the version in ``before``, alternating, each command a process."""
+    sys.path.insert(0, str(HERE))
+    from neardup_set import generate
+
+    versions = {"before": before.resolve(), "now": REPO}
+    cases = {"validate configs/demo.yaml": ["validate", "configs/demo.yaml"],
+             "validate <minhash config>": ["validate", str(minhash_config(
+                 root / "docs.jsonl", root / "validate"))]}
+    for n in counts:
+        docs = root / f"docs-{n}.jsonl"
+        with open(docs, "w", encoding="utf-8") as f:
+            for r in generate(n, 0):
+                f.write(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False)
+                        + "\n")
+        cases[f"run, MinHash chain, {n:,} documents"] = ["run", "{cfg}", "--quiet"]
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    shards: dict[str, set[str]] = {}
+    for rep in range(repeats):
+        for case, args in cases.items():
+            for version, src in (list(versions.items())[::1 if rep % 2 else -1]):
+                out = root / f"cmp-{version}-{rep}-{len(times)}"
+                cmd = list(args)
+                if "{cfg}" in cmd:  # a new run directory each time
+                    n = int(case.split(", ")[-1].split()[0].replace(",", ""))
+                    cfg = minhash_config(root / f"docs-{n}.jsonl", out)
+                    cmd = [str(cfg) if a == "{cfg}" else a for a in cmd]
+                wall, cpu, _ = timed(["env", f"PYTHONPATH={src}", PY, "-P", "-m",
+                                      "pipelines.cli", *cmd])
+                times.setdefault((case, version), []).append((wall, cpu))
+                if cmd[0] == "run":
+                    shards.setdefault(case, set()).add(json.dumps(json.loads(
+                        (out / "stats.json").read_text())["output"]["shards"]))
+    assert all(len(v) == 1 for v in shards.values()), "the versions wrote different shards"
+    print(f"\n## {before} against this tree, alternating: median (min-max) of {repeats}, s")
+    print("| command | before wall | now wall | before CPU | now CPU |\n|---|---:|---:|---:|---:|")
+    for case in cases:
+        b, now = times[(case, "before")], times[(case, "now")]
+        print(f"| {case} | {summary([x[0] for x in b])} | {summary([x[0] for x in now])} | "
+              f"{summary([x[1] for x in b])} | {summary([x[1] for x in now])} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, nargs="*", default=[2000, 20000],
                     help="document counts of the runs (none: start-up figures only)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--before", type=Path, metavar="OLD",
+                    help="alternate with the pipelines/ and stages/ packages copied in OLD")
     a = ap.parse_args()
     print(f"load average at the start: {load()} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         root = Path(tmp)
         (root / "docs.jsonl").write_text('{"id": "a", "text": "one"}\n')
+        if a.before:
+            compare(a.before, a.docs, a.repeats, root)
+            print(f"\nload average at the end: {load()}")
+            return
         floors(a.repeats, minhash_config(root / "docs.jsonl", root / "validate"))
         for n in a.docs:
             runs(n, a.repeats, root)

@@ -5,6 +5,7 @@ set-up cost of its chain, where Ray ran its tasks, and the Common Crawl extrapol
     .venv/bin/python benchmarks/bench_scale.py setup RUN             # stages' set-up (models)
     .venv/bin/python benchmarks/bench_scale.py ray-nodes RUN RAY_LOGS  # node of every task
     .venv/bin/python benchmarks/bench_scale.py cc RUN [--pages 3e9 --warcs 90000 --tb 100]
+    .venv/bin/python benchmarks/bench_scale.py plan-error PLAN.json RUN  # estimate vs real
 
 Everything is read from the run directory (stats.json and stats/<phase>/task-*.json);
 `cc` prints each step of its arithmetic so the doc can show it.
@@ -168,6 +169,27 @@ def cc(run: Path, pages: float, warcs: int, tb: float, cores: int, block: int,
     return L
 
 
+def plan_error(plan_json: Path, run: Path) -> dict:
+    """A `thresher plan --json` estimate against the real run of the same config: CPU
+    summed over every task record, the largest task's peak RSS, per phase and in all."""
+    est = json.loads(plan_json.read_text())
+    recs = records(run)
+    out = {"phases": []}
+    for p in est["phases"]:
+        rs = recs.get(p["name"], [])
+        cpu, rss = sum(r["cpu_s"] for r in rs), max((r.get("max_rss_mb") or 0) for r in rs)
+        out["phases"].append({"phase": p["name"], "cpu_est": round(p["cpu_hours"] * 3600, 2),
+                              "cpu_real": round(cpu, 2),
+                              "rss_est": round(p["peak_rss_mb"], 1), "rss_real": rss})
+    cpu = sum(r["cpu_s"] for rs in recs.values() for r in rs)
+    rss = max((r.get("max_rss_mb") or 0) for rs in recs.values() for r in rs)
+    out.update(cpu_est=round(est["cpu_hours"] * 3600, 2), cpu_real=round(cpu, 2),
+               cpu_err=f"{est['cpu_hours'] * 3600 / cpu - 1:+.1%}",
+               rss_est=round(est["peak_rss_mb"], 1), rss_real=rss,
+               rss_err=f"{est['peak_rss_mb'] / rss - 1:+.1%}", sample=est.get("sample"))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -183,11 +205,16 @@ def main() -> None:
     c.add_argument("--tb", type=float, default=100.0)
     c.add_argument("--cores", type=int, default=64)
     c.add_argument("--setup-s", type=float, default=0.0, help="per-process set-up CPU s")
+    e = sub.add_parser("plan-error")
+    e.add_argument("plan_json", type=Path, help="the output of thresher plan --json")
+    e.add_argument("run", type=Path, help="the real run of the same config")
     a = ap.parse_args()
     if a.cmd == "funnel":
         print(json.dumps(funnel(a.run), indent=1))
     elif a.cmd == "setup":
         print(json.dumps(setup(a.run), indent=1))
+    elif a.cmd == "plan-error":
+        print(json.dumps(plan_error(a.plan_json, a.run)))
     elif a.cmd == "ray-nodes":
         print(json.dumps(ray_nodes(a.run, a.logs), indent=1))
     else:

@@ -8,10 +8,15 @@ smallest to the largest, so the sample covers the range of sizes. From the two r
 task records (``cpu_s``, ``wall_s``, ``max_rss_mb``, shard bytes) and their run
 directories (intermediate shards and global stages' side files):
 
-- a **map phase** (one task per input or piece) is fitted per task, over every sampled
-  task of both runs: CPU seconds = a + b x input bytes (least squares, a and b at least
-  0), wall seconds likewise, output bytes = r x input bytes; peak RSS per task is the
-  largest sampled (a map task holds one batch at a time, whatever its input's size);
+- a **map phase** (one task per input or piece) is scaled per stratum: every planned
+  task takes the CPU seconds per input byte of the sampled task nearest to it in size
+  (by the log of the bytes; equal sizes by rank), and so do wall seconds and output
+  bytes. Inputs of one corpus can differ several-fold in cost per byte (HTML pages
+  against mostly non-HTML records), so one rate pooled over a few sampled tasks lets
+  the costliest stand for all. A sampled task that was the first of its process also
+  paid the process's warm-up (models, caches), measured on inputs that ran both first
+  and later in the two runs and taken off its rate; peak RSS per task is the largest
+  sampled (a map task holds one batch at a time, whatever its input's size);
 - a **step phase** of a global stage (its task count fixed, e.g. ``partitions``) is
   fitted per phase through the two runs: total CPU = A + B x corpus bytes, and the peak
   RSS of its tasks likewise (a cluster step's memory grows with the corpus), then
@@ -146,6 +151,7 @@ class _Sampled:
     inter: dict[str, int]  # phase -> phases/<phase>/ bytes; "<stage>" -> work/<stage> bytes
     data: int
     lengths: list[int]  # planned input bytes of each of its map phases' tasks
+    keys: list[tuple[str, int]]  # (path, start) of each: one input across sample runs
 
 
 def _run_sample(cfg: PipelineConfig, plan: Plan, idx: list[int], where: Path,
@@ -181,7 +187,8 @@ def _run_sample(cfg: PipelineConfig, plan: Plan, idx: list[int], where: Path,
     for s in scfg.stages:
         inter[s.name] = _dir_bytes(run.work_dir(s.name))
     return _Sampled(sum(f.length for f in inputs), tasks, inter,
-                    _dir_bytes(run.root / "data"), [f.length for f in inputs])
+                    _dir_bytes(run.root / "data"), [f.length for f in inputs],
+                    [(f.path, f.start) for f in inputs])
 
 
 def finished_run(path: str | Path, plan: Plan) -> _Sampled:
@@ -207,7 +214,8 @@ def finished_run(path: str | Path, plan: Plan) -> _Sampled:
         if ph.kind == "step":
             inter.setdefault(ph.stages[0], _dir_bytes(run.work_dir(ph.stages[0])))
     lengths = [f.length for f in done.inputs]
-    return _Sampled(sum(lengths), tasks, inter, _dir_bytes(run.root / "data"), lengths)
+    return _Sampled(sum(lengths), tasks, inter, _dir_bytes(run.root / "data"), lengths,
+                    [(f.path, f.start) for f in done.inputs])
 
 
 def run_spec(spec: str) -> None:
@@ -280,7 +288,8 @@ def _scaled(xs: list[int], ys: list[float], x: float) -> float:
 def _points(ph, runs: list[_Sampled]) -> list[tuple[float, dict, bool]]:
     """(x, task record, first of its process in the phase) of every sampled task: x is
     the task's input bytes in a map phase, the sample's bytes in a step phase. Each
-    record gets ``_nth``: how many tasks of the phase its process ran before it."""
+    record gets ``_nth``: how many tasks of the phase its process ran before it, and
+    ``_key``: its input, (path, start), the same in both sample runs."""
     out = []
     for run in runs:
         recs = run.tasks.get(ph.name, [])
@@ -290,24 +299,32 @@ def _points(ph, runs: list[_Sampled]) -> list[tuple[float, dict, bool]]:
             seen[rec.get("pid")] = rec["_nth"] + 1
         for t, rec in enumerate(recs):
             x = float(run.lengths[t]) if ph.kind == "map" else float(run.bytes)
+            rec["_key"] = run.keys[t] if t < len(run.keys) else (str(t), 0)
             out.append((x, rec, rec["_nth"] == 0 and len(recs) > 1))
     return out
 
 
-def _growth(points) -> float:
-    """MB a worker's peak RSS grows by per task it has run before: the median step
-    between consecutive tasks of one process (the lower one of an even count; robust to
-    one large step, e.g. the first task's warm-up); 0 if no process ran two."""
+def _growth(points) -> tuple[float, float]:
+    """(jump, creep): MB a worker's peak RSS grows from its first task of a phase to its
+    second (caches and lazily loaded models: once), and per task after that (the median
+    step between later consecutive tasks of one process; 0 if no process ran three).
+    Medians (the lower one of an even count) are robust to one odd step. Measured on the
+    bundled split WARCs, the apply phase grew 16 MB at the second task, then 11 MB over
+    the next 13: a per-task rate taken from the first step alone overshot by 40 %."""
     by_pid: dict = {}
     for _, r, _ in points:
         by_pid.setdefault((r.get("pid"), r.get("phase")), []).append(r)
-    steps = []
+    jumps, steps = [], []
     for recs in by_pid.values():
         recs = sorted(recs, key=lambda r: r["_nth"])
-        steps += [(b.get("max_rss_mb") or 0.0) - (a.get("max_rss_mb") or 0.0)
-                  for a, b in zip(recs, recs[1:])]
-    steps.sort()
-    return max(0.0, steps[(len(steps) - 1) // 2]) if steps else 0.0
+        rss = [r.get("max_rss_mb") or 0.0 for r in recs]
+        jumps += [b - a for a, b in zip(rss[:1], rss[1:2])]
+        steps += [b - a for a, b in zip(rss[1:], rss[2:])]
+
+    def median(v: list[float]) -> float:
+        return max(0.0, sorted(v)[(len(v) - 1) // 2]) if v else 0.0
+
+    return median(jumps), median(steps)
 
 
 def _cost(points, key: str, ratio: bool) -> tuple[float, float, float]:
@@ -330,6 +347,42 @@ def _cost(points, key: str, ratio: bool) -> tuple[float, float, float]:
     return a, b, max(0.0, sum(firsts) / len(firsts)) if firsts else 0.0
 
 
+def _warmup(points, key: str, fallback: float) -> float:
+    """What the first task of a process costs on top, from inputs that ran both first
+    and later (in the two sample runs): the median of first minus later over them;
+    ``fallback`` when no input did."""
+    by: dict = {}
+    for _, r, first in points:
+        by.setdefault(r["_key"], ([], []))[0 if first else 1].append(r.get(key, 0.0))
+    diffs = sorted(sum(f) / len(f) - sum(la) / len(la) for f, la in by.values() if f and la)
+    if not diffs:
+        return fallback
+    return max(0.0, diffs[(len(diffs) - 1) // 2])
+
+
+def _stratified(points, value, warm: float, sizes: list[float]) -> list[float]:
+    """Per planned task (``sizes``): ``value(record)`` of the sampled input nearest in
+    size (log of the bytes, then rank: equal-size pieces spread over the sampled ones),
+    scaled by bytes; a record that was the first of its process has ``warm`` taken
+    off. An empty sampled input stands for its tasks as it is."""
+    by: dict = {}
+    for x, r, first in points:
+        by.setdefault(r["_key"], [x, []])[1].append(max(0.0, value(r) - (warm if first else 0)))
+    sampled = sorted((x, sum(ys) / len(ys)) for x, ys in by.values())
+    if not sampled:
+        return [0.0] * len(sizes)
+    m, n = len(sampled), len(sizes)
+    rank = {j: p for p, j in enumerate(sorted(range(n), key=lambda j: (sizes[j], j)))}
+    out = []
+    for j, x in enumerate(sizes):
+        q = (rank[j] + 0.5) / n
+        k = min(range(m), key=lambda k: (abs(math.log1p(x) - math.log1p(sampled[k][0])),
+                                         abs(q - (k + 0.5) / m)))
+        sx, sy = sampled[k]
+        out.append(sy * x / sx if sx else sy)
+    return out
+
+
 def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots: int,
            warm: int) -> PhaseEstimate:
     pts = _points(ph, runs)
@@ -337,16 +390,18 @@ def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots:
     (ca, cb, cw), (wa, wb, ww) = _cost(pts, "cpu_s", ratio), _cost(pts, "wall_s", ratio)
     # a reused worker's peak RSS creeps up task after task: extrapolated to the tasks
     # each process runs here (a process per task, warm == tasks: none)
-    g, nth = _growth(pts), -(-ph.n_tasks // max(1, warm)) - 1
-    rss = [(r.get("max_rss_mb") or 0.0) + g * (nth - r["_nth"]) for _, r, _ in pts]
+    (jump, g), nth = _growth(pts), -(-ph.n_tasks // max(1, warm)) - 1
+    rss = [(r.get("max_rss_mb") or 0.0) + (jump if r["_nth"] == 0 < nth else 0.0)
+           + g * max(0, nth - max(1, r["_nth"])) for _, r, _ in pts]
     if ph.kind == "map":
         sizes = [float(f.length) for f in inputs]
-        cpu = sum(ca + cb * x for x in sizes) + warm * cw
-        walls = [wa + wb * x for x in sizes]
+        cw, ww = _warmup(pts, "cpu_s", cw), _warmup(pts, "wall_s", ww)
+        cpu = sum(_stratified(pts, lambda r: r.get("cpu_s", 0.0), cw, sizes)) + warm * cw
+        walls = _stratified(pts, lambda r: r.get("wall_s", 0.0), ww, sizes)
         peak = max(rss, default=0.0)  # a map task holds a batch, whatever its input
-        out = [(x, float(sum(s.get("bytes", 0) for s in r.get("shards", []))))
-               for x, r, _ in pts]
-        written = _fit([x for x, _ in out], [y for _, y in out])[1] * total
+        written = sum(_stratified(
+            pts, lambda r: float(sum(s.get("bytes", 0) for s in r.get("shards", []))),
+            0.0, sizes))
     else:
         cpu = ph.n_tasks * (ca + cb * total) + warm * cw
         walls = [wa + wb * total] * ph.n_tasks

@@ -20,7 +20,16 @@ import yaml
 from conftest import DATA, REPO
 
 from pipelines.config import load_config
-from pipelines.estimate import _fit, estimate, format_table, makespan, pick_sample
+from pipelines.estimate import (
+    _fit,
+    _growth,
+    _stratified,
+    _warmup,
+    estimate,
+    format_table,
+    makespan,
+    pick_sample,
+)
 from pipelines.run import run_pipeline
 from pipelines.rundir import RunDir
 
@@ -41,6 +50,34 @@ def test_fit_and_makespan():
     assert _fit([2, 2], [4, 6]) == (0, 2.5)  # one size: per byte
     assert makespan([4, 3, 3, 2], 2) == 6  # largest first: 4+2, 3+3
     assert makespan([1, 1, 1], 8) == 1 and makespan([], 3) == 0
+
+
+def test_each_task_takes_the_rate_of_the_sampled_input_nearest_in_size():
+    """A costly-per-byte input in the sample stands for inputs of its size only (the
+    FineWeb chain on the bench corpus: a 2.5 MB WARC of 2008 archive pages at 3x the
+    per-byte CPU of the 5 MB page WARCs made a pooled rate +196 % off)."""
+    def rec(key, cpu, first=False):
+        return (float(key[1]), {"_key": key, "cpu_s": cpu}, first)
+
+    pts = [rec(("small", 100), 1.0), rec(("odd", 2500), 10.0), rec(("big", 5000), 3.0),
+           rec(("big", 5000), 4.0, first=True)]
+    assert _warmup(pts, "cpu_s", 9.9) == 1.0  # 'big' ran first (4.0) and later (3.0)
+    assert _warmup(pts[:3], "cpu_s", 9.9) == 9.9  # no input ran both: the fallback
+    got = _stratified(pts, lambda r: r["cpu_s"], 1.0, [50.0, 2400.0, 5000.0, 10000.0])
+    assert got == [0.5, 9.6, 3.0, 6.0]
+    # equal sizes spread over the sampled inputs by rank, not all on one
+    eq = [rec(("a", 10), 1.0), rec(("b", 10), 5.0)]
+    assert _stratified(eq, lambda r: r["cpu_s"], 0.0, [10.0] * 4) == [1.0, 1.0, 5.0, 5.0]
+
+
+def test_worker_memory_jumps_once_then_creeps():
+    def rec(pid, nth, rss):
+        return (0.0, {"pid": pid, "phase": "p", "_nth": nth, "max_rss_mb": rss}, nth == 0)
+
+    pts = [rec(1, 0, 68), rec(1, 1, 84), rec(1, 2, 85), rec(1, 3, 86),
+           rec(2, 0, 70), rec(2, 1, 90)]
+    assert _growth(pts) == (16, 1)  # jumps 16 and 20 (lower median), then 1 a task
+    assert _growth(pts[4:]) == (20, 0)  # no process ran three tasks: no creep
 
 
 def corpus_config(tmp: Path, name: str = "plan-check") -> Path:

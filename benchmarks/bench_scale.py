@@ -177,7 +177,8 @@ def plan_error(plan_json: Path, run: Path) -> dict:
     out = {"phases": []}
     for p in est["phases"]:
         rs = recs.get(p["name"], [])
-        cpu, rss = sum(r["cpu_s"] for r in rs), max((r.get("max_rss_mb") or 0) for r in rs)
+        cpu = sum(r["cpu_s"] for r in rs)
+        rss = max((r.get("max_rss_mb") or 0 for r in rs), default=0)
         out["phases"].append({"phase": p["name"], "cpu_est": round(p["cpu_hours"] * 3600, 2),
                               "cpu_real": round(cpu, 2),
                               "rss_est": round(p["peak_rss_mb"], 1), "rss_real": rss})

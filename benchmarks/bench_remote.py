@@ -123,7 +123,7 @@ def child(mode: str, path: str, size: int) -> None:
         t2 = time.perf_counter()
         print(json.dumps({"mode": mode, "import_s": t1 - t0, "first_read_s": t2 - t1}))
         return
-    if mode == "forked":  # a pool worker: forked after the forkserver's preload
+    if mode == "forked":  # forked after pipelines.io.s3_session was imported (a trial)
         from pipelines.io import s3_session  # noqa: F401  (S3's models parsed, as preloaded)
         from pipelines.io.storage import Storage
 
@@ -238,7 +238,7 @@ def bench_demo(a, env: dict, tmp: Path, server_pid: int) -> None:
                               check=True, capture_output=True, text=True)
         firsts.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     forked = []
-    for _ in range(a.reps):  # what a pool worker pays: its forkserver preloaded the session
+    for _ in range(a.reps):  # had the forkserver parsed S3's models (measured, not done)
         proc = subprocess.run([sys.executable, __file__, "--child", "forked",
                                f"s3://{BUCKET}/warc/{WARCS[0].name}", "0"], env=env,
                               check=True, capture_output=True, text=True)
@@ -248,7 +248,7 @@ def bench_demo(a, env: dict, tmp: Path, server_pid: int) -> None:
     print(f"a fresh process's first s3:// read (median of {a.reps}), thresher already "
           f"imported: import s3fs {statistics.median(imp):.2f} s ({spread(imp)}), then the "
           f"client and one byte {statistics.median(first):.3f} s ({spread(first)}); "
-          f"in a process forked after pipelines.io.s3_session was imported (a pool worker): "
+          f"in a process forked after pipelines.io.s3_session was imported: "
           f"{statistics.median(forked):.3f} s ({spread(forked)})")
 
 

@@ -99,15 +99,14 @@ def test_secret_never_in_redacted_form(server, bucket, monkeypatch):
 
 def test_parsed_session_is_shared_unless_the_options_configure_the_session(
         server, bucket, tmp_path, monkeypatch):
-    """Default options share the process's session with S3's models parsed (the local
-    pool's forkserver builds it before forking); a ``profile`` gets its own session, and
-    the profile's credentials are the ones sent."""
+    """Default options share the process's one session, whose S3 models are parsed once;
+    a ``profile`` gets its own session, and the profile's credentials are the ones sent."""
     from pipelines.io import s3_session
 
     s = st.Storage({"s3": {"endpoint_url": server.endpoint}})
     s.write_bytes(f"{bucket}/o", b"shared")
     assert s.filesystem(f"{bucket}/o").session is s3_session.SESSION
-    fresh = subprocess.run(  # what the forkserver holds when it forks: no credentials
+    fresh = subprocess.run(  # once imported: the models parsed, no credentials yet
         [sys.executable, "-c", "from pipelines.io import s3_session as s; "
          "print(s.SESSION._credentials, len(s.SESSION.get_component('data_loader')._cache))"],
         check=True, capture_output=True, text=True).stdout.split()

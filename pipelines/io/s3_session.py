@@ -1,16 +1,17 @@
-"""One botocore session per process with S3's models already parsed, for every s3fs client.
+"""One botocore session per process, with S3's models parsed once, for every s3fs client.
 
-A process's first ``s3://`` request builds a client, and botocore then parses S3's service
-model, its endpoint rules and the partition table: about half of that first request's
-0.1 s on this machine. Importing this module does that parsing once. The local pool's
-forkserver imports it (pipelines/executors/local.py), so every worker it forks starts with
-the session built and only makes its client.
+Each ``S3FileSystem`` that s3fs builds makes its own session, and botocore then parses
+S3's service model, its endpoint rules and the endpoint table for it (about 0.055 s here).
+A process may build several: the inputs' storage options and the run directory's differ.
+They share this session instead, so the parsing is done once a process.
 
-The session holds parsed JSON and nothing else: no credentials (each process resolves its
-own when it makes its client), no socket, no event loop, so it is safe to fork. The storage
-layer uses it only when the storage options leave the session to s3fs: options naming a
-``profile`` or a ``session`` of their own, or any other argument that s3fs hands to the
-session it makes, get the session s3fs would make.
+The session holds parsed JSON and the credentials it resolves when its first client is
+made, as s3fs's own would. Importing it in the local pool's forkserver, so that workers
+start with the models parsed, was measured and is not done: the parsing then sits before
+every worker's start (docs/benchmarks.md, "Object storage"). The storage layer uses it
+only when the storage options leave the session to s3fs: options naming a ``profile`` or a
+``session`` of their own, or any other argument that s3fs hands to the session it makes,
+get the session s3fs would make.
 """
 
 from __future__ import annotations

@@ -127,8 +127,11 @@ def side_thresher(a: argparse.Namespace) -> dict:
             "phases": {k: round(v["elapsed_s"], 2) for k, v in st["phases"].items()}}
 
 
-def side_datatrove(a: argparse.Namespace) -> dict:
-    from datatrove.executor.local import LocalPipelineExecutor
+def _datatrove_steps(a: argparse.Namespace, rule_splitter: bool) -> dict[str, tuple]:
+    """datatrove's sentence dedup as both the comparison and the breakdown run it: name ->
+    (pipeline, tasks) of its three steps. 3-sentence spans, no minimum document size;
+    sentences compared by whitespace only (thresher's comparison) unless
+    ``--datatrove-norm default``; ``rule_splitter``: thresher's rule as its splitter."""
     from datatrove.pipeline.dedup.sentence_dedup import (
         SentDedupConfig,
         SentenceDedupFilter,
@@ -141,7 +144,6 @@ def side_datatrove(a: argparse.Namespace) -> dict:
 
     root = Path(a.dir)
     base = root / a.out
-    W = a.workers
     if a.datatrove_norm == "default":  # datatrove's normalisation (not equal output)
         cfg = SentDedupConfig(n_sentences=3, min_doc_words=0, min_num_sentences=0)
     else:
@@ -154,25 +156,32 @@ def side_datatrove(a: argparse.Namespace) -> dict:
     def reader():
         return JsonlReader(str(root / "in"), glob_pattern="*.jsonl", id_key="id")
 
-    sig = SentenceDedupSignature(str(base / "sigs"), finder_workers=W, config=cfg)
+    sig = SentenceDedupSignature(str(base / "sigs"), finder_workers=a.workers, config=cfg)
     filt = SentenceDedupFilter(str(base / "dups"), config=cfg)
-    if a.datatrove_splitter == "thresher":
+    if rule_splitter:
         from bench_subdoc_datatrove import RuleSentences as Rule  # importable by name
 
-        sig.tokenizer = Rule()
-        filt.tokenizer = Rule()
-    steps = {
-        "signatures": ([reader(), sig], a.shards, W),
+        sig.tokenizer, filt.tokenizer = Rule(), Rule()
+    return {
+        "signatures": ([reader(), sig], a.shards),
         "find": ([SentenceFindDedups(str(base / "sigs"), str(base / "dups"), config=cfg)],
-                 W, W),
+                 a.workers),
         "filter": ([reader(), filt, JsonlWriter(str(base / "out"), compression=None)],
-                   a.shards, W),
+                   a.shards),
     }
+
+
+def side_datatrove(a: argparse.Namespace) -> dict:
+    from datatrove.executor.local import LocalPipelineExecutor
+
+    base = Path(a.dir) / a.out
+    steps = _datatrove_steps(a, a.datatrove_splitter == "thresher")
     times = {}
     t0 = time.perf_counter()
-    for name, (pipeline, tasks, w) in steps.items():
+    for name, (pipeline, tasks) in steps.items():
         t = time.perf_counter()
-        LocalPipelineExecutor(pipeline, tasks=tasks, workers=w, logging_dir=str(base / name),
+        LocalPipelineExecutor(pipeline, tasks=tasks, workers=a.workers,
+                              logging_dir=str(base / name),
                               skip_completed=False).run()
         times[name] = round(time.perf_counter() - t, 2)
     return {"seconds": round(time.perf_counter() - t0, 2), "max_rss_mb": peak_rss_mb(),
@@ -299,9 +308,6 @@ def side_datatrove_breakdown(a: argparse.Namespace) -> dict:
     import datatrove.pipeline.dedup.sentence_dedup as sd
     from bench_subdoc_datatrove import RuleSentences as Rule
     from datatrove.executor.local import LocalPipelineExecutor
-    from datatrove.pipeline.readers import JsonlReader
-    from datatrove.pipeline.writers import JsonlWriter
-    from datatrove.utils.text import TextNormConfig
 
     acc: dict[str, float] = {}
     for obj, name, label in (
@@ -312,24 +318,8 @@ def side_datatrove_breakdown(a: argparse.Namespace) -> dict:
             (sd.SentenceDedupSignature, "save_hashes", "signatures: sort + write"),
             (sd.SentenceDedupFilter, "remove_dup_sentences", "filter: cut (changed docs)")):
         _cpu_meter(acc, obj, name, label)
-    root, base = Path(a.dir), Path(a.dir) / a.out
-    cfg = sd.SentDedupConfig(n_sentences=3, min_doc_words=0, min_num_sentences=0,
-                             norm_config=TextNormConfig(
-                                 lowercase=False, norm_whitespace=True,
-                                 remove_punctuation=False, norm_unicode_diacritics=False,
-                                 norm_numbers=False))
-
-    def reader():
-        return JsonlReader(str(root / "in"), glob_pattern="*.jsonl", id_key="id")
-
-    sig = sd.SentenceDedupSignature(str(base / "sigs"), finder_workers=a.workers, config=cfg)
-    filt = sd.SentenceDedupFilter(str(base / "dups"), config=cfg)
-    sig.tokenizer, filt.tokenizer = Rule(), Rule()
-    steps = {"signatures": ([reader(), sig], a.shards),
-             "find": ([sd.SentenceFindDedups(str(base / "sigs"), str(base / "dups"),
-                                             config=cfg)], a.workers),
-             "filter": ([reader(), filt, JsonlWriter(str(base / "out"), compression=None)],
-                        a.shards)}
+    base = Path(a.dir) / a.out
+    steps = _datatrove_steps(a, rule_splitter=True)
     cpu0, t = time.process_time(), time.perf_counter()
     for name, (pipeline, tasks) in steps.items():
         cpu = time.process_time()

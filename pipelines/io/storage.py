@@ -408,7 +408,7 @@ class Storage:
                 opts["client_kwargs"] = client
             from pipelines.io.s3_session import with_session
 
-            opts = with_session(opts)  # S3's models parsed once a process (or forkserver)
+            opts = with_session(opts)  # S3's models parsed once a process
         fs = fsspec.filesystem(protocol, **opts)
         if protocol == "s3":
             fs.retries = 1  # s3fs's own retry loop: one try

@@ -205,13 +205,16 @@ def test_sample_is_deterministic_and_listing_errors_are_one_line(listing, server
 
 # ---------------------------------------------------------------------------- faults
 
+# the default 10 attempts with shorter sleeps: the same retries, counted, in a second
+FAST_RETRIES = {"THRESHER_STORAGE_RETRY": "base=0.01,cap=0.05"}
+
 
 def test_thirty_percent_faults_give_identical_bytes_and_counted_retries(
         server, local_demo, tmp_path):
     # one worker: the requests come in one order, so the seed picks the same faults
     with FaultProxy(server.port, fraction=0.3, seed=3) as proxy:
         out = run(tmp_path, "faulty", paths=[f"{S3_WARC}/*.warc.gz"], workers=1,
-                  env={"AWS_ENDPOINT_URL": proxy.endpoint})
+                  env={"AWS_ENDPOINT_URL": proxy.endpoint, **FAST_RETRIES})
         injected = dict(proxy.injected)
         reads = [ln for ln, _, fault in proxy.log
                  if fault and ln.startswith(("GET /thresher-inputs/warc/",
@@ -238,7 +241,7 @@ def test_every_read_failing_fails_the_task_in_one_line_and_resume_completes(
                     only=lambda line: line.startswith((f"GET /{BUCKET}/warc/",
                                                        f"HEAD /{BUCKET}/warc/"))) as proxy:
         proc = run_cli("run", str(cfg), "-o", str(out), "--quiet", check=False,
-                       env={"AWS_ENDPOINT_URL": proxy.endpoint})
+                       env={"AWS_ENDPOINT_URL": proxy.endpoint, **FAST_RETRIES})
     assert proc.returncode != 0
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("thresher: error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr

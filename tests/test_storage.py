@@ -421,6 +421,23 @@ def test_every_request_failing_gives_one_line_within_the_bound(server, bucket):
     assert s.retries.total == 4 and proxy.requests >= 5  # one retry fewer than attempts
 
 
+def test_retry_policy_from_the_environment(monkeypatch):
+    monkeypatch.delenv(st.RETRY_ENV, raising=False)
+    assert st.Storage().policy == st.RetryPolicy()
+    monkeypatch.setenv(st.RETRY_ENV, " attempts=3, cap=0.5,max_seconds=7 ")
+    assert st.Storage().policy == st.RetryPolicy(attempts=3, max_seconds=7.0, cap=0.5)
+    explicit = st.RetryPolicy(attempts=2)
+    assert st.Storage(policy=explicit).policy is explicit  # the caller's wins
+    for bad, item in [("attempts=0", "attempts=0"), ("tries=3", "tries=3"),
+                      ("cap=-1", "cap=-1"), ("attempts=3,base", "base"),
+                      ("attempts=2.5", "attempts=2.5")]:
+        monkeypatch.setenv(st.RETRY_ENV, bad)
+        with pytest.raises(st.RetrySettingError) as e:
+            st.Storage()
+        msg = str(e.value)
+        assert msg.startswith(st.RETRY_ENV) and f"got {item!r}" in msg and "\n" not in msg
+
+
 def test_retry_counter_merges_into_stats():
     c = st.RetryCounter()
     c.add("throttled")

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from pipelines.errors import UserError
 from pipelines.io.files import atomic_path
 
 T = TypeVar("T")
@@ -77,6 +78,10 @@ class StorageNotFound(StorageError, FileNotFoundError):
 
 class StorageForbidden(StorageError, PermissionError):
     pass
+
+
+class RetrySettingError(UserError, ValueError):
+    """``THRESHER_STORAGE_RETRY`` does not parse; one line naming the bad item."""
 
 
 # ---------------------------------------------------------------------------------- URLs
@@ -203,15 +208,46 @@ class StorageOptions:
 # ------------------------------------------------------------------------------- retries
 
 
+RETRY_ENV = "THRESHER_STORAGE_RETRY"
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter: sleep U(0, min(cap, base * 2**n)) after the
-    n-th failure, at most ``attempts`` tries and ``max_seconds`` in all."""
+    n-th failure, at most ``attempts`` tries and ``max_seconds`` in all.
+
+    Retries change how long a run takes, never its bytes, so the policy is the
+    environment's (``THRESHER_STORAGE_RETRY``, like botocore's ``AWS_MAX_ATTEMPTS``), not
+    the config's: it is not part of the run's fingerprint.
+    """
 
     attempts: int = 10
     max_seconds: float = 120.0
     base: float = 0.1
     cap: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """The defaults, overridden by ``THRESHER_STORAGE_RETRY="attempts=5,cap=2"``."""
+        spec = os.environ.get(RETRY_ENV, "").strip()
+        if not spec:
+            return cls()
+        kinds = {"attempts": int, "max_seconds": float, "base": float, "cap": float}
+        values: dict[str, Any] = {}
+        for item in spec.split(","):
+            key, sep, value = (part.strip() for part in item.partition("="))
+            try:
+                if not sep or key not in kinds:
+                    raise ValueError
+                values[key] = kinds[key](value)
+                if values[key] < (1 if key == "attempts" else 0):
+                    raise ValueError
+            except ValueError:
+                raise RetrySettingError(
+                    f"{RETRY_ENV}={spec!r}: expected comma-separated name=value with names "
+                    f"{', '.join(kinds)} (attempts an integer >= 1, the rest seconds >= 0), "
+                    f"got {item.strip()!r}") from None
+        return cls(**values)
 
 
 @dataclass
@@ -342,7 +378,7 @@ class Storage:
                  block_size: int = DEFAULT_BLOCK_SIZE, part_size: int = DEFAULT_PART_SIZE):
         self.options = options if isinstance(options, StorageOptions) else StorageOptions(
             options)
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or RetryPolicy.from_env()
         self.retries = counter if counter is not None else RetryCounter()
         self.block_size, self.part_size = block_size, part_size
         self._rng = random.Random()
@@ -828,42 +864,46 @@ def as_path(url: str | os.PathLike) -> Path:
 
 # ------------------------------------------------------------------- module-level helpers
 
-_default = Storage()
+_default: Storage | None = None
 
 
 def default_storage() -> Storage:
+    """Built on first use, so that ``THRESHER_STORAGE_RETRY`` is read then, not at import."""
+    global _default
+    if _default is None:
+        _default = Storage()
     return _default
 
 
 def open_read(url, block_size: int | None = None, storage: Storage | None = None) -> IO[bytes]:
-    return (storage or _default).open_read(url, block_size)
+    return (storage or default_storage()).open_read(url, block_size)
 
 
 def atomic_write(url, mode: str = "wb", storage: Storage | None = None):
-    return (storage or _default).atomic_write(url, mode)
+    return (storage or default_storage()).atomic_write(url, mode)
 
 
 open_write = atomic_write
 
 
 def exists(url, storage: Storage | None = None) -> bool:
-    return (storage or _default).exists(url)
+    return (storage or default_storage()).exists(url)
 
 
 def size(url, storage: Storage | None = None) -> int:
-    return (storage or _default).size(url)
+    return (storage or default_storage()).size(url)
 
 
 def ls(url, storage: Storage | None = None) -> list[str]:
-    return (storage or _default).ls(url)
+    return (storage or default_storage()).ls(url)
 
 
 def glob(pattern, storage: Storage | None = None) -> list[str]:
-    return (storage or _default).glob(pattern)
+    return (storage or default_storage()).glob(pattern)
 
 
 def rm(url, recursive: bool = False, storage: Storage | None = None) -> None:
-    (storage or _default).rm(url, recursive=recursive)
+    (storage or default_storage()).rm(url, recursive=recursive)
 
 
 __all__ = [

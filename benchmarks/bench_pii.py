@@ -15,23 +15,34 @@ addresses and false-positive traps. Both detectors see the same documents:
 A found span is a true positive when it overlaps a labelled span of the same kind
 (``exact`` also counts those whose boundaries are the label's). Recall is per labelled
 item; the table also gives recall per sub-kind and the traps that were replaced.
+
+Speed (``--repeats N``, default 5): each side anonymises all documents in one pass, the
+way it runs in a pipeline (thresher: ``find_pii`` then ``replace`` with FineWeb's
+placeholders; datatrove: ``PIIFormatter().format``); one untimed warm-up pass each
+(regex compilation, first-call costs), then N passes alternating, the order rotating.
+Every pass of a side must give the same texts as its first (checked by sha256); the
+script prints every pass, the median and range of each side, and the ratio of medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
+import os
 import re
+import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.pii.pii import find_pii  # noqa: E402
+from stages.pii.pii import find_pii, replace  # noqa: E402
 
 DEFAULT_SET = ROOT / "tests" / "data" / "pii" / "pii-labelled.jsonl.gz"
 EMAIL_SENTINEL, IP_SENTINEL = "\ue000E\ue000", "\ue000I\ue000"
@@ -122,10 +133,53 @@ def show(name: str, r: dict) -> None:
         print("   ", e)
 
 
+def one_pass(texts: list[str], anonymise: Callable[[str], str]) -> tuple[float, float, str]:
+    """Wall s, CPU s and the sha256 of the anonymised texts of one pass over ``texts``."""
+    h = hashlib.sha256()
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = [anonymise(t) for t in texts]
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    for t in out:
+        h.update(t.encode("utf-8", "surrogatepass") + b"\0")
+    return wall, cpu, h.hexdigest()
+
+
+def speed(texts: list[str], sides: dict[str, Callable[[str], str]], repeats: int) -> None:
+    """Alternate the sides ``repeats`` times after a warm-up; medians, ranges, the ratio."""
+    print(f"\n== speed: {len(texts)} documents a pass, {repeats} passes a side, alternating "
+          f"(load average {os.getloadavg()[0]:.2f} before)")
+    first = {name: one_pass(texts, fn)[2] for name, fn in sides.items()}  # warm-up
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    names = list(sides)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            wall, cpu, digest = one_pass(texts, sides[name])
+            if digest != first[name]:
+                raise SystemExit(f"{name}: pass {r + 1} gave other texts than the first")
+            runs[name].append((wall, cpu))
+            print(f"  pass {r + 1} {name}: {wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU")
+    med = {}
+    for name in names:
+        walls = [w for w, _ in runs[name]]
+        cpus = [c for _, c in runs[name]]
+        med[name] = statistics.median(cpus)
+        print(f"  {name}: median {statistics.median(walls) * 1000:.1f} ms wall "
+              f"({min(walls) * 1000:.1f}-{max(walls) * 1000:.1f}), "
+              f"{med[name] * 1000:.1f} ms CPU ({min(cpus) * 1000:.1f}-{max(cpus) * 1000:.1f}); "
+              f"{len(texts) / med[name]:,.0f} documents/CPU s")
+    if len(names) == 2:
+        a, b = names
+        print(f"  {b} / {a} (median CPU): {med[b] / med[a]:.2f}x   "
+              f"(load average {os.getloadavg()[0]:.2f} after)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", type=Path, default=DEFAULT_SET)
+    ap.add_argument("--repeats", type=int, default=5, help="timed passes a side (>= 3)")
     args = ap.parse_args()
+    if args.repeats < 3:
+        ap.error("--repeats must be at least 3")
     docs = load(args.set)
     n_traps = Counter(t["category"] for d in docs for t in d["traps"])
     print(f"{args.set.name}: {len(docs)} documents, "
@@ -137,11 +191,16 @@ def main() -> None:
     try:
         from datatrove.pipeline.formatters import PIIFormatter
     except ImportError:
+        fmt = None
         print("\n== datatrove PIIFormatter: datatrove is not installed, skipped")
     else:
         fmt = PIIFormatter(email_replacement=EMAIL_SENTINEL, ip_replacement=IP_SENTINEL)
         show("datatrove PIIFormatter (defaults, FineWeb's)",
              score(docs, lambda t: datatrove_spans(fmt, t), default))
+    sides = {"thresher pii": lambda t: replace(t, find_pii(t))}
+    if fmt is not None:
+        sides["datatrove PIIFormatter"] = lambda t: fmt.format(t)
+    speed([d["text"] for d in docs], sides, args.repeats)
     every = {"email", "ip", "phone", "iban", "credit_card"}
     show("thresher pii (phones, ibans, credit_cards on)",
          score(docs, lambda t: thresher_spans(t, phones=True, ibans=True, credit_cards=True),

@@ -11,6 +11,11 @@ recall count the tokens the two bags share (with multiplicity); F1 per page, ave
 over pages (a page with no output scores 0). Speed is pages per CPU second of the stage
 (load on other cores does not change it much) and per wall second.
 
+Every extractor runs ``--repeats`` times (default 3), each time in a fresh process
+(imports and set-up untimed), alternating with the others, the order rotating each
+repetition; each run must give the same texts as that extractor's first (the script
+fails otherwise). The table gives the median speed and its range over the runs.
+
 Reference rows: the same stage calling plain ``trafilatura.extract`` instead of its
 byte-identical fast path (stages/extraction/extract_fast.py), and, when
 benchmarks/.venv-datatrove exists (`make bench` builds it), datatrove's own
@@ -143,42 +148,99 @@ def child_datatrove(src: str, dst: str) -> None:
                                      "version": trafilatura.__version__}))
 
 
+def child_thresher(label: str, dst: str) -> None:
+    """One extractor of CONFIGS in this fresh process: its texts and its timing."""
+    _, table, _ = load_pages()
+    texts, wall, cpu = run(label, CONFIGS[label], table)
+    Path(dst).write_text(json.dumps({"texts": {k: v for k, v in texts.items() if v},
+                                     "wall": wall, "cpu": cpu}))
+
+
+def run_thresher(label: str) -> tuple[str, dict[str, str], float, float]:
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dst = Path(tmp) / "texts.json"
+        subprocess.run([sys.executable, __file__, "--child-thresher", label, str(dst)],
+                       check=True)
+        res = json.loads(dst.read_text())
+    return label, res["texts"], res["wall"], res["cpu"]
+
+
 def main() -> None:
+    import os
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--write-doc", action="store_true", help="update docs/benchmarks.md")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each extractor (>= 3)")
     ap.add_argument("--child-datatrove", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--child-thresher", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child_datatrove:
         return child_datatrove(*a.child_datatrove)
+    if a.child_thresher:
+        return child_thresher(*a.child_thresher)
+    if a.repeats < 3:
+        ap.error("--repeats must be at least 3")
     ids, table, gold = load_pages()
-    rows = []
-    runs = [(label, *run(label, params, table)) for label, params in CONFIGS.items()]
-    same_text = {}  # datatrove row -> pages whose text equals thresher's with the same options
-    reference = next(r[1] for r in runs if r[0] == SAME_OPTIONS)
+    # every side is a thunk run in a fresh process: thresher's configs, then datatrove's
+    sides = {label: (lambda label=label: run_thresher(label)) for label in CONFIGS}
+    order = list(CONFIGS)
     for n, overlay in enumerate((DT_SAME, None)):
-        if (dt := run_datatrove(table, overlay)) is not None:
-            runs.insert(4 + n, dt)
-            same_text[dt[0]] = sum((dt[1].get(i) or "") == (reference.get(i) or "") for i in ids)
-    for label, texts, wall, cpu in runs:
-        scores = [prf(texts.get(i) or "", gold[i]) for i in ids]
+        if DT_PYTHON.exists() and (overlay is None or overlay.is_dir()):
+            first = run_datatrove(table, overlay)  # its label names its trafilatura version
+            sides[first[0]] = lambda overlay=overlay: run_datatrove(table, overlay)
+            order.insert(4 + n, first[0])
+    loads = [os.getloadavg()[0]]
+    texts: dict[str, dict[str, str]] = {}
+    timings: dict[str, list[tuple[float, float]]] = {label: [] for label in order}
+    for rep in range(a.repeats):
+        k = rep % len(order)
+        for label in order[k:] + order[:k]:
+            got_label, got, wall, cpu = sides[label]()
+            assert got_label == label, (got_label, label)
+            if label not in texts:
+                texts[label] = got
+            elif got != texts[label]:
+                raise SystemExit(f"{label}: run {rep + 1} gave other texts than run 1")
+            timings[label].append((wall, cpu))
+            print(f"run {rep + 1} {label}: {len(ids) / cpu:.1f} pages/CPU s, "
+                  f"{len(ids) / wall:.1f} pages/s wall", flush=True)
+        loads.append(os.getloadavg()[0])
+    reference = texts[SAME_OPTIONS]
+    same_text = {label: sum((texts[label].get(i) or "") == (reference.get(i) or "")
+                            for i in ids)
+                 for label in order if label.startswith("datatrove")}
+    rows = []
+    for label in order:
+        scores = [prf(texts[label].get(i) or "", gold[i]) for i in ids]
         p, r, f = (statistics.mean(s[k] for s in scores) for k in range(3))
+        per_cpu = [len(ids) / cpu for _, cpu in timings[label]]
+        per_wall = [len(ids) / wall for wall, _ in timings[label]]
         rows.append((label, f, p, r, statistics.median(s[2] for s in scores),
-                     len(ids) - len(texts), len(ids) / cpu, len(ids) / wall))
-        print(f"{label:34s} F1 {f:.3f}  P {p:.3f}  R {r:.3f}  {len(ids) / cpu:6.1f} pages/cpu-s",
+                     len(ids) - len(texts[label]), per_cpu, per_wall))
+        print(f"{label:34s} F1 {f:.3f}  P {p:.3f}  R {r:.3f}  "
+              f"{statistics.median(per_cpu):6.1f} pages/cpu-s (median of {len(per_cpu)})",
               flush=True)
-    import os
+
+    def spread(xs: list[float]) -> str:
+        return f"{statistics.median(xs):.1f} ({min(xs):.1f}-{max(xs):.1f})"
 
     lines = [
-        f"Command: `.venv/bin/python benchmarks/bench_extraction.py --write-doc`. Gold: the "
-        f"{len(ids)} "
+        f"Command: `.venv/bin/python benchmarks/bench_extraction.py --write-doc --repeats "
+        f"{a.repeats}`. Gold: the {len(ids)} "
         "pages of the ScrapingHub article-extraction-benchmark (full article text, bundled in "
         "benchmarks/pages). Each extractor runs through thresher's `extract` stage on one core "
         "(the datatrove rows: datatrove 0.10.1's `Trafilatura(favour_precision=True).extract` "
         "in its own venv, same decoded pages, with thresher's trafilatura version and with the "
         "one its processing extra pins); token-level "
         "precision/recall/F1 (lowercased `\\w+` tokens, bags with multiplicity), averaged "
-        f"over pages; a page with no output scores 0. Machine: {os.cpu_count()} cores, load "
-        f"average {os.getloadavg()[0]:.2f} (pages/s per CPU second is the steadier figure).",
+        f"over pages; a page with no output scores 0. Speed: each extractor ran {a.repeats} "
+        "times, each in a fresh process, alternating with the others in a rotating order; "
+        "median (range) over the runs, every run's texts identical to the extractor's first. "
+        f"Machine: {os.cpu_count()} cores, load average {min(loads):.2f}-{max(loads):.2f} "
+        "during the runs (pages per CPU second is the steadier figure).",
         "",
         "| extractor | F1 | precision | recall | median F1 | no output | pages/CPU s "
         "| pages/s wall |",
@@ -186,7 +248,7 @@ def main() -> None:
     ]
     for label, f, p, r, med, empty, per_cpu, per_wall in rows:
         lines.append(f"| {label} | {f:.3f} | {p:.3f} | {r:.3f} | {med:.3f} | {empty} | "
-                     f"{per_cpu:.1f} | {per_wall:.1f} |")
+                     f"{spread(per_cpu)} | {spread(per_wall)} |")
     for label, n in same_text.items():
         lines.append(f"\n{label}: the same text as thresher's `{SAME_OPTIONS}` row on {n} of "
                      f"{len(ids)} pages.")

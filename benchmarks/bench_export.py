@@ -10,19 +10,30 @@ write nanotron `.ds` files with EOS and a seeded shuffle (thresher: global, keye
 document id; datatrove: documents shuffled within each task's file, then its merger draws
 the next document from a randomly chosen file). Each tool runs in its own process tree;
 peak RSS is sampled from /proc every 0.1 s: the largest single process and the whole tree.
+
+The two tools run ``--repeats`` times (default 3), alternating, the order rotating each
+repetition. Their outputs are checked, not just their token counts: the two orders differ
+by design, so the check is on the multiset of documents (the token sequence of each
+document, cut at the .ds.index boundaries), which must be the same for both tools and
+every repetition; thresher's files must also be byte-identical from one repetition to the
+next. The script prints every run, then each tool's median and range.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import lzma
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -116,6 +127,29 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
     return time.perf_counter() - t, one / 1024, tree / 1024
 
 
+def documents_digest(ds_files: list[Path]) -> tuple[int, int, str]:
+    """(documents, tokens, digest of the sorted per-document digests) of nanotron .ds files:
+    the same for any order of the same documents."""
+    digests, tokens = [], 0
+    for ds in ds_files:
+        data = np.fromfile(ds, np.uint16)
+        ends = np.fromfile(str(ds) + ".index", np.uint64).astype(np.int64)
+        starts = np.concatenate(([0], ends[:-1]))
+        raw = data.tobytes()
+        digests += [hashlib.blake2b(raw[2 * a:2 * b], digest_size=16).digest()
+                    for a, b in zip(starts.tolist(), ends.tolist())]
+        tokens += len(data)
+    return len(digests), tokens, hashlib.sha256(b"".join(sorted(digests))).hexdigest()
+
+
+def files_digest(root: Path) -> str:
+    """sha256 over the names and bytes of the token files under ``root``."""
+    h = hashlib.sha256()
+    for f in sorted(root.glob("*.ds*")):
+        h.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=200_000)
@@ -123,6 +157,7 @@ def main() -> None:
     ap.add_argument("--doc-lines", type=int, default=3, help="WikiText lines per document")
     ap.add_argument("--max-chars", type=int, help="cut each document to this many characters")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each tool, alternating")
     ap.add_argument("--work", default=str(REPO / "benchmarks" / ".export-bench"))
     ap.add_argument("--skip-datatrove", action="store_true")
     ap.add_argument("--skip-thresher", action="store_true")
@@ -136,28 +171,59 @@ def main() -> None:
         work.mkdir(parents=True)
         make_run(work / "run", a.docs, a.shards, a.doc_lines, a.max_chars)
         build(tok)
-    rows = []
-    thresher = [str(Path(sys.executable).with_name("thresher")), "export", str(work / "run"),
-                "--tokenizer", str(tok), "--format", "nanotron", "--shuffle-seed", "0",
-                "-w", str(a.workers), "-o", str(work / "thresher")]
+    tools = {}
     if not a.skip_thresher:
-        shutil.rmtree(work / "thresher", ignore_errors=True)
-        secs, rss, tree = timed(thresher)
-        tokens = json.loads((work / "thresher" / "export.json").read_text())["tokens"]
-        rows.append(("thresher export (global shuffle)", secs, rss, tree, tokens))
+        tools["thresher export (global shuffle)"] = (
+            [str(Path(sys.executable).with_name("thresher")), "export", str(work / "run"),
+             "--tokenizer", str(tok), "--format", "nanotron", "--shuffle-seed", "0",
+             "-w", str(a.workers), "-o", str(work / "thresher")],
+            work / "thresher", work / "thresher")
     if not a.skip_datatrove:
-        shutil.rmtree(work / "datatrove", ignore_errors=True)
-        secs, rss, tree = timed([sys.executable, "-c", DATATROVE, str(work / "run"), str(tok),
-                           str(work / "datatrove"), str(a.workers)])
-        dt_tokens = sum(f.stat().st_size for f in (work / "datatrove" / "merged").glob(
-            "*.ds")) // 2
-        rows.append(("datatrove DocumentTokenizer + Merger", secs, rss, tree, dt_tokens))
+        tools["datatrove DocumentTokenizer + Merger"] = (
+            [sys.executable, "-c", DATATROVE, str(work / "run"), str(tok),
+             str(work / "datatrove"), str(a.workers)],
+            work / "datatrove", work / "datatrove" / "merged")
     print(f"{a.docs:,} documents, {a.shards} shards, {a.workers} workers, --doc-lines "
-          f"{a.doc_lines}, --max-chars {a.max_chars}")
-    print(f"{'tool':38} {'s':>7} {'tokens':>12} {'tok/s/core':>11} {'RSS MiB: max':>12} "
+          f"{a.doc_lines}, --max-chars {a.max_chars}, {a.repeats} runs a tool, alternating; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in tools}
+    documents: dict[str, tuple[int, int, str]] = {}
+    thresher_bytes = None
+    names = list(tools)
+    for rep in range(a.repeats):
+        for name in names[rep % len(names):] + names[:rep % len(names)]:
+            cmd, out, ds_dir = tools[name]
+            shutil.rmtree(out, ignore_errors=True)
+            secs, rss, tree = timed(cmd)
+            got = documents_digest(sorted(ds_dir.glob("*.ds")))
+            if documents.setdefault(name, got) != got:
+                raise SystemExit(f"{name}: run {rep + 1} wrote other documents than run 1")
+            if name.startswith("thresher"):
+                digest = files_digest(out)
+                if thresher_bytes not in (None, digest):
+                    raise SystemExit(f"{name}: run {rep + 1} wrote other bytes than run 1")
+                thresher_bytes = digest
+            runs[name].append((secs, rss, tree))
+            print(f"  run {rep + 1} {name}: {secs:.1f} s, {got[1]:,} tokens, "
+                  f"{got[1] / secs / a.workers:,.0f} tokens/s/core, peak RSS {rss:.0f} MiB "
+                  f"(tree {tree:.0f}); load average {os.getloadavg()[0]:.2f}", flush=True)
+    if len(set(documents.values())) > 1:
+        raise SystemExit(f"DIFFERENT documents: {documents}")
+    n_docs, n_tokens, _ = next(iter(documents.values()))
+    print(f"same output: {n_docs:,} documents, {n_tokens:,} tokens, the same multiset of "
+          "documents for " + " and ".join(names) +
+          (f"; thresher's files byte-identical over {a.repeats} runs" if thresher_bytes else ""))
+    print(f"{'tool':38} {'median s (range)':>22} {'tok/s/core':>11} {'RSS MiB: max':>12} "
           f"{'tree':>6}")
-    for name, s, r, tr, t in rows:
-        print(f"{name:38} {s:7.1f} {t:12,} {t / s / a.workers:11,.0f} {r:12.0f} {tr:6.0f}")
+    med = {}
+    for name in names:
+        secs = [r[0] for r in runs[name]]
+        med[name] = statistics.median(secs)
+        print(f"{name:38} {med[name]:8.1f} ({min(secs):.1f}-{max(secs):.1f}) "
+              f"{n_tokens / med[name] / a.workers:11,.0f} "
+              f"{max(r[1] for r in runs[name]):12.0f} {max(r[2] for r in runs[name]):6.0f}")
+    if len(names) == 2:
+        print(f"datatrove / thresher, median wall: {med[names[1]] / med[names[0]]:.2f}x")
 
 
 if __name__ == "__main__":

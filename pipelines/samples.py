@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.io.files import read_table, write_table_atomic
 from pipelines.rundir import RunDir
@@ -411,6 +410,8 @@ def carried_samples(source: SourceRun) -> list[pa.Table]:
     """The annotated run's samples of what the new run carries over (finalize merges them
     with the new run's own): every sample of a stage carried whole or applied, the error
     samples of a deciding stage."""
+    import pyarrow.compute as pc
+
     src = RunDir.at(source.run)
     out = []
     for name in source.carried:

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 LOG10, REAL = "log10", "real"
 MAX_COLUMNS = 32  # numeric columns sketched per stage at most (the first, by name)
@@ -84,6 +83,8 @@ class Hist:
 
     def add(self, values: pa.Array | pa.ChunkedArray | np.ndarray) -> None:
         """Count a column (or numbers) into the bins: one searchsorted + bincount."""
+        import pyarrow.compute as pc
+
         if not isinstance(values, np.ndarray):
             self.null += values.null_count
             values = pc.drop_null(values).to_numpy(zero_copy_only=False)

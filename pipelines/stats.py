@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.schema import HTML, TEXT, content_column
 from pipelines.sketches import Sketches
@@ -116,6 +115,8 @@ class StageStats:
         """Count rows of ``table`` as dropped (or, with ``error``, failed) for ``reason``:
         all rows, or ``rows`` (indices or a boolean mask). For vectorised stages: counts,
         characters and samples in one call. ``score``/``details`` name columns to sample."""
+        import pyarrow.compute as pc
+
         if rows is None:
             idx = np.arange(table.num_rows)
         else:
@@ -146,6 +147,8 @@ class StageStats:
         """Count what was cut out of rows ``rows`` of ``table`` (kept documents): for each
         metric name, ``metrics[name][j]`` belongs to ``rows[j]``; totals in ``removed``, and
         per value of the ``language`` / ``dataset`` column of ``table`` when it has one."""
+        import pyarrow.compute as pc
+
         rows = np.asarray(rows, np.int64)
         if not len(rows):
             return
@@ -184,6 +187,8 @@ class StageStats:
         self.sketches.observe_in(table, _lengths(table))
 
     def count_out(self, table: pa.Table | pa.RecordBatch) -> None:
+        import pyarrow.compute as pc
+
         self.docs_out += table.num_rows
         c, b = _sizes(table)
         self.chars_out += c
@@ -328,6 +333,8 @@ def _add_counts(a: Counter, b: Counter) -> Counter:
 
 
 def _sizes(table: pa.Table | pa.RecordBatch) -> tuple[int, int]:
+    import pyarrow.compute as pc
+
     col = content_column(table)
     if col is None or table.num_rows == 0:
         return 0, 0
@@ -339,11 +346,15 @@ def _sizes(table: pa.Table | pa.RecordBatch) -> tuple[int, int]:
 
 def _lengths(table: pa.Table | pa.RecordBatch):
     """Characters of each document's content (None without a content column)."""
+    import pyarrow.compute as pc
+
     col = content_column(table)
     return pc.utf8_length(table.column(col)) if col is not None and table.num_rows else None
 
 
 def _tokens(table: pa.Table | pa.RecordBatch) -> int:
+    import pyarrow.compute as pc
+
     if TOKENS not in table.schema.names or table.num_rows == 0:
         return 0
     return int(pc.sum(table.column(TOKENS)).as_py() or 0)
@@ -352,6 +363,8 @@ def _tokens(table: pa.Table | pa.RecordBatch) -> int:
 def _count_groups(into: dict, values: pa.ChunkedArray | pa.Array, lengths,
                   tokens=None) -> None:
     """Add [docs, chars, tokens] per value of ``values`` (null: "unknown") into ``into``."""
+    import pyarrow.compute as pc
+
     n = len(values)
     t = pa.table({"v": pc.fill_null(values.cast(pa.string()), "unknown"),
                   "c": lengths if lengths is not None else pa.nulls(n, pa.int64()),

@@ -184,3 +184,15 @@ def test_thresher_stages_shows_the_language_table():
         assert f"    {shown}: {row[0]}" in text
         assert f"| {row[0]} | `{shown}` |" in md
     assert "| any other | `spacy_compat` |" in md
+
+
+def test_sentence_terminal_table_is_the_unicode_property():
+    """words_en writes Sentence_Terminal out as ranges (its import used to find them in all
+    of Unicode); the `regex` module's property is the reference."""
+    import regex
+
+    from stages.text.words_en import SENTENCE_END
+
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert SENTENCE_END == frozenset(regex.findall(r"\p{Sentence_Terminal}", every))
+    assert {".", "!", "?", "。", "।"} <= SENTENCE_END and "," not in SENTENCE_END

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.text import Text
@@ -29,6 +28,8 @@ def cluster_files(run: RunDir) -> dict[str, Path]:
 
 def print_dups(run_dir: str | Path, console: Console, stage: str | None = None,
                top: int = 10, per_cluster: int = 3, width: int = 160) -> None:
+    import pyarrow.compute as pc
+
     run = RunDir.at(run_dir)
     files = cluster_files(run)
     if not files:

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipelines.io.compression import Members, decompressing, first_member, member_kind, opened
 from pipelines.io.html_charset import decode_html, looks_binary
@@ -487,6 +485,8 @@ class ParquetReader(Reader):
     def read(self, path: Path, source: str, stats: StageStats,
              fh: IO[bytes] | None = None, part: InputFile | None = None
              ) -> Iterator[pa.Table]:
+        import pyarrow.parquet as pq  # here: `thresher validate` needs the schemas only
+
         c = self.cfg
         try:
             pf = pq.ParquetFile(fh if fh is not None else path)
@@ -582,6 +582,8 @@ class ParquetReader(Reader):
             try:
                 ids = t.column(c.id_column).cast(pa.string())
                 if ids.null_count:  # null ids get stable ones
+                    import pyarrow.compute as pc
+
                     ids = pc.if_else(pc.is_null(ids), stable(), ids)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
                 log.warning("id column %r of type %s is not usable as text; stable ids used",

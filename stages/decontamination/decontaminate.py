@@ -64,7 +64,6 @@ from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines.errors import UserError
@@ -211,6 +210,8 @@ def _files(s: EvalSet) -> list[str]:
 
 def read_items(s: EvalSet, stage: str) -> list[tuple[str, str]]:
     """(item id, text) of every item of one evaluation set, in file order."""
+    import pyarrow.parquet as pq
+
     items: list[tuple[str, str]] = []
     for f, path in enumerate(_files(s)):
         what = f"stage {stage}: evaluation set {s.name!r}: cannot read"
@@ -317,6 +318,8 @@ class Decontaminate(GlobalStage):
 
     # ------------------------------------------------------------ step `index`
     def run_step(self, step: str, ctx: GlobalContext) -> dict[str, float]:
+        import pyarrow.parquet as pq
+
         p = self.params
         hasher = Hasher(p.n)
         hashes, owners = [], []
@@ -373,6 +376,8 @@ class Decontaminate(GlobalStage):
 
     # ------------------------------------------------------------ apply
     def begin_apply(self, ctx: GlobalContext) -> None:
+        import pyarrow.parquet as pq
+
         meta = read_json(ctx.path("index.json"))
         data = read_bytes(ctx.path("index.parquet"))
         if hashlib.sha256(data).hexdigest() != meta["sha256"]:

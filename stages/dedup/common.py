@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from pipelines.errors import UserError
@@ -87,6 +86,8 @@ class DedupStage(GlobalStage):
 
     def member_info(self, table: pa.Table, keys: np.ndarray) -> dict[str, pa.Array]:
         """Per-document fields the keep policy needs."""
+        import pyarrow.compute as pc
+
         text = table.column(self.params.column)
         info = {"key": pa.array(keys, pa.uint64()),
                 "id": table.column(ID).combine_chunks().cast(pa.string()),
@@ -107,6 +108,8 @@ class DedupStage(GlobalStage):
 
         Only clusters with more than one member are returned.
         """
+        import pyarrow.compute as pc
+
         if members.num_rows == 0:
             return DECISIONS.empty_table()
         sizes = members.group_by(cluster).aggregate([(cluster, "count")])
@@ -153,6 +156,8 @@ class DedupStage(GlobalStage):
         self._keep = d.column("keep").to_numpy(zero_copy_only=False)
 
     def apply(self, table: pa.Table, keys: np.ndarray, stats: StageStats) -> pa.Table:
+        import pyarrow.compute as pc
+
         n = table.num_rows
         own_id = table.column(ID).combine_chunks().cast(pa.string())
         if len(self._keys):  # documents not in the decisions are singletons

@@ -38,7 +38,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from pipelines.global_stage import GlobalContext, Step
@@ -226,6 +225,8 @@ class MinHashDedup(DedupStage):
         self._members: list[pa.Table] = []
 
     def collect(self, table: pa.Table, keys: np.ndarray) -> None:
+        import pyarrow.compute as pc
+
         self.check_columns(table)
         if table.num_rows == 0:
             return
@@ -292,6 +293,8 @@ class MinHashDedup(DedupStage):
         return {"band_rows": rows.num_rows, "edges": len(edges)}
 
     def _cluster_step(self, ctx: GlobalContext) -> dict[str, float]:
+        import pyarrow.compute as pc
+
         parts = [read_table(self._path(ctx, "edges", p)) for p in
                  range(self.params.partitions)]
         edges = pa.concat_tables(parts) if parts else EDGE_SCHEMA.empty_table()

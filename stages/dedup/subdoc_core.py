@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 MASK = (1 << 64) - 1
 # two lanes: (seed of the unit hash, base of the polynomial); bases odd, so invertible
@@ -177,6 +176,8 @@ def sentence_strings(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.
     Python object per sentence until hashing). Returns (sentences per text, the sentences
     of all texts in order). Normalising first changes no cut: whitespace stays whitespace
     and line breaks stay where they were (tests compare with the per-text functions)."""
+    import pyarrow.compute as pc
+
     t = pc.fill_null(texts, "")
     t = pc.replace_substring_regex(t, _BREAK_RUN, "\n")
     t = pc.replace_substring_regex(t, _SPACE_RUN, " ")

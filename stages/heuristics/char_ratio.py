@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from pipelines.schema import TEXT
@@ -70,6 +69,8 @@ class CharRatioFilter(RuleFilter):
     table_kind = "char_ratio"
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
+        import pyarrow.compute as pc
+
         ratios = {c.measure for c in self.all_checks() if c.limit is not None}
         if not ratios and not self.annotating:
             return [None] * table.num_rows, {}
@@ -97,6 +98,8 @@ class CharRatioFilter(RuleFilter):
 
 def _measure(text: pa.Array, every: bool, needed: set[str]) -> dict[str, pa.Array]:
     """Visible characters and the ratios in ``needed`` (all with ``every``), vectorised."""
+    import pyarrow.compute as pc
+
     total = pc.utf8_length(text)
     space = pc.count_substring_regex(text, _SPACE)
     denominators = {"all": total, "visible": pc.subtract(total, space)}

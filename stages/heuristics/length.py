@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pipelines.schema import TEXT
@@ -51,6 +50,8 @@ class LengthFilter(RuleFilter):
     table_kind = "length"
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
+        import pyarrow.compute as pc
+
         text = pc.fill_null(table.column(TEXT), "")
         m = {"chars": pc.utf8_length(text)}
         if self.annotating or any(c.measure == "words" for c in self.all_checks()):

@@ -29,10 +29,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -61,11 +61,20 @@ _TESTS: dict[str, Callable[[Any, Any], bool]] = {
     "null": lambda v, _: v is None, "zero": lambda v, _: not v,
     "set": lambda v, _: v is not None, "true": lambda v, _: bool(v),
 }
-_COLUMN_TESTS: dict[str, Callable[[Any, Any], Any]] = {
-    "below": pc.less, "above": pc.greater,
-    "null": lambda v, _: pc.is_null(v), "zero": lambda v, _: pc.fill_null(pc.equal(v, 0), True),
-    "set": lambda v, _: pc.is_valid(v), "true": lambda v, _: pc.fill_null(v, False),
-}
+
+
+@cache
+def _column_tests() -> dict[str, Callable[[Any, Any], Any]]:
+    """The same on a column (built on first use: pyarrow.compute is not imported to
+    validate a config)."""
+    import pyarrow.compute as pc
+
+    return {
+        "below": pc.less, "above": pc.greater,
+        "null": lambda v, _: pc.is_null(v),
+        "zero": lambda v, _: pc.fill_null(pc.equal(v, 0), True),
+        "set": lambda v, _: pc.is_valid(v), "true": lambda v, _: pc.fill_null(v, False),
+    }
 
 
 @dataclass(frozen=True)
@@ -314,7 +323,7 @@ class RuleFilter(Filter):
             for c in checks:
                 if c.unless is not None:
                     raise TypeError(f"rule {c.reason}: an `unless` rule is decided row by row")
-                bads = _COLUMN_TESTS[c.fails](cols[c.measure], c.limit).to_pylist()
+                bads = _column_tests()[c.fails](cols[c.measure], c.limit).to_pylist()
                 for i, bad in zip(where, bads):
                     if bad and reasons[i] is None:
                         reasons[i] = c.reason

@@ -29,7 +29,6 @@ from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -135,6 +134,8 @@ class Rebalance(GlobalStage):
 
     # ------------------------------------------------------------ weights
     def rule_weights(self, table: pa.Table) -> np.ndarray:
+        import pyarrow.compute as pc
+
         p = self.params
         n = table.num_rows
         if p.by is None:
@@ -162,6 +163,8 @@ class Rebalance(GlobalStage):
         return w
 
     def tokens(self, table: pa.Table) -> np.ndarray:
+        import pyarrow.compute as pc
+
         if TOKENS in table.schema.names:
             return pc.fill_null(table.column(TOKENS), 0).to_numpy().astype(np.int64)
         text = pc.fill_null(table.column(TEXT), "")  # approx, as count_tokens does

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from pipelines.errors import UserError
@@ -80,6 +79,8 @@ class CountTokens(Stage):
         return {model_key(self.params.tokenizer): self._sha256} if self._sha256 else {}
 
     def count(self, texts: pa.ChunkedArray | pa.Array) -> pa.Array:
+        import pyarrow.compute as pc
+
         texts = pc.fill_null(texts, "")
         if self._tok is None:
             nbytes = pc.binary_length(texts).cast(pa.int64())

@@ -35,7 +35,6 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from pipelines.errors import UserError
@@ -129,6 +128,8 @@ class KeepTop(GlobalStage):
 
     # ------------------------------------------------------------ shared
     def _groups_and_scores(self, table: pa.Table) -> tuple[list[str], np.ndarray]:
+        import pyarrow.compute as pc
+
         need = [self.params.column, *self.params.by]
         missing = [c for c in need if c not in table.schema.names]
         if missing:

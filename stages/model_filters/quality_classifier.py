@@ -15,7 +15,6 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from pipelines.errors import UserError
@@ -134,6 +133,8 @@ class QualityClassifier(Filter):
 
     def decide_from_columns(self, table: pa.Table) -> list[str | None]:
         """`thresher materialize`: the decision at new thresholds from the stored score."""
+        import pyarrow.compute as pc
+
         col = self.params.column
         if col not in table.schema.names:
             raise UserError(f"stage {self.name}: the run has no {col!r} column to decide from")

@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ["pyarrow.compute", "pyarrow.parquet", "pyarrow.dataset", "pyarrow.fs", "trafilatura",
          "lxml", "resiliparse", "fasttext", "tokenizers", "warcio", "datasketch", "s3fs",
-         "fsspec", "botocore", "ray", "datatrove", "spacy", "torch", "sklearn"]
+         "fsspec", "botocore", "ray", "datatrove", "spacy", "torch", "sklearn", "regex"]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 PROBE = """

@@ -37,8 +37,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import regex
-
 from pipelines.errors import UserError
 
 Splitter = Callable[[str], list[str]]
@@ -103,6 +101,7 @@ def _byte_chunks(text: str, limit: int) -> list[str]:
 
 
 def _kiwi() -> Splitter:
+    import regex
     from kiwipiepy import Kiwi
 
     kiwi = Kiwi()  # the model kiwipiepy_model ships (datatrove asks for "sbg", no longer shipped)
@@ -186,11 +185,10 @@ def _pyidaungsu() -> Splitter:
     return split
 
 
-_MYANMAR_RUN = regex.compile(r"([\u1000-\u109F\uA9E0-\uA9FF\uAA60-\uAA7F]+)")
+_MYANMAR_RUN = r"([\u1000-\u109F\uA9E0-\uA9FF\uAA60-\uAA7F]+)"
 # a Burmese syllable starts at a consonant, independent vowel or digit that is not
 # stacked under the previous one (after U+1039) nor killed by asat (U+103A) or stacked
-_MYANMAR_SYLLABLE = regex.compile(
-    r"(?<![\u1039])(?=[\u1000-\u102A\u103F\u104A-\u104F](?![\u1039\u103A]))")
+_MYANMAR_SYLLABLE = r"(?<![\u1039])(?=[\u1000-\u102A\u103F\u104A-\u104F](?![\u1039\u103A]))"
 _TSHEG = frozenset("\u0f0b\u0f0c")  # Tibetan syllable marks: they end the syllable before
 
 
@@ -200,10 +198,12 @@ def split_unicode_words(text: str) -> list[str]:
     Two script rules on top: a Tibetan tsheg stays with its syllable, and Burmese
     (whose letters UAX #29 leaves to dictionaries) is cut into syllables.
     """
+    import regex  # here, not at import: `thresher validate` needs none of it
+
     out: list[str] = []
-    for i, run in enumerate(_MYANMAR_RUN.split(text)):
+    for i, run in enumerate(regex.split(_MYANMAR_RUN, text)):
         if i % 2:
-            out += [s for s in _MYANMAR_SYLLABLE.split(run) if s]
+            out += [s for s in regex.split(_MYANMAR_SYLLABLE, run) if s]
             continue
         for tok in regex.split(r"(?w)\b", run):
             tok = tok.strip()

@@ -30,8 +30,6 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
-import regex
-
 from pipelines.errors import UserError
 from stages.text import segmenters
 from stages.text.words_en import SENTENCE_END
@@ -150,13 +148,18 @@ def _find_tokenizer(name: str) -> Splitter:
                     "or an import path module:function")
 
 
-_SYMBOL_WORD = regex.compile(r"[\p{P}\p{S}\p{C}]+")
+_SYMBOL_WORD = None  # compiled on first use: the import stays cheap for `thresher validate`
 _WORD_KIND: dict[str, int] = {}
 SYMBOL, LETTERS, OTHER = 0, 1, 2  # word kinds
 
 
 def is_symbol_word(word: str) -> bool:
     """True if the word is made only of punctuation, symbols or control characters."""
+    global _SYMBOL_WORD
+    if _SYMBOL_WORD is None:
+        import regex
+
+        _SYMBOL_WORD = regex.compile(r"[\p{P}\p{S}\p{C}]+")
     return _SYMBOL_WORD.fullmatch(word) is not None
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 import unicodedata
 from itertools import chain
 
-import regex
-
 # ---------------------------------------------------------------- character classes
 
 _OPEN_CLOSE = r"…,:;!?¿؟¡()\[\]{}<>_#*&。？！，、；：～·।،۔؛٪"
@@ -175,6 +173,7 @@ _MERGE_MAX = 0
 
 def _compile() -> None:
     """Compile the patterns, then the merge table (which splits with them)."""
+    import regex
     global _PREFIX, _SUFFIX, _INFIX, _URL, _URL_USER, _WORD_PUNCT, _HAS_DIGIT, _MERGE, \
         _MERGE_MAX
     _PREFIX = regex.compile(_PREFIX_SOURCE, regex.V1).match

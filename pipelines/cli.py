@@ -307,7 +307,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 def cmd_plan(a: argparse.Namespace) -> int:
     from pipelines.config import load_config
-    from pipelines.estimate import estimate, format_table
+    from pipelines.estimate import estimate, format_table, uncertainty_lines
 
     if (a.nodes is None) != (a.cores_per_node is None):
         raise UserError("thresher plan: give --nodes and --cores-per-node together")
@@ -320,6 +320,8 @@ def cmd_plan(a: argparse.Namespace) -> int:
                    keep=Path(a.keep) if a.keep else None, runs_from=a.runs_from)
     if a.json:
         print(json.dumps(est.to_dict(), indent=2))
+        for line in uncertainty_lines(est)[1:]:  # the warning, where a reader sees it
+            print(line, file=sys.stderr)
     else:
         print(format_table(est))
     return 0

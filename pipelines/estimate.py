@@ -61,6 +61,9 @@ class PhaseEstimate:
     peak_rss_mb: float  # of one task
     intermediate_bytes: int  # phases/<phase>/ shards, and side files of a global stage
     output_bytes: int  # data/ shards (final phase)
+    # map: one standard error of cpu_hours, relative, from the spread of the sampled
+    # inputs' CPU per byte (None: fewer than two sampled inputs, or a step phase)
+    cpu_rel_error: float | None = None
 
 
 @dataclass
@@ -88,9 +91,20 @@ class Estimate:
     def peak_rss_mb(self) -> float:
         return max((p.peak_rss_mb for p in self.phases), default=0.0)
 
+    @property
+    def cpu_rel_error(self) -> float | None:
+        """One standard error of cpu_hours, relative: the map phases' errors (their
+        inputs' rates vary together, so added, not in quadrature); step phases count as
+        exact."""
+        known = [p for p in self.phases if p.cpu_rel_error is not None]
+        if not known or not self.cpu_hours:
+            return None
+        return sum(p.cpu_rel_error * p.cpu_hours for p in known) / self.cpu_hours
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d.update(cpu_hours=self.cpu_hours, wall_s=self.wall_s, peak_rss_mb=self.peak_rss_mb,
+                 cpu_rel_error=self.cpu_rel_error,
                  intermediate_bytes=sum(p.intermediate_bytes for p in self.phases),
                  output_bytes=sum(p.output_bytes for p in self.phases))
         return d
@@ -383,6 +397,40 @@ def _stratified(points, value, warm: float, sizes: list[float]) -> list[float]:
     return out
 
 
+def rate_error(points, warm: float, n: int) -> float | None:
+    """The relative standard error of a mean CPU-per-byte rate over the sampled inputs:
+    their rates' coefficient of variation over the square root of their number, with the
+    finite-population correction for ``n`` planned tasks (all sampled: 0). An
+    approximation for the stratified estimate (which weighs each rate by the tasks it
+    stands for), and itself estimated from a few rates: a guide to ``--sample``, not a
+    bound. None with fewer than two sampled inputs."""
+    by: dict = {}
+    for x, r, first in points:
+        if x > 0:
+            by.setdefault(r["_key"], []).append(max(0.0, r.get("cpu_s", 0.0)
+                                                    - (warm if first else 0.0)) / x)
+    rates = [sum(v) / len(v) for v in by.values()]
+    k = len(rates)
+    if k < 2:
+        return None
+    mean = sum(rates) / k
+    if mean <= 0:
+        return None
+    cv = math.sqrt(sum((v - mean) ** 2 for v in rates) / (k - 1)) / mean
+    fpc = math.sqrt(max(0.0, (n - k) / (n - 1))) if n > 1 else 0.0
+    return cv / math.sqrt(k) * fpc
+
+
+def sample_for(rel_error: float, sampled: int, n: int, target: float = 0.125) -> int:
+    """The ``--sample`` that would bring ``rel_error`` (measured with ``sampled``
+    inputs out of ``n``) to ``target``, by the same formula; at most ``n``."""
+    if n <= sampled:
+        return n
+    cv2 = rel_error ** 2 * sampled * (n - 1) / (n - sampled)  # the rates' CV, squared
+    k = n * cv2 / (target ** 2 * (n - 1) + cv2)  # solves cv/sqrt(k) * fpc(k) = target
+    return min(n, max(sampled + 1, math.ceil(k)))
+
+
 def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots: int,
            warm: int) -> PhaseEstimate:
     pts = _points(ph, runs)
@@ -402,6 +450,7 @@ def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots:
         written = sum(_stratified(
             pts, lambda r: float(sum(s.get("bytes", 0) for s in r.get("shards", []))),
             0.0, sizes))
+        rel = rate_error(pts, cw, len(sizes))
     else:
         cpu = ph.n_tasks * (ca + cb * total) + warm * cw
         walls = [wa + wb * total] * ph.n_tasks
@@ -409,14 +458,14 @@ def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots:
         peaks = {x: max(r.get("max_rss_mb") or 0.0 for x2, r, _ in pts if x2 == x)
                  for x, _, _ in pts}
         peak = max(_scaled(list(peaks), list(peaks.values()), total), max(rss, default=0))
-        written = 0.0
+        written, rel = 0.0, None
     for i in range(min(warm, len(walls))):  # the first task of each slot warms it up
         walls[i] += ww
     return PhaseEstimate(
         ph.name, ph.kind, ph.n_tasks, total if ph.kind == "map" else 0,
         cpu_hours=cpu / 3600, wall_s=makespan(walls, slots), peak_rss_mb=peak,
         intermediate_bytes=0 if ph.final else int(written),
-        output_bytes=int(written) if ph.final else 0)
+        output_bytes=int(written) if ph.final else 0, cpu_rel_error=rel)
 
 
 def _size(n: float) -> str:
@@ -454,4 +503,20 @@ def format_table(est: Estimate) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     if est.requests is not None:
         lines.append(f"object-store requests to read the inputs: about {est.requests:,}")
+    lines += uncertainty_lines(est)
     return "\n".join(lines)
+
+
+def uncertainty_lines(est: Estimate) -> list[str]:
+    """The CPU estimate's standard error, and a warning naming a larger ``--sample``
+    when it is above 12.5 % (a 2-sigma range wider than the 25 % the estimates aim at)."""
+    rel = est.cpu_rel_error
+    if rel is None:
+        return []
+    lines = [f"CPU-hours: one standard error about +/-{100 * rel:.0f} % (from how much the "
+             f"{len(est.sample) or 'sampled'} sampled tasks differ in CPU per input byte)"]
+    if rel > 0.125 and est.sample and len(est.sample) < est.tasks:
+        lines.append(f"warning: the sampled tasks differ widely in cost per byte; "
+                     f"--sample {sample_for(rel, len(est.sample), est.tasks)} would bring "
+                     "that to about +/-12.5 %")
+    return lines

@@ -29,6 +29,8 @@ from pipelines.estimate import (
     format_table,
     makespan,
     pick_sample,
+    rate_error,
+    sample_for,
 )
 from pipelines.run import run_pipeline
 from pipelines.rundir import RunDir
@@ -68,6 +70,28 @@ def test_each_task_takes_the_rate_of_the_sampled_input_nearest_in_size():
     # equal sizes spread over the sampled inputs by rank, not all on one
     eq = [rec(("a", 10), 1.0), rec(("b", 10), 5.0)]
     assert _stratified(eq, lambda r: r["cpu_s"], 0.0, [10.0] * 4) == [1.0, 1.0, 5.0, 5.0]
+
+
+def test_rate_error_from_the_spread_of_the_sampled_rates():
+    def rec(key, x, cpu, first=False):
+        return (float(x), {"_key": key, "cpu_s": cpu}, first)
+
+    same = [rec("a", 100, 1.0), rec("b", 200, 2.0), rec("c", 400, 4.0)]
+    assert rate_error(same, 0.0, 30) == 0.0  # equal CPU per byte: no doubt
+    assert rate_error(same[:1], 0.0, 30) is None  # one rate: no spread to measure
+    # rates 0.01, 0.02 and 0.06 per byte: mean 0.03, sample sd 0.026458, CV 0.8819;
+    # one standard error of the mean of 3 of 29: CV / sqrt(3) * sqrt(26 / 28)
+    wide = [rec("a", 100, 1.0), rec("b", 100, 2.0), rec("c", 100, 6.0)]
+    assert abs(rate_error(wide, 0.0, 29) - 0.8819 / 3 ** 0.5 * (26 / 28) ** 0.5) < 1e-4
+    assert rate_error(wide, 0.0, 3) == 0.0  # every task sampled
+    # a first-of-process task has the warm-up taken off before its rate is taken
+    assert rate_error([rec("a", 100, 2.0, first=True), rec("b", 100, 1.0)], 1.0, 10) == 0.0
+    # the --sample that brings it to 12.5 %: by the same formula, and never past n
+    k = sample_for(0.49, 3, 29)
+    cv = (0.49 ** 2 * 3 * 28 / 26) ** 0.5
+    assert cv / k ** 0.5 * ((29 - k) / 28) ** 0.5 <= 0.125 < \
+        cv / (k - 1) ** 0.5 * ((29 - k + 1) / 28) ** 0.5
+    assert sample_for(5.0, 3, 29) == 29 and sample_for(0.2, 4, 4) == 4
 
 
 def test_worker_memory_jumps_once_then_creeps():
@@ -120,7 +144,10 @@ def test_estimate_against_the_real_run(tmp_path: Path):
     # task's VmHWM came out 12x the estimate (-92 %) while CPU was within 4 %; until that
     # is understood the RSS estimate is not a checked claim (issue #20).
     assert est.peak_rss_mb > 0
-    assert "total" in format_table(est)
+    table = format_table(est)
+    assert "total" in table and est.cpu_rel_error is not None and est.cpu_rel_error >= 0
+    assert f"+/-{100 * est.cpu_rel_error:.0f} %" in table
+    print(f"the estimate's own standard error: +/-{est.cpu_rel_error:.1%}")
 
 
 def test_cli_plan_json_and_table(tmp_path: Path):
@@ -134,6 +161,8 @@ def test_cli_plan_json_and_table(tmp_path: Path):
     assert {"name", "kind", "tasks", "cpu_hours", "wall_s", "peak_rss_mb",
             "intermediate_bytes", "output_bytes"} <= set(d["phases"][0])
     assert d["requests"] is None  # local inputs
+    assert d["cpu_rel_error"] is None or d["cpu_rel_error"] >= 0
+    assert "cpu_rel_error" in d["phases"][0]
     bad = subprocess.run([*cmd, "--nodes", "3"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "--cores-per-node" in bad.stderr
 

@@ -31,7 +31,9 @@ With ``--before OLD`` (a copy of the ``pipelines`` and ``stages`` packages of an
 version, e.g. ``git archive REV pipelines stages | tar -x -C OLD``) the script instead
 alternates that version and this tree on ``thresher validate`` of both configs and the
 runs, each as ``python -P -m pipelines.cli`` with ``PYTHONPATH`` naming the version, and
-prints both medians; the runs' shards must be the same bytes.
+prints both medians; the runs' shards must be the same bytes and validate must print the same
+lines. Byte-compile OLD first (`python -m compileall -q OLD`) when PYTHONDONTWRITEBYTECODE
+is set, as `make install` does for this tree, or OLD pays for compiling its modules.
 
 The load average is printed at the start and at the end: this machine is shared.
 """
@@ -61,8 +63,10 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def timed(cmd: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
-    """(wall s, CPU s of the child, epoch at launch) of one process run to its end."""
+def timed(cmd: list[str], cwd: Path = REPO, outputs: list[str] | None = None
+          ) -> tuple[float, float, float]:
+    """(wall s, CPU s of the child, epoch at launch) of one process run to its end; its
+    stdout is appended to ``outputs`` when given."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0, epoch = time.perf_counter(), time.time()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
@@ -71,6 +75,8 @@ def timed(cmd: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if outputs is not None:
+        outputs.append(proc.stdout)
     return wall, cpu, epoch
 
 
@@ -226,6 +232,7 @@ def compare(before: Path, counts: list[int], repeats: int, root: Path) -> None:
         cases[f"run, MinHash chain, {n:,} documents"] = ["run", "{cfg}", "--quiet"]
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     shards: dict[str, set[str]] = {}
+    printed: dict[str, set[str]] = {}  # validate's output, which both versions must share
     for rep in range(repeats):
         for case, args in cases.items():
             for version, src in (list(versions.items())[::1 if rep % 2 else -1]):
@@ -235,13 +242,18 @@ def compare(before: Path, counts: list[int], repeats: int, root: Path) -> None:
                     n = int(case.split(", ")[-1].split()[0].replace(",", ""))
                     cfg = minhash_config(root / f"docs-{n}.jsonl", out)
                     cmd = [str(cfg) if a == "{cfg}" else a for a in cmd]
+                said: list[str] = []
                 wall, cpu, _ = timed(["env", f"PYTHONPATH={src}", PY, "-P", "-m",
-                                      "pipelines.cli", *cmd])
+                                      "pipelines.cli", *cmd], outputs=said)
+                if cmd[0] == "validate":
+                    printed.setdefault(case, set()).update(said)
                 times.setdefault((case, version), []).append((wall, cpu))
                 if cmd[0] == "run":
                     shards.setdefault(case, set()).add(json.dumps(json.loads(
                         (out / "stats.json").read_text())["output"]["shards"]))
     assert all(len(v) == 1 for v in shards.values()), "the versions wrote different shards"
+    assert all(len(v) == 1 for v in printed.values()), "the versions' validate printed " \
+        f"different lines: {printed}"
     print(f"\n## {before} against this tree, alternating: median (min-max) of {repeats}, s")
     print("| command | before wall | now wall | before CPU | now CPU |\n|---|---:|---:|---:|---:|")
     for case in cases:

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, Step
+from pipelines.schema import arrow_type
 from pipelines.stage import Stage, set_column
 from pipelines.stats import StageStats
 
@@ -49,7 +50,8 @@ class _Decides(Stage):
             table = set_column(table, f"{self.name}_reason", reasons, pa.string())
         else:
             annotations = _annotations(self.stage)
-            score = next((c for c, t in annotations.items() if pa.types.is_floating(t)), None)
+            score = next((c for c, t in annotations.items()
+                          if pa.types.is_floating(arrow_type(t))), None)
             rows: dict[str, list[int]] = {}
             for i, r in enumerate(reasons):
                 if r is not None:

@@ -6,7 +6,10 @@ or a trained model scores differently in the pipeline than on its held-out set.
 
 from __future__ import annotations
 
-import numpy as np
+from pipelines.lazy import lazy_module
+
+np = lazy_module("numpy")
+
 
 
 def fasttext_text(text: str | None, max_chars: int | None = None) -> str:

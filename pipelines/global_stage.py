@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import numpy as np
-import pyarrow as pa
-
+from pipelines.lazy import lazy_module
 from pipelines.stage import Stage, TaskContext
 from pipelines.stats import StageStats
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
 
 
 @dataclass(frozen=True)

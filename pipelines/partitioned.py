@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-
 from pipelines.io.files import atomic_path, parquet_file
+from pipelines.lazy import lazy_module
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
 
 INDEX_KEY = b"thresher.partitions"
 

@@ -19,35 +19,43 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-
 from pipelines.io.files import read_table, write_table_atomic
+from pipelines.lazy import lazy_module
 from pipelines.rundir import RunDir
 from pipelines.schema import HTML, ID, SOURCE, TEXT, URL
 
 if TYPE_CHECKING:
     from pipelines.plan import SourceRun
 
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+
 log = logging.getLogger(__name__)
 
-SCHEMA = pa.schema([
-    pa.field("stage", pa.string()),
-    pa.field("reason", pa.string()),
-    pa.field("kind", pa.string()),  # drop | error | changed
-    pa.field("key", pa.uint64()),  # hash(seed, id): the sample order
-    pa.field(ID, pa.string()),
-    pa.field(URL, pa.string()),
-    pa.field(SOURCE, pa.string()),
-    pa.field("record", pa.int64()),  # index of the record/line/row in `source`, if known
-    pa.field("score", pa.float64()),
-    pa.field(TEXT, pa.string()),  # the text (or the HTML before extraction), cut to max_chars
-    pa.field("text_chars", pa.int64()),  # its length before cutting
-    pa.field("details", pa.string()),  # JSON of small extra fields (annotations, headers)
-])
+
+@cache
+def sample_schema() -> pa.Schema:
+    """The columns of a samples file (built on first use: no Arrow to load a config)."""
+    return pa.schema([
+        pa.field("stage", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("kind", pa.string()),  # drop | error | changed
+        pa.field("key", pa.uint64()),  # hash(seed, id): the sample order
+        pa.field(ID, pa.string()),
+        pa.field(URL, pa.string()),
+        pa.field(SOURCE, pa.string()),
+        pa.field("record", pa.int64()),  # index of the record/line/row in `source`, if known
+        pa.field("score", pa.float64()),
+        pa.field(TEXT, pa.string()),  # the text (or the HTML before extraction), cut to max_chars
+        pa.field("text_chars", pa.int64()),  # its length before cutting
+        pa.field("details", pa.string()),  # JSON of small extra fields (annotations, headers)
+    ])
+
+
 PER_REASON_META = b"thresher.samples.per_reason"
 DETAIL_CHARS = 200  # longest string kept in `details`
 
@@ -272,7 +280,7 @@ class TaskSampler:
 
 
 def _table(rows: list[dict], per_reason: int) -> pa.Table:
-    t = pa.Table.from_pylist(rows, schema=SCHEMA)
+    t = pa.Table.from_pylist(rows, schema=sample_schema())
     return t.replace_schema_metadata({PER_REASON_META: str(per_reason).encode()})
 
 
@@ -419,7 +427,7 @@ def carried_samples(source: SourceRun) -> list[pa.Table]:
         if not path.is_file():
             continue
         # cut at the annotated run's N already; its N must not cut the new run's samples
-        table = read_table(path).select(SCHEMA.names).cast(SCHEMA)
+        table = read_table(path).select(sample_schema().names).cast(sample_schema())
         if source.roles.get(name, {}).get("how", "applied") != "applied":
             table = table.filter(pc.equal(table.column("kind"), "error"))
         out.append(table)

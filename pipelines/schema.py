@@ -7,8 +7,11 @@ stages add flat, typed annotation columns (``language``, ``quality_score``...).
 from __future__ import annotations
 
 import hashlib
+from functools import cache
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:  # imported where used: loading a config needs no Arrow (issue #20)
+    import pyarrow as pa
 
 ID = "id"
 TEXT = "text"
@@ -16,14 +19,30 @@ HTML = "html"
 URL = "url"
 SOURCE = "source"
 
-CANONICAL = pa.schema(
-    [
+
+
+@cache
+def canonical() -> pa.Schema:
+    """The canonical columns as an Arrow schema."""
+    import pyarrow as pa
+
+    return pa.schema([
         pa.field(ID, pa.string(), nullable=False),
         pa.field(TEXT, pa.string()),
         pa.field(URL, pa.string()),
         pa.field(SOURCE, pa.string(), nullable=False),
-    ]
-)
+    ])
+
+
+def arrow_type(t: pa.DataType | str) -> pa.DataType:
+    """A declared column type as an Arrow type. Built-in stages declare theirs by Arrow
+    alias (``"string"``, ``"float64"``), so that loading a config and checking its chain
+    import no pyarrow; a ``pa.DataType`` (what a user's stage may declare) passes as is."""
+    if not isinstance(t, str):
+        return t
+    import pyarrow as pa
+
+    return pa.type_for_alias(t)
 
 
 def stable_id(source: str, index: int) -> str:

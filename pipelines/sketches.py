@@ -23,44 +23,59 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
+if TYPE_CHECKING:  # imported where used: loading a config needs neither (issue #20)
+    import numpy as np
+    import pyarrow as pa
 
 LOG10, REAL = "log10", "real"
 MAX_COLUMNS = 32  # numeric columns sketched per stage at most (the first, by name)
 
 
 def _log10_edges() -> np.ndarray:
+    import numpy as np
+
     steps = (10, 12, 15, 20, 25, 30, 40, 50, 60, 80)  # round numbers, ratios 1.2 to 1.33
     decades = [m * 10 ** d for d in range(11) for m in steps] + [10 ** 12]
     return np.array(list(range(10)) + decades, dtype=np.float64)
 
 
-_EDGES = {
-    LOG10: _log10_edges(),
-    REAL: np.concatenate([np.arange(51) / 50, _log10_edges()[2:]]),  # 0, 0.02, ..., 1, 2, 3
-}
+@cache
+def _edges() -> dict[str, np.ndarray]:
+    import numpy as np
+
+    return {
+        LOG10: _log10_edges(),
+        REAL: np.concatenate([np.arange(51) / 50, _log10_edges()[2:]]),  # 0, 0.02, ..., 1, 2, 3
+    }
+
+
 _ONE = 49  # index of the real scheme's bin [0.98, 1], which takes 1.0 itself
 
 
 def edges(scheme: str) -> np.ndarray:
     """Lower edges of every bin of ``scheme``; the last bin is open-ended."""
-    return _EDGES[scheme]
+    return _edges()[scheme]
 
 
 def edge_label(scheme: str, i: int) -> str:
     """The lower edge of bin ``i`` as written in stats.json ("0.64", "200")."""
-    e = float(_EDGES[scheme][i])
+    e = float(_edges()[scheme][i])
     return str(int(e)) if e.is_integer() else f"{e:g}"
 
 
-_INDEX = {s: {edge_label(s, i): i for i in range(len(e))} for s, e in _EDGES.items()}
+@cache
+def _index(scheme: str) -> dict[str, int]:
+    """Bin label (as in stats.json) -> bin index."""
+    return {edge_label(scheme, i): i for i in range(len(_edges()[scheme]))}
 
 
 def scheme_for(type_: pa.DataType) -> str | None:
     """The scheme of a column type, or None for columns that are not sketched."""
+    import pyarrow as pa
+
     if pa.types.is_integer(type_):
         return LOG10
     if pa.types.is_floating(type_):
@@ -83,6 +98,7 @@ class Hist:
 
     def add(self, values: pa.Array | pa.ChunkedArray | np.ndarray) -> None:
         """Count a column (or numbers) into the bins: one searchsorted + bincount."""
+        import numpy as np
         import pyarrow.compute as pc
 
         if not isinstance(values, np.ndarray):
@@ -99,7 +115,7 @@ class Hist:
             x = x[~neg]
         if not len(x):
             return
-        e = _EDGES[self.scheme]
+        e = _edges()[self.scheme]
         idx = np.searchsorted(e, x, side="right") - 1
         if self.scheme == REAL:
             idx[x == 1.0] = _ONE
@@ -126,7 +142,7 @@ class Hist:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Hist:
-        index = _INDEX[d["scheme"]]
+        index = _index(d["scheme"])
         return cls(d["scheme"], Counter({index[k]: v for k, v in d.get("counts", {}).items()}),
                    d.get("under", 0), d.get("null", 0))
 
@@ -186,7 +202,7 @@ class Sketches:
 def bins(h: dict[str, Any]) -> list[tuple[float, float | None, int]]:
     """``(lower, upper, count)`` of every non-empty bin of a serialized histogram, in order
     (upper is None for the open-ended last bin); what the report plots."""
-    index, e = _INDEX[h["scheme"]], _EDGES[h["scheme"]]
+    index, e = _index(h["scheme"]), _edges()[h["scheme"]]
     out = []
     for k, n in sorted(h.get("counts", {}).items(), key=lambda kv: index[kv[0]]):
         i = index[k]
@@ -196,5 +212,5 @@ def bins(h: dict[str, Any]) -> list[tuple[float, float | None, int]]:
 
 def indexed(h: dict[str, Any]) -> dict[int, int]:
     """Bin index -> count of a serialized histogram (indices into ``edges(scheme)``)."""
-    index = _INDEX[h["scheme"]]
+    index = _index(h["scheme"])
     return {index[k]: n for k, n in h.get("counts", {}).items()}

@@ -20,7 +20,9 @@ Stages that can work on whole columns override ``process`` (or ``check_batch``).
 Every stage declares the columns it reads (``input_columns``) and writes
 (``output_columns``) from its parameters alone, before ``setup`` loads any model,
 so that ``thresher validate`` can refuse a chain that could only fail at run time
-(pipelines/chain.py).
+(pipelines/chain.py). Column types are Arrow types or their aliases (``"string"``,
+``"float64"``, resolved by ``pipelines.schema.arrow_type``); built-in stages use aliases,
+so that importing a stage module for its parameters imports no pyarrow (issue #20).
 """
 
 from __future__ import annotations
@@ -29,14 +31,16 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.errors import UserError
-from pipelines.schema import TEXT
+from pipelines.schema import TEXT, arrow_type
 from pipelines.stats import StageStats
+
+if TYPE_CHECKING:  # imported where tables are built: `thresher validate` needs no Arrow
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +101,7 @@ class Stage:
         The default declares none: a stage that does not say is never refused."""
         return ()
 
-    def output_columns(self) -> dict[str, pa.DataType | None]:
+    def output_columns(self) -> dict[str, pa.DataType | str | None]:
         """Columns this stage adds or rewrites, with their type (None: known at run time).
 
         The default, ``{ANY_COLUMN: None}``, says "any column": after an undeclared
@@ -114,8 +118,12 @@ class Stage:
         return {}
 
 
-def set_column(table: pa.Table, name: str, values: pa.Array | list, type_: pa.DataType) -> pa.Table:
+def set_column(table: pa.Table, name: str, values: pa.Array | list,
+               type_: pa.DataType | str) -> pa.Table:
     """Add or replace column ``name`` with typed ``values``."""
+    import pyarrow as pa
+
+    type_ = arrow_type(type_)
     arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type_)
     idx = table.schema.get_field_index(name)
     field = pa.field(name, type_)
@@ -170,7 +178,7 @@ class Filter(Stage):
     Params: ClassVar[type[Params]] = FilterParams
     columns: ClassVar[tuple[str, ...]] = ("id", TEXT)
     required: ClassVar[tuple[str, ...]] = (TEXT,)
-    annotations: ClassVar[dict[str, pa.DataType]] = {}
+    annotations: ClassVar[dict[str, pa.DataType | str]] = {}
 
     def check(self, doc: dict[str, Any]) -> str | None | tuple[str | None, dict[str, Any]]:
         raise NotImplementedError
@@ -189,7 +197,7 @@ class Filter(Stage):
     #: parameters ``decide_from_columns`` decides at new values (``thresher materialize``)
     materialize_params: ClassVar[frozenset[str]] = frozenset()
 
-    def measure_columns(self) -> dict[str, pa.DataType]:
+    def measure_columns(self) -> dict[str, pa.DataType | str]:
         """Columns written only in ``mode: annotate`` (per-rule measurements), so that
         ``thresher materialize`` can re-decide from them and drop them in filter mode."""
         return {}
@@ -198,12 +206,12 @@ class Filter(Stage):
         """``required``: the columns ``check`` cannot do without."""
         return tuple(self.required)
 
-    def output_columns(self) -> dict[str, pa.DataType | None]:
+    def output_columns(self) -> dict[str, pa.DataType | str | None]:
         """``annotations``, and in ``mode: annotate`` the measurements and the reason."""
-        out: dict[str, pa.DataType | None] = dict(self.annotations)
+        out: dict[str, pa.DataType | str | None] = dict(self.annotations)
         if getattr(self.params, "mode", "filter") == "annotate":
             out.update(self.measure_columns())
-            out[f"{self.name}_reason"] = pa.string()
+            out[f"{self.name}_reason"] = "string"
         return out
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
@@ -223,6 +231,8 @@ class Filter(Stage):
         return reasons, cols
 
     def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
+        import pyarrow as pa
+
         require_columns(self, table, self.required)
         reasons, cols = self.check_batch(table)
         for c, values in cols.items():
@@ -236,7 +246,8 @@ class Filter(Stage):
             else:
                 dropped.setdefault((r, isinstance(r, ErrorReason)), []).append(i)
                 keep.append(False)
-        score = next((c for c, t in self.annotations.items() if pa.types.is_floating(t)), None)
+        score = next((c for c, t in self.annotations.items()
+                      if pa.types.is_floating(arrow_type(t))), None)
         for (r, error), rows in dropped.items():  # counts, chars and samples per reason
             stats.drop_rows(str(r), table, rows, error=error, score=score,
                             details=tuple(self.annotations))

@@ -35,13 +35,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from pipelines.schema import HTML, TEXT, content_column
 from pipelines.sketches import Sketches
+
+if TYPE_CHECKING:  # imported where tables are counted: loading a config needs neither
+    import pyarrow as pa
 
 LANGUAGE = "language"
 DATASET = "dataset"
@@ -115,6 +115,8 @@ class StageStats:
         """Count rows of ``table`` as dropped (or, with ``error``, failed) for ``reason``:
         all rows, or ``rows`` (indices or a boolean mask). For vectorised stages: counts,
         characters and samples in one call. ``score``/``details`` name columns to sample."""
+        import numpy as np
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         if rows is None:
@@ -147,6 +149,8 @@ class StageStats:
         """Count what was cut out of rows ``rows`` of ``table`` (kept documents): for each
         metric name, ``metrics[name][j]`` belongs to ``rows[j]``; totals in ``removed``, and
         per value of the ``language`` / ``dataset`` column of ``table`` when it has one."""
+        import numpy as np
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         rows = np.asarray(rows, np.int64)
@@ -363,6 +367,7 @@ def _tokens(table: pa.Table | pa.RecordBatch) -> int:
 def _count_groups(into: dict, values: pa.ChunkedArray | pa.Array, lengths,
                   tokens=None) -> None:
     """Add [docs, chars, tokens] per value of ``values`` (null: "unknown") into ``into``."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     n = len(values)

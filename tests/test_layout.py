@@ -60,6 +60,9 @@ def _imports(mod: str) -> set[str]:
                 for a in node.names:
                     sub = f"{base}.{a.name}"
                     out.add(sub if sub in MODULES else base)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_module" \
+                and node.args and isinstance(node.args[0], ast.Constant):
+            out.add(node.args[0].value)  # pipelines.lazy: imported on first use, still one
         for child in ast.iter_child_nodes(node):
             visit(child)
 

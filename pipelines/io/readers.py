@@ -22,14 +22,14 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-
-import pyarrow as pa
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from pipelines.io.compression import Members, decompressing, first_member, member_kind, opened
 from pipelines.io.html_charset import decode_html, looks_binary
 from pipelines.io.warc_stream import intact, iter_warc
+from pipelines.lazy import lazy_module
 from pipelines.schema import HTML, ID, SOURCE, TEXT, URL, stable_id
 from pipelines.stage import ANY_COLUMN
 from pipelines.stats import DATASET, StageStats
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # config.py reaches provided_columns (the chain check): no im
     from pipelines.config import InputBase, JsonlInput, ParquetInput, WarcInput, WetInput
     from pipelines.plan import InputFile
 
+pa = lazy_module("pyarrow")  # the chain check asks a reader for its columns, not tables
 log = logging.getLogger(__name__)
 BATCH_CHARS = 64 * 2**20
 
@@ -57,17 +58,24 @@ class Reader:
     ``compression.Members.number``), so a record's stable id does not depend on how the
     file was cut."""
 
-    schema: pa.Schema
+    #: name -> Arrow type alias of the columns the format fixes (see ``provides``)
+    columns: ClassVar[dict[str, str]] = {}
     streams = True
 
     def __init__(self, cfg: InputBase):
         self.cfg = cfg
 
     @classmethod
-    def provides(cls, cfg: InputBase) -> dict[str, pa.DataType | None]:
+    def provides(cls, cfg: InputBase) -> dict[str, pa.DataType | str | None]:
         """The columns every table this reader yields has, known from the config alone
-        (``ANY_COLUMN``: and maybe others, known only once a file is read)."""
-        return {f.name: f.type for f in cls.schema}
+        (``ANY_COLUMN``: and maybe others, known only once a file is read); types are
+        Arrow aliases, so the chain check imports no pyarrow."""
+        return dict(cls.columns)
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the tables ``_batches`` yields."""
+        return _arrow_schema(tuple(self.provides(self.cfg).items()))
 
     def read(self, path: Path, source: str, stats: StageStats,
              fh: IO[bytes] | None = None, part: InputFile | None = None
@@ -200,11 +208,8 @@ def _at(stats: StageStats, source: str, idx: int, text: str | None = None,
 class WarcReader(Reader):
     """WARC/ARC (.warc, .warc.gz, .arc.gz): HTML responses -> `html` column."""
 
-    schema = pa.schema([
-        pa.field(ID, pa.string()), pa.field(URL, pa.string()), pa.field(SOURCE, pa.string()),
-        pa.field(HTML, pa.string()), pa.field("warc_date", pa.string()),
-        pa.field("content_type", pa.string()), pa.field("charset", pa.string()),
-    ])
+    columns = dict.fromkeys((ID, URL, SOURCE, HTML, "warc_date", "content_type", "charset"),
+                            "string")
     cfg: WarcInput
 
     def read(self, path: Path, source: str, stats: StageStats,
@@ -261,10 +266,7 @@ class WarcReader(Reader):
 class WetReader(Reader):
     """WET (.warc.wet.gz): `conversion` records -> `text` column."""
 
-    schema = pa.schema([
-        pa.field(ID, pa.string()), pa.field(URL, pa.string()), pa.field(SOURCE, pa.string()),
-        pa.field(TEXT, pa.string()), pa.field("warc_date", pa.string()),
-    ])
+    columns = dict.fromkeys((ID, URL, SOURCE, TEXT, "warc_date"), "string")
     cfg: WetInput
 
     def read(self, path: Path, source: str, stats: StageStats,
@@ -323,21 +325,11 @@ class JsonlReader(Reader):
 
     cfg: JsonlInput
 
-    def __init__(self, cfg: JsonlInput):
-        super().__init__(cfg)
-        self.schema = self._schema(cfg)
-
-    @staticmethod
-    def _schema(cfg: JsonlInput) -> pa.Schema:
-        """Fixed by the config: keys not in ``fields`` go into ``metadata``, never columns."""
-        extra = [pa.field(k, pa.string()) for k in cfg.fields]
-        return pa.schema([pa.field(ID, pa.string()), pa.field(TEXT, pa.string()),
-                          pa.field(URL, pa.string()), pa.field(SOURCE, pa.string()),
-                          *extra, pa.field("metadata", pa.string())])
-
     @classmethod
-    def provides(cls, cfg: InputBase) -> dict[str, pa.DataType | None]:
-        return {f.name: f.type for f in cls._schema(cfg)}  # type: ignore[arg-type]
+    def provides(cls, cfg: InputBase) -> dict[str, pa.DataType | str | None]:
+        """Fixed by the config: keys not in ``fields`` go into ``metadata``, never columns."""
+        c: JsonlInput = cfg  # type: ignore[assignment]
+        return dict.fromkeys((ID, TEXT, URL, SOURCE, *c.fields, "metadata"), "string")
 
     def read(self, path: Path, source: str, stats: StageStats,
              fh: IO[bytes] | None = None, part: InputFile | None = None
@@ -469,12 +461,11 @@ class ParquetReader(Reader):
     streams = False  # the footer first: read_input hashes the file with a read of its own
 
     @classmethod
-    def provides(cls, cfg: InputBase) -> dict[str, pa.DataType | None]:
+    def provides(cls, cfg: InputBase) -> dict[str, pa.DataType | str | None]:
         """`id`, `text`, `source`, and every column a file has (unknown before reading it)
         or, with ``columns``, just those."""
         c: ParquetInput = cfg  # type: ignore[assignment]
-        out: dict[str, pa.DataType | None] = {ID: pa.string(), TEXT: pa.string(),
-                                              SOURCE: pa.string()}
+        out: dict[str, pa.DataType | str | None] = dict.fromkeys((ID, TEXT, SOURCE), "string")
         if c.columns is None:
             return {**out, ANY_COLUMN: None}
         for name in c.columns:
@@ -647,7 +638,7 @@ READERS: dict[tuple[str, str], str] = {
 }
 
 
-def provided_columns(cfg: InputBase) -> dict[str, pa.DataType | None]:
+def provided_columns(cfg: InputBase) -> dict[str, pa.DataType | str | None]:
     """What the first stage of a pipeline reading ``cfg`` can count on: the reader's
     columns, and `dataset` when ``input.dataset`` is set."""
     from importlib import import_module
@@ -656,8 +647,13 @@ def provided_columns(cfg: InputBase) -> dict[str, pa.DataType | None]:
     module, _, cls = READERS[(cfg.format, "warcio")].partition(":")  # type: ignore[attr-defined]
     out = getattr(import_module(module), cls).provides(cfg)
     if cfg.dataset is not None:
-        out[DATASET] = pa.string()
+        out[DATASET] = "string"
     return out
+
+
+@cache
+def _arrow_schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
+    return pa.schema(list(columns))
 
 
 def make_reader(cfg: InputBase) -> Reader:

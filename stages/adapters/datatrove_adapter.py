@@ -20,19 +20,21 @@ import json
 import logging
 from typing import Any, ClassVar, Literal
 
-import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
 from pipelines.io.models import is_file, local_model, model_hashes
 from pipelines.io.storage import is_remote, map_strings
+from pipelines.lazy import lazy_module
 from pipelines.schema import ID, TEXT
 from pipelines.stage import ANY_COLUMN, ErrorReason, Filter, FilterParams, Params, iter_docs
 
+pa = lazy_module("pyarrow")
+
 log = logging.getLogger(__name__)
 
-_TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
-          "bool": pa.bool_(), "json": pa.string()}
+_TYPES = {"string": "string", "int64": "int64", "float64": "float64",
+          "bool": "bool", "json": "string"}
 
 
 class DatatroveParams(FilterParams):
@@ -59,11 +61,11 @@ class Datatrove(Filter):
         """`text` (a step may rewrite it) and the metadata keys written back: those listed
         in ``columns``, else whatever keys the step adds (known only at run time)."""
         cols = self.params.columns
-        out: dict[str, pa.DataType | None] = {TEXT: pa.string()}
+        out: dict[str, pa.DataType | None] = {TEXT: "string"}
         out.update({ANY_COLUMN: None} if cols is None else
                    {k: _TYPES[t] for k, t in cols.items()})
         if self.params.mode == "annotate":
-            out[f"{self.name}_reason"] = pa.string()
+            out[f"{self.name}_reason"] = "string"
         return out
 
     def setup(self) -> None:

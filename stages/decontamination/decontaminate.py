@@ -60,10 +60,9 @@ import io
 import json
 import re
 import unicodedata
+from functools import cache
 from typing import Annotated, ClassVar, Literal
 
-import numpy as np
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines.errors import UserError
@@ -77,20 +76,40 @@ from pipelines.io.files import (
     write_table_atomic,
 )
 from pipelines.io.models import local_model, model_hashes, model_key
+from pipelines.lazy import lazy_module
 from pipelines.schema import ID, TEXT
 from pipelines.stage import Params, set_column
 from pipelines.stats import StageStats
 
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+
 _WORD = re.compile(r"\w+")
 _DIGIT = re.compile(r"\d")
-_P = np.uint64(0x100000001B3)  # polynomial base (odd)
 SNIPPET = 300
-INDEX_SCHEMA = pa.schema([("hash", pa.uint64()), ("item", pa.int32())])
-ITEMS_SCHEMA = pa.schema([("item", pa.int32()), ("set", pa.string()), ("item_id", pa.string()),
-                          ("ngrams", pa.int32()), ("snippet", pa.string())])
-MATCHES_SCHEMA = pa.schema([("doc_id", pa.string()), ("set", pa.string()),
-                            ("item", pa.int32()), ("item_id", pa.string()),
-                            ("overlaps", pa.int32()), ("action", pa.string())])
+
+
+@cache
+def _poly_base() -> np.uint64:
+    return np.uint64(0x100000001B3)  # polynomial base (odd)
+
+
+@cache
+def index_schema() -> pa.Schema:
+    return pa.schema([("hash", pa.uint64()), ("item", pa.int32())])
+
+
+@cache
+def items_schema() -> pa.Schema:
+    return pa.schema([("item", pa.int32()), ("set", pa.string()), ("item_id", pa.string()),
+                      ("ngrams", pa.int32()), ("snippet", pa.string())])
+
+
+@cache
+def matches_schema() -> pa.Schema:
+    return pa.schema([("doc_id", pa.string()), ("set", pa.string()),
+                      ("item", pa.int32()), ("item_id", pa.string()),
+                      ("overlaps", pa.int32()), ("action", pa.string())])
 
 
 class EvalSet(BaseModel):
@@ -199,7 +218,7 @@ class Hasher:
         acc = np.zeros(k, dtype=np.uint64)
         with np.errstate(over="ignore"):
             for i in range(self.n):
-                acc = acc * _P + th[i:i + k]
+                acc = acc * _poly_base() + th[i:i + k]
             return _mix(acc)
 
 
@@ -283,10 +302,10 @@ class Decontaminate(GlobalStage):
 
     def output_columns(self) -> dict[str, pa.DataType | None]:
         if self.params.action == "annotate":
-            return {f"{self.name}_overlaps": pa.int32(),
-                    f"{self.name}_items": pa.list_(pa.string())}
+            return {f"{self.name}_overlaps": "int32",
+                    f"{self.name}_items": pa.list_("string")}
         if self.params.action == "remove":
-            return {self.params.column: pa.string()}
+            return {self.params.column: "string"}
         return {}
 
     def setup(self) -> None:
@@ -323,7 +342,7 @@ class Decontaminate(GlobalStage):
         p = self.params
         hasher = Hasher(p.n)
         hashes, owners = [], []
-        item_rows: dict[str, list] = {k: [] for k in ITEMS_SCHEMA.names}
+        item_rows: dict[str, list] = {k: [] for k in items_schema().names}
         metrics: dict[str, float] = {}
         sets = {}
         item = 0
@@ -354,7 +373,7 @@ class Decontaminate(GlobalStage):
         o = np.concatenate(owners) if owners else np.empty(0, np.int32)
         order = np.lexsort((o, h))
         index = pa.table({"hash": pa.array(h[order], pa.uint64()),
-                          "item": pa.array(o[order], pa.int32())}, schema=INDEX_SCHEMA)
+                          "item": pa.array(o[order], pa.int32())}, schema=index_schema())
         buf = io.BytesIO()
         pq.write_table(index, buf, compression="zstd")
         data = buf.getvalue()
@@ -364,7 +383,7 @@ class Decontaminate(GlobalStage):
 
         write_artifacts(ctx.work_dir, step, {"index.parquet": data})
         write_table_atomic(ctx.path("items.parquet"),
-                           pa.table(item_rows, schema=ITEMS_SCHEMA))
+                           pa.table(item_rows, schema=items_schema()))
         write_json_atomic(ctx.path("index.json"), {
             "index": "index.parquet", "sha256": digest, "bytes": len(data),
             "entries": int(len(h)), "distinct_ngrams": int(len(np.unique(h))),
@@ -473,7 +492,7 @@ class Decontaminate(GlobalStage):
         if matches:
             name = f"part-{self._task:05d}-{self._batch:05d}.parquet"
             write_table_atomic(self._matches_list.parent / name,
-                               pa.Table.from_pylist(matches, schema=MATCHES_SCHEMA))
+                               pa.Table.from_pylist(matches, schema=matches_schema()))
             self._match_files.append(name)
             write_json_atomic(self._matches_list, {"files": self._match_files})
         self._batch += 1
@@ -499,7 +518,7 @@ def read_matches(work_dir, n_tasks: int) -> pa.Table:
     for t in range(n_tasks):
         for name in read_json(work_dir / "matches" / f"part-{t:05d}.json")["files"]:
             parts.append(read_table(work_dir / "matches" / name))
-    return pa.concat_tables(parts) if parts else MATCHES_SCHEMA.empty_table()
+    return pa.concat_tables(parts) if parts else matches_schema().empty_table()
 
 
 def _cut(text: str, starts: np.ndarray, ends: np.ndarray, positions: np.ndarray,

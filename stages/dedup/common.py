@@ -10,21 +10,35 @@ keep policy, vectorised with Arrow sorts so it is deterministic and fast.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 from pydantic import Field, field_validator
 
 from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, key_task
+from pipelines.lazy import lazy_module
 from pipelines.partitioned import read_partition, write_partitioned
 from pipelines.schema import ID, TEXT
 from pipelines.stage import FilterParams, set_column
 from pipelines.stats import StageStats
 
-DECISIONS = pa.schema([("key", pa.uint64()), ("cluster_id", pa.string()),
-                       ("cluster_size", pa.int64()), ("keep", pa.bool_())])
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+
+
+@cache
+def decisions_schema() -> pa.Schema:
+    """The per-document decisions of a dedup stage (built on first use: loading a config
+    imports no Arrow)."""
+    return pa.schema([("key", pa.uint64()), ("cluster_id", pa.string()),
+                      ("cluster_size", pa.int64()), ("keep", pa.bool_())])
+
+
+def __getattr__(name: str):
+    if name == "DECISIONS":  # the name other modules import
+        return decisions_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DedupParams(FilterParams):
@@ -60,10 +74,10 @@ class DedupStage(GlobalStage):
                 *([p.keep[4:]] if p.keep.startswith("max:") else []))
 
     def output_columns(self) -> dict[str, pa.DataType | None]:
-        out: dict[str, pa.DataType | None] = {f"{self.column_prefix}_cluster_id": pa.string(),
-                                              f"{self.column_prefix}_cluster_size": pa.int64()}
+        out: dict[str, pa.DataType | None] = {f"{self.column_prefix}_cluster_id": "string",
+                                              f"{self.column_prefix}_cluster_size": "int64"}
         if self.params.mode == "annotate":
-            out[f"{self.name}_reason"] = pa.string()
+            out[f"{self.name}_reason"] = "string"
         return out
 
     # ---------------------------------------------------------------- collect side
@@ -111,13 +125,13 @@ class DedupStage(GlobalStage):
         import pyarrow.compute as pc
 
         if members.num_rows == 0:
-            return DECISIONS.empty_table()
+            return decisions_schema().empty_table()
         sizes = members.group_by(cluster).aggregate([(cluster, "count")])
         sizes = sizes.rename_columns([cluster, "cluster_size"])
         sizes = sizes.filter(pc.greater(sizes.column("cluster_size"), 1))
         m = members.join(sizes, cluster, join_type="inner")
         if m.num_rows == 0:
-            return DECISIONS.empty_table()
+            return decisions_schema().empty_table()
         order = [(cluster, "ascending")]
         if self.params.keep == "longest":
             order.append(("length", "descending"))
@@ -136,7 +150,7 @@ class DedupStage(GlobalStage):
         keeper_id = m.column("id").take(pa.array(starts[run_of]))
         return pa.table({"key": m.column("key"), "cluster_id": keeper_id,
                          "cluster_size": m.column("cluster_size").cast(pa.int64()),
-                         "keep": pa.array(first)}, schema=DECISIONS)
+                         "keep": pa.array(first)}, schema=decisions_schema())
 
     def write_decisions(self, path: Path, decisions: pa.Table, n_shards: int) -> None:
         """Partition by the shard each document came from, for the apply phase."""
@@ -148,7 +162,7 @@ class DedupStage(GlobalStage):
         raise NotImplementedError
 
     def begin_apply(self, ctx: GlobalContext) -> None:
-        d = read_partition(self.decision_files(ctx), ctx.task, schema=DECISIONS)
+        d = read_partition(self.decision_files(ctx), ctx.task, schema=decisions_schema())
         d = d.sort_by("key")
         self._keys = d.column("key").to_numpy()
         self._cluster_id = d.column("cluster_id").combine_chunks()

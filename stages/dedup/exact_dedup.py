@@ -20,14 +20,16 @@ import unicodedata
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import numpy as np
-import pyarrow as pa
 from pydantic import Field
 
 from pipelines.global_stage import GlobalContext, Step
+from pipelines.lazy import lazy_module
 from pipelines.partitioned import read_partition, write_partitioned
 from pipelines.stage import Params
 from stages.dedup.common import DedupParams, DedupStage
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
 
 _SPACE = re.compile(r"\s+")
 _DIGIT = re.compile(r"\d")

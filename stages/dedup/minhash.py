@@ -33,28 +33,40 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import numpy as np
-import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from pipelines.global_stage import GlobalContext, Step
 from pipelines.io.files import read_table, write_table_atomic
+from pipelines.lazy import lazy_module
 from pipelines.partitioned import read_partition, write_partitioned
 from pipelines.schema import URL
 from pipelines.stage import Params
-from stages.dedup import minhash_core as core
-from stages.dedup import minhash_sharded as sh
-from stages.dedup.common import DECISIONS, DedupParams, DedupStage
-from stages.dedup.minhash_sharded import CLUSTERS_ROW_GROUP, clusters_table, star_steps
+from stages.dedup.common import DedupParams, DedupStage, decisions_schema
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+# the numpy kernels, imported when a document is hashed (or `threshold` is turned into
+# bands and rows), not when a config naming the stage is loaded
+core = lazy_module("stages.dedup.minhash_core")
+sh = lazy_module("stages.dedup.minhash_sharded")
 
 log = logging.getLogger(__name__)
 LANGUAGE = "language"
 SNIPPET_CHARS = 300
-BUCKET_SCHEMA = pa.schema([("band", pa.int32()), ("bkey", pa.uint64()), ("doc", pa.uint64())])
-EDGE_SCHEMA = pa.schema([("u", pa.uint64()), ("v", pa.uint64())])
+
+
+@cache
+def bucket_schema() -> pa.Schema:
+    return pa.schema([("band", pa.int32()), ("bkey", pa.uint64()), ("doc", pa.uint64())])
+
+
+@cache
+def edge_schema() -> pa.Schema:
+    return pa.schema([("u", pa.uint64()), ("v", pa.uint64())])
 
 
 _WARNED: set[str] = set()  # deprecated names already warned about in this process
@@ -215,7 +227,7 @@ class MinHashDedup(DedupStage):
         if not self.sharded:
             return [Step("buckets", P), Step("cluster", 1)]
         return [Step("buckets", P),
-                *(Step(name, P) for name in star_steps(self.params.cluster_rounds)),
+                *(Step(name, P) for name in sh.star_steps(self.params.cluster_rounds)),
                 Step("label", P), Step("cluster", P), Step("clusters", 1)]
 
     # ------------------------------------------------------------ collect
@@ -237,7 +249,7 @@ class MinHashDedup(DedupStage):
             scope = _scope_hashes(self.scope_values(table))[core.nonempty(sigs)]
             bkeys = bkeys ^ np.repeat(scope, self.spec.bands)
         self._buckets.append(pa.table({"band": bands, "bkey": bkeys, "doc": docs},
-                                      schema=BUCKET_SCHEMA))
+                                      schema=bucket_schema()))
         info = self.member_info(table, keys)
         url = table.column(URL) if URL in table.schema.names else pa.nulls(table.num_rows,
                                                                            pa.string())
@@ -247,7 +259,8 @@ class MinHashDedup(DedupStage):
 
     def end_collect(self) -> None:
         ctx, P = self._ctx, self.params.partitions
-        buckets = pa.concat_tables(self._buckets) if self._buckets else BUCKET_SCHEMA.empty_table()
+        buckets = pa.concat_tables(self._buckets) if self._buckets else \
+            bucket_schema().empty_table()
         part = core.bucket_partition(buckets.column("bkey").to_numpy(), P)
         write_partitioned(self._path(ctx, "buckets", ctx.task), buckets, part, P)
         members = pa.concat_tables(self._members) if self._members else \
@@ -280,7 +293,7 @@ class MinHashDedup(DedupStage):
 
     def _buckets_step(self, ctx: GlobalContext) -> dict[str, float]:
         files = [self._path(ctx, "buckets", s) for s in range(ctx.n_shards)]
-        rows = read_partition(files, ctx.task, schema=BUCKET_SCHEMA)
+        rows = read_partition(files, ctx.task, schema=bucket_schema())
         edges = core.candidate_edges(rows.column("band").to_numpy(),
                                      rows.column("bkey").to_numpy(),
                                      rows.column("doc").to_numpy())
@@ -289,7 +302,7 @@ class MinHashDedup(DedupStage):
             return {"band_rows": rows.num_rows, "edges": len(edges),
                     **sh.write_first_edges(self, ctx, edges)}
         write_table_atomic(self._path(ctx, "edges", ctx.task),
-                           pa.table({"u": edges[:, 0], "v": edges[:, 1]}, schema=EDGE_SCHEMA))
+                           pa.table({"u": edges[:, 0], "v": edges[:, 1]}, schema=edge_schema()))
         return {"band_rows": rows.num_rows, "edges": len(edges)}
 
     def _cluster_step(self, ctx: GlobalContext) -> dict[str, float]:
@@ -297,7 +310,7 @@ class MinHashDedup(DedupStage):
 
         parts = [read_table(self._path(ctx, "edges", p)) for p in
                  range(self.params.partitions)]
-        edges = pa.concat_tables(parts) if parts else EDGE_SCHEMA.empty_table()
+        edges = pa.concat_tables(parts) if parts else edge_schema().empty_table()
         pairs = np.stack([edges.column("u").to_numpy(), edges.column("v").to_numpy()], axis=1) \
             if edges.num_rows else np.zeros((0, 2), np.uint64)
         nodes, labels = core.connected_components(pairs)
@@ -318,7 +331,7 @@ class MinHashDedup(DedupStage):
             clustered = pa.concat_tables(members)
             decisions = self.decide(clustered.drop_columns(["url", "snippet"]), "cluster")
         else:
-            clustered, decisions = None, DECISIONS.empty_table()
+            clustered, decisions = None, decisions_schema().empty_table()
         self.write_decisions(self._path(ctx, "decisions", 0), decisions, ctx.n_shards)
         self._write_clusters(ctx, clustered, decisions)
         n_clusters = int(np.sum(decisions.column("keep").to_numpy(zero_copy_only=False)))
@@ -330,8 +343,8 @@ class MinHashDedup(DedupStage):
                         decisions: pa.Table) -> None:
         """clusters.parquet: every document in a cluster, biggest clusters first."""
         write_table_atomic(ctx.work_dir / "clusters.parquet",
-                           clusters_table(clustered, decisions),
-                           row_group_size=CLUSTERS_ROW_GROUP)  # `thresher dups` reads the first
+                           sh.clusters_table(clustered, decisions),
+                           row_group_size=sh.CLUSTERS_ROW_GROUP)  # `thresher dups` reads the first
 
     def decision_files(self, ctx: GlobalContext) -> list[Path]:
         n = self.params.partitions if self.sharded else 1

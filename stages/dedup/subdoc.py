@@ -25,27 +25,51 @@ workers, locally or on Ray.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import numpy as np
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.global_stage import GlobalContext, GlobalStage, Step, key_task
 from pipelines.io.files import read_json, read_table, write_json_atomic, write_table_atomic
+from pipelines.lazy import lazy_module
 from pipelines.partitioned import read_partition, write_partitioned
 from pipelines.schema import ID, TEXT
 from pipelines.stage import Params, require_columns, set_column
 from pipelines.stats import StageStats
 from stages.dedup import subdoc_core as core
 
-WINDOWS = pa.schema([("h1", pa.uint64()), ("h2", pa.uint64()), ("key", pa.uint64()),
-                     ("pos", pa.uint32())])
-MEMBERS = pa.schema([("key", pa.uint64()), ("id", pa.string())])
-MARKS = pa.schema([("key", pa.uint64()), ("pos", pa.uint32())])
-SPANS = pa.schema([("key", pa.uint64()), ("start", pa.int64()), ("end", pa.int64())])
-SPAN_LIST = pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64())]))
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+
+
+@cache
+def windows_schema() -> pa.Schema:
+    return pa.schema([("h1", pa.uint64()), ("h2", pa.uint64()), ("key", pa.uint64()),
+                      ("pos", pa.uint32())])
+
+
+@cache
+def members_schema() -> pa.Schema:
+    return pa.schema([("key", pa.uint64()), ("id", pa.string())])
+
+
+@cache
+def marks_schema() -> pa.Schema:
+    return pa.schema([("key", pa.uint64()), ("pos", pa.uint32())])
+
+
+@cache
+def spans_schema() -> pa.Schema:
+    return pa.schema([("key", pa.uint64()), ("start", pa.int64()), ("end", pa.int64())])
+
+
+@cache
+def span_list_type() -> pa.DataType:
+    return pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64())]))
+
+
 CONTEXT_CHARS = 80  # characters of context on each side of a removed span, in samples
 
 
@@ -167,8 +191,8 @@ class SubdocDedup(GlobalStage):
 
     def output_columns(self) -> dict[str, pa.DataType | None]:
         if self.params.action == "annotate":
-            return {f"{self.name}_spans": SPAN_LIST, f"{self.name}_fraction": pa.float64()}
-        return {self.params.column: pa.string()}
+            return {f"{self.name}_spans": span_list_type(), f"{self.name}_fraction": "float64"}
+        return {self.params.column: "string"}
 
     def steps(self, n_shards: int) -> list[Step]:
         return [Step("find", self.params.partitions), Step("spans", n_shards)]
@@ -197,14 +221,14 @@ class SubdocDedup(GlobalStage):
         if ok is not None:
             h, doc, pos = h[:, ok], doc[ok], pos[ok]
         self._windows.append(pa.table({"h1": h[0], "h2": h[1], "key": keys[doc],
-                                       "pos": pos.astype(np.uint32)}, schema=WINDOWS))
+                                       "pos": pos.astype(np.uint32)}, schema=windows_schema()))
         self._buffered += len(doc)
         if self._buffered >= self.params.buffer_windows:
             self._spill()
         if self.params.keep == "first":
             ids = table.column(ID).combine_chunks().cast(pa.string())
             self._members.append(pa.table({"key": pa.array(keys, pa.uint64()), "id": ids},
-                                          schema=MEMBERS))
+                                          schema=members_schema()))
 
     def _eligible_windows(self, column, units, doc, pos) -> np.ndarray | None:
         return None
@@ -212,7 +236,7 @@ class SubdocDedup(GlobalStage):
     def _spill(self) -> None:
         """Write the buffered windows as this task's next file, partitioned by hash."""
         ctx, P = self._ctx, self.params.partitions
-        w = pa.concat_tables(self._windows) if self._windows else WINDOWS.empty_table()
+        w = pa.concat_tables(self._windows) if self._windows else windows_schema().empty_table()
         part = (w.column("h1").to_numpy() % np.uint64(P)).astype(np.int64)
         write_partitioned(self._window_path(ctx, ctx.task, self._chunks), w, part, P)
         self._chunks += 1
@@ -223,7 +247,7 @@ class SubdocDedup(GlobalStage):
         if self._buffered or self._chunks == 0:
             self._spill()
         if self.params.keep == "first":
-            m = pa.concat_tables(self._members) if self._members else MEMBERS.empty_table()
+            m = pa.concat_tables(self._members) if self._members else members_schema().empty_table()
             write_table_atomic(self._path(ctx, "members", ctx.task), m)
         # last: how many window files the task wrote (the find step names them from it)
         write_json_atomic(ctx.path("windows", f"count-{ctx.task:05d}.json"),
@@ -270,7 +294,7 @@ class SubdocDedup(GlobalStage):
                           ("pos", "ascending"), ("key", "ascending")])
 
     def _find(self, ctx: GlobalContext) -> dict[str, float]:
-        w = read_partition(self._window_files(ctx), ctx.task, schema=WINDOWS)
+        w = read_partition(self._window_files(ctx), ctx.task, schema=windows_schema())
         n = w.num_rows
         h1, h2 = w.column("h1").to_numpy(), w.column("h2").to_numpy()
         # sort by h1 alone (one 64-bit key); only rows sharing h1 with a neighbour can
@@ -304,8 +328,8 @@ class SubdocDedup(GlobalStage):
             first[1:] = (a1[1:] != a1[:-1]) | (a2[1:] != a2[:-1])
             marks = d.filter(pa.array(~first)).select(["key", "pos"])
         else:
-            marks = MARKS.empty_table()
-        self._write_marks(ctx, marks.cast(MARKS))
+            marks = marks_schema().empty_table()
+        self._write_marks(ctx, marks.cast(marks_schema()))
         return {"windows": n, "duplicate_windows": n_dup_rows,
                 "duplicate_contents": n_contents, "windows_removed": marks.num_rows}
 
@@ -315,11 +339,12 @@ class SubdocDedup(GlobalStage):
 
     def _spans(self, ctx: GlobalContext) -> dict[str, float]:
         files = [self._path(ctx, "marks", p) for p in range(self.params.partitions)]
-        m = read_partition(files, ctx.task, schema=MARKS)
+        m = read_partition(files, ctx.task, schema=marks_schema())
         keys, start, end = core.merge_marks(m.column("key").to_numpy(),
                                             m.column("pos").to_numpy(), self.k)
         write_table_atomic(self._path(ctx, "spans", ctx.task),
-                           pa.table({"key": keys, "start": start, "end": end}, schema=SPANS))
+                           pa.table({"key": keys, "start": start, "end": end},
+                                    schema=spans_schema()))
         return {"documents_with_duplicates": len(np.unique(keys)), "spans": len(keys),
                 f"{self.unit_name}_removed": int((end - start).sum())}
 
@@ -364,8 +389,8 @@ class SubdocDedup(GlobalStage):
         if annotate:
             spans = [[{"start": a, "end": b} for a, b in ranges_of.get(i, [])]
                      for i in range(n)]
-            table = set_column(table, f"{self.name}_spans", pa.array(spans, SPAN_LIST),
-                               SPAN_LIST)
+            table = set_column(table, f"{self.name}_spans", pa.array(spans, span_list_type()),
+                               span_list_type())
             return set_column(table, f"{self.name}_fraction", pa.array(fraction, pa.float64()),
                               pa.float64())
         drop = np.zeros(n, bool)
@@ -568,7 +593,7 @@ class ParagraphDedup(SubdocDedup):
     def _find(self, ctx: GlobalContext) -> dict[str, float]:
         if self.params.method == "exact":
             return super()._find(ctx)
-        w = read_partition(self._window_files(ctx), ctx.task, schema=WINDOWS)
+        w = read_partition(self._window_files(ctx), ctx.task, schema=windows_schema())
         p = self.params
         m_total, n_hash = core.bloom_params(p.bloom_items, p.bloom_false_positive_rate)
         m = max(64, -(-m_total // p.partitions))  # this task's share of the bits
@@ -578,9 +603,9 @@ class ParagraphDedup(SubdocDedup):
             bits = np.zeros((m + 7) // 8, np.uint8)
             seen = core.bloom_seen(w.column("h1").to_numpy(), w.column("h2").to_numpy(),
                                    bits, m, n_hash)
-            marks = w.filter(pa.array(seen)).select(["key", "pos"]).cast(MARKS)
+            marks = w.filter(pa.array(seen)).select(["key", "pos"]).cast(marks_schema())
         else:
-            marks = MARKS.empty_table()
+            marks = marks_schema().empty_table()
         self._write_marks(ctx, marks)
         return {"windows": w.num_rows, "windows_removed": marks.num_rows,
                 "bloom_bits": m}

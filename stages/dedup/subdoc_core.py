@@ -21,9 +21,13 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
-import numpy as np
-import pyarrow as pa
+from pipelines.lazy import lazy_module
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+
 
 MASK = (1 << 64) - 1
 # two lanes: (seed of the unit hash, base of the polynomial); bases odd, so invertible
@@ -229,7 +233,10 @@ class Powers:
         return self.pow, self.inv
 
 
-_POWERS = Powers()
+@cache
+def _powers() -> Powers:
+    """The one growing table of this process (made on first use: no numpy to load a config)."""
+    return Powers()
 
 
 def window_hashes(units: Units, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -247,7 +254,7 @@ def window_hashes(units: Units, k: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     start = off[:-1][doc] + local  # global unit index of each window's first unit
     if total == 0:
         return np.zeros((2, 0), np.uint64), doc, local
-    pw, iv = _POWERS.upto(n + 1)
+    pw, iv = _powers().upto(n + 1)
     out = np.empty((2, total), np.uint64)
     with np.errstate(over="ignore"):
         for lane in range(2):

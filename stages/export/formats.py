@@ -29,16 +29,24 @@ import contextlib
 import json
 import shutil
 import struct
+from functools import cache
 from pathlib import Path
 
-import numpy as np
-
 from pipelines.io.files import atomic_path, sha256_file
+from pipelines.lazy import lazy_module
 
-MEGATRON_DTYPE_CODES = {np.dtype(np.uint8): 1, np.dtype(np.int8): 2, np.dtype(np.int16): 3,
-                        np.dtype(np.int32): 4, np.dtype(np.int64): 5, np.dtype(np.float64): 6,
-                        np.dtype(np.float32): 7, np.dtype(np.uint16): 8}
+np = lazy_module("numpy")
+
 FORMATS = ("megatron", "nanotron", "npy", "mds")
+
+
+@cache
+def megatron_dtype_codes() -> dict:
+    """Megatron's .idx code of each token dtype (built on first use: no numpy to load a
+    config)."""
+    return {np.dtype(np.uint8): 1, np.dtype(np.int8): 2, np.dtype(np.int16): 3,
+            np.dtype(np.int32): 4, np.dtype(np.int64): 5, np.dtype(np.float64): 6,
+            np.dtype(np.float32): 7, np.dtype(np.uint16): 8}
 
 
 def file_names(fmt: str, name: str) -> list[str]:
@@ -113,7 +121,7 @@ class MegatronWriter(TokenFileWriter):
         with self._paths[f"{self.name}.idx"].open("wb") as f:
             f.write(b"MMIDIDX\x00\x00")
             f.write(struct.pack("<Q", 1))
-            f.write(struct.pack("<B", MEGATRON_DTYPE_CODES[self.dtype]))
+            f.write(struct.pack("<B", megatron_dtype_codes()[self.dtype]))
             f.write(struct.pack("<Q", n))
             f.write(struct.pack("<Q", n + 1))
             for c in self._lengths:  # sequence lengths

@@ -34,8 +34,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import numpy as np
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines import exports
@@ -50,12 +48,16 @@ from pipelines.io.files import (
     write_text_atomic,
 )
 from pipelines.io.models import model_key
+from pipelines.lazy import lazy_module
 from pipelines.manifest import ARTIFACTS
 from pipelines.schema import ID, TEXT
 from pipelines.stage import Params
 from pipelines.stats import StageStats
-from stages.export.formats import MEGATRON_DTYPE_CODES, WRITERS, mds_index
+from stages.export.formats import WRITERS, mds_index, megatron_dtype_codes
 from stages.mixing.tokens import load_tokenizer
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +157,7 @@ class TokenizeExport(GlobalStage):
                 return np.dtype(np.uint16)
             return np.dtype(np.int32 if p.format == "megatron" else np.uint32)
         dt = np.dtype(p.dtype)
-        if p.format == "megatron" and dt not in MEGATRON_DTYPE_CODES:
+        if p.format == "megatron" and dt not in megatron_dtype_codes():
             raise UserError(f"stage {self.name}: megatron has no {p.dtype} (use int32)")
         if self.vocab_size - 1 > np.iinfo(dt).max:
             raise UserError(f"stage {self.name}: a vocabulary of {self.vocab_size} ids does "

@@ -13,14 +13,16 @@ import logging
 from functools import partial
 from typing import ClassVar, Literal
 
-import pyarrow as pa
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pipelines.deadline import CpuDeadline
 from pipelines.errors import UserError
+from pipelines.lazy import lazy_module
 from pipelines.schema import HTML, SOURCE, TEXT, URL
 from pipelines.stage import Params, Stage, TaskContext, iter_docs, set_column
 from pipelines.stats import StageStats
+
+pa = lazy_module("pyarrow")
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class Extract(Stage):
         return (HTML,)
 
     def output_columns(self) -> dict[str, pa.DataType | None]:
-        return {TEXT: pa.string()}
+        return {TEXT: "string"}
 
     def removed_columns(self) -> tuple[str, ...]:
         return () if self.params.keep_html else (HTML,)

@@ -30,11 +30,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
 from pipelines.io.models import local_model, model_hashes
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Params
 from stages.heuristics.measured import MeasuredFilter, Rule, RuleTable
@@ -42,6 +42,8 @@ from stages.heuristics.per_language import PerLanguageParams
 from stages.text.sentences import sentence_pieces
 from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, splitter_for
 from stages.text.words_en import sentence_count
+
+pa = lazy_module("pyarrow")
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 END_PUNCTUATION = (".", "?", "!", '"', "'")
@@ -99,8 +101,8 @@ def _kept_anyway(f: C4, m: Mapping[str, Any], doc: dict[str, Any]) -> bool:
     return f.keep_anyway(doc.get("id"))
 
 
-MEASURES = {"lorem_ipsum_line": pa.int32(), "curly_bracket_line": pa.int32(),
-            "sentences": pa.int32(), "chars": pa.int32(), "bad_words": pa.bool_()}
+MEASURES = {"lorem_ipsum_line": "int32", "curly_bracket_line": "int32",
+            "sentences": "int32", "chars": "int32", "bad_words": "bool"}
 # the document rules (the line rules change the text, so they are not in the table)
 RULES = RuleTable(
     MEASURES,
@@ -128,7 +130,7 @@ class C4(MeasuredFilter):
         by_language = isinstance(p.bad_words_file, dict) or self.reads_language()
         self.columns = ("id", TEXT, LANGUAGE) if by_language else ("id", TEXT)
         self.required = (TEXT, LANGUAGE) if by_language else (TEXT,)
-        self.annotations = ({TEXT: pa.string()} if p.rewrite_text else {}) | (
+        self.annotations = ({TEXT: "string"} if p.rewrite_text else {}) | (
             self.measure_columns() if self.annotating else {})
 
     def setup(self) -> None:

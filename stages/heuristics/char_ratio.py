@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import pyarrow as pa
 from pydantic import Field
 
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Params
 from stages.heuristics.measured import Rule, RuleFilter, RuleTable
 from stages.heuristics.per_language import PerLanguageParams
+
+pa = lazy_module("pyarrow")
 
 # (ratio, regex of the counted characters, denominator)
 _RATIOS = [
@@ -29,7 +31,7 @@ _RATIOS = [
     ("whitespace_ratio", r"[\s\p{Z}]", "all"),
 ]
 _SPACE = r"[\s\p{Z}]"
-MEASURES = {"visible_chars": pa.int64()} | {r[0]: pa.float64() for r in _RATIOS}
+MEASURES = {"visible_chars": "int64"} | {r[0]: "float64" for r in _RATIOS}
 RULES = RuleTable(
     MEASURES,
     Rule("visible_chars", None, "zero", "empty"),  # only when a ratio rule is on

@@ -41,12 +41,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pipelines import stage as make_spec
 from pipelines.errors import UserError
+from pipelines.lazy import lazy_module
 from stages.heuristics.per_language import LANGUAGE
 from stages.heuristics.thresholds_cli import ALL_PARAMS, DEFAULT_PARAMS, add_arguments
+
+np = lazy_module("numpy")
 
 TEXT = "text"
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import pyarrow as pa
 from pydantic import Field
 
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Params
 from stages.heuristics.measured import Lazy, MeasuredFilter, Rule, RuleTable
@@ -34,6 +34,8 @@ from stages.text.words import (
     duplicates,
     splitter_for,
 )
+
+pa = lazy_module("pyarrow")
 
 
 class FineWebQualityParams(PerLanguageParams):
@@ -62,9 +64,9 @@ def _no_punctuation_at_all(f: FineWebQuality, m: Mapping[str, Any], doc: dict) -
 
 
 MEASURES = {
-    "lines": pa.int32(), "terminal_punct_line_ratio": pa.float64(),
-    "short_line_ratio": pa.float64(), "dup_line_char_ratio": pa.float64(),
-    "words": pa.int32(), "newline_word_ratio": pa.float64(),
+    "lines": "int32", "terminal_punct_line_ratio": "float64",
+    "short_line_ratio": "float64", "dup_line_char_ratio": "float64",
+    "words": "int32", "newline_word_ratio": "float64",
 }
 RULES = RuleTable(
     MEASURES,

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, ClassVar
 
-import pyarrow as pa
 from pydantic import Field, model_validator
 
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Params
 from stages.heuristics.measured import MeasuredFilter, Rule, RuleTable, check_order, refuse
@@ -30,6 +30,8 @@ from stages.text.words import (
     splitter_for,
     word_kind,
 )
+
+pa = lazy_module("pyarrow")
 
 STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
@@ -69,10 +71,10 @@ class GopherQualityParams(PerLanguageParams):
 
 
 MEASURES = {
-    "words": pa.int32(), "avg_word_length": pa.float64(), "hash_word_ratio": pa.float64(),
-    "ellipsis_word_ratio": pa.float64(), "bullet_line_ratio": pa.float64(),
-    "ellipsis_line_ratio": pa.float64(), "alpha_word_ratio": pa.float64(),
-    "stop_words": pa.int32(),
+    "words": "int32", "avg_word_length": "float64", "hash_word_ratio": "float64",
+    "ellipsis_word_ratio": "float64", "bullet_line_ratio": "float64",
+    "ellipsis_line_ratio": "float64", "alpha_word_ratio": "float64",
+    "stop_words": "int32",
 }
 RULES = RuleTable(
     MEASURES,

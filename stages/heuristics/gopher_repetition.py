@@ -24,16 +24,18 @@ import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-import numpy as np
-import pyarrow as pa
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Params
 from stages.heuristics.measured import Lazy, MeasuredFilter, Rule, RuleTable
 from stages.heuristics.per_language import LANGUAGE, PerLanguageParams
 from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, duplicates, splitter_for
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
@@ -161,7 +163,7 @@ class NGrams:
                 m[f"dup_{k}gram_ratio"] = bound
 
 
-MEASURES = {k: pa.float64() for k in ("dup_para_ratio", "dup_para_char_ratio", "dup_line_ratio",
+MEASURES = {k: "float64" for k in ("dup_para_ratio", "dup_para_char_ratio", "dup_line_ratio",
                                       "dup_line_char_ratio", "top_{n}gram_ratio",
                                       "dup_{n}gram_ratio")}
 RULES = RuleTable(

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import pyarrow as pa
 from pydantic import Field, model_validator
 
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Params
 from stages.heuristics.measured import Rule, RuleFilter, RuleTable, check_order
 from stages.heuristics.per_language import PerLanguageParams
 
+pa = lazy_module("pyarrow")
+
 RULES = RuleTable(
-    {"chars": pa.int64(), "words": pa.int64()},
+    {"chars": "int64", "words": "int64"},
     Rule("chars", "min_chars", "below", "too_short"),
     Rule("chars", "max_chars", "above", "too_long"),
     Rule("words", "min_words", "below", "too_few_words"),

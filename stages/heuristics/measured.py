@@ -32,15 +32,17 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar, Literal, NamedTuple
 
-import pyarrow as pa
 from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pipelines.errors import UserError
+from pipelines.lazy import lazy_module
 from pipelines.stage import Filter, Params
 from stages.heuristics import per_language
 from stages.heuristics.per_language import LANGUAGE
 from stages.text.words import uses_language
+
+pa = lazy_module("pyarrow")
 
 Fails = Literal["below", "above", "null", "zero", "set", "true"]
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
 from pipelines.io.models import file_sha256, local_model, model_key
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Filter, FilterParams, Params, iter_docs
+
+pa = lazy_module("pyarrow")
 
 BUNDLED_MODEL = Path(__file__).parents[1] / "models" / "lid.176.ftz"
 BUNDLED_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
@@ -44,7 +46,7 @@ class LangId(Filter):
     params: LangIdParams
     materialize_params: ClassVar[frozenset[str]] = frozenset({"languages", "min_score"})
     annotations: ClassVar[dict[str, pa.DataType]] = {
-        "language": pa.string(), "language_score": pa.float64()}
+        "language": "string", "language_score": "float64"}
 
     def model_path(self) -> str:
         """The model's path or URL as configured (the bundled model's path by default)."""

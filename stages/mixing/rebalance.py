@@ -27,8 +27,6 @@ import math
 from collections import defaultdict
 from typing import Annotated, ClassVar, Literal
 
-import numpy as np
-import pyarrow as pa
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -41,9 +39,13 @@ from pydantic import (
 from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, Step
 from pipelines.io.files import write_json_atomic
+from pipelines.lazy import lazy_module
 from pipelines.schema import ID, TEXT
 from pipelines.stage import Params, set_column
 from pipelines.stats import TOKENS, StageStats
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +131,8 @@ class Rebalance(GlobalStage):
         return (*([p.by] if p.by else []), *(p.target_by if p.targets else []))
 
     def output_columns(self) -> dict[str, pa.DataType | None]:
-        return {"weight": pa.float64()} if self.params.mode == "weight" else \
-            {"repeat_index": pa.int32()}
+        return {"weight": "float64"} if self.params.mode == "weight" else \
+            {"repeat_index": "int32"}
 
     # ------------------------------------------------------------ weights
     def rule_weights(self, table: pa.Table) -> np.ndarray:

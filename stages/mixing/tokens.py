@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
 from pipelines.io.models import file_sha256, local_model, model_key
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Params, Stage, require_columns, set_column
 from pipelines.stats import TOKENS, StageStats
+
+pa = lazy_module("pyarrow")
 
 
 def load_tokenizer(stage: str, spec: str, want: str | None, hint: str = ""):
@@ -64,7 +66,7 @@ class CountTokens(Stage):
         return (self.params.column,)
 
     def output_columns(self) -> dict[str, pa.DataType | None]:
-        return {TOKENS: pa.int64()}
+        return {TOKENS: "int64"}
 
     def setup(self) -> None:
         self._tok = None

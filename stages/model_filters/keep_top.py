@@ -31,21 +31,40 @@ from __future__ import annotations
 
 import json
 import math
+from functools import cache
 from typing import ClassVar, Literal
 
-import numpy as np
-import pyarrow as pa
 from pydantic import Field
 
 from pipelines.errors import UserError
 from pipelines.global_stage import GlobalContext, GlobalStage, Step
 from pipelines.io.files import read_table, write_json_atomic, write_table_atomic
+from pipelines.lazy import lazy_module
 from pipelines.stage import FilterParams, Params, set_column
 from pipelines.stats import StageStats
 
-SKETCH = pa.schema([("group", pa.string()), ("bucket", pa.uint64()), ("count", pa.int64())])
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+
+
+@cache
+def sketch_schema() -> pa.Schema:
+    """A score sketch's rows (built on first use: loading a config imports no Arrow)."""
+    return pa.schema([("group", pa.string()), ("bucket", pa.uint64()), ("count", pa.int64())])
+
+
+def __getattr__(name: str):
+    if name == "SKETCH":  # the name other modules import
+        return sketch_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 ALL = "*"  # the group name when `by` is empty
-_SIGN = np.uint64(1 << 63)
+
+
+@cache
+def _sign() -> np.uint64:
+    return np.uint64(1 << 63)
 
 
 class KeepTopParams(FilterParams):
@@ -65,8 +84,8 @@ class KeepTopParams(FilterParams):
 def ordered_keys(scores: np.ndarray) -> np.ndarray:
     """float64 -> uint64 with the same order (-0.0 counted as 0.0; NaN is the caller's)."""
     bits = (np.asarray(scores, dtype=np.float64) + 0.0).view(np.uint64)
-    neg = (bits & _SIGN) != 0
-    return np.where(neg, ~bits, bits | _SIGN)
+    neg = (bits & _sign()) != 0
+    return np.where(neg, ~bits, bits | _sign())
 
 
 def bucket_of(scores: np.ndarray, bits: int) -> np.ndarray:
@@ -76,7 +95,7 @@ def bucket_of(scores: np.ndarray, bits: int) -> np.ndarray:
 def bucket_floor(bucket: int, bits: int) -> float:
     """The smallest float64 whose bucket is ``bucket``."""
     key = np.uint64(bucket) << np.uint64(52 - bits)
-    raw = key & ~_SIGN if key & _SIGN else ~key
+    raw = key & ~_sign() if key & _sign() else ~key
     value = float(np.array([raw], dtype=np.uint64).view(np.float64)[0])
     return -math.inf if math.isnan(value) else value  # the lowest bucket starts below -inf
 
@@ -85,10 +104,10 @@ def merge_sketches(a: pa.Table, b: pa.Table) -> pa.Table:
     """Sum of two sketches (exact: counts per (group, bucket) add)."""
     both = pa.concat_tables([a, b])
     if both.num_rows == 0:
-        return SKETCH.empty_table()
+        return sketch_schema().empty_table()
     s = both.group_by(["group", "bucket"]).aggregate([("count", "sum")])
     s = s.rename_columns(["group", "bucket", "count"]).select(["group", "bucket", "count"])
-    return s.cast(SKETCH).sort_by([("group", "ascending"), ("bucket", "ascending")])
+    return s.cast(sketch_schema()).sort_by([("group", "ascending"), ("bucket", "ascending")])
 
 
 def thresholds_from_sketch(sketch: pa.Table, fraction: float, bits: int) -> dict[str, dict]:
@@ -121,7 +140,7 @@ class KeepTop(GlobalStage):
         return (self.params.column, *self.params.by)
 
     def output_columns(self) -> dict[str, pa.DataType | None]:
-        return {f"{self.name}_reason": pa.string()} if self.params.mode == "annotate" else {}
+        return {f"{self.name}_reason": "string"} if self.params.mode == "annotate" else {}
 
     def steps(self, n_shards: int) -> list[Step]:
         return [Step("thresholds", 1)]
@@ -164,7 +183,7 @@ class KeepTop(GlobalStage):
         self._parts.append((codes[ok], bucket_of(scores[ok], self.params.sketch_bits)))
 
     def end_collect(self) -> None:
-        sketch = SKETCH.empty_table()
+        sketch = sketch_schema().empty_table()
         if self._parts:
             codes = np.concatenate([p[0] for p in self._parts])
             buckets = np.concatenate([p[1] for p in self._parts])
@@ -172,7 +191,7 @@ class KeepTop(GlobalStage):
             t = pa.table({"group": pa.array(names[codes], pa.string()),
                           "bucket": pa.array(buckets, pa.uint64()),
                           "count": pa.array(np.ones(len(codes), dtype=np.int64))})
-            sketch = merge_sketches(t, SKETCH.empty_table())
+            sketch = merge_sketches(t, sketch_schema().empty_table())
         write_table_atomic(self._ctx.path("collect", f"part-{self._ctx.task:05d}.parquet"),
                            sketch)
         self._parts = []
@@ -180,9 +199,9 @@ class KeepTop(GlobalStage):
     # ------------------------------------------------------------ step `thresholds`
     def run_step(self, step: str, ctx: GlobalContext) -> dict[str, float]:
 
-        merged = SKETCH.empty_table()
+        merged = sketch_schema().empty_table()
         for s in range(ctx.n_shards):  # one shard at a time: memory is the merged sketch
-            part = read_table(ctx.path("collect", f"part-{s:05d}.parquet")).cast(SKETCH)
+            part = read_table(ctx.path("collect", f"part-{s:05d}.parquet")).cast(sketch_schema())
             merged = merge_sketches(merged, part)
         found = thresholds_from_sketch(merged, self.params.fraction, self.params.sketch_bits)
         doc = {}

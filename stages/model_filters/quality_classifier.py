@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-import numpy as np
-import pyarrow as pa
 from pydantic import Field, field_validator
 
 from pipelines.errors import UserError
 from pipelines.fasttext import fasttext_text
 from pipelines.io.models import file_sha256, local_model, model_key
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Filter, FilterParams, Params, iter_docs
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
 
 Score = Annotated[float, Field(ge=0, le=1)]
 LANGUAGE = "language"
@@ -61,7 +63,7 @@ class QualityClassifier(Filter):
 
     @property
     def annotations(self) -> dict[str, pa.DataType]:  # type: ignore[override]
-        return {self.params.column: pa.float64()}
+        return {self.params.column: "float64"}
 
     def model_files(self) -> dict[str, str]:
         return {model_key(self.params.model): self._sha256}

@@ -48,14 +48,17 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import ClassVar, Literal
 
-import pyarrow as pa
 from pydantic import Field, field_validator
 
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT
 from pipelines.stage import Params, Stage, require_columns, set_column
 from pipelines.stats import StageStats
+
+pa = lazy_module("pyarrow")
 
 KINDS = ("email", "ip", "phone", "iban", "credit_card")
 
@@ -67,7 +70,10 @@ FINEWEB = {"email": ("email@example.com", "firstname.lastname@example.org"),
            "ip": ("22.214.171.124", "126.96.36.199", "188.8.131.52", "184.108.40.206",
                   "220.127.116.11", "18.104.22.168")}
 
-SPAN = pa.struct([("kind", pa.string()), ("start", pa.int32()), ("end", pa.int32())])
+
+@cache
+def span_type() -> pa.DataType:
+    return pa.struct([("kind", pa.string()), ("start", pa.int32()), ("end", pa.int32())])
 
 
 class PiiParams(Params):
@@ -310,11 +316,11 @@ class Pii(Stage):
     def output_columns(self) -> dict[str, pa.DataType | None]:
         out: dict[str, pa.DataType | None] = {}
         if self.params.mode == "replace":
-            out[self.params.column] = pa.string()
+            out[self.params.column] = "string"
         if self.params.count_columns:
-            out.update({f"{self.name}_{k}": pa.int32() for k in self.kinds()})
+            out.update({f"{self.name}_{k}": "int32" for k in self.kinds()})
         if self.params.mode == "annotate":
-            out[f"{self.name}_spans"] = pa.list_(SPAN)
+            out[f"{self.name}_spans"] = pa.list_(span_type())
         return out
 
     def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
@@ -357,5 +363,5 @@ class Pii(Stage):
             for k in kinds:
                 table = set_column(table, f"{self.name}_{k}", counts[k], pa.int32())
         if p.mode == "annotate":
-            table = set_column(table, f"{self.name}_spans", spans, pa.list_(SPAN))
+            table = set_column(table, f"{self.name}_spans", spans, pa.list_(span_type()))
         return table

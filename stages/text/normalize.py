@@ -28,7 +28,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-import numpy as np
+from pipelines.lazy import lazy_module
+
+np = lazy_module("numpy")
+
 
 WORD, SPACE, PUNCT, FORMAT, DIGIT, SOLO = range(6)  # character classes
 _NO_SPACE_SCRIPTS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF),

@@ -233,6 +233,7 @@ def compare(before: Path, counts: list[int], repeats: int, root: Path) -> None:
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     shards: dict[str, set[str]] = {}
     printed: dict[str, set[str]] = {}  # validate's output, which both versions must share
+    first_task: dict[tuple[str, str], list[float]] = {}  # a run's start-up to its first task
     for rep in range(repeats):
         for case, args in cases.items():
             for version, src in (list(versions.items())[::1 if rep % 2 else -1]):
@@ -243,14 +244,16 @@ def compare(before: Path, counts: list[int], repeats: int, root: Path) -> None:
                     cfg = minhash_config(root / f"docs-{n}.jsonl", out)
                     cmd = [str(cfg) if a == "{cfg}" else a for a in cmd]
                 said: list[str] = []
-                wall, cpu, _ = timed(["env", f"PYTHONPATH={src}", PY, "-P", "-m",
-                                      "pipelines.cli", *cmd], outputs=said)
+                wall, cpu, epoch = timed(["env", f"PYTHONPATH={src}", PY, "-P", "-m",
+                                          "pipelines.cli", *cmd], outputs=said)
                 if cmd[0] == "validate":
                     printed.setdefault(case, set()).update(said)
                 times.setdefault((case, version), []).append((wall, cpu))
                 if cmd[0] == "run":
                     shards.setdefault(case, set()).add(json.dumps(json.loads(
                         (out / "stats.json").read_text())["output"]["shards"]))
+                    first_task.setdefault((case, version), []).append(
+                        breakdown(out, epoch, wall)["start-up to the first task"])
     assert all(len(v) == 1 for v in shards.values()), "the versions wrote different shards"
     assert all(len(v) == 1 for v in printed.values()), "the versions' validate printed " \
         f"different lines: {printed}"
@@ -260,6 +263,10 @@ def compare(before: Path, counts: list[int], repeats: int, root: Path) -> None:
         b, now = times[(case, "before")], times[(case, "now")]
         print(f"| {case} | {summary([x[0] for x in b])} | {summary([x[0] for x in now])} | "
               f"{summary([x[1] for x in b])} | {summary([x[1] for x in now])} |")
+        if (case, "now") in first_task:
+            print(f"| {case}: start-up to the first task | "
+                  f"{summary(first_task[(case, 'before')])} | "
+                  f"{summary(first_task[(case, 'now')])} | | |")
 
 
 def main() -> None:

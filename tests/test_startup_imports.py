@@ -137,3 +137,20 @@ print(json.dumps(out))
     got = json.loads(proc.stdout)
     assert len(got) > 20  # the built-in library, really iterated
     assert {name: mods for name, mods in got.items() if mods} == {}
+
+
+def test_lazy_module_imports_on_first_read_then_hands_over_the_module():
+    """The stand-in imports at the first attribute read and puts the real module in its
+    owner's globals, so later reads there cost nothing extra; it pickles by name."""
+    import pickle
+    import types
+
+    from pipelines.lazy import LazyModule
+
+    owner = types.ModuleType("owner_of_a_lazy_module")
+    exec("from pipelines.lazy import lazy_module\nmod = lazy_module('json')", owner.__dict__)
+    assert isinstance(owner.mod, LazyModule)
+    assert owner.mod.dumps([1]) == "[1]"  # the first read imports
+    assert owner.mod is json  # and the owner now holds the module itself
+    copy = pickle.loads(pickle.dumps(LazyModule("json")))
+    assert isinstance(copy, LazyModule) and copy.loads("2") == 2

@@ -374,15 +374,21 @@ def _warmup(points, key: str, fallback: float) -> float:
     return max(0.0, diffs[(len(diffs) - 1) // 2])
 
 
+def _per_input(points, value, warm: float) -> list[tuple[float, float]]:
+    """(bytes, mean ``value(record)``) of each sampled input over the sample runs, sorted;
+    a record that was the first of its process has ``warm`` taken off."""
+    by: dict = {}
+    for x, r, first in points:
+        by.setdefault(r["_key"], [x, []])[1].append(max(0.0, value(r) - (warm if first else 0)))
+    return sorted((x, sum(ys) / len(ys)) for x, ys in by.values())
+
+
 def _stratified(points, value, warm: float, sizes: list[float]) -> list[float]:
     """Per planned task (``sizes``): ``value(record)`` of the sampled input nearest in
     size (log of the bytes, then rank: equal-size pieces spread over the sampled ones),
     scaled by bytes; a record that was the first of its process has ``warm`` taken
     off. An empty sampled input stands for its tasks as it is."""
-    by: dict = {}
-    for x, r, first in points:
-        by.setdefault(r["_key"], [x, []])[1].append(max(0.0, value(r) - (warm if first else 0)))
-    sampled = sorted((x, sum(ys) / len(ys)) for x, ys in by.values())
+    sampled = _per_input(points, value, warm)
     if not sampled:
         return [0.0] * len(sizes)
     m, n = len(sampled), len(sizes)
@@ -404,12 +410,8 @@ def rate_error(points, warm: float, n: int) -> float | None:
     approximation for the stratified estimate (which weighs each rate by the tasks it
     stands for), and itself estimated from a few rates: a guide to ``--sample``, not a
     bound. None with fewer than two sampled inputs."""
-    by: dict = {}
-    for x, r, first in points:
-        if x > 0:
-            by.setdefault(r["_key"], []).append(max(0.0, r.get("cpu_s", 0.0)
-                                                    - (warm if first else 0.0)) / x)
-    rates = [sum(v) / len(v) for v in by.values()]
+    rates = [y / x for x, y in _per_input(points, lambda r: r.get("cpu_s", 0.0), warm)
+             if x > 0]
     k = len(rates)
     if k < 2:
         return None

@@ -22,6 +22,7 @@ from pipelines.lazy import lazy_module
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
+pq = lazy_module("pyarrow.parquet")
 
 INDEX_KEY = b"thresher.partitions"
 
@@ -29,8 +30,6 @@ INDEX_KEY = b"thresher.partitions"
 def write_partitioned(path: Path, table: pa.Table, partition: np.ndarray, n_partitions: int,
                       max_rows_per_group: int = 1_000_000) -> None:
     """Write ``table`` grouped by ``partition`` (ints in [0, n_partitions)), stably."""
-    import pyarrow.parquet as pq  # here: validating a config that plans this imports none
-
     partition = np.asarray(partition, dtype=np.int64)
     if len(partition) != table.num_rows:
         raise ValueError("one partition id per row is needed")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 log = logging.getLogger(__name__)
 
@@ -418,8 +419,6 @@ def carried_samples(source: SourceRun) -> list[pa.Table]:
     """The annotated run's samples of what the new run carries over (finalize merges them
     with the new run's own): every sample of a stage carried whole or applied, the error
     samples of a deciding stage."""
-    import pyarrow.compute as pc
-
     src = RunDir.at(source.run)
     out = []
     for name in source.carried:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from functools import cache
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # imported where used: loading a config needs no Arrow (issue #20)
-    import pyarrow as pa
+from pipelines.lazy import lazy_module
+
+pa = lazy_module("pyarrow")
 
 ID = "id"
 TEXT = "text"
@@ -24,8 +24,6 @@ SOURCE = "source"
 @cache
 def canonical() -> pa.Schema:
     """The canonical columns as an Arrow schema."""
-    import pyarrow as pa
-
     return pa.schema([
         pa.field(ID, pa.string(), nullable=False),
         pa.field(TEXT, pa.string()),
@@ -40,8 +38,6 @@ def arrow_type(t: pa.DataType | str) -> pa.DataType:
     import no pyarrow; a ``pa.DataType`` (what a user's stage may declare) passes as is."""
     if not isinstance(t, str):
         return t
-    import pyarrow as pa
-
     return pa.type_for_alias(t)
 
 

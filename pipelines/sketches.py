@@ -24,19 +24,19 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # imported where used: loading a config needs neither (issue #20)
-    import numpy as np
-    import pyarrow as pa
+from pipelines.lazy import lazy_module
+
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 LOG10, REAL = "log10", "real"
 MAX_COLUMNS = 32  # numeric columns sketched per stage at most (the first, by name)
 
 
 def _log10_edges() -> np.ndarray:
-    import numpy as np
-
     steps = (10, 12, 15, 20, 25, 30, 40, 50, 60, 80)  # round numbers, ratios 1.2 to 1.33
     decades = [m * 10 ** d for d in range(11) for m in steps] + [10 ** 12]
     return np.array(list(range(10)) + decades, dtype=np.float64)
@@ -44,8 +44,6 @@ def _log10_edges() -> np.ndarray:
 
 @cache
 def _edges() -> dict[str, np.ndarray]:
-    import numpy as np
-
     return {
         LOG10: _log10_edges(),
         REAL: np.concatenate([np.arange(51) / 50, _log10_edges()[2:]]),  # 0, 0.02, ..., 1, 2, 3
@@ -74,8 +72,6 @@ def _index(scheme: str) -> dict[str, int]:
 
 def scheme_for(type_: pa.DataType) -> str | None:
     """The scheme of a column type, or None for columns that are not sketched."""
-    import pyarrow as pa
-
     if pa.types.is_integer(type_):
         return LOG10
     if pa.types.is_floating(type_):
@@ -98,9 +94,6 @@ class Hist:
 
     def add(self, values: pa.Array | pa.ChunkedArray | np.ndarray) -> None:
         """Count a column (or numbers) into the bins: one searchsorted + bincount."""
-        import numpy as np
-        import pyarrow.compute as pc
-
         if not isinstance(values, np.ndarray):
             self.null += values.null_count
             values = pc.drop_null(values).to_numpy(zero_copy_only=False)

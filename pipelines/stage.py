@@ -31,16 +31,16 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.errors import UserError
+from pipelines.lazy import lazy_module
 from pipelines.schema import TEXT, arrow_type
 from pipelines.stats import StageStats
 
-if TYPE_CHECKING:  # imported where tables are built: `thresher validate` needs no Arrow
-    import pyarrow as pa
+pa = lazy_module("pyarrow")
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,6 @@ class Stage:
 def set_column(table: pa.Table, name: str, values: pa.Array | list,
                type_: pa.DataType | str) -> pa.Table:
     """Add or replace column ``name`` with typed ``values``."""
-    import pyarrow as pa
-
     type_ = arrow_type(type_)
     arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type_)
     idx = table.schema.get_field_index(name)
@@ -231,8 +229,6 @@ class Filter(Stage):
         return reasons, cols
 
     def process(self, table: pa.Table, stats: StageStats) -> pa.Table:
-        import pyarrow as pa
-
         require_columns(self, table, self.required)
         reasons, cols = self.check_batch(table)
         for c, values in cols.items():

@@ -35,13 +35,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pipelines.lazy import lazy_module
 from pipelines.schema import HTML, TEXT, content_column
 from pipelines.sketches import Sketches
 
-if TYPE_CHECKING:  # imported where tables are counted: loading a config needs neither
-    import pyarrow as pa
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 LANGUAGE = "language"
 DATASET = "dataset"
@@ -115,10 +117,6 @@ class StageStats:
         """Count rows of ``table`` as dropped (or, with ``error``, failed) for ``reason``:
         all rows, or ``rows`` (indices or a boolean mask). For vectorised stages: counts,
         characters and samples in one call. ``score``/``details`` name columns to sample."""
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         if rows is None:
             idx = np.arange(table.num_rows)
         else:
@@ -149,10 +147,6 @@ class StageStats:
         """Count what was cut out of rows ``rows`` of ``table`` (kept documents): for each
         metric name, ``metrics[name][j]`` belongs to ``rows[j]``; totals in ``removed``, and
         per value of the ``language`` / ``dataset`` column of ``table`` when it has one."""
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         rows = np.asarray(rows, np.int64)
         if not len(rows):
             return
@@ -191,8 +185,6 @@ class StageStats:
         self.sketches.observe_in(table, _lengths(table))
 
     def count_out(self, table: pa.Table | pa.RecordBatch) -> None:
-        import pyarrow.compute as pc
-
         self.docs_out += table.num_rows
         c, b = _sizes(table)
         self.chars_out += c
@@ -337,8 +329,6 @@ def _add_counts(a: Counter, b: Counter) -> Counter:
 
 
 def _sizes(table: pa.Table | pa.RecordBatch) -> tuple[int, int]:
-    import pyarrow.compute as pc
-
     col = content_column(table)
     if col is None or table.num_rows == 0:
         return 0, 0
@@ -350,15 +340,11 @@ def _sizes(table: pa.Table | pa.RecordBatch) -> tuple[int, int]:
 
 def _lengths(table: pa.Table | pa.RecordBatch):
     """Characters of each document's content (None without a content column)."""
-    import pyarrow.compute as pc
-
     col = content_column(table)
     return pc.utf8_length(table.column(col)) if col is not None and table.num_rows else None
 
 
 def _tokens(table: pa.Table | pa.RecordBatch) -> int:
-    import pyarrow.compute as pc
-
     if TOKENS not in table.schema.names or table.num_rows == 0:
         return 0
     return int(pc.sum(table.column(TOKENS)).as_py() or 0)
@@ -367,9 +353,6 @@ def _tokens(table: pa.Table | pa.RecordBatch) -> int:
 def _count_groups(into: dict, values: pa.ChunkedArray | pa.Array, lengths,
                   tokens=None) -> None:
     """Add [docs, chars, tokens] per value of ``values`` (null: "unknown") into ``into``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     n = len(values)
     t = pa.table({"v": pc.fill_null(values.cast(pa.string()), "unknown"),
                   "c": lengths if lengths is not None else pa.nulls(n, pa.int64()),

@@ -16,7 +16,10 @@ from rich.text import Text
 
 from pipelines.errors import UserError
 from pipelines.io.files import parquet_file, read_table
+from pipelines.lazy import lazy_module
 from pipelines.rundir import RunDir
+
+pc = lazy_module("pyarrow.compute")
 
 
 def cluster_files(run: RunDir) -> dict[str, Path]:
@@ -28,8 +31,6 @@ def cluster_files(run: RunDir) -> dict[str, Path]:
 
 def print_dups(run_dir: str | Path, console: Console, stage: str | None = None,
                top: int = 10, per_cluster: int = 3, width: int = 160) -> None:
-    import pyarrow.compute as pc
-
     run = RunDir.at(run_dir)
     files = cluster_files(run)
     if not files:

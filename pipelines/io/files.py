@@ -14,11 +14,12 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # imported where used: `thresher validate` reads no Parquet
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+from pipelines.lazy import lazy_module
+
+pa = lazy_module("pyarrow")
+pq = lazy_module("pyarrow.parquet")
 
 
 def temp_path(path: Path) -> Path:
@@ -98,8 +99,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def write_table_atomic(path: Path, table: pa.Table, row_group_size: int | None = None) -> None:
     """A plain Parquet file (zstd); ``row_group_size`` bounds what a reader of its first
     rows loads."""
-    import pyarrow.parquet as pq
-
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
 
@@ -108,8 +107,6 @@ def write_tables_atomic(path: Path, schema: pa.Schema, tables: Iterable[pa.Table
                         row_group_size: int | None = None) -> int:
     """A plain Parquet file (zstd) written table by table as ``tables`` yields them (so
     the whole never needs to be in memory), committed whole; returns the rows written."""
-    import pyarrow.parquet as pq
-
     n = 0
     with atomic_path(path) as tmp:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
@@ -133,16 +130,12 @@ def read_json(path: Path) -> Any:
 
 def parquet_file(path: Path) -> pq.ParquetFile:
     """A ``ParquetFile`` to read row groups or metadata from (remote: range reads)."""
-    import pyarrow.parquet as pq
-
     opener = getattr(path, "open_read", None)
     return pq.ParquetFile(opener() if opener is not None else path)
 
 
 def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     """A whole Parquet file (or the ``columns`` given) as one table."""
-    import pyarrow.parquet as pq
-
     opener = getattr(path, "open_read", None)
     if opener is None:
         return pq.read_table(path, columns=columns)

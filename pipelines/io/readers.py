@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # config.py reaches provided_columns (the chain check): no im
     from pipelines.plan import InputFile
 
 pa = lazy_module("pyarrow")  # the chain check asks a reader for its columns, not tables
+pc = lazy_module("pyarrow.compute")
+pq = lazy_module("pyarrow.parquet")
 log = logging.getLogger(__name__)
 BATCH_CHARS = 64 * 2**20
 
@@ -476,8 +478,6 @@ class ParquetReader(Reader):
     def read(self, path: Path, source: str, stats: StageStats,
              fh: IO[bytes] | None = None, part: InputFile | None = None
              ) -> Iterator[pa.Table]:
-        import pyarrow.parquet as pq  # here: `thresher validate` needs the schemas only
-
         c = self.cfg
         try:
             pf = pq.ParquetFile(fh if fh is not None else path)
@@ -573,8 +573,6 @@ class ParquetReader(Reader):
             try:
                 ids = t.column(c.id_column).cast(pa.string())
                 if ids.null_count:  # null ids get stable ones
-                    import pyarrow.compute as pc
-
                     ids = pc.if_else(pc.is_null(ids), stable(), ids)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
                 log.warning("id column %r of type %s is not usable as text; stable ids used",

@@ -83,6 +83,7 @@ from pipelines.stats import StageStats
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
+pq = lazy_module("pyarrow.parquet")
 
 _WORD = re.compile(r"\w+")
 _DIGIT = re.compile(r"\d")
@@ -229,8 +230,6 @@ def _files(s: EvalSet) -> list[str]:
 
 def read_items(s: EvalSet, stage: str) -> list[tuple[str, str]]:
     """(item id, text) of every item of one evaluation set, in file order."""
-    import pyarrow.parquet as pq
-
     items: list[tuple[str, str]] = []
     for f, path in enumerate(_files(s)):
         what = f"stage {stage}: evaluation set {s.name!r}: cannot read"
@@ -337,8 +336,6 @@ class Decontaminate(GlobalStage):
 
     # ------------------------------------------------------------ step `index`
     def run_step(self, step: str, ctx: GlobalContext) -> dict[str, float]:
-        import pyarrow.parquet as pq
-
         p = self.params
         hasher = Hasher(p.n)
         hashes, owners = [], []
@@ -395,8 +392,6 @@ class Decontaminate(GlobalStage):
 
     # ------------------------------------------------------------ apply
     def begin_apply(self, ctx: GlobalContext) -> None:
-        import pyarrow.parquet as pq
-
         meta = read_json(ctx.path("index.json"))
         data = read_bytes(ctx.path("index.parquet"))
         if hashlib.sha256(data).hexdigest() != meta["sha256"]:

@@ -25,6 +25,7 @@ from pipelines.stats import StageStats
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 
 @cache
@@ -100,8 +101,6 @@ class DedupStage(GlobalStage):
 
     def member_info(self, table: pa.Table, keys: np.ndarray) -> dict[str, pa.Array]:
         """Per-document fields the keep policy needs."""
-        import pyarrow.compute as pc
-
         text = table.column(self.params.column)
         info = {"key": pa.array(keys, pa.uint64()),
                 "id": table.column(ID).combine_chunks().cast(pa.string()),
@@ -122,8 +121,6 @@ class DedupStage(GlobalStage):
 
         Only clusters with more than one member are returned.
         """
-        import pyarrow.compute as pc
-
         if members.num_rows == 0:
             return decisions_schema().empty_table()
         sizes = members.group_by(cluster).aggregate([(cluster, "count")])
@@ -170,8 +167,6 @@ class DedupStage(GlobalStage):
         self._keep = d.column("keep").to_numpy(zero_copy_only=False)
 
     def apply(self, table: pa.Table, keys: np.ndarray, stats: StageStats) -> pa.Table:
-        import pyarrow.compute as pc
-
         n = table.num_rows
         own_id = table.column(ID).combine_chunks().cast(pa.string())
         if len(self._keys):  # documents not in the decisions are singletons

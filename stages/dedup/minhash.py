@@ -53,6 +53,7 @@ pa = lazy_module("pyarrow")
 # bands and rows), not when a config naming the stage is loaded
 core = lazy_module("stages.dedup.minhash_core")
 sh = lazy_module("stages.dedup.minhash_sharded")
+pc = lazy_module("pyarrow.compute")
 
 log = logging.getLogger(__name__)
 LANGUAGE = "language"
@@ -237,8 +238,6 @@ class MinHashDedup(DedupStage):
         self._members: list[pa.Table] = []
 
     def collect(self, table: pa.Table, keys: np.ndarray) -> None:
-        import pyarrow.compute as pc
-
         self.check_columns(table)
         if table.num_rows == 0:
             return
@@ -306,8 +305,6 @@ class MinHashDedup(DedupStage):
         return {"band_rows": rows.num_rows, "edges": len(edges)}
 
     def _cluster_step(self, ctx: GlobalContext) -> dict[str, float]:
-        import pyarrow.compute as pc
-
         parts = [read_table(self._path(ctx, "edges", p)) for p in
                  range(self.params.partitions)]
         edges = pa.concat_tables(parts) if parts else edge_schema().empty_table()

@@ -27,6 +27,7 @@ from pipelines.lazy import lazy_module
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 
 MASK = (1 << 64) - 1
@@ -180,8 +181,6 @@ def sentence_strings(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.
     Python object per sentence until hashing). Returns (sentences per text, the sentences
     of all texts in order). Normalising first changes no cut: whitespace stays whitespace
     and line breaks stay where they were (tests compare with the per-text functions)."""
-    import pyarrow.compute as pc
-
     t = pc.fill_null(texts, "")
     t = pc.replace_substring_regex(t, _BREAK_RUN, "\n")
     t = pc.replace_substring_regex(t, _SPACE_RUN, " ")

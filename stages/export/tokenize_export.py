@@ -58,6 +58,7 @@ from stages.mixing.tokens import load_tokenizer
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +267,6 @@ class TokenizeExport(GlobalStage):
 
     def _write(self, spills: list[tuple[int, Path, dict]], readers: _Readers,
                writer: _Output) -> dict:
-        import pyarrow.compute as pc
-
         p = self.params
         if p.shuffle is None:
             for s, _, summ in spills:
@@ -400,8 +399,6 @@ class _Spill:
         self.tokens = 0
 
     def add(self, table: pa.Table, rows: np.ndarray) -> None:
-        import pyarrow.compute as pc
-
         st, p = self.stage, self.stage.params
         if table.num_rows == 0:
             return
@@ -462,8 +459,6 @@ class _Spill:
             self._flush()
 
     def _flush(self) -> None:
-        import pyarrow.compute as pc
-
         for b in sorted(self._buf):
             t = pa.concat_tables(self._buf[b]).combine_chunks()
             for batch in t.to_batches():
@@ -498,8 +493,6 @@ class _Output:
 
     def add(self, tokens: pa.LargeListArray) -> None:
         """Append documents (a list array of token ids) in order."""
-        import pyarrow.compute as pc
-
         limit = self.stage.params.shard_tokens
         lengths = pc.list_value_length(tokens).to_numpy().astype(np.int64)
         flat = pc.list_flatten(tokens).to_numpy()

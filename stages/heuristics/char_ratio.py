@@ -21,6 +21,7 @@ from stages.heuristics.measured import Rule, RuleFilter, RuleTable
 from stages.heuristics.per_language import PerLanguageParams
 
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 # (ratio, regex of the counted characters, denominator)
 _RATIOS = [
@@ -71,8 +72,6 @@ class CharRatioFilter(RuleFilter):
     table_kind = "char_ratio"
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
-        import pyarrow.compute as pc
-
         ratios = {c.measure for c in self.all_checks() if c.limit is not None}
         if not ratios and not self.annotating:
             return [None] * table.num_rows, {}
@@ -100,8 +99,6 @@ class CharRatioFilter(RuleFilter):
 
 def _measure(text: pa.Array, every: bool, needed: set[str]) -> dict[str, pa.Array]:
     """Visible characters and the ratios in ``needed`` (all with ``every``), vectorised."""
-    import pyarrow.compute as pc
-
     total = pc.utf8_length(text)
     space = pc.count_substring_regex(text, _SPACE)
     denominators = {"all": total, "visible": pc.subtract(total, space)}

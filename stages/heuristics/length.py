@@ -13,6 +13,7 @@ from stages.heuristics.measured import Rule, RuleFilter, RuleTable, check_order
 from stages.heuristics.per_language import PerLanguageParams
 
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 RULES = RuleTable(
     {"chars": "int64", "words": "int64"},
@@ -52,8 +53,6 @@ class LengthFilter(RuleFilter):
     table_kind = "length"
 
     def check_batch(self, table: pa.Table) -> tuple[list[str | None], dict[str, list]]:
-        import pyarrow.compute as pc
-
         text = pc.fill_null(table.column(TEXT), "")
         m = {"chars": pc.utf8_length(text)}
         if self.annotating or any(c.measure == "words" for c in self.all_checks()):

@@ -43,6 +43,7 @@ from stages.heuristics.per_language import LANGUAGE
 from stages.text.words import uses_language
 
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 Fails = Literal["below", "above", "null", "zero", "set", "true"]
 
@@ -69,8 +70,6 @@ _TESTS: dict[str, Callable[[Any, Any], bool]] = {
 def _column_tests() -> dict[str, Callable[[Any, Any], Any]]:
     """The same on a column (built on first use: pyarrow.compute is not imported to
     validate a config)."""
-    import pyarrow.compute as pc
-
     return {
         "below": pc.less, "above": pc.greater,
         "null": lambda v, _: pc.is_null(v),

@@ -46,6 +46,7 @@ from pipelines.stats import TOKENS, StageStats
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,6 @@ class Rebalance(GlobalStage):
 
     # ------------------------------------------------------------ weights
     def rule_weights(self, table: pa.Table) -> np.ndarray:
-        import pyarrow.compute as pc
-
         p = self.params
         n = table.num_rows
         if p.by is None:
@@ -165,8 +164,6 @@ class Rebalance(GlobalStage):
         return w
 
     def tokens(self, table: pa.Table) -> np.ndarray:
-        import pyarrow.compute as pc
-
         if TOKENS in table.schema.names:
             return pc.fill_null(table.column(TOKENS), 0).to_numpy().astype(np.int64)
         text = pc.fill_null(table.column(TEXT), "")  # approx, as count_tokens does

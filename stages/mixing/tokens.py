@@ -27,6 +27,7 @@ from pipelines.stage import Params, Stage, require_columns, set_column
 from pipelines.stats import TOKENS, StageStats
 
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 
 def load_tokenizer(stage: str, spec: str, want: str | None, hint: str = ""):
@@ -81,8 +82,6 @@ class CountTokens(Stage):
         return {model_key(self.params.tokenizer): self._sha256} if self._sha256 else {}
 
     def count(self, texts: pa.ChunkedArray | pa.Array) -> pa.Array:
-        import pyarrow.compute as pc
-
         texts = pc.fill_null(texts, "")
         if self._tok is None:
             nbytes = pc.binary_length(texts).cast(pa.int64())

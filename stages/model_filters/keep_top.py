@@ -45,6 +45,7 @@ from pipelines.stats import StageStats
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 
 @cache
@@ -147,8 +148,6 @@ class KeepTop(GlobalStage):
 
     # ------------------------------------------------------------ shared
     def _groups_and_scores(self, table: pa.Table) -> tuple[list[str], np.ndarray]:
-        import pyarrow.compute as pc
-
         need = [self.params.column, *self.params.by]
         missing = [c for c in need if c not in table.schema.names]
         if missing:

@@ -24,6 +24,7 @@ from pipelines.stage import Filter, FilterParams, Params, iter_docs
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
 
 Score = Annotated[float, Field(ge=0, le=1)]
 LANGUAGE = "language"
@@ -135,8 +136,6 @@ class QualityClassifier(Filter):
 
     def decide_from_columns(self, table: pa.Table) -> list[str | None]:
         """`thresher materialize`: the decision at new thresholds from the stored score."""
-        import pyarrow.compute as pc
-
         col = self.params.column
         if col not in table.schema.names:
             raise UserError(f"stage {self.name}: the run has no {col!r} column to decide from")

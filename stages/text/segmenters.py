@@ -38,6 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.errors import UserError
+from pipelines.lazy import lazy_module
+
+regex = lazy_module("regex")
 
 Splitter = Callable[[str], list[str]]
 EXTRA = "segmenters"
@@ -101,7 +104,6 @@ def _byte_chunks(text: str, limit: int) -> list[str]:
 
 
 def _kiwi() -> Splitter:
-    import regex
     from kiwipiepy import Kiwi
 
     kiwi = Kiwi()  # the model kiwipiepy_model ships (datatrove asks for "sbg", no longer shipped)
@@ -198,8 +200,6 @@ def split_unicode_words(text: str) -> list[str]:
     Two script rules on top: a Tibetan tsheg stays with its syllable, and Burmese
     (whose letters UAX #29 leaves to dictionaries) is cut into syllables.
     """
-    import regex  # here, not at import: `thresher validate` needs none of it
-
     out: list[str] = []
     for i, run in enumerate(regex.split(_MYANMAR_RUN, text)):
         if i % 2:

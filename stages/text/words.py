@@ -31,9 +31,12 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from pipelines.errors import UserError
+from pipelines.lazy import lazy_module
 from stages.text import segmenters
 from stages.text.words_en import SENTENCE_END
 from stages.text.words_en import split_words as split_words_spacy_compat
+
+regex = lazy_module("regex")
 
 Splitter = Callable[[str], list[str]]
 
@@ -157,8 +160,6 @@ def is_symbol_word(word: str) -> bool:
     """True if the word is made only of punctuation, symbols or control characters."""
     global _SYMBOL_WORD
     if _SYMBOL_WORD is None:
-        import regex
-
         _SYMBOL_WORD = regex.compile(r"[\p{P}\p{S}\p{C}]+")
     return _SYMBOL_WORD.fullmatch(word) is not None
 

@@ -27,6 +27,10 @@ from __future__ import annotations
 import unicodedata
 from itertools import chain
 
+from pipelines.lazy import lazy_module
+
+regex = lazy_module("regex")
+
 # ---------------------------------------------------------------- character classes
 
 _OPEN_CLOSE = r"…,:;!?¿؟¡()\[\]{}<>_#*&。？！，、；：～·।،۔؛٪"
@@ -173,7 +177,6 @@ _MERGE_MAX = 0
 
 def _compile() -> None:
     """Compile the patterns, then the merge table (which splits with them)."""
-    import regex
     global _PREFIX, _SUFFIX, _INFIX, _URL, _URL_USER, _WORD_PUNCT, _HAS_DIGIT, _MERGE, \
         _MERGE_MAX
     _PREFIX = regex.compile(_PREFIX_SOURCE, regex.V1).match

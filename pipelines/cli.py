@@ -317,7 +317,8 @@ def cmd_plan(a: argparse.Namespace) -> int:
     slots = a.nodes * a.cores_per_node if a.nodes is not None else (
         a.workers or getattr(cfg.executor, "workers", None) or 1)
     est = estimate(cfg, sample=a.sample, slots=slots or 1, config_name=a.config,
-                   keep=Path(a.keep) if a.keep else None, runs_from=a.runs_from)
+                   keep=Path(a.keep) if a.keep else None, runs_from=a.runs_from,
+                   content_scaling=not a.by_input_bytes)
     if a.json:
         print(json.dumps(est.to_dict(), indent=2))
         for line in uncertainty_lines(est)[1:]:  # the warning, where a reader sees it
@@ -522,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use a finished run of the same chain (e.g. a pilot on fewer "
                         "inputs) instead of sample runs; repeatable (two sizes fit fixed "
                         "costs)")
+    p.add_argument("--by-input-bytes", action="store_true",
+                   help="split inputs: scale by input bytes, not by the content the reader "
+                        "finds in them (the content pass)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=cmd_plan)
 

@@ -27,6 +27,24 @@ directories (intermediate shards and global stages' side files):
   planning, and one ranged GET per read-ahead block of each task's input
   (``storage.DEFAULT_BLOCK_SIZE``), plus one per piece for its resync.
 
+**Split inputs: scaled by content, not by input bytes.** When the plan cuts files into
+pieces (``input.max_task_bytes``), pieces of one file can differ tens of times in cost per
+input byte: on the bundled WARCs split at 128 KiB, 0.02 to 1.27 CPU s a piece, because a
+few records hold most of the HTML (one page of 1.2 MB, a piece of images next to it). A
+sample of 4 whole pieces that holds the two costliest was 2.5x off, and sampling many
+short byte ranges instead does not cure it either: a record is in a range or not, and
+one record carrying a seventh of the corpus's HTML swings the estimate by tens of percent
+(simulated on that corpus: 30-45 % RMS error at the same sampled bytes). What does track
+the cost is the content the format reader hands the chain (the ``read`` stage's
+``bytes_out``: decoded HTML of kept records, a JSONL line's text), and reading alone is
+cheap (4 % of that chain's CPU). So a **content pass** runs the format reader only (no
+stage) over the planned tasks, up to ``READ_PASS_FACTOR`` times the sampled tasks' bytes
+(all of them when the corpus fits, else windows: short byte ranges evenly spaced over
+every piece, read with the splitter's own record resync, scaled by bytes per task), and
+each map phase is scaled per task by CPU (wall, output) per content byte of the sampled
+input nearest in content size, with the same warm-up handling as below. Whole-file plans
+(no pieces) keep the per-input-byte scaling described next, which meets the goal there.
+
 Instead of sample runs, ``--from RUN`` (repeatable) takes finished runs of the same
 chain, e.g. a pilot on a few inputs; with one run, step phases scale in proportion to
 bytes.
@@ -78,6 +96,11 @@ class Estimate:
     sample_seconds: float  # what running the sample took
     phases: list[PhaseEstimate] = field(default_factory=list)
     requests: int | None = None  # object-store requests of reading remote inputs
+    # split inputs: the content pass (the format reader only), bytes it read and in how
+    # many windows (0: every planned task whole); None: scaled by input bytes
+    content_bytes: int | None = None  # estimated content of the whole corpus
+    content_read: int | None = None
+    content_windows: int | None = None
 
     @property
     def cpu_hours(self) -> float:
@@ -232,6 +255,86 @@ def finished_run(path: str | Path, plan: Plan) -> _Sampled:
                     [(f.path, f.start) for f in done.inputs])
 
 
+#: the content pass reads at most this many times the sampled tasks' bytes: the reader
+#: alone costs a few % of a chain's CPU per byte (4 % on the split-WARC chain), so this
+#: adds about a fifth to the sample's CPU at most
+READ_PASS_FACTOR = 8
+
+
+def _content_of(cfg: PipelineConfig, inp: InputFile) -> int:
+    """What the format reader hands the chain from ``inp`` (a task's input, or a window
+    of one): the ``read`` stage's ``bytes_out``, counted the same way."""
+    from pipelines.io.inputs import read_input
+    from pipelines.stats import StageStats
+
+    stats = StageStats()
+    for table in read_input(cfg.input, inp, stats):
+        stats.count_out(table)
+    return stats.bytes_out
+
+
+def _byte_windows_ok(cfg: PipelineConfig, inputs: list[InputFile]) -> bool:
+    """Whether every input can be entered at any byte (as ``split_points`` cuts them:
+    WARC/WET plain or one gzip member a record, plain JSONL)."""
+    from pipelines.io import storage as st
+    from pipelines.io.discovery import _COMPRESSED
+
+    fmt = getattr(cfg.input, "format", None)
+    for f in inputs:
+        name = st.as_path(f.path).name.lower()
+        if f.row_groups is not None:
+            return False
+        if fmt in ("warc", "wet"):
+            if not name.endswith((".warc.gz", ".wet.gz", ".warc", ".wet")):
+                return False
+        elif fmt != "jsonl" or name.endswith(_COMPRESSED):
+            return False
+    return True
+
+
+def content_pass(cfg: PipelineConfig, inputs: list[InputFile], budget: int
+                 ) -> tuple[list[float], int, int]:
+    """(content bytes of each planned task, bytes read, windows) by the format reader
+    alone. Every task whole if they fit in ``budget`` bytes; else ``k`` windows of equal
+    length evenly spaced over all tasks' bytes (deterministic), each read like a piece
+    (the records starting in it), and a task's content is its windows' content per byte
+    times its size (a task no window fell in: the rate of all windows). A format that
+    cannot be entered mid-way: whole tasks spread over the sizes (``pick_sample``)."""
+    from bisect import bisect_right
+
+    sizes = [f.length for f in inputs]
+    total = sum(sizes)
+    if total <= budget:
+        return [float(_content_of(cfg, f)) for f in inputs], total, 0
+    per = [[0.0, 0] for _ in inputs]  # content read in the task's windows, their bytes
+    if _byte_windows_ok(cfg, inputs):
+        k = min(1024, max(len(inputs), budget // (64 << 10)))
+        w = max(1, budget // k)
+        cum = [0]
+        for n in sizes:
+            cum.append(cum[-1] + n)
+        for j in range(k):
+            g = max(0, int((j + 0.5) * total / k - w / 2))
+            i = min(len(inputs) - 1, bisect_right(cum, g) - 1)
+            f = inputs[i]
+            a = f.start + g - cum[i]
+            b = min(a + w, f.start + f.length)
+            if b <= a:
+                continue
+            win = InputFile(f.path, f.source, f.size, f.dataset, a, b)
+            per[i][0] += _content_of(cfg, win)
+            per[i][1] += b - a
+        windows = k
+    else:
+        avg = total / max(1, len(inputs))
+        for i in pick_sample(sizes, max(1, int(budget / avg))):
+            per[i] = [float(_content_of(cfg, inputs[i])), sizes[i]]
+        windows = 0
+    read = sum(n for _, n in per)
+    rate = sum(c for c, _ in per) / read if read else 0.0
+    return [c / n * s if n else rate * s for (c, n), s in zip(per, sizes)], read, windows
+
+
 def run_spec(spec: str) -> None:
     """A sample run in this process: the config and plan ``_run_sample`` wrote."""
     from pipelines.io.files import read_json
@@ -243,11 +346,14 @@ def run_spec(spec: str) -> None:
 
 def estimate(cfg: PipelineConfig, sample: int = 4, slots: int = 1, workers: int = 2,
              config_name: str = "", keep: Path | None = None,
-             runs_from: list[str] | None = None) -> Estimate:
+             runs_from: list[str] | None = None, content_scaling: bool = True
+             ) -> Estimate:
     """Plan ``cfg``, run its chain on a sample of ``sample`` tasks (and on half of
     them), and scale to the whole plan at ``slots`` parallel tasks. ``runs_from``:
     earlier runs of the same chain (finished) used instead of sample runs; with one,
-    step phases scale in proportion to bytes (no fixed cost can be told apart)."""
+    step phases scale in proportion to bytes (no fixed cost can be told apart).
+    ``content_scaling``: with split inputs, scale map phases by the content the reader
+    finds (the content pass, see the module doc); False: by input bytes."""
     if sample < 2 and not runs_from:
         raise UserError("--sample must be at least 2 (two sample sizes are fitted)")
     t0 = time.perf_counter()
@@ -269,11 +375,18 @@ def estimate(cfg: PipelineConfig, sample: int = 4, slots: int = 1, workers: int 
     # (imports, models, caches): a pool of W processes pays it W times per phase, a
     # scheduler that starts a process per task (Slurm) once per task
     per_task = getattr(cfg.executor, "kind", "local") == "slurm"
+    content = None
+    if content_scaling and idx and len(idx) < n and any(f.is_piece for f in plan.inputs):
+        content, read, windows = content_pass(
+            cfg, plan.inputs, READ_PASS_FACTOR * sum(sizes[i] for i in idx))
     est = Estimate(config_name, n, len({f.path for f in plan.inputs}), total, slots, idx,
                    runs[-1].bytes, round(time.perf_counter() - t0, 3))
+    if content is not None:
+        est.content_bytes, est.content_read, est.content_windows = \
+            int(sum(content)), read, windows
     for ph in plan.phases:
         warm = ph.n_tasks if per_task else min(slots, ph.n_tasks)
-        est.phases.append(_phase(ph, plan.inputs, runs, total, slots, warm))
+        est.phases.append(_phase(ph, plan.inputs, runs, total, slots, warm, content))
     for s in cfg.stages:  # side files of a global stage: counted with its last step phase
         side = _scaled([r.bytes for r in runs], [r.inter.get(s.name, 0) for r in runs], total)
         steps = [p for p in est.phases if p.kind == "step" and p.name.startswith(s.name + ".")]
@@ -311,9 +424,12 @@ def _points(ph, runs: list[_Sampled]) -> list[tuple[float, dict, bool]]:
         for _, rec in sorted(enumerate(recs), key=lambda tr: tr[1].get("started", 0)):
             rec["_nth"] = seen.get(rec.get("pid"), 0)
             seen[rec.get("pid")] = rec["_nth"] + 1
+        first = run.tasks.get(next(iter(run.tasks), ""), [])  # the phase reading inputs
         for t, rec in enumerate(recs):
             x = float(run.lengths[t]) if ph.kind == "map" else float(run.bytes)
             rec["_key"] = run.keys[t] if t < len(run.keys) else (str(t), 0)
+            rec["_content"] = float(first[t].get("stages", {}).get("read", {}).get(
+                "bytes_out", 0)) if t < len(first) else 0.0
             out.append((x, rec, rec["_nth"] == 0 and len(recs) > 1))
     return out
 
@@ -434,7 +550,7 @@ def sample_for(rel_error: float, sampled: int, n: int, target: float = 0.125) ->
 
 
 def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots: int,
-           warm: int) -> PhaseEstimate:
+           warm: int, content: list[float] | None = None) -> PhaseEstimate:
     pts = _points(ph, runs)
     ratio = ph.kind == "map"
     (ca, cb, cw), (wa, wb, ww) = _cost(pts, "cpu_s", ratio), _cost(pts, "wall_s", ratio)
@@ -446,6 +562,9 @@ def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots:
     if ph.kind == "map":
         sizes = [float(f.length) for f in inputs]
         cw, ww = _warmup(pts, "cpu_s", cw), _warmup(pts, "wall_s", ww)
+        if content is not None and any(r["_content"] for _, r, _ in pts):
+            # split inputs: per content byte (the module doc); x is each input's content
+            pts, sizes = [(r["_content"], r, f) for _, r, f in pts], list(content)
         cpu = sum(_stratified(pts, lambda r: r.get("cpu_s", 0.0), cw, sizes)) + warm * cw
         walls = _stratified(pts, lambda r: r.get("wall_s", 0.0), ww, sizes)
         peak = max(rss, default=0.0)  # a map task holds a batch, whatever its input
@@ -505,6 +624,12 @@ def format_table(est: Estimate) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     if est.requests is not None:
         lines.append(f"object-store requests to read the inputs: about {est.requests:,}")
+    if est.content_bytes is not None:
+        how = (f"in {est.content_windows} windows" if est.content_windows
+               else "every task whole")
+        lines.append(f"map phases scaled per content byte: the reader alone found "
+                     f"{_size(est.content_bytes)} of content ({_size(est.content_read)} read, "
+                     f"{how})")
     lines += uncertainty_lines(est)
     return "\n".join(lines)
 

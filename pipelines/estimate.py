@@ -640,10 +640,11 @@ def uncertainty_lines(est: Estimate) -> list[str]:
     rel = est.cpu_rel_error
     if rel is None:
         return []
+    per = "content byte" if est.content_bytes is not None else "input byte"
     lines = [f"CPU-hours: one standard error about +/-{100 * rel:.0f} % (from how much the "
-             f"{len(est.sample) or 'sampled'} sampled tasks differ in CPU per input byte)"]
+             f"{len(est.sample) or 'sampled'} sampled tasks differ in CPU per {per})"]
     if rel > 0.125 and est.sample and len(est.sample) < est.tasks:
-        lines.append(f"warning: the sampled tasks differ widely in cost per byte; "
+        lines.append(f"warning: the sampled tasks differ widely in cost per {per}; "
                      f"--sample {sample_for(rel, len(est.sample), est.tasks)} would bring "
                      "that to about +/-12.5 %")
     return lines

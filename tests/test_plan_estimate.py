@@ -290,3 +290,21 @@ def test_content_pass_windows_are_deterministic_and_close(tmp_path: Path):
     print(f"windows: {windows}, read {read / total:.0%} of the bytes, content "
           f"{sum(est) / sum(whole) - 1:+.1%}")
     assert abs(sum(est) / sum(whole) - 1) <= 0.1
+
+
+def test_content_pass_windows_weigh_long_records_by_their_share(tmp_path: Path):
+    """On the split WARCs a few records hold much of the content (one page of 1.2 MB): a
+    window taking only the records starting in it was +46 % off at 1/8 of the bytes.
+    Weighing each record by its share inside the window: within 20 % at 1/2, 1/4 and 1/8
+    (measured +3.6, +12.8, -1.2 %)."""
+    cfg = load_config(split_warc_config(tmp_path))
+    inputs = make_plan(cfg).inputs
+    total = sum(f.length for f in inputs)
+    whole = sum(content_pass(cfg, inputs, total)[0])
+    errs = []
+    for part in (2, 4, 8):
+        est, read, windows = content_pass(cfg, inputs, total // part)
+        assert windows >= len(inputs) and read <= total // part
+        errs.append(sum(est) / whole - 1)
+    print("split WARC windows, content:", [f"{e:+.1%}" for e in errs])
+    assert all(abs(e) <= 0.2 for e in errs)

@@ -1,7 +1,7 @@
 """The storage layer against a real S3 API server (moto's, a subprocess) and a fault proxy.
 
 Nothing is mocked in-process: every s3:// call goes over HTTP to ``moto_server`` on
-127.0.0.1, through s3fs and botocore, as it would to AWS.
+127.0.0.1, through botocore (pipelines/io/s3.py), as it would to AWS.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def test_secret_never_in_redacted_form(server, bucket, monkeypatch):
     s = st.Storage(opts)
     s.write_bytes(f"{bucket}/o", b"x")  # the options work: the store was reached with them
     assert s.read_bytes(f"{bucket}/o") == b"x"
-    assert s.filesystem(f"{bucket}/o").secret == planted_env  # resolved at use time
+    # resolved at use time
+    assert s.filesystem(f"{bucket}/o").client._request_signer._credentials.secret_key == planted_env
     for text in (json.dumps(opts.redacted()), repr(opts), repr(s.options),
                  pickle.dumps(s).decode("latin-1")):
         assert planted_env not in text
@@ -97,21 +98,13 @@ def test_secret_never_in_redacted_form(server, bucket, monkeypatch):
     assert "\n" not in str(e.value)
 
 
-def test_parsed_session_is_shared_unless_the_options_configure_the_session(
-        server, bucket, tmp_path, monkeypatch):
-    """Default options share the process's one session, whose S3 models are parsed once;
-    a ``profile`` gets its own session, and the profile's credentials are the ones sent."""
-    from pipelines.io import s3_session
-
+def test_one_client_a_process_and_a_profile_of_its_own(server, bucket, tmp_path, monkeypatch):
+    """The same options reuse the process's client; a ``profile`` gets its own session, and
+    the profile's credentials are the ones sent; an option s3 does not know is one line."""
     s = st.Storage({"s3": {"endpoint_url": server.endpoint}})
     s.write_bytes(f"{bucket}/o", b"shared")
-    assert s.filesystem(f"{bucket}/o").session is s3_session.SESSION
-    fresh = subprocess.run(  # once imported: the models parsed, no credentials yet
-        [sys.executable, "-c", "from pipelines.io import s3_session as s; "
-         "print(s.SESSION._credentials, len(s.SESSION.get_component('data_loader')._cache))"],
-        check=True, capture_output=True, text=True).stdout.split()
-    assert fresh[0] == "None" and int(fresh[1]) >= 5
-
+    assert s.filesystem(f"{bucket}/o") is st.Storage(
+        {"s3": {"endpoint_url": server.endpoint}}).filesystem(f"{bucket}/o")
     creds = tmp_path / "credentials"
     creds.write_text("[other]\naws_access_key_id = profile-key\n"
                      "aws_secret_access_key = profile-secret\n")
@@ -120,9 +113,42 @@ def test_parsed_session_is_shared_unless_the_options_configure_the_session(
         monkeypatch.delenv(var, raising=False)  # else the environment's keys would win
     p = st.Storage({"s3": {"endpoint_url": server.endpoint, "profile": "other"}})
     fs = p.filesystem(f"{bucket}/o")
-    assert fs.session is not s3_session.SESSION
     assert p.read_bytes(f"{bucket}/o") == b"shared"  # moto takes any key
-    assert fs.s3._request_signer._credentials.access_key == "profile-key"
+    assert fs.client._request_signer._credentials.access_key == "profile-key"
+    bad = st.Storage({"s3": {"endpoint_url": server.endpoint, "frobnicate": 1}})
+    with pytest.raises(st.StorageError, match="unknown s3 storage option.*frobnicate") as e:
+        bad.read_bytes(f"{bucket}/o")
+    assert "\n" not in str(e.value)
+
+
+def test_listing_and_reads_match_s3fs(server, bucket):
+    """s3fs is the reference: the same objects give the same glob, ls, info and bytes."""
+    import s3fs
+
+    s = st.Storage()
+    names = ["a/x.warc.gz", "a/y.txt", "a/b/z.warc.gz", "a/b/c/w.warc.gz", "top.warc.gz"]
+    for i, name in enumerate(names):
+        s.write_bytes(f"{bucket}/{name}", payload(1000 + i, i))
+    ref = s3fs.S3FileSystem(use_listings_cache=False, client_kwargs={
+        "endpoint_url": server.endpoint})
+    base = bucket[len("s3://"):]
+    for pattern in ("*.warc.gz", "a/*", "a/**/*.warc.gz", "**/*.txt", "a/b/*/w.*"):
+        ours = [u[len("s3://"):] for u in s.glob(f"{bucket}/{pattern}")]
+        assert ours == sorted(ref.glob(f"{base}/{pattern}")), pattern
+    fs = s.filesystem(bucket)  # what glob lists, entry for entry ("a/**" then matches it)
+    for root in (base, f"{base}/a"):
+        want = {k: (v["type"], v["size"]) for k, v in ref.find(
+            root, withdirs=True, detail=True).items()}
+        assert {k: (v["type"], v["size"]) for k, v in fs.find(
+            root, withdirs=True, detail=True).items()} == want, root
+    for d in ("a", "a/b", ""):
+        assert [u[len("s3://"):] for u in s.ls(f"{bucket}/{d}".rstrip("/"))] == sorted(
+            ref.ls(f"{base}/{d}".rstrip("/"), detail=False)), d
+    for name in names:
+        assert s.size(f"{bucket}/{name}") == ref.info(f"{base}/{name}")["size"]
+        assert s.read_bytes(f"{bucket}/{name}") == ref.cat_file(f"{base}/{name}")
+    assert s.info(f"{bucket}/a/b")["type"] == ref.info(f"{base}/a/b")["type"] == "directory"
+    assert not s.exists(f"{bucket}/a/nothing") and not ref.exists(f"{base}/a/nothing")
 
 
 def test_missing_extra_and_read_only_schemes(monkeypatch):

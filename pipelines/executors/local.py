@@ -112,8 +112,7 @@ def start_forkserver(cfg: PipelineConfig) -> None:
 def _preload_modules(cfg: PipelineConfig) -> list[str]:
     """The engine, the modules of the run's stages (a stage that cannot be imported here
     is left to fail in its task, with its own error) and, for remote inputs or run
-    directory, the filesystem client of their scheme (s3fs alone costs a worker about a
-    quarter of a second)."""
+    directory, the filesystem client of their scheme."""
     from pipelines import registry
     from pipelines.errors import UserError
     from pipelines.io.storage import SCHEMES, scheme
@@ -122,9 +121,11 @@ def _preload_modules(cfg: PipelineConfig) -> list[str]:
     for url in [*(cfg.input.paths or []), getattr(cfg.input, "paths_file", None) or "",
                 str(cfg.output.path)]:
         if scheme(str(url)) in SCHEMES:
-            # not pipelines.io.s3_session: parsing S3's models before the fork delays every
+            # the client's modules only: parsing S3's models before the fork delays every
             # worker's start by more than it saves them (docs/benchmarks.md, object storage)
             mods += ["pipelines.io.storage", SCHEMES[scheme(str(url))][2]]
+            if SCHEMES[scheme(str(url))][0] == "s3":
+                mods.append("pipelines.io.s3")
     for spec in cfg.stages:
         try:
             mods.append(registry.get(spec.stage).__module__)

@@ -51,8 +51,8 @@ T = TypeVar("T")
 READ_ONLY = ("http", "https", "hf")
 # scheme -> (fsspec protocol, the thresher extra that installs it, the module it needs)
 SCHEMES = {
-    "s3": ("s3", "s3", "s3fs"),
-    "s3a": ("s3", "s3", "s3fs"),
+    "s3": ("s3", "s3", "botocore"),  # pipelines/io/s3.py, not fsspec's s3fs
+    "s3a": ("s3", "s3", "botocore"),
     "gs": ("gs", "gcs", "gcsfs"),
     "gcs": ("gs", "gcs", "gcsfs"),
     "hf": ("hf", None, "huggingface_hub"),
@@ -295,7 +295,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         yield exc
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
 
 
 def _http_status(exc: BaseException) -> tuple[int | None, str | None]:
@@ -415,7 +415,8 @@ class Storage:
 
     # -- filesystems
     def filesystem(self, url: str):
-        """The fsspec filesystem for ``url``'s scheme, with its retries switched off."""
+        """The filesystem for ``url``'s scheme: fsspec's, or for S3 ``pipelines.io.s3``
+        (botocore, synchronous, fsspec's method names); no retries of its own."""
         name = scheme(url)
         if name not in SCHEMES:
             raise StorageError(url, f"unsupported scheme {name}:// (supported: local paths, "
@@ -427,27 +428,25 @@ class Storage:
             hint = f"pip install 'thresher[{extra}]'" if extra else f"pip install {module}"
             raise StorageError(url, f"{name}:// needs {module}, which is not installed "
                                     f"({hint})") from None
-        import fsspec
-
         opts = self.options.resolved(name)
-        opts.setdefault("use_listings_cache", False)  # other writers change the listing
         if protocol == "s3":
-            config = dict(opts.get("config_kwargs") or {})
-            config["retries"] = {"total_max_attempts": 1}  # we retry, and count
-            opts["config_kwargs"] = config
-            # fsspec reuses a filesystem per set of options; botocore reads the endpoint
-            # from the environment, so make it part of the options (and of that key)
+            # botocore reads the endpoint from the environment too; made explicit here so
+            # that it is part of the key under which the process keeps the client
             endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             client = dict(opts.get("client_kwargs") or {})
             if endpoint and "endpoint_url" not in client and "endpoint_url" not in opts:
                 client["endpoint_url"] = endpoint
                 opts["client_kwargs"] = client
-            from pipelines.io.s3_session import with_session
+            from pipelines.io import s3
 
-            opts = with_session(opts)  # S3's models parsed once a process
+            try:
+                return s3.filesystem(opts)
+            except ValueError as exc:
+                raise StorageError(url, str(exc)) from None
+        import fsspec
+
+        opts.setdefault("use_listings_cache", False)  # other writers change the listing
         fs = fsspec.filesystem(protocol, **opts)
-        if protocol == "s3":
-            fs.retries = 1  # s3fs's own retry loop: one try
         return fs
 
     # -- reading

@@ -115,29 +115,13 @@ def child(mode: str, path: str, size: int) -> None:
         from pipelines.io.storage import Storage  # a worker has it (forkserver preload)
 
         t0 = time.perf_counter()
-        import s3fs  # noqa: F401  (the storage layer imports it on first use)
+        import pipelines.io.s3  # noqa: F401  (the storage layer imports it on first use)
 
         t1 = time.perf_counter()
         with Storage().open_read(path) as fh:
             fh.read(1)
         t2 = time.perf_counter()
         print(json.dumps({"mode": mode, "import_s": t1 - t0, "first_read_s": t2 - t1}))
-        return
-    if mode == "forked":  # forked after pipelines.io.s3_session was imported (a trial)
-        from pipelines.io import s3_session  # noqa: F401  (S3's models parsed, as preloaded)
-        from pipelines.io.storage import Storage
-
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            t0 = time.perf_counter()
-            with Storage().open_read(path) as fh:
-                fh.read(1)
-            os.write(w, json.dumps({"mode": mode, "first_read_s": time.perf_counter() - t0})
-                     .encode())
-            os._exit(0)
-        os.waitpid(pid, 0)
-        print(os.read(r, 4096).decode())
         return
     if mode == "s3fs":
         import s3fs
@@ -237,19 +221,12 @@ def bench_demo(a, env: dict, tmp: Path, server_pid: int) -> None:
                                f"s3://{BUCKET}/warc/{WARCS[0].name}", "0"], env=env,
                               check=True, capture_output=True, text=True)
         firsts.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    forked = []
-    for _ in range(a.reps):  # had the forkserver parsed S3's models (measured, not done)
-        proc = subprocess.run([sys.executable, __file__, "--child", "forked",
-                               f"s3://{BUCKET}/warc/{WARCS[0].name}", "0"], env=env,
-                              check=True, capture_output=True, text=True)
-        forked.append(json.loads(proc.stdout.strip().splitlines()[-1])["first_read_s"])
     imp = [f["import_s"] for f in firsts]
     first = [f["first_read_s"] for f in firsts]
     print(f"a fresh process's first s3:// read (median of {a.reps}), thresher already "
-          f"imported: import s3fs {statistics.median(imp):.2f} s ({spread(imp)}), then the "
-          f"client and one byte {statistics.median(first):.3f} s ({spread(first)}); "
-          f"in a process forked after pipelines.io.s3_session was imported: "
-          f"{statistics.median(forked):.3f} s ({spread(forked)})")
+          f"imported: import pipelines.io.s3 (botocore) {statistics.median(imp):.2f} s "
+          f"({spread(imp)}), then the client and one byte {statistics.median(first):.3f} s "
+          f"({spread(first)})")
 
 
 def make_big_warc(path: Path, mb: int) -> tuple[int, str]:

@@ -139,8 +139,9 @@ def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     opener = getattr(path, "open_read", None)
     if opener is None:
         return pq.read_table(path, columns=columns)
-    with opener() as fh:
-        return pq.read_table(fh, columns=columns)
+    with opener() as fh:  # whole, then parsed: pyarrow's read-ahead threads must not call
+        data = fh.read()  # back into Python (a read left running at exit aborts it)
+    return pq.read_table(pa.BufferReader(data), columns=columns)
 
 
 def open_binary(path: Path):

@@ -64,8 +64,13 @@ def filesystem(opts: dict[str, Any]) -> S3:
     if unknown:
         raise ValueError(f"unknown s3 storage option(s) {', '.join(unknown)} (known: "
                          f"{', '.join(sorted(OPTIONS))})")
-    endpoint_env = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    cache_key = json.dumps([opts, endpoint_env], sort_keys=True, default=repr)
+    # botocore reads the endpoint from the environment too; made explicit so that it is
+    # part of the key under which the process keeps the client
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    client = dict(opts.get("client_kwargs") or {})
+    if endpoint and "endpoint_url" not in client and "endpoint_url" not in opts:
+        opts = {**opts, "client_kwargs": {**client, "endpoint_url": endpoint}}
+    cache_key = json.dumps(opts, sort_keys=True, default=repr)
     with _lock:
         fs = _filesystems.get(cache_key)
         if fs is None:
@@ -107,8 +112,9 @@ class S3:
 
     # -- requests
     def call_s3(self, method: str, **kw) -> dict:
-        """One request; a missing object or upload raises FileNotFoundError and a refusal
-        PermissionError (as s3fs does), chained to botocore's error."""
+        """One request; a missing object or upload raises FileNotFoundError (alone: "not
+        found" says it all) and a refusal PermissionError chained to botocore's error, as
+        s3fs does."""
         if method in _PAYER_METHODS:
             kw = {**self._payer, **kw}
         try:
@@ -223,8 +229,12 @@ class S3:
         prefix = key.rstrip("/") + "/" if key else ""
         keys = [o["Key"] for page in self._pages(bucket, prefix)
                 for o in page.get("Contents", [])]
-        if key and self.exists(path) and self.info(path)["type"] == "file":
-            keys.append(key)
+        if key:  # the object at the key itself, if there is one
+            try:
+                self.head(bucket, key)
+                keys.append(key)
+            except FileNotFoundError:
+                pass
         if not keys:
             raise FileNotFoundError(path)
         for i in range(0, len(keys), 1000):

@@ -430,13 +430,6 @@ class Storage:
                                     f"({hint})") from None
         opts = self.options.resolved(name)
         if protocol == "s3":
-            # botocore reads the endpoint from the environment too; made explicit here so
-            # that it is part of the key under which the process keeps the client
-            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-            client = dict(opts.get("client_kwargs") or {})
-            if endpoint and "endpoint_url" not in client and "endpoint_url" not in opts:
-                client["endpoint_url"] = endpoint
-                opts["client_kwargs"] = client
             from pipelines.io import s3
 
             try:

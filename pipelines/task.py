@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipelines.allocator import tune_allocator
 from pipelines.config import PipelineConfig
 from pipelines.deciders import decider
 from pipelines.errors import TaskError, UserError
@@ -79,6 +80,7 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     if not 0 <= task < ph.n_tasks:
         raise UserError(f"phase {phase!r} has tasks 0..{ph.n_tasks - 1}, not {task}")
     handler = _task_log(run, phase, task)
+    tune_allocator()  # once a process: work arrays reused, not mapped anew (allocator.py)
     retries_before = default_storage().retries.as_dict()
     _reset_peak_rss()  # a reused worker (or the caller, in process) has its own history
     started = time.time()

@@ -1,0 +1,54 @@
+"""The C allocator's settings for a process that runs tasks (glibc only).
+
+glibc serves a request above its mmap threshold (128 KiB at start, raised only when a
+larger mapped block is freed) with a fresh mapping and unmaps it at ``free``, and it
+gives the top of the heap back to the kernel above a trim threshold. A task allocates
+and frees work arrays of 1-40 MB batch after batch (the MinHash kernel's numpy arrays,
+decoded text, Arrow buffers copied out), so without a fixed threshold each of them
+is mapped, faulted in page by page and unmapped again: on the 20,000-document
+MinHash run a third of the CPU time was the kernel's (docs/benchmarks.md, "The
+allocator"). A fixed 32 MiB mmap threshold and a 64 MiB trim threshold keep those
+blocks in the heap for reuse, at the price of up to 64 MiB of freed memory a worker
+may hold. Bytes written never depend on it.
+
+``THRESHER_ALLOCATOR=default`` leaves glibc as it is; a ``MALLOC_*_`` variable the
+user set wins over the value here (glibc read it at start).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+MMAP_THRESHOLD = 32 << 20
+TRIM_THRESHOLD = 64 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+
+_tuned: bool | None = None  # None: not tried yet (a forked child inherits both)
+
+
+def tune_allocator() -> bool:
+    """Set the thresholds once per process; True if glibc took them."""
+    global _tuned
+    if _tuned is None:
+        _tuned = _set_thresholds()
+    return _tuned
+
+
+def _set_thresholds() -> bool:
+    if os.environ.get("THRESHER_ALLOCATOR", "") == "default" or not sys.platform.startswith(
+            "linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)  # the symbols the interpreter is linked with: libc's
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only; musl's mallopt does nothing
+    except (OSError, AttributeError):
+        return False
+    ok = True
+    for env, param, value in (("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                              ("MALLOC_TRIM_THRESHOLD_", _M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
+        if env not in os.environ:
+            ok = mallopt(param, value) == 1 and ok
+    return ok

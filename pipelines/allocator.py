@@ -6,8 +6,8 @@ gives the top of the heap back to the kernel above a trim threshold. A task allo
 and frees work arrays of 1-40 MB batch after batch (the MinHash kernel's numpy arrays,
 decoded text, Arrow buffers copied out), so without a fixed threshold each of them
 is mapped, faulted in page by page and unmapped again: on the 20,000-document
-MinHash run a third of the CPU time was the kernel's (docs/benchmarks.md, "The
-allocator"). A fixed 32 MiB mmap threshold and a 64 MiB trim threshold keep those
+MinHash run, 313-334 k page faults and 1.4-1.8 s of system time in 6.4-6.8 s
+(docs/benchmarks.md, "The allocator"). A fixed 32 MiB mmap threshold and a 64 MiB trim threshold keep those
 blocks in the heap for reuse, at the price of up to 64 MiB of freed memory a worker
 may hold. Bytes written never depend on it.
 

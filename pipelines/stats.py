@@ -31,6 +31,7 @@ removed with ``count_removed``: named totals (``spans``, ``tokens``, ``chars``, 
 from __future__ import annotations
 
 import time
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -177,24 +178,22 @@ class StageStats:
 
     def count_in(self, table: pa.Table | pa.RecordBatch) -> None:
         self.docs_in += table.num_rows
-        c, b = _sizes(table)
+        lengths, c, b = _measure(table)
         self.chars_in += c
         self.bytes_in += b
         self.tokens_in += _tokens(table)
         self._names_in = frozenset(table.schema.names)
-        self.sketches.observe_in(table, _lengths(table))
+        self.sketches.observe_in(table, lengths)
 
     def count_out(self, table: pa.Table | pa.RecordBatch) -> None:
         self.docs_out += table.num_rows
-        c, b = _sizes(table)
+        lengths, c, b = _measure(table)
         self.chars_out += c
         self.bytes_out += b
         self.tokens_out += _tokens(table)
-        self.sketches.observe_out(table, _lengths(table), self._names_in)
+        self.sketches.observe_out(table, lengths, self._names_in)
         if table.num_rows and (LANGUAGE in table.schema.names
                                or DATASET in table.schema.names):
-            col = content_column(table)
-            lengths = pc.utf8_length(table.column(col)) if col else None
             tokens = table.column(TOKENS) if TOKENS in table.schema.names else None
             for name, into in ((LANGUAGE, self.by_language), (DATASET, self.by_dataset)):
                 if name in table.schema.names:
@@ -328,20 +327,30 @@ def _add_counts(a: Counter, b: Counter) -> Counter:
     return out
 
 
-def _sizes(table: pa.Table | pa.RecordBatch) -> tuple[int, int]:
+_last: tuple = (None, None)  # (weak reference to a table, its _measure)
+
+
+def _measure(table: pa.Table | pa.RecordBatch) -> tuple:
+    """(characters of each document's content or None, their sum, their UTF-8 bytes).
+
+    A table counted out of one stage is counted into the next, and a chain's stages
+    may pass it on unchanged: the last table's measure is kept (by weak reference,
+    so its memory is not), and its text is read once instead of up to eight times.
+    """
+    global _last
+    ref, sizes = _last
+    if ref is not None and ref() is table:
+        return sizes
     col = content_column(table)
     if col is None or table.num_rows == 0:
-        return 0, 0
-    arr = table.column(col)
-    chars = pc.sum(pc.utf8_length(arr)).as_py() or 0
-    nbytes = pc.sum(pc.binary_length(arr)).as_py() or 0
-    return int(chars), int(nbytes)
-
-
-def _lengths(table: pa.Table | pa.RecordBatch):
-    """Characters of each document's content (None without a content column)."""
-    col = content_column(table)
-    return pc.utf8_length(table.column(col)) if col is not None and table.num_rows else None
+        sizes = (None, 0, 0)
+    else:
+        arr = table.column(col)
+        lengths = pc.utf8_length(arr)
+        sizes = (lengths, int(pc.sum(lengths).as_py() or 0),
+                 int(pc.sum(pc.binary_length(arr)).as_py() or 0))
+    _last = (weakref.ref(table), sizes)
+    return sizes
 
 
 def _tokens(table: pa.Table | pa.RecordBatch) -> int:

@@ -496,25 +496,30 @@ def _points(ph, runs: list[_Sampled]) -> list[tuple[float, dict, bool]]:
 
 def _growth(points) -> tuple[float, float]:
     """(jump, creep): MB a worker's peak RSS grows from its first task of a phase to its
-    second (caches and lazily loaded models: once), and per task after that (the median
-    step between later consecutive tasks of one process; 0 if no process ran three).
-    Medians (the lower one of an even count) are robust to one odd step. Measured on the
-    bundled split WARCs, the apply phase grew 16 MB at the second task, then 11 MB over
-    the next 13: a per-task rate taken from the first step alone overshot by 40 %."""
+    second (caches and lazily loaded models: once), and per task after that. The jump is
+    the median of the first steps; the creep the median of every step between
+    consecutive tasks of one process, the first steps included (0 if no process ran
+    three tasks: then a first step cannot be told from a creep). Medians (the lower one
+    of an even count) are robust to one odd step. A step after the second task alone is
+    noise: the reused workers on the split JSONL corpus creep 4 MB a task, but the one
+    sampled process that ran three apply tasks stepped 4 then 14 MB, and a creep of 14
+    put that run at +31 %; on the split WARCs a step holds a large page's memory (the
+    heap keeps it), not a rate (samples of 8 stepped 0-31 MB, the real workers flat)."""
     by_pid: dict = {}
     for _, r, _ in points:
         by_pid.setdefault((r.get("pid"), r.get("phase")), []).append(r)
-    jumps, steps = [], []
+    jumps, steps, three = [], [], False
     for recs in by_pid.values():
         recs = sorted(recs, key=lambda r: r["_nth"])
         rss = [r.get("max_rss_mb") or 0.0 for r in recs]
         jumps += [b - a for a, b in zip(rss[:1], rss[1:2])]
-        steps += [b - a for a, b in zip(rss[1:], rss[2:])]
+        steps += [b - a for a, b in zip(rss, rss[1:])]
+        three = three or len(rss) > 2
 
     def median(v: list[float]) -> float:
         return max(0.0, sorted(v)[(len(v) - 1) // 2]) if v else 0.0
 
-    return median(jumps), median(steps)
+    return median(jumps), median(steps) if three else 0.0
 
 
 def _cost(points, key: str, ratio: bool) -> tuple[float, float, float]:

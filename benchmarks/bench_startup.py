@@ -235,9 +235,9 @@ def compare(before: Path, counts: list[int], repeats: int, root: Path) -> None:
     printed: dict[str, set[str]] = {}  # validate's output, which both versions must share
     first_task: dict[tuple[str, str], list[float]] = {}  # a run's start-up to its first task
     for rep in range(repeats):
-        for case, args in cases.items():
+        for i, (case, args) in enumerate(cases.items()):
             for version, src in (list(versions.items())[::1 if rep % 2 else -1]):
-                out = root / f"cmp-{version}-{rep}-{len(times)}"
+                out = root / f"cmp-{version}-{rep}-{i}"  # one run directory per case
                 cmd = list(args)
                 if "{cfg}" in cmd:  # a new run directory each time
                     n = int(case.split(", ")[-1].split()[0].replace(",", ""))

@@ -9,8 +9,7 @@ is mapped, faulted in page by page and unmapped again: on the 20,000-document
 MinHash run, 313-334 k page faults and 1.4-1.8 s of system time in 6.4-6.8 s
 (docs/benchmarks.md, MinHash against datatrove). A fixed 32 MiB mmap threshold and a
 64 MiB trim threshold keep those blocks in the heap for reuse, at the price of up to
-64 MiB of freed memory a worker
-may hold. Bytes written never depend on it.
+64 MiB of freed memory a worker may hold. Bytes written never depend on it.
 
 ``THRESHER_ALLOCATOR=default`` leaves glibc as it is; a ``MALLOC_*_`` variable the
 user set wins over the value here (glibc read it at start).

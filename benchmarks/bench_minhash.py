@@ -143,6 +143,9 @@ def run_stage(docs_path: Path, work: Path) -> dict:
     import pyarrow.parquet as pq
 
     from pipelines import config_from_dict, run_pipeline
+    from pipelines.allocator import tune_allocator
+
+    tune_allocator()  # as the thresher command does (the API leaves the caller's alone)
 
     cfg = config_from_dict({
         "name": "bench-minhash",

@@ -11,8 +11,12 @@ MinHash run, 313-334 k page faults and 1.4-1.8 s of system time in 6.4-6.8 s
 64 MiB trim threshold keep those blocks in the heap for reuse, at the price of up to
 64 MiB of freed memory a worker may hold. Bytes written never depend on it.
 
-``THRESHER_ALLOCATOR=default`` leaves glibc as it is; a ``MALLOC_*_`` variable the
-user set wins over the value here (glibc read it at start).
+Set in the processes thresher owns: the ``thresher`` command (so its in-process tasks
+and Slurm's ``thresher run-task``), the local executor's pool workers and Ray task
+processes. A program that calls ``run_pipeline`` itself keeps its allocator as it is
+unless it calls ``tune_allocator()``. ``THRESHER_ALLOCATOR=default`` leaves glibc as it
+is; a ``MALLOC_*_`` variable the user set wins over the value here (glibc read it at
+start).
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ def tune_allocator() -> bool:
     if _tuned is None:
         _tuned = _set_thresholds()
     return _tuned
+
+
+def tuned() -> bool:
+    """Whether this process runs with the thresholds (a task records it)."""
+    return bool(_tuned)
 
 
 def _set_thresholds() -> bool:

@@ -20,6 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
+from pipelines.allocator import tune_allocator
 from pipelines.errors import UserError
 
 
@@ -557,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_allocator()  # a thresher process runs tasks its own way (allocator.py)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

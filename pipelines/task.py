@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipelines.allocator import tune_allocator
+from pipelines import allocator
 from pipelines.config import PipelineConfig
 from pipelines.deciders import decider
 from pipelines.errors import TaskError, UserError
@@ -80,7 +80,6 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     if not 0 <= task < ph.n_tasks:
         raise UserError(f"phase {phase!r} has tasks 0..{ph.n_tasks - 1}, not {task}")
     handler = _task_log(run, phase, task)
-    tune_allocator()  # once a process: work arrays reused, not mapped anew (allocator.py)
     retries_before = default_storage().retries.as_dict()
     _reset_peak_rss()  # a reused worker (or the caller, in process) has its own history
     started = time.time()
@@ -98,6 +97,7 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
             "cpu_s": round(time.process_time() - c0, 6),
             "started": round(started, 3), "finished": round(time.time(), 3),
             "max_rss_mb": _peak_rss_mb(),  # of the process while this task ran
+            "allocator_tuned": allocator.tuned(),  # pipelines/allocator.py
         }
         run_dir_retries = _retries_since(retries_before)
         if run_dir_retries:  # of this process's run-directory requests (object storage)

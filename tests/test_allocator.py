@@ -56,3 +56,42 @@ def test_a_users_malloc_variable_wins():
     default = _probe(THRESHER_ALLOCATOR="default")
     fixed_small = _probe(MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
     assert fixed_small["faults"] > default["faults"], (fixed_small, default)  # 271 k
+
+
+def _pipeline(tmp_path: Path, workers: int) -> Path:
+    for i in range(2):  # two inputs: two tasks, run by the pool when workers > 1
+        with open(tmp_path / f"in-{i}.jsonl", "w") as f:
+            for j in range(30):
+                f.write(json.dumps({"text": f"document {j % 20} of the set, " * 8}) + "\n")
+    cfg = tmp_path / f"w{workers}.yaml"
+    cfg.write_text(f"""
+name: allocator
+input: {{format: jsonl, paths: ["{tmp_path}/in-*.jsonl"]}}
+output: {{path: "{tmp_path}/run-w{workers}"}}
+executor: {{kind: local, workers: {workers}}}
+stages:
+  - {{stage: length, min_words: 3}}
+  - {{stage: exact_dedup}}
+""")
+    return cfg
+
+
+def _tuned_by_task(run: Path) -> list[bool]:
+    return [json.loads(p.read_text())["allocator_tuned"]
+            for p in sorted(run.glob("stats/*/task-*.json"))]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux")
+def test_thresher_processes_tune_and_an_api_caller_keeps_its_own(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "THRESHER_ALLOCATOR"}
+    cfg = _pipeline(tmp_path, workers=2)  # the command: in-process and pool tasks
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "run", str(cfg), "--quiet"],
+                   cwd=REPO, env=env, check=True, capture_output=True)
+    tuned = _tuned_by_task(tmp_path / "run-w2")
+    assert len(tuned) >= 5 and all(tuned), tuned
+    cfg = _pipeline(tmp_path, workers=1)  # a program of the user's, all tasks in it
+    subprocess.run([sys.executable, "-c", "import sys; from pipelines import load_config, "
+                    "run_pipeline; run_pipeline(load_config(sys.argv[1]))", str(cfg)],
+                   cwd=REPO, env=env, check=True, capture_output=True)
+    tuned = _tuned_by_task(tmp_path / "run-w1")
+    assert len(tuned) >= 5 and not any(tuned), tuned

@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 
+from pipelines.allocator import tune_allocator
 from pipelines.config import LocalExecutor as LocalConfig
 from pipelines.config import PipelineConfig
 from pipelines.errors import TaskError
@@ -60,7 +61,8 @@ class LocalExecutor(PhaseExecutor):
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(_preload_modules(run.load_config()))  # when it first starts
         n = min(self.workers, len(tasks))
-        with _quiet_pool_teardown(), ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        with _quiet_pool_teardown(), ProcessPoolExecutor(
+                max_workers=n, mp_context=ctx, initializer=tune_allocator) as pool:
             pending = {pool.submit(run_task, str(run.root), phase.name, t): t for t in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

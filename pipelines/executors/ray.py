@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
+from pipelines.allocator import tune_allocator
 from pipelines.config import RayExecutor as RayConfig
 from pipelines.errors import UserError
 from pipelines.executors.base import PhaseExecutor, failure_message
@@ -72,7 +73,7 @@ class RayExecutor(PhaseExecutor):
         self._check_fits(ray)
         remote = ray.remote(num_cpus=self.cfg.cpus_per_task,
                             max_retries=self.cfg.max_retries,
-                            retry_exceptions=False)(run_task)
+                            retry_exceptions=False)(_run_task_tuned)
         limit = self.cfg.workers or len(tasks)
         queue = list(tasks)
         pending: dict = {}
@@ -99,3 +100,9 @@ class RayExecutor(PhaseExecutor):
 
             ray.shutdown()
             self._started = False
+
+
+def _run_task_tuned(run_dir: str, phase: str, task: int):
+    """``run_task`` in a Ray worker, a process that runs tasks (pipelines/allocator.py)."""
+    tune_allocator()
+    return run_task(run_dir, phase, task)

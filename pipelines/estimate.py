@@ -4,7 +4,8 @@ The config is planned as ``thresher run`` would plan it (input files, pieces of 
 files, phases and task counts), then the chain runs twice on a deterministic sample of
 its tasks, in temporary run directories: once on ``--sample N`` tasks, once on about
 half of them (a subset). The tasks are picked by planned size, evenly spread from the
-smallest to the largest, so the sample covers the range of sizes. From the two runs'
+smallest to the largest, so the sample covers the range of sizes (with split inputs, the
+piece of the most content is swapped in and run last: ``with_largest``). From the two runs'
 task records (``cpu_s``, ``wall_s``, ``max_rss_mb``, shard bytes) and their run
 directories (intermediate shards and global stages' side files):
 
@@ -16,7 +17,9 @@ directories (intermediate shards and global stages' side files):
   the costliest stand for all. A sampled task that was the first of its process also
   paid the process's warm-up (models, caches), measured on inputs that ran both first
   and later in the two runs and taken off its rate; peak RSS per task is the largest
-  sampled (a map task holds one batch at a time, whatever its input's size);
+  sampled (a map task holds one batch at a time, whatever its input's size), plus a
+  reused worker's growth (``_growth``: a jump at its second task, then a creep per task
+  extrapolated no further than the sample saw);
 - a **step phase** of a global stage (its task count fixed, e.g. ``partitions``) is
   fitted per phase through the two runs: total CPU = A + B x corpus bytes, and the peak
   RSS of its tasks likewise (a cluster step's memory grows with the corpus), then
@@ -142,6 +145,22 @@ def pick_sample(sizes: list[int], n: int) -> list[int]:
         return sorted(order)
     return sorted({order[min(len(order) - 1, int((k + 0.5) * len(order) / n))]
                    for k in range(n)})
+
+
+def with_largest(idx: list[int], content: list[float]) -> list[int]:
+    """The sample ``idx`` with the task of the most content in it (the content pass's),
+    in place of the sampled task nearest to it in content, and last. A worker's peak RSS
+    follows the largest batch it has held (the heap keeps it), which no scaling of
+    smaller batches tells: on the split WARCs a worker rose 149 -> 204 MB at the 846 kB
+    piece and to 237-241 MB at the 1.28 MB one, and samples of 8 pieces without those
+    two estimated 174-200 MB. Last, because a real run's worker meets it after other
+    tasks, not fresh (192 MB fresh)."""
+    top = max(range(len(content)), key=lambda i: (content[i], -i))
+    if top not in idx:
+        log = math.log1p
+        idx = idx[:]
+        idx.remove(min(idx, key=lambda i: (abs(log(content[top]) - log(content[i])), i)))
+    return [i for i in idx if i != top] + [top]
 
 
 def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
@@ -419,26 +438,26 @@ def estimate(cfg: PipelineConfig, sample: int = 4, slots: int = 1, workers: int 
     t0 = time.perf_counter()
     plan = make_plan(cfg)
     sizes = [f.length for f in plan.inputs]
-    total = sum(sizes)
+    total, n = sum(sizes), len(sizes)
+    content = None
     if runs_from:
         runs = sorted((finished_run(p, plan) for p in runs_from), key=lambda r: r.bytes)
         idx = []
     else:
         idx = pick_sample(sizes, sample)
+        if content_scaling and len(idx) < n and any(f.is_piece for f in plan.inputs):
+            content, read, windows = content_pass(
+                cfg, plan.inputs, READ_PASS_FACTOR * sum(sizes[i] for i in idx))
+            idx = with_largest(idx, content)
         half = idx[::2] if len(idx) > 2 else idx[:1]
         with tempfile.TemporaryDirectory(prefix="thresher-plan-") as tmp:
             base = keep or Path(tmp)
             runs = [_run_sample(cfg, plan, half, base / "half", workers),
                     _run_sample(cfg, plan, idx, base / "sample", workers)]
-    n = len(plan.inputs)
     # a task that is the first of its process in its phase pays the process's warm-up
     # (imports, models, caches): a pool of W processes pays it W times per phase, a
     # scheduler that starts a process per task (Slurm) once per task
     per_task = getattr(cfg.executor, "kind", "local") == "slurm"
-    content = None
-    if content_scaling and idx and len(idx) < n and any(f.is_piece for f in plan.inputs):
-        content, read, windows = content_pass(
-            cfg, plan.inputs, READ_PASS_FACTOR * sum(sizes[i] for i in idx))
     est = Estimate(config_name, n, len({f.path for f in plan.inputs}), total, slots, idx,
                    runs[-1].bytes, round(time.perf_counter() - t0, 3))
     if content is not None:
@@ -620,10 +639,15 @@ def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots:
     ratio = ph.kind == "map"
     (ca, cb, cw), (wa, wb, ww) = _cost(pts, "cpu_s", ratio), _cost(pts, "wall_s", ratio)
     # a reused worker's peak RSS creeps up task after task: extrapolated to the tasks
-    # each process runs here (a process per task, warm == tasks: none)
+    # each process (a process per task, warm == tasks: none); no further than the
+    # sample saw it go (``seen`` tasks after the second): caches and the allocator's
+    # kept memory fill up and stop (a worker's tokenizer memo holds 1024 texts; glibc
+    # keeps at most TRIM_THRESHOLD freed), and a creep from two or three steps of one
+    # process is noise (split JSONL apply: 12 and 14 MB, x 8 tasks: +32 %)
     (jump, g), nth = _growth(pts), -(-ph.n_tasks // max(1, warm)) - 1
+    seen = max((r["_nth"] for _, r, _ in pts), default=0) - 1
     rss = [(r.get("max_rss_mb") or 0.0) + (jump if r["_nth"] == 0 < nth else 0.0)
-           + g * max(0, nth - max(1, r["_nth"])) for _, r, _ in pts]
+           + g * min(max(0, nth - max(1, r["_nth"])), max(0, seen)) for _, r, _ in pts]
     if ph.kind == "map":
         sizes = [float(f.length) for f in inputs]
         cw, ww = _warmup(pts, "cpu_s", cw), _warmup(pts, "wall_s", ww)

@@ -21,6 +21,7 @@ from conftest import DATA, REPO
 
 from pipelines.config import load_config
 from pipelines.estimate import (
+    _Sampled,
     READ_PASS_FACTOR,
     _fit,
     _growth,
@@ -114,6 +115,25 @@ def test_worker_memory_jumps_once_then_creeps():
     apply = [rec(1, 0, 93.1), rec(1, 1, 97.2), rec(1, 2, 111.4), rec(2, 0, 90.9)]
     jump, creep = _growth(apply)
     assert round(jump, 1) == round(creep, 1) == 4.1
+
+
+def test_worker_creep_is_extrapolated_no_further_than_the_sample_saw():
+    """A creep seen over one step after the second task is carried one task further, not
+    over every task a real worker runs (the split JSONL apply phase: 12 and 14 MB steps of
+    one sampled process, x 8 tasks, said 225 MB against 134-146 MB real)."""
+    from types import SimpleNamespace
+
+    def rec(pid, started, rss):
+        return {"pid": pid, "phase": "apply", "started": started, "max_rss_mb": rss,
+                "cpu_s": 0.1, "wall_s": 0.1, "shards": []}
+
+    recs = [rec(1, 1, 93.0), rec(2, 2, 91.0), rec(2, 3, 105.0), rec(2, 4, 117.0)]
+    run = _Sampled(4, {"apply": recs}, {}, 0, [10] * 4, [(str(t), 0) for t in range(4)])
+    ph = SimpleNamespace(name="apply", kind="map", n_tasks=22, final=True)
+    inputs = [SimpleNamespace(length=10)] * 22
+    est = _phase(ph, inputs, [run], 220, 2, 2)
+    # jump 14, creep 12 (median of 14 and 12, the lower): 117 + 12 x 1 task seen, not x 9
+    assert est.peak_rss_mb == 129.0
 
 
 def test_the_largest_content_is_sampled_last():

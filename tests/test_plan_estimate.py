@@ -21,11 +21,11 @@ from conftest import DATA, REPO
 
 from pipelines.config import load_config
 from pipelines.estimate import (
-    _Sampled,
     READ_PASS_FACTOR,
     _fit,
     _growth,
     _phase,
+    _Sampled,
     _stratified,
     _warmup,
     content_pass,

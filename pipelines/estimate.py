@@ -415,10 +415,13 @@ def _windows_of(cfg: PipelineConfig, f: InputFile, wins: list[tuple[int, int, in
 
 
 def run_spec(spec: str) -> None:
-    """A sample run in this process: the config and plan ``_run_sample`` wrote."""
+    """A sample run in this process: the config and plan ``_run_sample`` wrote. The
+    process stands for ``thresher run``'s, allocator included (pipelines/allocator.py)."""
+    from pipelines.allocator import tune_allocator
     from pipelines.io.files import read_json
     from pipelines.run import run_pipeline
 
+    tune_allocator()
     d = read_json(Path(spec))
     run_pipeline(config_from_dict(d["config"]), overwrite=True, plan=Plan.from_dict(d["plan"]))
 

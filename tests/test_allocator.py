@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="glibc's mallopt: Linux only")
 
 PROBE = """
 import gzip, json, resource
@@ -43,7 +45,6 @@ def _probe(**env: str) -> dict:
     return json.loads(out.stdout)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux")
 def test_a_tuned_process_reuses_freed_work_arrays():
     tuned, default = _probe(), _probe(THRESHER_ALLOCATOR="default")
     assert tuned["tuned"] is True and default["tuned"] is False
@@ -81,7 +82,6 @@ def _tuned_by_task(run: Path) -> list[bool]:
             for p in sorted(run.glob("stats/*/task-*.json"))]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux")
 def test_thresher_processes_tune_and_an_api_caller_keeps_its_own(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k != "THRESHER_ALLOCATOR"}
     cfg = _pipeline(tmp_path, workers=2)  # the command: in-process and pool tasks

@@ -15,9 +15,13 @@ To training:       export (token files for Megatron, nanotron, MosaicML Streamin
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
+import os
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from pipelines.allocator import tune_allocator
@@ -579,5 +583,38 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``thresher`` program: ``main``, then an exit that skips the interpreter's teardown.
+
+    By the time ``main`` returns, everything a command writes is committed (atomic renames,
+    closed files). What a normal exit adds is the teardown of native libraries, and Arrow's
+    thread pools can abort there (``terminate called without an active exception``: -6 after
+    a complete run, apache/arrow#34314), which turns a finished ``thresher samples``, or a
+    finished Slurm task, into a failure. So: join the threads a normal exit would join, run
+    the ``atexit`` handlers (logging, Ray, multiprocessing, finalizers), flush the standard
+    streams and ``os._exit`` with the command's code. Callers of ``main`` keep Python's exit.
+    """
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's errors and --help
+        code = exc.code
+    except BaseException:  # a bug or an interrupt outside main's handlers: as Python reports it
+        traceback.print_exc()
+        code = 1
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    getattr(threading, "_shutdown", lambda: None)()  # non-daemon threads, as at a normal exit
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing to say
+            pass
+    os._exit(code & 0xFF)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

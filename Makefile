@@ -4,14 +4,27 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+KERNEL := stages/dedup/_minhash_kernel.so
 
 .PHONY: install demo test docs check-docs lint clean lock bench system-deps report-screenshot
 
 # Bytecode for the project's own modules (the editable install has none): where the
 # environment sets PYTHONDONTWRITEBYTECODE, as this workplace's does, every process would
 # otherwise compile them from source (about 0.1 CPU s a `thresher validate`, measured).
-install: $(STAMP)
+install: $(STAMP) $(KERNEL)
 	@$(PY) -m compileall -q -j 0 pipelines stages
+
+# The compiled MinHash kernel (stages/dedup/minhash_native.py loads it; without it the numpy
+# path runs, same output, slower). The library records its source's sha256, so one older
+# than its source is not used. target_clones picks AVX-512/AVX2 code at run time on x86-64;
+# a compiler without it builds the portable code.
+$(KERNEL): stages/dedup/minhash_kernel.c
+	@command -v $(CC) >/dev/null 2>&1 || { \
+	  echo "no C compiler ($(CC)): installing gcc with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq gcc; }
+	@tag=$$(sha256sum $< | cut -c1-16); \
+	  $(CC) -O3 -fPIC -shared -Wall -DTHR_SOURCE=\"$$tag\" -o $@ $< 2>/dev/null \
+	  || $(CC) -O3 -fPIC -shared -Wall -DTHR_SOURCE=\"$$tag\" -DTHR_NO_CLONES -o $@ $<
 
 # The venv is rebuilt when the lock or the project metadata changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -54,7 +67,7 @@ report-screenshot: demo
 	bash scripts/report-screenshot.sh runs/demo/report.html docs/report.png
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache $(KERNEL)
 
 # Re-pin every dependency from the ranges in pyproject.toml (needs the network).
 lock:

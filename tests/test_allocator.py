@@ -48,7 +48,8 @@ def _probe(**env: str) -> dict:
 def test_a_tuned_process_reuses_freed_work_arrays():
     tuned, default = _probe(), _probe(THRESHER_ALLOCATOR="default")
     assert tuned["tuned"] is True and default["tuned"] is False
-    # measured: 4,014 against 15,791 faults (11 % less CPU), the same every run
+    # measured: 1,093 against 15,341 faults with the compiled kernel (the numpy path: 4,474
+    # against 22,851)
     assert tuned["faults"] * 2 < default["faults"], (tuned, default)
 
 

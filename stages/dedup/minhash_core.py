@@ -50,6 +50,7 @@ from typing import Literal
 
 import numpy as np
 
+from stages.dedup import minhash_native as native
 from stages.text import normalize as tn
 
 U64 = np.uint64
@@ -253,6 +254,13 @@ def _permutations(seed: int, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _minhash(sh: np.ndarray, counts: np.ndarray, spec: MinHashSpec) -> np.ndarray:
     """(n_docs, num_perm) minima of the permuted shingle hashes; EMPTY rows if no shingle."""
+    if native.available():
+        return native.perm_min(sh, counts, *_permutations(spec.seed, spec.num_perm))
+    return _minhash_numpy(sh, counts, spec)
+
+
+def _minhash_numpy(sh: np.ndarray, counts: np.ndarray, spec: MinHashSpec) -> np.ndarray:
+    """``_minhash`` in numpy passes: the reference of the compiled kernel."""
     a, b = _permutations(spec.seed, spec.num_perm)
     out = np.full((len(counts), spec.num_perm), EMPTY, U64)
     docs = np.flatnonzero(counts)
@@ -274,9 +282,29 @@ def _minhash(sh: np.ndarray, counts: np.ndarray, spec: MinHashSpec) -> np.ndarra
 
 
 def signatures(texts: Sequence[str], spec: MinHashSpec) -> np.ndarray:
-    """(len(texts), bands*rows) uint64 MinHash signatures; the same for any batching."""
+    """(len(texts), bands*rows) uint64 MinHash signatures; the same for any batching.
+
+    Word shingles run in the compiled kernel where it is built (minhash_native.py), in
+    batches of about _CHARS code points; otherwise, and for characters, in numpy passes."""
+    if spec.unit != "word" or not native.available():
+        return signatures_numpy(texts, spec)
+    a, b = _permutations(spec.seed, spec.num_perm)
+    out = np.empty((len(texts), spec.num_perm), U64)
+    lo = 0
+    while lo < len(texts):
+        hi, size = lo + 1, len(texts[lo])
+        while hi < len(texts) and size + len(texts[hi]) <= _CHARS:
+            size += len(texts[hi])
+            hi += 1
+        native.word_signatures(texts[lo:hi], spec, spec.n, a, b, out[lo:hi])
+        lo = hi
+    return out
+
+
+def signatures_numpy(texts: Sequence[str], spec: MinHashSpec) -> np.ndarray:
+    """``signatures`` in numpy passes: the reference of the compiled kernel."""
     tok, lens = _token_hashes(texts, spec)
-    return _minhash(*_shingles(tok, lens, spec.n), spec)
+    return _minhash_numpy(*_shingles(tok, lens, spec.n), spec)
 
 
 def signatures_from_shingles(shingles: Sequence[np.ndarray], spec: MinHashSpec) -> np.ndarray:

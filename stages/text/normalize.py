@@ -121,12 +121,15 @@ class _Tables:
         cls = self.cls[raw]
         unknown = cls == UNKNOWN
         if unknown.any():
-            new = np.unique(raw[unknown])
-            looked_up = [self._lookup(c) for c in new.tolist()]
-            self.cp[new] = [c for c, _ in looked_up]
-            self.cls[new] = [k for _, k in looked_up]
+            self.fill(np.unique(raw[unknown]))
             cls = self.cls[raw]
         return self.cp[raw], cls
+
+    def fill(self, new: np.ndarray) -> None:
+        """Look up the code points ``new`` (distinct) and enter them in the tables."""
+        looked_up = [self._lookup(c) for c in new.tolist()]
+        self.cp[new] = [c for c, _ in looked_up]
+        self.cls[new] = [k for _, k in looked_up]
 
     def _lookup(self, cp: int) -> tuple[int, int]:
         lowercase, punctuation_as_space, normalize_digits, delete_format, collapse = \
@@ -167,20 +170,32 @@ def _compact(keep: np.ndarray, lens: np.ndarray, *arrays: np.ndarray) -> tuple:
     return (segment_counts(keep, lens), *(a[keep] for a in arrays))
 
 
-def _code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     lens = np.fromiter(map(len, texts), np.int64, len(texts))
     return lens, np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
+
+
+def normal_form(texts: Sequence[str], opts: NormOptions) -> Sequence[str]:
+    """The texts in the options' Unicode normal form (the first step of normalization)."""
+    form = None if opts.unicode == "none" else opts.unicode
+    if not form:
+        return texts
+    # is_normalized is a quick check in C for most texts
+    return [t if unicodedata.is_normalized(form, t) else unicodedata.normalize(form, t)
+            for t in texts]
+
+
+def tables(opts: NormOptions) -> _Tables:
+    """The (code point, class) tables of the options (shared by every caller in a process)."""
+    return _tables(opts.lowercase, opts.punctuation_as_space, opts.normalize_digits,
+                   opts.unicode != "none", opts.collapse_whitespace)
 
 
 def normalize_batch(texts: Sequence[str], opts: NormOptions) -> Normalized:
     """Normalize every text; see the module doc for what each option does."""
     form = None if opts.unicode == "none" else opts.unicode
-    if form:  # is_normalized is a quick check in C for most texts
-        texts = [t if unicodedata.is_normalized(form, t) else unicodedata.normalize(form, t)
-                 for t in texts]
-    lens, raw = _code_points(texts)
-    cps, cls = _tables(opts.lowercase, opts.punctuation_as_space, opts.normalize_digits,
-                       bool(form), opts.collapse_whitespace)(raw)
+    lens, raw = code_points(normal_form(texts, opts))
+    cps, cls = tables(opts)(raw)
     if form:
         fmt = cls == FORMAT
         if fmt.any():

@@ -1,0 +1,173 @@
+/* The MinHash word kernel of stages/dedup/minhash_core.py, fused in one pass per document.
+
+   `make install` builds it into stages/dedup/_minhash_kernel.so; stages/dedup/minhash_native.py
+   loads it with ctypes. It computes exactly what the numpy path computes (that path is the
+   reference, and tests/test_minhash_native.py compares the two on real and crafted text):
+   code points through the normalization tables, format characters deleted, words split,
+   each word hashed (a polynomial in its code points, mixed with its length), n-word
+   shingles, then the minimum of a*x + b (mod 2**64) over a document's shingles for every
+   permutation. The numpy path makes a pass over the whole batch per step and per
+   permutation; here each document's tokens stay in cache and each shingle meets all
+   permutations at once, which the compiler turns into 8-lane AVX-512 (or 4-lane AVX2)
+   multiply-add-minimum where the CPU has it (chosen at run time: target_clones).
+
+   All arithmetic is on uint64 modulo 2**64, so every instruction set gives the same bits. */
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define THR_KERNEL_ABI 1 /* bump with any change of arguments or results */
+#ifndef THR_SOURCE
+#define THR_SOURCE "unknown" /* the Makefile passes the first 16 hex digits of this file's sha256 */
+#endif
+
+enum { WORD = 0, SPACE = 1, PUNCT = 2, FORMAT = 3, DIGIT = 4, SOLO = 5 };
+#define UNKNOWN 255 /* the class of a code point not looked up yet */
+#define PENDING 254 /* seen by thr_unknown, being looked up by the caller */
+
+#define BASE 0x9E3779B97F4A7C15ULL  /* the word polynomial's base (odd) */
+#define LENGTH_MIX 0xD6E8FEB86659FD93ULL
+#define SHINGLE_MUL 0x100000001B3ULL
+#define EMPTY 0xFFFFFFFFFFFFFFFFULL
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(THR_NO_CLONES)
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+
+int64_t thr_kernel_abi(void) { return THR_KERNEL_ABI; }
+const char *thr_kernel_source(void) { return THR_SOURCE; }
+
+static inline uint64_t fmix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDULL;
+    x ^= x >> 33;
+    x *= 0xC4CEB9FE1A85EC53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The distinct code points of raw[0..n) whose class is UNKNOWN, written to out (at most
+   cap; they are marked PENDING, so the caller must give each its class). Returns how many
+   there are, which may exceed cap: then call again after filling the first cap. */
+int64_t thr_unknown(const uint32_t *raw, int64_t n, uint8_t *cls, uint32_t *out, int64_t cap) {
+    int64_t found = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t c = raw[i];
+        if (cls[c] == UNKNOWN) {
+            if (found < cap) {
+                out[found] = c;
+                cls[c] = PENDING;
+            }
+            found++;
+        }
+    }
+    return found;
+}
+
+/* m[p] = min over x in xs of a[p]*x + b[p], for p < num_perm (m starts at EMPTY). */
+CLONES static void perm_min(const uint64_t *xs, int64_t count, const uint64_t *a,
+                            const uint64_t *b, int64_t num_perm, uint64_t *restrict m) {
+    for (int64_t p = 0; p < num_perm; p++) m[p] = EMPTY;
+    for (int64_t s = 0; s < count; s++) {
+        const uint64_t x = xs[s];
+        for (int64_t p = 0; p < num_perm; p++) {
+            uint64_t v = a[p] * x + b[p];
+            m[p] = v < m[p] ? v : m[p];
+        }
+    }
+}
+
+/* The minima of given shingle hashes: sh holds counts[d] hashes for each document d in
+   turn; out is (n_docs, num_perm), EMPTY rows for documents with no shingle. */
+void thr_perm_min(const uint64_t *sh, const int64_t *counts, int64_t n_docs, const uint64_t *a,
+                  const uint64_t *b, int64_t num_perm, uint64_t *out) {
+    for (int64_t d = 0; d < n_docs; d++) {
+        perm_min(sh, counts[d], a, b, num_perm, out + d * num_perm);
+        sh += counts[d];
+    }
+}
+
+/* One document's word hashes, appended to *tok (grown as needed); returns the count, -1 if
+   out of memory, -2 if a code point has not been looked up. A word is a maximal run of
+   non-space characters; a SOLO character is a word by itself; FORMAT characters are
+   deleted (they only have that class when the caller's options delete them). */
+static int64_t word_hashes(const uint32_t *raw, int64_t len, const uint32_t *cp,
+                           const uint8_t *cls, uint64_t **tok, int64_t *cap) {
+    int64_t count = 0;
+    uint64_t h = 0, pw = 1, wlen = 0;
+    int in_word = 0;
+#define EMIT()                                                                   \
+    do {                                                                         \
+        if (count == *cap) {                                                     \
+            int64_t grown = *cap ? 2 * *cap : 4096;                              \
+            uint64_t *t = realloc(*tok, (size_t)grown * sizeof(uint64_t));       \
+            if (!t) return -1;                                                   \
+            *tok = t;                                                            \
+            *cap = grown;                                                        \
+        }                                                                        \
+        (*tok)[count++] = fmix64(h + wlen * LENGTH_MIX);                         \
+        in_word = 0;                                                             \
+    } while (0)
+    for (int64_t i = 0; i < len; i++) {
+        const uint32_t c = raw[i];
+        const int k = cls[c];
+        if (k == WORD || k == PUNCT) {  /* PUNCT: kept in words when not made a space */
+            if (!in_word) {
+                h = 0;
+                pw = 1;
+                wlen = 0;
+                in_word = 1;
+            }
+            h += (uint64_t)cp[c] * pw;
+            pw *= BASE;
+            wlen++;
+        } else if (k == SPACE) {
+            if (in_word) EMIT();
+        } else if (k == SOLO) {
+            if (in_word) EMIT();
+            h = cp[c];
+            wlen = 1;
+            EMIT();
+        } else if (k != FORMAT) {
+            return -2;  /* UNKNOWN or PENDING (DIGIT never reaches a table) */
+        }
+    }
+    if (in_word) EMIT();
+#undef EMIT
+    return count;
+}
+
+/* Signatures of a batch of documents under word shingling: raw holds lens[d] code points
+   for each document d in turn (the Unicode normal form already applied), cp and cls the
+   normalization tables (every code point of raw looked up: see thr_unknown), n the words
+   per shingle. out is (n_docs, num_perm). Returns 0, -1 if out of memory, -2 if a code
+   point has not been looked up. */
+int64_t thr_word_signatures(const uint32_t *raw, const int64_t *lens, int64_t n_docs,
+                            const uint32_t *cp, const uint8_t *cls, int64_t n,
+                            const uint64_t *a, const uint64_t *b, int64_t num_perm,
+                            uint64_t *out) {
+    uint64_t *tok = NULL;
+    int64_t cap = 0, status = 0;
+    for (int64_t d = 0; d < n_docs; d++) {
+        const int64_t t = word_hashes(raw, lens[d], cp, cls, &tok, &cap);
+        if (t < 0) {
+            status = t;
+            break;
+        }
+        raw += lens[d];
+        int64_t shingles = t >= n ? t - n + 1 : (t > 0 ? 1 : 0);
+        int64_t width = t >= n ? n : t;
+        /* in place: shingle s only reads tokens s..s+width-1, never an overwritten one */
+        for (int64_t s = 0; s < shingles; s++) {
+            uint64_t h = tok[s];
+            for (int64_t j = 1; j < width; j++) h = h * SHINGLE_MUL + tok[s + j];
+            tok[s] = fmix64(h);
+        }
+        perm_min(tok, shingles, a, b, num_perm, out + d * num_perm);
+    }
+    free(tok);
+    return status;
+}

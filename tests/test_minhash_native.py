@@ -1,0 +1,129 @@
+"""The compiled MinHash kernel (stages/dedup/minhash_kernel.c, minhash_native.py) against
+its reference, the numpy path of stages/dedup/minhash_core.py: the same signatures, bit
+for bit, on real multilingual and web text, crafted edge cases and generated strings,
+under every normalization option. ``make install`` builds the kernel, so a checkout where
+it is missing fails here rather than silently testing the numpy path twice."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import DATA, REPO
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stages.dedup import minhash_core as core
+from stages.dedup import minhash_native as native
+from stages.dedup.minhash_core import MinHashSpec
+
+SENTENCES = [json.loads(line)["text"] for line in
+             (DATA / "lid" / "lingua-sentences-12lang.jsonl").read_text("utf-8").splitlines()]
+UDHR = [json.loads(line)["text"] for line in
+        (DATA / "multilingual" / "udhr-9lang.jsonl").read_text("utf-8").splitlines()]
+with gzip.open(DATA / "quality" / "filter-docs.jsonl.gz", "rt", encoding="utf-8") as _f:
+    WEB = [json.loads(line)["text"] for line in _f][:300]
+CRAFTED = [
+    "", " ", "!!!", "\u200b", "a", "a b", "a b c d", "a b c d e", "a b c d e f",
+    "Hello, World! ２０１９ Ｃｕｐ\u00a0time", "  leading and trailing  ",
+    "日本語のテキスト and english 混合 text", "ไทย ภาษา test ລາວ ខ្មែរ မြန်မာ",
+    "zero\u200bwidth joi\u200dner soft\u00adhyphen\ufeffbom", "日\u200b本 語",
+    "Σίσυφος ΣΊΣΥΦΟΣ ς straße STRASSE İstanbul ǅ ﬁne", "e\u0301 é ｶﾞ ㍿ ①②",
+    "emoji 😀 🎉 and 𠀀𠀁 (plane 2) and \U000e0041 tag", "\ud800 lone surrogate \udfff",
+    "tabs\tand\nnew\r\nlines\u2028here", "x" * 5000, "word " * 3000,
+]
+OPTIONS = [dict(), dict(lowercase=False), dict(punctuation_as_space=False),
+           dict(normalize_digits=False), dict(unicode="none"), dict(unicode="NFC"),
+           dict(unicode="NFD"), dict(unicode="NFKD"), dict(collapse_whitespace=False),
+           dict(lowercase=False, punctuation_as_space=False, unicode="none",
+                collapse_whitespace=False)]
+
+
+def test_the_kernel_is_built_and_loaded():
+    assert native.LIBRARY.exists(), "run `make install` (it compiles minhash_kernel.c)"
+    assert native.available()
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in
+                                                                    o.items()) or "default")
+@pytest.mark.parametrize("n", [1, 2, 5, 7])
+def test_word_signatures_equal_the_numpy_path(options, n):
+    spec = MinHashSpec(n=n, bands=7, rows=3, seed=11, **options)
+    texts = CRAFTED + SENTENCES[:200] + UDHR + WEB[:100]
+    assert np.array_equal(core.signatures(texts, spec), core.signatures_numpy(texts, spec))
+
+
+def test_fineweb_parameters_on_web_text_equal_the_numpy_path():
+    spec = MinHashSpec(n=5, bands=14, rows=8, seed=1)
+    sigs = core.signatures(WEB, spec)
+    assert np.array_equal(sigs, core.signatures_numpy(WEB, spec))
+    assert core.nonempty(sigs).sum() > 250  # real documents, not empty rows
+
+
+def test_batches_larger_than_one_kernel_call_give_the_same_rows(monkeypatch):
+    spec = MinHashSpec()
+    whole = core.signatures(WEB, spec)
+    monkeypatch.setattr(core, "_CHARS", 5000)  # many kernel calls, some of one long text
+    assert np.array_equal(core.signatures(WEB, spec), whole)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(alphabet=st.sampled_from(
+    list("ab AB.,!?-\t\n0123") + ["\u00a0", "\u200b", "\u00ad", "日", "本", "ไ", "ท",
+                                  "ｅ", "Σ", "ς", "\u0301", "é", "😀", "ﬁ", "①"]),
+    max_size=40), max_size=12), st.integers(1, 6), st.sampled_from(OPTIONS))
+def test_generated_texts_equal_the_numpy_path(texts, n, options):
+    spec = MinHashSpec(n=n, bands=4, rows=2, **options)
+    assert np.array_equal(core.signatures(texts, spec), core.signatures_numpy(texts, spec))
+
+
+def test_permutation_minima_equal_the_numpy_path():
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 40, 300)
+    counts[::7] = 0  # documents with no shingle get EMPTY rows
+    sh = rng.integers(0, 2**64, int(counts.sum()), dtype=np.uint64, endpoint=False)
+    spec = MinHashSpec(bands=14, rows=8)
+    got = core._minhash(sh, counts, spec)
+    assert np.array_equal(got, core._minhash_numpy(sh, counts, spec))
+    assert (got[counts == 0] == core.EMPTY).all()
+
+
+def test_a_library_older_than_its_source_is_not_used(tmp_path, monkeypatch, caplog):
+    edited = tmp_path / "minhash_kernel.c"
+    edited.write_bytes(native.SOURCE.read_bytes() + b"/* edited */\n")
+    monkeypatch.setattr(native, "SOURCE", edited)
+    native.kernel.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert native.kernel() is None
+        assert "built from another version" in caplog.text
+        spec = MinHashSpec()
+        assert np.array_equal(core.signatures(WEB[:20], spec),
+                              core.signatures_numpy(WEB[:20], spec))
+    finally:
+        monkeypatch.undo()
+        native.kernel.cache_clear()
+    assert native.available()
+
+
+def test_the_numpy_path_can_be_chosen_and_a_missing_library_is_said_once(tmp_path):
+    code = ("import logging; logging.basicConfig()\n"
+            "from stages.dedup import minhash_native as n, minhash_core as c\n"
+            "import sys; from pathlib import Path\n"
+            "if len(sys.argv) > 1: n.LIBRARY = Path(sys.argv[1])\n"
+            "print(n.available()); c.signatures(['a b c d e f'], c.MinHashSpec()); "
+            "print(n.available())\n")
+    env = {**os.environ, "THRESHER_MINHASH_KERNEL": "numpy"}
+    chosen = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                            capture_output=True, text=True, check=True)
+    assert chosen.stdout.split() == ["False", "False"] and chosen.stderr == ""
+    missing = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none.so")], cwd=REPO,
+                             capture_output=True, text=True, check=True)
+    assert missing.stdout.split() == ["False", "False"]
+    assert missing.stderr.count("not built") == 1

@@ -592,7 +592,8 @@ def entry() -> None:
     a complete run, apache/arrow#34314), which turns a finished ``thresher samples``, or a
     finished Slurm task, into a failure. So: join the threads a normal exit would join, run
     the ``atexit`` handlers (logging, Ray, multiprocessing, finalizers), flush the standard
-    streams and ``os._exit`` with the command's code. Callers of ``main`` keep Python's exit.
+    streams and ``os._exit`` with the command's code. Callers of ``main``, and a process
+    under a profiler or tracer (cProfile, coverage), keep Python's exit.
     """
     try:
         code = main()
@@ -606,6 +607,8 @@ def entry() -> None:
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # a profiler or coverage tool writes its results at the normal exit
     getattr(threading, "_shutdown", lambda: None)()  # non-daemon threads, as at a normal exit
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -127,3 +127,17 @@ def test_the_numpy_path_can_be_chosen_and_a_missing_library_is_said_once(tmp_pat
                              capture_output=True, text=True, check=True)
     assert missing.stdout.split() == ["False", "False"]
     assert missing.stderr.count("not built") == 1
+
+
+@pytest.mark.parametrize("form", ["NFKC", "NFC", "NFKD", "NFD"])
+def test_the_normal_form_by_characters_is_unicodedatas(form):
+    from stages.text import normalize as tn
+
+    spec = MinHashSpec(unicode=form)
+    texts = CRAFTED + UDHR + WEB[:50] + [
+        "u\u0308ber fu\u0308r", "\u1100\u1161\u11a8 Hangul jamo", "a\u0323\u0301 a\u0301\u0323",
+        "ｶﾞｷﾞ halfwidth voiced", "… ellipsis … ½ ™ № ﬁ ﬀ", "\ufdfa (eighteen)", "Å Å Å",
+        "\u00a0nbsp\u00a0only\u00a0", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ", "\u0958 \u0915\u093c nukta"]
+    lens, raw = native.normal_form_code_points(texts, spec)
+    ref_lens, ref_raw = tn.code_points(tn.normal_form(texts, spec))
+    assert np.array_equal(lens, ref_lens) and np.array_equal(raw, ref_raw)

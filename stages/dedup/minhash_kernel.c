@@ -67,6 +67,84 @@ int64_t thr_unknown(const uint32_t *raw, int64_t n, uint8_t *cls, uint32_t *out,
     return found;
 }
 
+/* The Unicode normal form, one character at a time, for texts unicodedata.is_normalized
+   says are not in it. form[c] is the normal form of the character c: the code point itself
+   when it is one (below 0x110000), FORM_EXPANDS | k when it is several (exp_cps[exp_off[k]],
+   exp_len[k] of them), FORM_UNKNOWN when not looked up yet. A text made of its characters'
+   normal forms is the text's normal form if it is normalized itself (normalization is
+   closed under concatenation), so the caller checks each mapped text with is_normalized
+   and normalizes whole the few that fail (a mark to compose or reorder): exact. */
+#define FORM_UNKNOWN 0xFFFFFFFFu
+#define FORM_PENDING 0xFFFFFFFEu
+#define FORM_EXPANDS 0x80000000u
+
+/* As thr_unknown, for the form table over the documents marked todo. */
+int64_t thr_form_unknown(const uint32_t *raw, const int64_t *lens, const uint8_t *todo,
+                         int64_t n_docs, uint32_t *form, uint32_t *out, int64_t cap) {
+    int64_t found = 0;
+    for (int64_t d = 0; d < n_docs; raw += lens[d], d++) {
+        if (!todo[d]) continue;
+        for (int64_t i = 0; i < lens[d]; i++) {
+            const uint32_t c = raw[i];
+            if (form[c] == FORM_UNKNOWN) {
+                if (found < cap) {
+                    out[found] = c;
+                    form[c] = FORM_PENDING;
+                }
+                found++;
+            }
+        }
+    }
+    return found;
+}
+
+/* The code points of each document after mapping (new_lens) and their total, or -2 if a
+   code point of a todo document has not been looked up. */
+int64_t thr_form_lengths(const uint32_t *raw, const int64_t *lens, const uint8_t *todo,
+                         int64_t n_docs, const uint32_t *form, const int64_t *exp_len,
+                         int64_t *new_lens) {
+    int64_t total = 0;
+    for (int64_t d = 0; d < n_docs; raw += lens[d], d++) {
+        int64_t len = lens[d];
+        if (todo[d]) {
+            len = 0;
+            for (int64_t i = 0; i < lens[d]; i++) {
+                const uint32_t f = form[raw[i]];
+                if (f < FORM_EXPANDS) len++;
+                else if (f >= FORM_PENDING) return -2;
+                else len += exp_len[f & ~FORM_EXPANDS];
+            }
+        }
+        new_lens[d] = len;
+        total += len;
+    }
+    return total;
+}
+
+/* Every document into out (thr_form_lengths's total long): todo ones mapped, others as
+   they are. */
+void thr_map_form(const uint32_t *raw, const int64_t *lens, const uint8_t *todo,
+                  int64_t n_docs, const uint32_t *form, const int64_t *exp_off,
+                  const int64_t *exp_len, const uint32_t *exp_cps, uint32_t *out) {
+    for (int64_t d = 0; d < n_docs; raw += lens[d], d++) {
+        if (!todo[d]) {
+            memcpy(out, raw, (size_t)lens[d] * sizeof(uint32_t));
+            out += lens[d];
+            continue;
+        }
+        for (int64_t i = 0; i < lens[d]; i++) {
+            const uint32_t f = form[raw[i]];
+            if (f < FORM_EXPANDS) {
+                *out++ = f;
+            } else {
+                const int64_t k = f & ~FORM_EXPANDS;
+                memcpy(out, exp_cps + exp_off[k], (size_t)exp_len[k] * sizeof(uint32_t));
+                out += exp_len[k];
+            }
+        }
+    }
+}
+
 /* m[p] = min over x in xs of a[p]*x + b[p], for p < num_perm (m starts at EMPTY). */
 CLONES static void perm_min(const uint64_t *xs, int64_t count, const uint64_t *a,
                             const uint64_t *b, int64_t num_perm, uint64_t *restrict m) {

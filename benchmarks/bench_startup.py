@@ -21,11 +21,10 @@ spread (min-max), wall and CPU (user + system of the child process):
    each phase (tasks, their summed wall, and the gap before it: dispatch and the
    phase's bookkeeping), and from the last task to the process's exit (merging stats,
    the manifest, the funnel). Every run must write the same shards.
-3. The kernel on the same documents in this process: ``minhash_core.signatures``
-   (normalization, word hashes, shingles, permutations) and its hashing-and-permutation
-   part ``_minhash`` alone, with the time per shingle and permutation next to one numpy
-   uint64 multiply pass over the same chunk (the kernel makes three passes per
-   permutation: multiply, add, minimum).
+3. The kernel on the same documents in this process, compiled (minhash_kernel.c) and
+   its numpy reference alternating, which must agree: signatures (normal form,
+   normalization tables, words, shingles, permutation minima) and the permutation
+   minima alone, with the time per shingle and permutation.
 
 With ``--before OLD`` (a copy of the ``pipelines`` and ``stages`` packages of another
 version, e.g. ``git archive REV pipelines stages | tar -x -C OLD``) the script instead
@@ -170,10 +169,13 @@ def runs(n_docs: int, repeats: int, root: Path) -> None:
 
 
 def kernel(rows: list[dict], repeats: int) -> None:
+    """The signature kernel alone, compiled (minhash_native) and numpy (the reference),
+    alternating, on the same batches; they must give the same signatures."""
     sys.path.insert(0, str(REPO))
     import numpy as np
 
     from stages.dedup import minhash_core as core
+    from stages.dedup import minhash_native as native
 
     spec = core.MinHashSpec(unit="word", n=N_GRAMS, bands=BANDS, rows=ROWS, seed=SEED)
     texts = [r["text"] for r in rows]
@@ -181,37 +183,51 @@ def kernel(rows: list[dict], repeats: int) -> None:
     first = time.perf_counter()
     core.signatures(batches[0][:1], spec)  # the first call of a process
     first = time.perf_counter() - first
-    sig_t, mh_t, shingles = [], [], 0
+    compiled = native.available()
+    times: dict[str, list[float]] = {"compiled": [], "numpy": [], "compiled minima": [],
+                                     "numpy minima": []}
+    shingles = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        sigs = [core.signatures(b, spec) for b in batches]
-        sig_t.append(time.perf_counter() - t0)
-        mh = 0.0
-        shingles = 0
-        for b in batches:
-            sh, counts = core._shingles(*core._token_hashes(b, spec), spec.n)
+        sigs = [core.signatures_numpy(b, spec) for b in batches]
+        times["numpy"].append(time.perf_counter() - t0)
+        if compiled:
             t0 = time.perf_counter()
-            assert np.array_equal(core._minhash(sh, counts, spec), sigs[batches.index(b)])
-            mh += time.perf_counter() - t0
+            fast = [core.signatures(b, spec) for b in batches]
+            times["compiled"].append(time.perf_counter() - t0)
+            assert all(np.array_equal(f, s) for f, s in zip(fast, sigs))
+        mh = {"numpy minima": 0.0, "compiled minima": 0.0}
+        shingles = 0
+        for b, sig in zip(batches, sigs):
+            sh, counts = core._shingles(*core._token_hashes(b, spec), spec.n)
             shingles += len(sh)
-        mh_t.append(mh)
-    x = np.arange(core._CHUNK, dtype=np.uint64)
-    tmp = np.empty_like(x)
-    one = []
-    for _ in range(200):
-        t0 = time.perf_counter()
-        np.multiply(x, np.uint64(0x9E3779B97F4A7C15), out=tmp)
-        one.append(time.perf_counter() - t0)
-    per_op = statistics.median(one) / len(x)
-    per = statistics.median(mh_t) / (shingles * spec.num_perm)
+            t0 = time.perf_counter()
+            assert np.array_equal(core._minhash_numpy(sh, counts, spec), sig)
+            mh["numpy minima"] += time.perf_counter() - t0
+            if compiled:
+                t0 = time.perf_counter()
+                assert np.array_equal(core._minhash(sh, counts, spec), sig)
+                mh["compiled minima"] += time.perf_counter() - t0
+        for k, v in mh.items():
+            if compiled or k.startswith("numpy"):
+                times[k].append(v)
     print(f"| kernel: first call in a process (imports done) | {first:.3f} |")
-    print(f"| kernel: signatures of every document (normalize, hash, shingle, permute) | "
-          f"{summary(sig_t)} |")
-    print(f"| kernel: permutations and minima alone (_minhash) | {summary(mh_t)} |")
-    print(f"\n_minhash: {shingles:,} shingles x {spec.num_perm} permutations, "
-          f"{per * 1e9:.2f} ns each; one numpy uint64 multiply pass over a chunk of "
-          f"{core._CHUNK:,}: {per_op * 1e9:.2f} ns an element, so the kernel's three passes "
-          f"are {per / (3 * per_op):.2f}x that pass's speed")
+    for name, label in (("compiled", "compiled kernel (minhash_kernel.c)"),
+                        ("numpy", "numpy path (the reference)")):
+        if times[name]:
+            print(f"| signatures of every document, {label}: normal form, tables, words, "
+                  f"shingles, minima | {summary(times[name])} |")
+    for name in ("compiled minima", "numpy minima"):
+        if times[name]:
+            print(f"| of which the permutation minima alone, {name.split()[0]} | "
+                  f"{summary(times[name])} |")
+    for name in ("compiled minima", "numpy minima"):
+        if times[name]:
+            per = statistics.median(times[name]) / (shingles * spec.num_perm)
+            print(f"\n{name}: {shingles:,} shingles x {spec.num_perm} permutations, "
+                  f"{per * 1e9:.3f} ns each")
+    if not compiled:
+        print("\nthe compiled kernel is not built (`make install`): numpy rows only")
 
 
 def compare(before: Path, counts: list[int], repeats: int, root: Path) -> None:

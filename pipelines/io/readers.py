@@ -414,7 +414,7 @@ class JsonlReader(Reader):
                     stats.error("bad_json", doc=_at(stats, source, idx, line))
                     continue
                 # JSON may escape lone surrogates ("\ud83d"), which no Arrow string holds
-                if _SURROGATE_ESCAPE.search(line) and not _valid_unicode(obj):
+                if b"\\u" in raw and _SURROGATE_ESCAPE.search(line) and not _valid_unicode(obj):
                     stats.error("bad_unicode", doc=_at(stats, source, idx, line))
                     continue
                 if not isinstance(obj, dict):

@@ -141,3 +141,24 @@ def test_the_normal_form_by_characters_is_unicodedatas(form):
     lens, raw = native.normal_form_code_points(texts, spec)
     ref_lens, ref_raw = tn.code_points(tn.normal_form(texts, spec))
     assert np.array_equal(lens, ref_lens) and np.array_equal(raw, ref_raw)
+
+
+def test_threads_filling_the_tables_at_once_get_the_numpy_signatures():
+    """ctypes runs the kernel without the GIL: table lookups of new code points by one
+    thread must not fail or change another's signatures (fresh tables: a subprocess)."""
+    code = ("import json, sys\n"
+            "from concurrent.futures import ThreadPoolExecutor\n"
+            "import numpy as np\n"
+            "from stages.dedup import minhash_core as c\n"
+            "texts = [json.loads(l)['text'] for l in open(sys.argv[1], encoding='utf-8')]\n"
+            "spec = c.MinHashSpec()\n"
+            "chunks = [texts[i::8] for i in range(8)]\n"
+            "with ThreadPoolExecutor(8) as pool:\n"
+            "    got = list(pool.map(lambda t: c.signatures(t, spec), chunks))\n"
+            "ok = all(np.array_equal(g, c.signatures_numpy(t, spec))\n"
+            "         for g, t in zip(got, chunks))\n"
+            "print(ok)\n")
+    out = subprocess.run([sys.executable, "-c", code,
+                          str(DATA / "lid" / "lingua-sentences-12lang.jsonl")],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True", out.stderr

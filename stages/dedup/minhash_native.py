@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import threading
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
@@ -31,6 +32,10 @@ LIBRARY = Path(__file__).with_name("_minhash_kernel.so")
 ABI = 1  # THR_KERNEL_ABI of the source
 _UNKNOWN_BATCH = 4096  # code points looked up per round of thr_unknown
 FORM_UNKNOWN, FORM_EXPANDS = 0xFFFFFFFF, 0x80000000  # as in minhash_kernel.c
+# The kernel runs without the GIL (ctypes releases it), and a table entry being looked up is
+# marked pending: finding and filling unknown code points is one critical section, so a
+# thread never meets another's pending entries (it only reads entries it found filled).
+_FILLING = threading.Lock()
 
 
 def source_tag() -> str:
@@ -97,13 +102,14 @@ def word_signatures(texts: Sequence[str], opts: tn.NormOptions, n: int, a: np.nd
     tables = tn.tables(opts)
     lib = kernel()
     buf = np.empty(_UNKNOWN_BATCH, np.uint32)
-    while found := lib.thr_unknown(raw, len(raw), tables.cls, buf, len(buf)):
-        new = buf[:min(found, len(buf))]
-        try:
-            tables.fill(new)
-        except BaseException:
-            tables.cls[new] = tn.UNKNOWN  # marked pending by the kernel: not looked up
-            raise
+    with _FILLING:
+        while found := lib.thr_unknown(raw, len(raw), tables.cls, buf, len(buf)):
+            new = buf[:min(found, len(buf))]
+            try:
+                tables.fill(new)
+            except BaseException:
+                tables.cls[new] = tn.UNKNOWN  # marked pending by the kernel: not looked up
+                raise
     status = lib.thr_word_signatures(raw, lens, len(lens), tables.cp, tables.cls, n, a, b,
                                      len(a), out)
     if status == -1:
@@ -167,21 +173,22 @@ def normal_form_code_points(texts: Sequence[str], opts: tn.NormOptions
         return lens, raw
     lib, forms, flags = kernel(), _form_table(form), todo.view(np.uint8)
     buf = np.empty(_UNKNOWN_BATCH, np.uint32)
-    while found := lib.thr_form_unknown(raw, lens, flags, len(lens), forms.table, buf, len(buf)):
-        new = buf[:min(found, len(buf))]
-        try:
-            forms.fill(new)
-        except BaseException:
-            forms.table[new] = FORM_UNKNOWN  # marked pending by the kernel: not looked up
-            raise
+    with _FILLING:
+        while found := lib.thr_form_unknown(raw, lens, flags, len(lens), forms.table, buf,
+                                            len(buf)):
+            new = buf[:min(found, len(buf))]
+            try:
+                forms.fill(new)
+            except BaseException:
+                forms.table[new] = FORM_UNKNOWN  # marked pending by the kernel: not looked up
+                raise
+        exp_off, exp_len, exp_cps = forms.exp_off, forms.exp_len, forms.exp_cps
     new_lens = np.empty(len(lens), np.int64)
-    total = lib.thr_form_lengths(raw, lens, flags, len(lens), forms.table, forms.exp_len,
-                                 new_lens)
+    total = lib.thr_form_lengths(raw, lens, flags, len(lens), forms.table, exp_len, new_lens)
     if total < 0:
         raise RuntimeError(f"the MinHash kernel returned {total}")
     out = np.empty(total, np.uint32)
-    lib.thr_map_form(raw, lens, flags, len(lens), forms.table, forms.exp_off, forms.exp_len,
-                     forms.exp_cps, out)
+    lib.thr_map_form(raw, lens, flags, len(lens), forms.table, exp_off, exp_len, exp_cps, out)
     ends = np.cumsum(new_lens)
     failed = []
     for d in np.flatnonzero(todo).tolist():

@@ -1,8 +1,10 @@
-"""MinHash LSH near-duplicate detection: the pure numpy core of the ``minhash`` stage.
+"""MinHash LSH near-duplicate detection: the core of the ``minhash`` stage, in numpy.
 
 Everything here is a function of its inputs and a ``MinHashSpec``: no files, no
 global state, no Python ``hash()``. The stage (stages/dedup/minhash.py) calls it phase by
-phase; the same functions run the evaluation (benchmarks/neardup_set.py).
+phase; the same functions run the evaluation (benchmarks/neardup_set.py). Steps 1-4 for
+word shingles run in the compiled kernel where it is built (minhash_native.py); the numpy
+functions below (``signatures_numpy``, ``_minhash_numpy``) are its reference and fallback.
 
 Pipeline, per batch of documents, then over all of them:
 

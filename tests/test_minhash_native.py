@@ -162,3 +162,34 @@ def test_threads_filling_the_tables_at_once_get_the_numpy_signatures():
                           str(DATA / "lid" / "lingua-sentences-12lang.jsonl")],
                          cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True", out.stderr
+
+
+@pytest.mark.parametrize("arch", ["x86-64", "x86-64-v3", "x86-64-v4"])
+def test_every_instruction_set_gives_the_same_bits(arch, tmp_path, monkeypatch):
+    """A cluster's nodes may pick different clones (target_clones): build each level on its
+    own and compare its signatures with the numpy path's."""
+    import platform
+    import shutil
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("x86-64 instruction levels")
+    flags = set(open("/proc/cpuinfo").read().split()) if os.path.exists("/proc/cpuinfo") else set()
+    needs = {"x86-64-v3": {"avx2", "bmi2", "fma"}, "x86-64-v4": {"avx512f", "avx512dq"}}
+    if not needs.get(arch, set()) <= flags:
+        pytest.skip(f"this CPU cannot run {arch} code")
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    assert cc, "no C compiler: `make install` needs one for the kernel"
+    lib = tmp_path / f"kernel-{arch}.so"
+    subprocess.run([cc, "-O3", "-fPIC", "-shared", f"-march={arch}", "-DTHR_NO_CLONES",
+                    f'-DTHR_SOURCE="{native.source_tag()}"', "-o", str(lib),
+                    str(native.SOURCE)], check=True, capture_output=True)
+    monkeypatch.setattr(native, "LIBRARY", lib)
+    native.kernel.cache_clear()
+    try:
+        assert native.available()
+        texts = CRAFTED + SENTENCES[:300] + UDHR + WEB
+        for spec in (MinHashSpec(), MinHashSpec(n=3, bands=9, rows=13, unicode="NFC")):
+            assert np.array_equal(core.signatures(texts, spec), core.signatures_numpy(texts, spec))
+    finally:
+        monkeypatch.undo()
+        native.kernel.cache_clear()

@@ -339,6 +339,25 @@ def test_tokenizer_by_import_path_and_registration(tmp_path, monkeypatch):
         _build("fineweb_quality", tokenizer="nomodule_xyz:split")
 
 
+@pytest.mark.parametrize("name", ["gopher_quality", "gopher_repetition", "c4",
+                                  "fineweb_quality"])
+def test_no_word_cache_outlives_a_task(name):
+    """The word-list memo, the chunk -> words cache and the word kinds are emptied at
+    the start of each task: kept, a reused worker held every earlier task's words and
+    grew about 4 MB a task on the split JSONL corpus (docs/benchmarks.md)."""
+    from stages.text import words, words_en
+
+    st = _build(name)
+    texts = {"a": "The cat sat on the mat. It was a sunny day, and all was well.\n" * 3}
+    first = _run(st, _table(texts))[0]
+    words.get_tokenizer(words.DEFAULT_TOKENIZER)(texts["a"])
+    words.word_kind("cat")
+    assert any(words._MEMOS) and words_en._CACHE and words._WORD_KIND
+    st.begin_task(TaskContext(Path("."), "main", 1, "test"))
+    assert not any(words._MEMOS) and not words_en._CACHE and not words._WORD_KIND
+    assert _run(st, _table(texts))[0].equals(first)  # the same decisions, cold or warm
+
+
 @pytest.mark.parametrize("text,tokens", [
     ("Don't stop, it's 5 p.m. in the U.S.!", ["Do", "n't", "stop", ",", "it", "'s", "5", "p.m.",
                                             "in", "the", "U.S.", "!"]),

@@ -40,7 +40,7 @@ from pipelines.stage import Params
 from stages.heuristics.measured import MeasuredFilter, Rule, RuleTable
 from stages.heuristics.per_language import PerLanguageParams
 from stages.text.sentences import sentence_pieces
-from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, splitter_for
+from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, clear_word_caches, splitter_for
 from stages.text.words_en import sentence_count
 
 pa = lazy_module("pyarrow")
@@ -132,6 +132,9 @@ class C4(MeasuredFilter):
         self.required = (TEXT, LANGUAGE) if by_language else (TEXT,)
         self.annotations = ({TEXT: "string"} if p.rewrite_text else {}) | (
             self.measure_columns() if self.annotating else {})
+
+    def begin_task(self, ctx) -> None:
+        clear_word_caches()  # no word cache outlives a task (stages/text/words.py)
 
     def setup(self) -> None:
         p = self.params

@@ -31,6 +31,7 @@ from stages.text.words import (
     DEFAULT_TOKENIZER,
     TERMINAL_PUNCTUATION,
     TOKENIZER_HELP,
+    clear_word_caches,
     duplicates,
     splitter_for,
 )
@@ -91,6 +92,9 @@ class FineWebQuality(MeasuredFilter):
     rules: ClassVar[RuleTable] = RULES
 
     table_kind = "fineweb_quality"
+
+    def begin_task(self, ctx) -> None:
+        clear_word_caches()  # no word cache outlives a task (stages/text/words.py)
 
     def setup(self) -> None:
         self._split_for = splitter_for(self.params.tokenizer)

@@ -27,6 +27,7 @@ from stages.text.words import (
     LETTERS,
     SYMBOL,
     TOKENIZER_HELP,
+    clear_word_caches,
     splitter_for,
     word_kind,
 )
@@ -103,6 +104,9 @@ class GopherQuality(MeasuredFilter):
     rules: ClassVar[RuleTable] = RULES
     table_kind = "gopher_quality"
     per_language_extra = frozenset({"stop_words"})
+
+    def begin_task(self, ctx) -> None:
+        clear_word_caches()  # no word cache outlives a task (stages/text/words.py)
 
     def setup(self) -> None:
         self._split_for = splitter_for(self.params.tokenizer)

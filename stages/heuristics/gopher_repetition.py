@@ -32,7 +32,13 @@ from pipelines.schema import TEXT
 from pipelines.stage import Params
 from stages.heuristics.measured import Lazy, MeasuredFilter, Rule, RuleTable
 from stages.heuristics.per_language import LANGUAGE, PerLanguageParams
-from stages.text.words import DEFAULT_TOKENIZER, TOKENIZER_HELP, duplicates, splitter_for
+from stages.text.words import (
+    DEFAULT_TOKENIZER,
+    TOKENIZER_HELP,
+    clear_word_caches,
+    duplicates,
+    splitter_for,
+)
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
@@ -190,6 +196,9 @@ class GopherRepetition(MeasuredFilter):
     rules: ClassVar[RuleTable] = RULES
 
     table_kind = "gopher_repetition"
+
+    def begin_task(self, ctx) -> None:
+        clear_word_caches()  # no word cache outlives a task (stages/text/words.py)
 
     def setup(self) -> None:
         self._split_for = splitter_for(self.params.tokenizer)

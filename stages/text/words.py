@@ -33,7 +33,7 @@ from functools import lru_cache
 from pipelines.errors import UserError
 from pipelines.lazy import lazy_module
 from stages.text import segmenters
-from stages.text.words_en import SENTENCE_END
+from stages.text.words_en import SENTENCE_END, clear_chunk_cache
 from stages.text.words_en import split_words as split_words_spacy_compat
 
 regex = lazy_module("regex")
@@ -117,10 +117,28 @@ def uses_language(name: str) -> bool:
 
 
 MEMO_SIZE = 1024  # > the default batch of 256 documents
+_MEMOS: list[dict[str, list[str]]] = []  # every memo of this process, emptied per task
+
+
+def clear_word_caches() -> None:
+    """Empty this module's caches, called by the filters that split words from their
+    ``begin_task``: the word-list memos, ``words_en``'s chunk -> words cache and the
+    word kinds. They save work within a task (the filters of a chain see the same
+    batch; a corpus repeats its words); kept from task to task they held every earlier
+    task's texts and words, so a reused worker grew task after task: 4 MB a task on the
+    22 pieces of the split JSONL corpus (gopher_quality + gopher_repetition, one
+    process: 113 -> 170-180 MB; emptied per task 110-128 MB), growth a short sample of
+    a few tasks a worker cannot show (``thresher plan``). Emptying them costs the next
+    task its warm start, within the noise there (docs/benchmarks.md, "The three gaps")."""
+    for memo in _MEMOS:
+        memo.clear()
+    _WORD_KIND.clear()
+    clear_chunk_cache()
 
 
 def _memoized(fn: Splitter) -> Splitter:
     memo: dict[str, list[str]] = {}
+    _MEMOS.append(memo)
 
     def split(text: str) -> list[str]:
         words = memo.get(text)

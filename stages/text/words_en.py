@@ -295,8 +295,13 @@ def split_chunk(chunk: str) -> tuple[str, ...]:
 
 # Chunk -> tokens. When full, the cache keeps what it has (the frequent chunks come
 # early in any corpus) and new chunks are split every time: no thrashing, bounded memory.
+# The filters empty it at the start of each task (words.clear_word_caches).
 _CACHE: dict[str, tuple[str, ...]] = {}
 _CACHE_MAX = 300_000
+
+
+def clear_chunk_cache() -> None:
+    _CACHE.clear()
 
 
 def split_words(text: str) -> list[str]:

@@ -14,16 +14,19 @@ directories (intermediate shards and global stages' side files):
   (by the log of the bytes; equal sizes by rank), and so do wall seconds and output
   bytes. Inputs of one corpus can differ several-fold in cost per byte (HTML pages
   against mostly non-HTML records), so one rate pooled over a few sampled tasks lets
-  the costliest stand for all. A sampled task that was the first of its process also
-  paid the process's warm-up (models, caches), measured on inputs that ran both first
-  and later in the two runs and taken off its rate; peak RSS per task is the largest
+  the costliest stand for all. A sampled task that was the first of its process (or a
+  later one that imported the stages' modules: ``_warms``) also paid the process's
+  warm-up (models, caches, imports), measured on inputs that ran both first and later
+  in the two runs and taken off its rate; peak RSS per task is the largest
   sampled (a map task holds one batch at a time, whatever its input's size), plus a
   reused worker's growth (``_growth``: a jump at its second task, then a creep per task
   extrapolated no further than the sample saw);
 - a **step phase** of a global stage (its task count fixed, e.g. ``partitions``) is
-  fitted per phase through the two runs: total CPU = A + B x corpus bytes, and the peak
-  RSS of its tasks likewise (a cluster step's memory grows with the corpus), then
-  spread over its tasks;
+  fitted per phase through the two runs: total CPU = A + B x corpus bytes, then spread
+  over its tasks; its peak RSS per task is the largest sampled plus what a task's own
+  increment (peak minus RSS at its start, the median task's) grows by along the same
+  line, over the runs whose step had documents to work on (``_step_growth``: a cluster
+  step holds its edges);
 - disk: intermediate shards and side files (``phases/``, ``work/``) and output shards
   (``data/``), scaled by bytes the same way;
 - object-store requests, for remote inputs: one listing or size call per file at
@@ -466,9 +469,11 @@ def estimate(cfg: PipelineConfig, sample: int = 4, slots: int = 1, workers: int 
     if content is not None:
         est.content_bytes, est.content_read, est.content_windows = \
             int(sum(content)), read, windows
+    collecting = {p.collect: p.name for p in plan.phases if p.kind == "map" and p.collect}
     for ph in plan.phases:
         warm = ph.n_tasks if per_task else min(slots, ph.n_tasks)
-        est.phases.append(_phase(ph, plan.inputs, runs, total, slots, warm, content))
+        collect = collecting.get(ph.stages[0]) if ph.kind == "step" and ph.stages else None
+        est.phases.append(_phase(ph, plan.inputs, runs, total, slots, warm, content, collect))
     for s in cfg.stages:  # side files of a global stage: counted with its last step phase
         side = _scaled([r.bytes for r in runs], [r.inter.get(s.name, 0) for r in runs], total)
         steps = [p for p in est.phases if p.kind == "step" and p.name.startswith(s.name + ".")]
@@ -507,13 +512,28 @@ def _points(ph, runs: list[_Sampled]) -> list[tuple[float, dict, bool]]:
             rec["_nth"] = seen.get(rec.get("pid"), 0)
             seen[rec.get("pid")] = rec["_nth"] + 1
         first = run.tasks.get(next(iter(run.tasks), ""), [])  # the phase reading inputs
+        most = max((r.get("imported") or 0 for r in recs), default=0)
         for t, rec in enumerate(recs):
             x = float(run.lengths[t]) if ph.kind == "map" else float(run.bytes)
             rec["_key"] = run.keys[t] if t < len(run.keys) else (str(t), 0)
             rec["_content"] = float(first[t].get("stages", {}).get("read", {}).get(
                 "bytes_out", 0)) if t < len(first) else 0.0
-            out.append((x, rec, rec["_nth"] == 0 and len(recs) > 1))
+            out.append((x, rec, _warms(rec, most) and len(recs) > 1))
     return out
+
+
+def _warms(rec: dict, most: int) -> bool:
+    """Whether the task ``rec`` carried (some of) its process's warm-up: the first task
+    of its process (first-time set-up), or a later one that imported at least half as
+    many modules as the most any task of its phase and run did (``imported``: the
+    stages import on first use, ``lazy_module``). The first task does not always import
+    them: a split WARC piece whose documents all drop before ``exact_dedup`` leaves its
+    apply task little to do (7 modules, 0.055 s), and the next task of that process
+    imported 20 (0.022 s against 0.002-0.007 s steady). Taken as steady work, such a
+    task is multiplied by the tasks it stands for (the split WARCs' apply phase:
+    0.51 s estimated by the first-task rule, 0.38 s by this one, 0.23-0.25 s real)."""
+    imported = rec.get("imported")
+    return rec["_nth"] == 0 or (imported is not None and most > 0 and 2 * imported >= most)
 
 
 def _growth(points) -> tuple[float, float]:
@@ -636,15 +656,48 @@ def sample_for(rel_error: float, sampled: int, n: int, target: float = 0.125) ->
     return min(n, max(sampled + 1, math.ceil(k)))
 
 
+def _step_growth(name: str, runs: list[_Sampled], collect: str | None, total: int) -> float:
+    """MB a task of the step phase ``name`` grows by from the largest sample run to the
+    whole corpus: its own increment (peak minus its RSS at the start; the median task's
+    of each run) fitted through the runs' bytes, over the runs whose step had documents
+    to work on (``collect``: the map phase collecting for it wrote some); none with
+    fewer than two such runs. Fitting the peaks themselves through two sample sizes
+    made a step that holds almost nothing look like one that grows: on the split WARCs
+    at ``--sample 8`` the half run's ``exact_dedup.group`` saw no document (73.7 MB: its
+    code path's imports never ran) and the sample's a few (83.3 MB), and 9.6 MB per
+    0.5 MB of input, x 2.9 MB more, said 142 MB against 91 MB real (+55 %); on the split
+    JSONL the single ``cluster`` task's peak swung 122-134 MB between sample runs of the
+    same inputs (what its process held before it: its own increment stayed 42-44 MB),
+    and x 9.5 that swing said 126-171 MB against 135 MB. The median task, not the
+    largest: a step's first task in a process carries its imports (buckets 18.8 MB in
+    the half run, 20.8 in the sample, 20.9 real), its later ones what the data adds."""
+    pts = []
+    for run in runs:
+        recs = run.tasks.get(name, [])
+        if not recs or (collect is not None and not any(
+                s.get("rows") for r in run.tasks.get(collect, []) for s in r.get("shards", []))):
+            continue
+        inc = sorted((r.get("max_rss_mb") or 0.0) - (r.get("start_rss_mb") or 0.0)
+                     for r in recs if r.get("start_rss_mb") is not None)
+        if not inc:  # records of a thresher before start_rss_mb: the peaks themselves
+            inc = sorted(r.get("max_rss_mb") or 0.0 for r in recs)
+        pts.append((float(run.bytes), inc[(len(inc) - 1) // 2]))
+    if len({x for x, _ in pts}) < 2:
+        return 0.0
+    _, b = _fit([x for x, _ in pts], [y for _, y in pts])
+    return max(0.0, b * (total - max(x for x, _ in pts)))
+
+
 def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots: int,
-           warm: int, content: list[float] | None = None) -> PhaseEstimate:
+           warm: int, content: list[float] | None = None,
+           collect: str | None = None) -> PhaseEstimate:
     pts = _points(ph, runs)
     ratio = ph.kind == "map"
     (ca, cb, cw), (wa, wb, ww) = _cost(pts, "cpu_s", ratio), _cost(pts, "wall_s", ratio)
     # a reused worker's peak RSS creeps up task after task: extrapolated to the tasks
     # each process (a process per task, warm == tasks: none); no further than the
     # sample saw it go (``seen`` tasks after the second): caches and the allocator's
-    # kept memory fill up and stop (a worker's tokenizer memo holds 1024 texts; glibc
+    # kept memory fill up and stop (the word caches are emptied per task since; glibc
     # keeps at most TRIM_THRESHOLD freed), and a creep from two or three steps of one
     # process is noise (split JSONL apply: 12 and 14 MB, x 8 tasks: +32 %)
     (jump, g), nth = _growth(pts), -(-ph.n_tasks // max(1, warm)) - 1
@@ -668,9 +721,7 @@ def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots:
         cpu = ph.n_tasks * (ca + cb * total) + warm * cw
         walls = [wa + wb * total] * ph.n_tasks
         # memory of a step grows with the corpus (a cluster step holds its edges)
-        peaks = {x: max(r.get("max_rss_mb") or 0.0 for x2, r, _ in pts if x2 == x)
-                 for x, _, _ in pts}
-        peak = max(_scaled(list(peaks), list(peaks.values()), total), max(rss, default=0))
+        peak = max(rss, default=0.0) + _step_growth(ph.name, runs, collect, total)
         written, rel = 0.0, None
     for i in range(min(warm, len(walls))):  # the first task of each slot warms it up
         walls[i] += ww

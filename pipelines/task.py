@@ -82,6 +82,8 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
     handler = _task_log(run, phase, task)
     retries_before = default_storage().retries.as_dict()
     _reset_peak_rss()  # a reused worker (or the caller, in process) has its own history
+    start_rss = _status_mb("VmRSS:")  # what the process holds before the task
+    modules = len(sys.modules)
     started = time.time()
     t0, c0 = time.perf_counter(), time.process_time()
     try:
@@ -97,6 +99,8 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
             "cpu_s": round(time.process_time() - c0, 6),
             "started": round(started, 3), "finished": round(time.time(), 3),
             "max_rss_mb": _peak_rss_mb(),  # of the process while this task ran
+            "start_rss_mb": start_rss,  # its RSS when the task began (None: unknown)
+            "imported": len(sys.modules) - modules,  # modules this task imported first
             "allocator_tuned": allocator.tuned(),  # pipelines/allocator.py
         }
         run_dir_retries = _retries_since(retries_before)
@@ -132,15 +136,23 @@ def _reset_peak_rss() -> None:
         pass  # not Linux, or not allowed: the peak then includes the process's history
 
 
-def _peak_rss_mb() -> float:
-    """Peak RSS since ``_reset_peak_rss`` (VmHWM); ru_maxrss (lifetime peak) as fallback."""
+def _status_mb(key: str) -> float | None:
+    """A line of /proc/self/status in MB (Linux), None where there is none."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key):
                     return round(int(line.split()[1]) / 1024, 1)  # kB
     except OSError:
         pass
+    return None
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS since ``_reset_peak_rss`` (VmHWM); ru_maxrss (lifetime peak) as fallback."""
+    peak = _status_mb("VmHWM:")
+    if peak is not None:
+        return peak
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux

@@ -25,7 +25,9 @@ from pipelines.estimate import (
     _fit,
     _growth,
     _phase,
+    _points,
     _Sampled,
+    _step_growth,
     _stratified,
     _warmup,
     content_pass,
@@ -136,6 +138,55 @@ def test_worker_creep_is_extrapolated_no_further_than_the_sample_saw():
     assert est.peak_rss_mb == 129.0
 
 
+def test_a_step_grows_by_its_own_increment_over_runs_that_gave_it_documents():
+    """A step's peak RSS is the largest sampled plus its tasks' own increment (peak minus
+    RSS at the start) fitted through the runs' bytes; a run whose step had no document
+    to work on is left out (on the split WARCs at --sample 8 the half run's
+    exact_dedup.group saw none, 73.7 MB against 83.3, which fitted said 142 MB against
+    91 MB real)."""
+    from types import SimpleNamespace
+
+    def run(nbytes, rows, recs):
+        main = [{"pid": 9, "started": 0, "cpu_s": 0.1, "shards": [{"rows": rows}]}]
+        steps = [{"pid": 1, "phase": "g", "started": t, "cpu_s": 0.01, "wall_s": 0.01,
+                  "start_rss_mb": start, "max_rss_mb": peak}
+                 for t, (start, peak) in enumerate(recs)]
+        return _Sampled(nbytes, {"main": main, "g": steps}, {}, 0, [nbytes], [("a", 0)])
+
+    ph = SimpleNamespace(name="g", kind="step", n_tasks=1, final=False)
+    empty, some = run(500, 0, [(45.0, 73.7)]), run(1000, 8, [(45.0, 83.3)])
+    est = _phase(ph, [], [empty, some], 3000, 1, 1, collect="main")
+    assert est.peak_rss_mb == 83.3  # the empty run's 9.6 MB less is no growth
+    # counted, its 9.6 MB per 500 B would add 38.4 MB over the 2000 B more
+    assert round(_step_growth("g", [empty, some], None, 3000), 6) == 38.4
+    # both with documents: the median task's increment, 10 -> 20 MB over 1000 -> 2000 B
+    half = run(1000, 5, [(50.0, 60.0), (50.0, 60.0), (50.0, 90.0)])
+    full = run(2000, 9, [(50.0, 70.0), (50.0, 70.0), (50.0, 95.0)])
+    ph3 = SimpleNamespace(name="g", kind="step", n_tasks=3, final=False)
+    assert _phase(ph3, [], [half, full], 4000, 3, 3, collect="main").peak_rss_mb == 95 + 20
+    assert _step_growth("g", [half, full], "main", 4000) == 20
+
+
+def test_the_warm_up_is_taken_off_the_task_that_imported_the_modules():
+    """The first task of a process pays its warm-up, and so does a later one that
+    imports the stages' modules on first use (a split WARC piece whose documents all
+    drop leaves its apply task little to import, and the next task imports 20 modules)."""
+    from types import SimpleNamespace
+
+    def rec(t, started, imported, cpu):
+        return {"pid": 1, "phase": "apply", "task": t, "started": started,
+                "imported": imported, "cpu_s": cpu, "wall_s": cpu, "shards": []}
+
+    recs = [rec(0, 1, 0, 0.01), rec(1, 2, 20, 0.07), rec(2, 3, 1, 0.01)]
+    run = _Sampled(3, {"apply": recs}, {}, 0, [10] * 3, [(str(t), 0) for t in range(3)])
+    pts = _points(SimpleNamespace(name="apply", kind="map"), [run])
+    assert [first for _, _, first in pts] == [True, True, False]
+    for r in recs:  # an older thresher's records: the first of the process
+        del r["imported"]
+    pts = _points(SimpleNamespace(name="apply", kind="map"), [run])
+    assert [first for _, _, first in pts] == [True, False, False]
+
+
 def test_the_largest_content_is_sampled_last():
     """A worker's peak RSS follows the largest batch it held, so the task of the most
     content is sampled (in place of the sampled one nearest to it in content) and run
@@ -195,12 +246,15 @@ def test_estimate_against_the_real_run(tmp_path: Path):
     out_err = est.to_dict()["output_bytes"] / out - 1
     print(f"cpu {est.cpu_hours * 3600:.2f}s vs {cpu:.2f}s ({cpu_err:+.1%}), peak RSS "
           f"{est.peak_rss_mb:.0f} vs {rss:.0f} MB ({rss_err:+.1%}), output {out_err:+.1%}")
+    # CPU: the goal is 25 %, met in 8 of 9 pairs of this corpus with the current
+    # estimator (+41 % once: a load burst on the sample run's two later tasks,
+    # docs/benchmarks.md), so the bound leaves room for that
     assert abs(cpu_err) <= 0.3 and abs(out_err) <= 0.25
-    # Peak RSS does not depend on the load as CPU does; the goal is 25 % (measured -21.0
-    # to -15.8 % after the creep fix, +20 to +31 % before it). One fresh-clone CI run once
+    # Peak RSS does not depend on the load as CPU does: the 25 % goal (measured -10.5 to
+    # +10.5 % since the word caches are emptied per task). One fresh-clone CI run once
     # saw a task's VmHWM 12x the estimate (-92 %) while CPU was within 4 %, not seen
     # since: a repeat of it fails here, as it should.
-    assert abs(rss_err) <= 0.3
+    assert abs(rss_err) <= 0.25
     table = format_table(est)
     assert "total" in table and est.cpu_rel_error is not None and est.cpu_rel_error >= 0
     assert f"+/-{100 * est.cpu_rel_error:.0f} %" in table
@@ -308,6 +362,11 @@ def test_split_warc_estimate_against_the_real_run(tmp_path: Path):
     print(f"split WARCs: cpu {est.cpu_hours * 3600:.2f}s vs {cpu:.2f}s ({cpu_err:+.1%}), "
           f"peak RSS {est.peak_rss_mb:.0f} vs {rss:.0f} MB ({rss_err:+.1%})")
     assert abs(cpu_err) <= 0.25 and abs(rss_err) <= 0.25
+    # the step phase's own peak (fitted through the two sample runs, it once said 142 MB
+    # against 91 MB: the half run's step had no document, _step_growth)
+    group = next(p for p in est.phases if p.name == "exact_dedup.group")
+    real_group = max(r["max_rss_mb"] for r in real["exact_dedup.group"])
+    assert abs(group.peak_rss_mb / real_group - 1) <= 0.25, (group.peak_rss_mb, real_group)
 
     # the same estimator on work instead of CPU seconds, from the same two sample runs
     content = content_pass(cfg, plan.inputs, READ_PASS_FACTOR * est.sample_bytes)[0]

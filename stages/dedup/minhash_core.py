@@ -45,7 +45,7 @@ characters can change the signatures of text containing those characters.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -161,6 +161,19 @@ def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.cumprod(up, dtype=U64), np.cumprod(down, dtype=U64)
 
 
+def _char_batches(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """(lo, hi) ranges of consecutive texts of about _CHARS code points together (a longer
+    text alone): the unit of work that bounds the working memory."""
+    lo = 0
+    while lo < len(texts):
+        hi, size = lo + 1, len(texts[lo])
+        while hi < len(texts) and size + len(texts[hi]) <= _CHARS:
+            size += len(texts[hi])
+            hi += 1
+        yield lo, hi
+        lo = hi
+
+
 def _token_hashes(texts: Sequence[str], spec: MinHashSpec) -> tuple[np.ndarray, np.ndarray]:
     """64-bit hash of every token of every text, concatenated, and tokens per text.
 
@@ -169,12 +182,8 @@ def _token_hashes(texts: Sequence[str], spec: MinHashSpec) -> tuple[np.ndarray, 
     all words at once from one prefix sum and made position-free by B**-start, then
     mixed with its length by _fmix64: equal words get equal hashes wherever they are.
     """
-    out, lens, lo = [], [], 0
-    while lo < len(texts):
-        hi, size = lo + 1, len(texts[lo])
-        while hi < len(texts) and size + len(texts[hi]) <= _CHARS:
-            size += len(texts[hi])
-            hi += 1
+    out, lens = [], []
+    for lo, hi in _char_batches(texts):
         norm = tn.normalize_batch(texts[lo:hi], spec)
         if spec.unit == "char":
             out.append(_fmix64(norm.cps.astype(U64) + U64(_BASE)))
@@ -187,7 +196,6 @@ def _token_hashes(texts: Sequence[str], spec: MinHashSpec) -> tuple[np.ndarray, 
             h = (prefix[ends] - prefix[starts]) * down[starts]
             out.append(_fmix64(h + (ends - starts).astype(U64) * U64(0xD6E8FEB86659FD93)))
             lens.append(np.bincount(doc, minlength=hi - lo).astype(np.int64))
-        lo = hi
     if not out:
         return np.zeros(0, U64), np.zeros(0, np.int64)
     return np.concatenate(out), np.concatenate(lens)
@@ -292,14 +300,8 @@ def signatures(texts: Sequence[str], spec: MinHashSpec) -> np.ndarray:
         return signatures_numpy(texts, spec)
     a, b = _permutations(spec.seed, spec.num_perm)
     out = np.empty((len(texts), spec.num_perm), U64)
-    lo = 0
-    while lo < len(texts):
-        hi, size = lo + 1, len(texts[lo])
-        while hi < len(texts) and size + len(texts[hi]) <= _CHARS:
-            size += len(texts[hi])
-            hi += 1
+    for lo, hi in _char_batches(texts):
         native.word_signatures(texts[lo:hi], spec, spec.n, a, b, out[lo:hi])
-        lo = hi
     return out
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -83,6 +83,21 @@ def available() -> bool:
     return kernel() is not None
 
 
+def _look_up_new(find: Callable[[np.ndarray], int], fill: Callable[[np.ndarray], None],
+                 table: np.ndarray, unknown: int) -> None:
+    """Fill ``table`` for every code point the kernel's ``find`` reports unknown (it writes
+    them to its buffer, marked pending, and returns how many there are), batch by batch."""
+    buf = np.empty(_UNKNOWN_BATCH, np.uint32)
+    with _FILLING:
+        while found := find(buf):
+            new = buf[:min(found, len(buf))]
+            try:
+                fill(new)
+            except BaseException:
+                table[new] = unknown  # marked pending by the kernel: not looked up
+                raise
+
+
 def perm_min(sh: np.ndarray, counts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n_docs, len(a)) minima of a*x + b over each document's shingles (``counts[d]`` of
     ``sh`` in turn); all-EMPTY rows for documents with none."""
@@ -101,15 +116,8 @@ def word_signatures(texts: Sequence[str], opts: tn.NormOptions, n: int, a: np.nd
     lens, raw = normal_form_code_points(texts, opts)
     tables = tn.tables(opts)
     lib = kernel()
-    buf = np.empty(_UNKNOWN_BATCH, np.uint32)
-    with _FILLING:
-        while found := lib.thr_unknown(raw, len(raw), tables.cls, buf, len(buf)):
-            new = buf[:min(found, len(buf))]
-            try:
-                tables.fill(new)
-            except BaseException:
-                tables.cls[new] = tn.UNKNOWN  # marked pending by the kernel: not looked up
-                raise
+    _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), tables.cls, buf, len(buf)),
+                 tables.fill, tables.cls, tn.UNKNOWN)
     status = lib.thr_word_signatures(raw, lens, len(lens), tables.cp, tables.cls, n, a, b,
                                      len(a), out)
     if status == -1:
@@ -172,17 +180,10 @@ def normal_form_code_points(texts: Sequence[str], opts: tn.NormOptions
     if not todo.any():
         return lens, raw
     lib, forms, flags = kernel(), _form_table(form), todo.view(np.uint8)
-    buf = np.empty(_UNKNOWN_BATCH, np.uint32)
-    with _FILLING:
-        while found := lib.thr_form_unknown(raw, lens, flags, len(lens), forms.table, buf,
-                                            len(buf)):
-            new = buf[:min(found, len(buf))]
-            try:
-                forms.fill(new)
-            except BaseException:
-                forms.table[new] = FORM_UNKNOWN  # marked pending by the kernel: not looked up
-                raise
-        exp_off, exp_len, exp_cps = forms.exp_off, forms.exp_len, forms.exp_cps
+    _look_up_new(lambda buf: lib.thr_form_unknown(raw, lens, flags, len(lens), forms.table,
+                                                  buf, len(buf)),
+                 forms.fill, forms.table, FORM_UNKNOWN)
+    exp_off, exp_len, exp_cps = forms.exp_off, forms.exp_len, forms.exp_cps  # append-only
     new_lens = np.empty(len(lens), np.int64)
     total = lib.thr_form_lengths(raw, lens, flags, len(lens), forms.table, exp_len, new_lens)
     if total < 0:

@@ -12,8 +12,10 @@ import logging
 import os
 import subprocess
 import sys
+import unicodedata
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from conftest import DATA, REPO
 from hypothesis import HealthCheck, given, settings
@@ -81,6 +83,72 @@ def test_batches_larger_than_one_kernel_call_give_the_same_rows(monkeypatch):
 def test_generated_texts_equal_the_numpy_path(texts, n, options):
     spec = MinHashSpec(n=n, bands=4, rows=2, **options)
     assert np.array_equal(core.signatures(texts, spec), core.signatures_numpy(texts, spec))
+
+
+def _column(texts: list[str | None], large: bool = False) -> pa.ChunkedArray:
+    """``texts`` as an Arrow column of several chunks, one of them a slice (offset > 0)."""
+    kind = pa.large_string() if large else pa.string()
+    third = len(texts) // 3
+    padded = pa.array(["not this one", *texts[third:2 * third]], kind).slice(1)
+    return pa.chunked_array([pa.array(texts[:third], kind), padded,
+                             pa.array(texts[2 * third:], kind)], kind)
+
+
+VALID = [t for t in CRAFTED if "\ud800" not in t]  # Arrow strings hold no lone surrogate
+MARKS = ["u\u0308ber fu\u0308r", "\u1100\u1161\u11a8 \u1100\u1161 \uac00\u11a8 jamo",
+         "a\u0323\u0301 a\u0301\u0323 q\u0307\u0323", "ｶﾞｷﾞ ｶ\uff9e halfwidth voiced",
+         "\u0958 \u0915\u093c nukta", "\u0cc6\u0cc2 \u0cca kannada", "\u212b \u0344 singles",
+         "e\u0301 " * 400, "\u0f73 \u0f71\u0f72 tibetan", "\u09c7\u09be \u09cb bengali"]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in
+                                                                    o.items()) or "default")
+@pytest.mark.parametrize("n", [1, 5])
+def test_signatures_from_arrow_utf8_equal_the_numpy_path(options, n):
+    spec = MinHashSpec(n=n, bands=7, rows=3, seed=11, **options)
+    texts = VALID + MARKS + SENTENCES[:200] + UDHR + WEB[:100]
+    texts[3] = None  # a null is an empty text
+    expected = core.signatures_numpy([t or "" for t in texts], spec)
+    for large in (False, True):
+        assert np.array_equal(core.column_signatures(_column(texts, large), spec), expected)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(alphabet=st.sampled_from(
+    list("ab AB.,0") + ["\u00a0", "\u200b", "ｅ", "ς", "\u0301", "\u0323", "\u0308", "é",
+                       "\u093c", "\u0915", "\u0929", "\u1100", "\u1161", "\u11a8", "\uac00",
+                       "\u0cc6", "\u0cc2", "\uff76", "\uff9e", "\u212b", "\u0344", "\u0f73",
+                       "😀", "ﬁ"]), max_size=30), min_size=1, max_size=10),
+    st.integers(1, 4), st.sampled_from(OPTIONS))
+def test_generated_marks_from_arrow_utf8_equal_the_numpy_path(texts, n, options):
+    """Marks that compose, reorder or block one another: the quick check says Yes only
+    where the text is in the form already."""
+    spec = MinHashSpec(n=n, bands=4, rows=2, **options)
+    assert np.array_equal(core.column_signatures(pa.array(texts), spec),
+                          core.signatures_numpy(texts, spec))
+
+
+def test_every_character_that_may_compose_is_a_maybe_of_the_quick_check():
+    """The whole code space: the second character of every primary composite (and Hangul's
+    vowels and trailing consonants) is in _composition_seconds, which scans planes 0-1."""
+    seconds = native._composition_seconds()
+    found = {0x1161, 0x11A8, 0x11C2, 0x1175}
+    for c in range(0x110000):
+        d = unicodedata.decomposition(chr(c))
+        if d and d[0] != "<" and len(d.split()) == 2 \
+                and unicodedata.normalize("NFC", chr(c)) == chr(c):
+            found.add(int(d.split()[1], 16))
+    assert found <= seconds and 0x0301 in seconds and 0x0CC2 in seconds
+
+
+def test_bytes_that_are_not_utf8_fail_as_reading_them_would():
+    data = b"fine text\xed\xa0\x80 a surrogate"
+    column = pa.Array.from_buffers(pa.string(), 2, [None, pa.py_buffer(
+        np.array([0, 9, len(data)], np.int32).tobytes()), pa.py_buffer(data)])
+    with pytest.raises(UnicodeDecodeError):
+        column.to_pylist()
+    with pytest.raises(UnicodeDecodeError):
+        core.column_signatures(column, MinHashSpec())
 
 
 def test_permutation_minima_equal_the_numpy_path():
@@ -153,8 +221,14 @@ def test_threads_filling_the_tables_at_once_get_the_numpy_signatures():
             "texts = [json.loads(l)['text'] for l in open(sys.argv[1], encoding='utf-8')]\n"
             "spec = c.MinHashSpec()\n"
             "chunks = [texts[i::8] for i in range(8)]\n"
+            "import pyarrow as pa\n"
+            "def sigs(i):  # the str path and the UTF-8 path at once\n"
+            "    t = chunks[i]\n"
+            "    if i % 2:\n"
+            "        return c.signatures(t, spec)\n"
+            "    return c.column_signatures(pa.array(t), spec)\n"
             "with ThreadPoolExecutor(8) as pool:\n"
-            "    got = list(pool.map(lambda t: c.signatures(t, spec), chunks))\n"
+            "    got = list(pool.map(sigs, range(8)))\n"
             "ok = all(np.array_equal(g, c.signatures_numpy(t, spec))\n"
             "         for g, t in zip(got, chunks))\n"
             "print(ok)\n")
@@ -189,7 +263,11 @@ def test_every_instruction_set_gives_the_same_bits(arch, tmp_path, monkeypatch):
         assert native.available()
         texts = CRAFTED + SENTENCES[:300] + UDHR + WEB
         for spec in (MinHashSpec(), MinHashSpec(n=3, bands=9, rows=13, unicode="NFC")):
-            assert np.array_equal(core.signatures(texts, spec), core.signatures_numpy(texts, spec))
+            expected = core.signatures_numpy(texts, spec)
+            assert np.array_equal(core.signatures(texts, spec), expected)
+            valid = [t for t in texts if "\ud800" not in t]
+            assert np.array_equal(core.column_signatures(pa.array(valid), spec),
+                                  core.signatures_numpy(valid, spec))
     finally:
         monkeypatch.undo()
         native.kernel.cache_clear()

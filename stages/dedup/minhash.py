@@ -197,13 +197,15 @@ class MinHashDedup(DedupStage):
         cols = super().input_columns()
         return (*cols, LANGUAGE) if self.params.tokenizer and LANGUAGE not in cols else cols
 
-    def _signatures(self, table: pa.Table, texts: list[str]) -> np.ndarray:
+    def _signatures(self, table: pa.Table) -> np.ndarray:
         """MinHash signatures; with ``tokenizer: auto`` segmented words for the documents
         whose language has a segmenter (the rest as without it)."""
+        column = table.column(self.params.column)
         if not self.params.tokenizer or self.params.unit != "word":
-            return core.signatures(texts, self.spec)
+            return core.column_signatures(column, self.spec)
         from stages.text import segmenters
 
+        texts = [t or "" for t in column.to_pylist()]
         langs = table.column(LANGUAGE).to_pylist() if LANGUAGE in table.schema.names \
             else [None] * len(texts)
         seg = [i for i, lang in enumerate(langs) if segmenters.segmenter_name(lang)]
@@ -241,8 +243,7 @@ class MinHashDedup(DedupStage):
         self.check_columns(table)
         if table.num_rows == 0:
             return
-        texts = [t or "" for t in table.column(self.params.column).to_pylist()]
-        sigs = self._signatures(table, texts)
+        sigs = self._signatures(table)
         bands, bkeys, docs = core.band_rows(sigs, keys, self.spec)  # docs with shingles only
         if self.params.scope != "global":  # same text, other scope value: other bucket
             scope = _scope_hashes(self.scope_values(table))[core.nonempty(sigs)]

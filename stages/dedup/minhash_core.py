@@ -305,6 +305,28 @@ def signatures(texts: Sequence[str], spec: MinHashSpec) -> np.ndarray:
     return out
 
 
+def column_signatures(column, spec: MinHashSpec) -> np.ndarray:
+    """``signatures`` of an Arrow string column (an Array or ChunkedArray; nulls are empty
+    texts). Word shingles are read from its UTF-8 by the compiled kernel, so most
+    documents never become Python strings (minhash_native.utf8_word_signatures)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = column.cast(pa.large_string())  # e.g. string_view
+    if column.null_count:
+        column = pc.fill_null(column, "")
+    if spec.unit != "word" or not native.available():
+        return signatures(column.to_pylist(), spec)
+    a, b = _permutations(spec.seed, spec.num_perm)
+    out = np.empty((len(column), spec.num_perm), U64)
+    row = 0
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        native.utf8_word_signatures(chunk, spec, spec.n, a, b, out[row:row + len(chunk)])
+        row += len(chunk)
+    return out
+
+
 def signatures_numpy(texts: Sequence[str], spec: MinHashSpec) -> np.ndarray:
     """``signatures`` in numpy passes: the reference of the compiled kernel."""
     tok, lens = _token_hashes(texts, spec)

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define THR_KERNEL_ABI 1 /* bump with any change of arguments or results */
+#define THR_KERNEL_ABI 2 /* bump with any change of arguments or results */
 #ifndef THR_SOURCE
 #define THR_SOURCE "unknown" /* the Makefile passes the first 16 hex digits of this file's sha256 */
 #endif
@@ -98,6 +98,37 @@ int64_t thr_form_unknown(const uint32_t *raw, const int64_t *lens, const uint8_t
     return found;
 }
 
+/* The length of a text after mapping, or -2 if a code point is not looked up (or its
+   expansion is not among the first n_exp). */
+static int64_t form_length(const uint32_t *raw, int64_t n, const uint32_t *form,
+                           const int64_t *exp_len, int64_t n_exp) {
+    int64_t len = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t f = form[raw[i]];
+        if (f < FORM_EXPANDS) len++;
+        else if (f >= FORM_PENDING || (int64_t)(f & ~FORM_EXPANDS) >= n_exp) return -2;
+        else len += exp_len[f & ~FORM_EXPANDS];
+    }
+    return len;
+}
+
+/* The text mapped into out (form_length's count); returns the end of what it wrote. */
+static uint32_t *map_form(const uint32_t *raw, int64_t n, const uint32_t *form,
+                          const int64_t *exp_off, const int64_t *exp_len,
+                          const uint32_t *exp_cps, uint32_t *out) {
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t f = form[raw[i]];
+        if (f < FORM_EXPANDS) {
+            *out++ = f;
+        } else {
+            const int64_t k = f & ~FORM_EXPANDS;
+            memcpy(out, exp_cps + exp_off[k], (size_t)exp_len[k] * sizeof(uint32_t));
+            out += exp_len[k];
+        }
+    }
+    return out;
+}
+
 /* The code points of each document after mapping (new_lens) and their total, or -2 if a
    code point of a todo document has not been looked up. */
 int64_t thr_form_lengths(const uint32_t *raw, const int64_t *lens, const uint8_t *todo,
@@ -105,16 +136,9 @@ int64_t thr_form_lengths(const uint32_t *raw, const int64_t *lens, const uint8_t
                          int64_t *new_lens) {
     int64_t total = 0;
     for (int64_t d = 0; d < n_docs; raw += lens[d], d++) {
-        int64_t len = lens[d];
-        if (todo[d]) {
-            len = 0;
-            for (int64_t i = 0; i < lens[d]; i++) {
-                const uint32_t f = form[raw[i]];
-                if (f < FORM_EXPANDS) len++;
-                else if (f >= FORM_PENDING) return -2;
-                else len += exp_len[f & ~FORM_EXPANDS];
-            }
-        }
+        const int64_t len = todo[d] ? form_length(raw, lens[d], form, exp_len, INT64_MAX)
+                                    : lens[d];
+        if (len < 0) return -2;
         new_lens[d] = len;
         total += len;
     }
@@ -132,16 +156,7 @@ void thr_map_form(const uint32_t *raw, const int64_t *lens, const uint8_t *todo,
             out += lens[d];
             continue;
         }
-        for (int64_t i = 0; i < lens[d]; i++) {
-            const uint32_t f = form[raw[i]];
-            if (f < FORM_EXPANDS) {
-                *out++ = f;
-            } else {
-                const int64_t k = f & ~FORM_EXPANDS;
-                memcpy(out, exp_cps + exp_off[k], (size_t)exp_len[k] * sizeof(uint32_t));
-                out += exp_len[k];
-            }
-        }
+        out = map_form(raw, lens[d], form, exp_off, exp_len, exp_cps, out);
     }
 }
 
@@ -218,6 +233,21 @@ static int64_t word_hashes(const uint32_t *raw, int64_t len, const uint32_t *cp,
     return count;
 }
 
+/* A document's row of minima from its t word hashes: its n-word shingles (one shingle of
+   all its words if it has fewer than n, none if it has no word), hashed in place. */
+static void shingle_minima(uint64_t *tok, int64_t t, int64_t n, const uint64_t *a,
+                           const uint64_t *b, int64_t num_perm, uint64_t *row) {
+    const int64_t shingles = t >= n ? t - n + 1 : (t > 0 ? 1 : 0);
+    const int64_t width = t >= n ? n : t;
+    /* in place: shingle s only reads tokens s..s+width-1, never an overwritten one */
+    for (int64_t s = 0; s < shingles; s++) {
+        uint64_t h = tok[s];
+        for (int64_t j = 1; j < width; j++) h = h * SHINGLE_MUL + tok[s + j];
+        tok[s] = fmix64(h);
+    }
+    perm_min(tok, shingles, a, b, num_perm, row);
+}
+
 /* Signatures of a batch of documents under word shingling: raw holds lens[d] code points
    for each document d in turn (the Unicode normal form already applied), cp and cls the
    normalization tables (every code point of raw looked up: see thr_unknown), n the words
@@ -236,16 +266,125 @@ int64_t thr_word_signatures(const uint32_t *raw, const int64_t *lens, int64_t n_
             break;
         }
         raw += lens[d];
-        int64_t shingles = t >= n ? t - n + 1 : (t > 0 ? 1 : 0);
-        int64_t width = t >= n ? n : t;
-        /* in place: shingle s only reads tokens s..s+width-1, never an overwritten one */
-        for (int64_t s = 0; s < shingles; s++) {
-            uint64_t h = tok[s];
-            for (int64_t j = 1; j < width; j++) h = h * SHINGLE_MUL + tok[s + j];
-            tok[s] = fmix64(h);
-        }
-        perm_min(tok, shingles, a, b, num_perm, out + d * num_perm);
+        shingle_minima(tok, t, n, a, b, num_perm, out + d * num_perm);
     }
     free(tok);
     return status;
+}
+
+/* ------------------------------------------------------------------ from Arrow's UTF-8
+
+   The same signatures straight from an Arrow string column (its UTF-8 bytes and offsets),
+   so the common document never becomes a Python str: decoded here, checked to be in the
+   normal form already by the Unicode quick check (UAX #15), else mapped character by
+   character and checked again, then hashed as above. What the quick check cannot settle
+   (a Maybe: a mark that might compose) and bytes that are not UTF-8 are left to the
+   caller's exact path, as are code points the tables do not hold yet. */
+
+#define QC_NOT_YES 253 /* qc[c]: the character's combining class if its quick check is Yes */
+
+enum { DOC_DONE = 0, DOC_NOT_SETTLED = 1, DOC_UNKNOWN = 2 };
+
+/* The code points of s[0..len) into out (room for len); their count, or -1 if the bytes
+   are not UTF-8 (overlong forms, surrogates and values past U+10FFFF included). */
+static int64_t utf8_decode(const uint8_t *s, int64_t len, uint32_t *out) {
+    int64_t i = 0, n = 0;
+    while (i < len) {
+        const uint32_t c = s[i];
+        if (c < 0x80) {
+            out[n++] = c;
+            i++;
+            continue;
+        }
+        int k;
+        uint32_t cp, min;
+        if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; min = 0x10000; }
+        else return -1;
+        if (i + k >= len) return -1;
+        for (int j = 1; j <= k; j++) {
+            const uint32_t t = s[i + j];
+            if ((t & 0xC0) != 0x80) return -1;
+            cp = (cp << 6) | (t & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
+        out[n++] = cp;
+        i += k + 1;
+    }
+    return n;
+}
+
+/* The quick check of a whole text: DOC_DONE if it says Yes (the text is in the form),
+   DOC_NOT_SETTLED if No or Maybe, DOC_UNKNOWN if a code point is not in the table. */
+static int quick_check(const uint32_t *cps, int64_t n, const uint8_t *qc) {
+    uint8_t last = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t q = qc[cps[i]];
+        if (q >= PENDING) return DOC_UNKNOWN;
+        if (q == QC_NOT_YES || (q != 0 && last > q)) return DOC_NOT_SETTLED;
+        last = q;
+    }
+    return DOC_DONE;
+}
+
+static int grow(uint32_t **buf, int64_t *cap, int64_t need) {
+    if (need <= *cap) return 0;
+    int64_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    uint32_t *t = realloc(*buf, (size_t)c * sizeof(uint32_t));
+    if (!t) return -1;
+    *buf = t;
+    *cap = c;
+    return 0;
+}
+
+/* Signatures of n_docs strings of an Arrow string column: document d is
+   data[starts[d]..ends[d]). status[d] says what became of it (DOC_*); out's row d
+   is written for DOC_DONE only. check_form: whether the options ask for a Unicode normal
+   form (qc, form and the expansions, of which n_exp are complete, describe it: see
+   thr_map_form; an expansion not complete yet counts as unknown). Returns 0, or -1 if out
+   of memory. */
+int64_t thr_utf8_word_signatures(const uint8_t *data, const int64_t *starts,
+                                 const int64_t *ends, int64_t n_docs,
+                                 int64_t check_form, const uint8_t *qc, const uint32_t *form,
+                                 const int64_t *exp_off, const int64_t *exp_len,
+                                 const uint32_t *exp_cps, int64_t n_exp,
+                                 const uint32_t *cp, const uint8_t *cls, int64_t n,
+                                 const uint64_t *a, const uint64_t *b, int64_t num_perm,
+                                 uint64_t *out, uint8_t *status) {
+    uint32_t *raw = NULL, *mapped = NULL;
+    uint64_t *tok = NULL;
+    int64_t raw_cap = 0, mapped_cap = 0, tok_cap = 0, result = 0;
+    for (int64_t d = 0; d < n_docs; d++) {
+        const int64_t bytes = ends[d] - starts[d];
+        if (grow(&raw, &raw_cap, bytes + 1)) { result = -1; break; }
+        int64_t len = utf8_decode(data + starts[d], bytes, raw);
+        status[d] = DOC_NOT_SETTLED;
+        if (len < 0) continue;
+        const uint32_t *text = raw;
+        if (check_form) {
+            int q = quick_check(raw, len, qc);
+            if (q == DOC_UNKNOWN) { status[d] = DOC_UNKNOWN; continue; }
+            if (q == DOC_NOT_SETTLED) {  /* each character's own normal form, checked again */
+                const int64_t mlen = form_length(raw, len, form, exp_len, n_exp);
+                if (mlen < 0) { status[d] = DOC_UNKNOWN; continue; }
+                if (grow(&mapped, &mapped_cap, mlen + 1)) { result = -1; break; }
+                map_form(raw, len, form, exp_off, exp_len, exp_cps, mapped);
+                q = quick_check(mapped, mlen, qc);
+                if (q != DOC_DONE) { status[d] = (uint8_t)q; continue; }
+                text = mapped;
+                len = mlen;
+            }
+        }
+        const int64_t t = word_hashes(text, len, cp, cls, &tok, &tok_cap);
+        if (t == -1) { result = -1; break; }
+        if (t < 0) { status[d] = DOC_UNKNOWN; continue; }
+        shingle_minima(tok, t, n, a, b, num_perm, out + d * num_perm);
+        status[d] = DOC_DONE;
+    }
+    free(raw);
+    free(mapped);
+    free(tok);
+    return result;
 }

@@ -24,14 +24,17 @@ from pipelines.lazy import lazy_module
 from stages.text import normalize as tn
 
 np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
 
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("minhash_kernel.c")
 LIBRARY = Path(__file__).with_name("_minhash_kernel.so")
-ABI = 1  # THR_KERNEL_ABI of the source
+ABI = 2  # THR_KERNEL_ABI of the source
 _UNKNOWN_BATCH = 4096  # code points looked up per round of thr_unknown
 FORM_UNKNOWN, FORM_EXPANDS = 0xFFFFFFFF, 0x80000000  # as in minhash_kernel.c
+QC_NOT_YES = 253  # as in minhash_kernel.c
+DOC_DONE, DOC_UNKNOWN = 0, 2  # thr_utf8_word_signatures's statuses (DOC_* in the source)
 # The kernel runs without the GIL (ctypes releases it), and a table entry being looked up is
 # marked pending: finding and filling unknown code points is one critical section, so a
 # thread never meets another's pending entries (it only reads entries it found filled).
@@ -76,6 +79,9 @@ def kernel() -> ctypes.CDLL | None:
     lib.thr_form_lengths.restype = n
     lib.thr_map_form.argtypes = [u32, i64, u8, n, u32, i64, i64, u32, w32]
     lib.thr_map_form.restype = None
+    lib.thr_utf8_word_signatures.argtypes = [u8, i64, i64, n, n, u8, u32, i64, i64, u32, n, u32, u8,
+                                             n, u64, u64, n, w64, w8]
+    lib.thr_utf8_word_signatures.restype = n
     return lib
 
 
@@ -113,7 +119,13 @@ def word_signatures(texts: Sequence[str], opts: tn.NormOptions, n: int, a: np.nd
     """Signatures of ``texts`` under ``n``-word shingles into ``out`` (len(texts), len(a)).
 
     The caller bounds the batch (its code points are one array here)."""
-    lens, raw = normal_form_code_points(texts, opts)
+    _code_point_signatures(*normal_form_code_points(texts, opts), opts, n, a, b, out)
+
+
+def _code_point_signatures(lens: np.ndarray, raw: np.ndarray, opts: tn.NormOptions, n: int,
+                           a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``word_signatures`` of texts already in the options' normal form (``lens[d]`` code
+    points of ``raw`` for each in turn)."""
     tables = tn.tables(opts)
     lib = kernel()
     _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), tables.cls, buf, len(buf)),
@@ -138,10 +150,12 @@ class _FormTable:
 
     def _arrays(self) -> None:
         lens = [len(e) for e in self._expansions] or [0]
-        self.exp_len = np.array(lens, np.int64)
-        self.exp_off = np.cumsum(self.exp_len) - self.exp_len
-        self.exp_cps = np.frombuffer("".join(self._expansions).encode("utf-32-le") or
-                                     b"\0\0\0\0", np.uint32)
+        exp_len = np.array(lens, np.int64)
+        exp_cps = np.frombuffer("".join(self._expansions).encode("utf-32-le") or b"\0\0\0\0",
+                                np.uint32)
+        # one assignment, so a thread reading them meanwhile gets arrays that go together
+        self.expansions = (exp_len.cumsum() - exp_len, exp_len, exp_cps,
+                           len(self._expansions))
 
     def fill(self, new: np.ndarray) -> None:
         values = []
@@ -183,7 +197,7 @@ def normal_form_code_points(texts: Sequence[str], opts: tn.NormOptions
     _look_up_new(lambda buf: lib.thr_form_unknown(raw, lens, flags, len(lens), forms.table,
                                                   buf, len(buf)),
                  forms.fill, forms.table, FORM_UNKNOWN)
-    exp_off, exp_len, exp_cps = forms.exp_off, forms.exp_len, forms.exp_cps  # append-only
+    exp_off, exp_len, exp_cps, _ = forms.expansions
     new_lens = np.empty(len(lens), np.int64)
     total = lib.thr_form_lengths(raw, lens, flags, len(lens), forms.table, exp_len, new_lens)
     if total < 0:
@@ -206,3 +220,126 @@ def normal_form_code_points(texts: Sequence[str], opts: tn.NormOptions
         lo = int(ends[d])
     pieces.append(out[lo:])
     return new_lens, np.concatenate(pieces)
+
+
+# ----------------------------------------------------------------------- from Arrow's UTF-8
+
+def _composition_seconds() -> frozenset[int]:
+    """The characters that can be the second of a canonical composition: the quick check's
+    Maybe of NFC and NFKC. They are the second characters of the primary composites (a
+    canonical decomposition in two that NFC keeps composed) and Hangul's vowel and
+    trailing jamo (composed by algorithm). Primary composites are in planes 0 and 1
+    (tests/test_minhash_native.py checks the rest of the code space)."""
+    seconds = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    decomposition, normalize = unicodedata.decomposition, unicodedata.normalize
+    for c in range(0x20000):
+        d = decomposition(chr(c))
+        if d and d[0] != "<":
+            parts = d.split()
+            if len(parts) == 2 and normalize("NFC", chr(c)) == chr(c):
+                seconds.add(int(parts[1], 16))
+    return frozenset(seconds)
+
+
+class _QuickCheckTable:
+    """Each code point's answer to the Unicode quick check of one form (UAX #15), filled in
+    as code points occur: its canonical combining class if the answer is Yes, QC_NOT_YES if
+    No (its own normal form is another) or Maybe (it might compose with the one before)."""
+
+    def __init__(self, form: str) -> None:
+        self.form = form
+        self.table = np.full(0x110000, tn.UNKNOWN, np.uint8)
+        self.seconds = _composition_seconds() if form in ("NFC", "NFKC") else frozenset()
+
+    def fill(self, new: np.ndarray) -> None:
+        values = []
+        for c in new.tolist():
+            ch = chr(c)
+            yes = unicodedata.normalize(self.form, ch) == ch and c not in self.seconds
+            values.append(unicodedata.combining(ch) if yes else QC_NOT_YES)
+        self.table[new] = values
+
+
+@cache
+def _quick_check_table(form: str) -> _QuickCheckTable:
+    return _QuickCheckTable(form)
+
+
+def _look_up_texts(texts: Sequence[str], opts: tn.NormOptions) -> None:
+    """Enter every code point of ``texts``, and of their characters' normal forms, in the
+    tables ``utf8_word_signatures`` reads, so that none of them is unknown there again."""
+    lens, raw = tn.code_points(texts)
+    lib = kernel()
+    form = None if opts.unicode == "none" else opts.unicode
+    if form:
+        forms, every = _form_table(form), np.ones(len(lens), np.uint8)
+        _look_up_new(lambda buf: lib.thr_form_unknown(raw, lens, every, len(lens), forms.table,
+                                                      buf, len(buf)),
+                     forms.fill, forms.table, FORM_UNKNOWN)
+        mapped_lens = np.empty(len(lens), np.int64)
+        exp_off, exp_len, exp_cps, _ = forms.expansions
+        total = lib.thr_form_lengths(raw, lens, every, len(lens), forms.table, exp_len,
+                                     mapped_lens)
+        mapped = np.empty(total, np.uint32)
+        lib.thr_map_form(raw, lens, every, len(lens), forms.table, exp_off, exp_len, exp_cps,
+                         mapped)
+        raw = np.concatenate([raw, mapped])
+        qc = _quick_check_table(form)
+        _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), qc.table, buf, len(buf)),
+                     qc.fill, qc.table, tn.UNKNOWN)
+    tables = tn.tables(opts)
+    _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), tables.cls, buf, len(buf)),
+                 tables.fill, tables.cls, tn.UNKNOWN)
+
+
+_NO_BYTES = np.zeros(1, np.uint8)
+_NO_FORM = (np.zeros(1, np.uint8), np.zeros(1, np.uint32), np.zeros(1, np.int64),
+            np.zeros(1, np.int64), np.zeros(1, np.uint32), 0)  # unicode: none
+
+
+def utf8_word_signatures(column: pa.Array, opts: tn.NormOptions, n: int, a: np.ndarray,
+                         b: np.ndarray, out: np.ndarray) -> None:
+    """``word_signatures`` of an Arrow string or large_string array without nulls, read
+    from its UTF-8.
+
+    A document the quick check cannot settle (a mark that might compose) is normalized in
+    Python. One holding a code point the tables do not have yet is looked up in Python
+    and computed again; from then on that code point costs nothing."""
+    wide = pa.types.is_large_string(column.type)
+    _, offsets_buf, data_buf = column.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64 if wide else np.int32, len(column) + 1,
+                            column.offset * (8 if wide else 4)).astype(np.int64)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size \
+        else _NO_BYTES
+    form = None if opts.unicode == "none" else opts.unicode
+    tables, lib = tn.tables(opts), kernel()
+    status = np.empty(len(column), np.uint8)
+
+    def run(starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, st: np.ndarray) -> None:
+        if form:
+            forms, qc = _form_table(form), _quick_check_table(form)
+            # the expansions as they are now: entries filled after this are seen as unknown
+            fargs = (qc.table, forms.table, *forms.expansions)
+        else:
+            fargs = _NO_FORM
+        if lib.thr_utf8_word_signatures(data, starts, ends, len(starts), int(bool(form)),
+                                        *fargs, tables.cp, tables.cls, n, a, b, len(a), rows,
+                                        st) == -1:
+            raise MemoryError("the MinHash kernel could not allocate its buffers")
+
+    run(offsets[:-1].copy(), offsets[1:].copy(), out, status)
+    unknown = np.flatnonzero(status == DOC_UNKNOWN)
+    if len(unknown):
+        _look_up_texts(column.take(unknown).to_pylist(), opts)
+        rows, again = np.empty((len(unknown), len(a)), np.uint64), np.empty(len(unknown),
+                                                                             np.uint8)
+        run(offsets[unknown], offsets[unknown + 1], rows, again)
+        out[unknown], status[unknown] = rows, again
+    rest = np.flatnonzero(status != DOC_DONE)
+    if len(rest):  # normalized whole: one pass, where is_normalized would be another
+        texts = column.take(rest).to_pylist()
+        if form:
+            texts = [unicodedata.normalize(form, t) for t in texts]
+        rows = np.empty((len(rest), len(a)), np.uint64)
+        _code_point_signatures(*tn.code_points(texts), opts, n, a, b, rows)
+        out[rest] = rows

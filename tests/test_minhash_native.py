@@ -128,17 +128,34 @@ def test_generated_marks_from_arrow_utf8_equal_the_numpy_path(texts, n, options)
                           core.signatures_numpy(texts, spec))
 
 
-def test_every_character_that_may_compose_is_a_maybe_of_the_quick_check():
-    """The whole code space: the second character of every primary composite (and Hangul's
-    vowels and trailing consonants) is in _composition_seconds, which scans planes 0-1."""
-    seconds = native._composition_seconds()
-    found = {0x1161, 0x11A8, 0x11C2, 0x1175}
+def test_the_composition_table_holds_every_primary_composite_of_the_code_space():
+    """The whole code space: every primary composite is a pair of _Compositions (which
+    scans planes 0-1), and its second character a Maybe of the quick check."""
+    comp = native._compositions()
+    pairs = dict(zip(comp.keys.tolist(), comp.values.tolist()))
+    found = {}
     for c in range(0x110000):
         d = unicodedata.decomposition(chr(c))
         if d and d[0] != "<" and len(d.split()) == 2 \
                 and unicodedata.normalize("NFC", chr(c)) == chr(c):
-            found.add(int(d.split()[1], 16))
-    assert found <= seconds and 0x0301 in seconds and 0x0CC2 in seconds
+            first, second = (int(x, 16) for x in d.split())
+            found[first << 21 | second] = c
+    assert found == pairs and len(pairs) > 900
+    assert {k & 0x1FFFFF for k in found} | {0x1161, 0x11A8, 0x11C2} <= comp.seconds
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFKC", "NFD", "NFKD"])
+def test_every_character_normalizes_as_unicodedata_does(form):
+    """Each code point of planes 0-1 alone, after a letter and before two marks (which
+    reorder, compose or block): the kernel's normalization from UTF-8 is unicodedata's."""
+    spec = MinHashSpec(n=1, bands=2, rows=2, unicode=form, lowercase=False,
+                       punctuation_as_space=False, normalize_digits=False,
+                       collapse_whitespace=False)
+    chars = [chr(c) for c in range(0x20000) if not 0xD800 <= c < 0xE000]
+    texts = chars + ["a" + c + "\u0301\u0323" for c in chars] + ["\u1100" + c for c in chars] \
+        + ["\u1100\u1161" + c for c in chars]
+    got = core.column_signatures(pa.array(texts), spec)
+    assert np.array_equal(got, core.signatures_numpy(texts, spec))
 
 
 def test_bytes_that_are_not_utf8_fail_as_reading_them_would():

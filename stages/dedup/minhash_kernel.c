@@ -275,15 +275,17 @@ int64_t thr_word_signatures(const uint32_t *raw, const int64_t *lens, int64_t n_
 /* ------------------------------------------------------------------ from Arrow's UTF-8
 
    The same signatures straight from an Arrow string column (its UTF-8 bytes and offsets),
-   so the common document never becomes a Python str: decoded here, checked to be in the
-   normal form already by the Unicode quick check (UAX #15), else mapped character by
-   character and checked again, then hashed as above. What the quick check cannot settle
-   (a Maybe: a mark that might compose) and bytes that are not UTF-8 are left to the
-   caller's exact path, as are code points the tables do not hold yet. */
+   so a document never becomes a Python str: decoded here; checked to be in the normal form
+   already by the Unicode quick check (UAX #15), the common case; else normalized here as
+   CPython's unicodedata does it (full decomposition by the caller's per-character table,
+   canonical ordering, canonical composition by its pair table and Hangul's algorithm);
+   then hashed as above. Code points the tables do not hold yet, and bytes that are not
+   UTF-8, are left to the caller. */
 
 #define QC_NOT_YES 253 /* qc[c]: the character's combining class if its quick check is Yes */
 
-enum { DOC_DONE = 0, DOC_NOT_SETTLED = 1, DOC_UNKNOWN = 2 };
+enum { DOC_DONE = 0, DOC_NOT_UTF8 = 1, DOC_UNKNOWN = 2 };
+enum { FORM_NONE = 0, FORM_DECOMPOSED = 1, FORM_COMPOSED = 2 }; /* none; NFD, NFKD; NFC, NFKC */
 
 /* The code points of s[0..len) into out (room for len); their count, or -1 if the bytes
    are not UTF-8 (overlong forms, surrogates and values past U+10FFFF included). */
@@ -315,76 +317,206 @@ static int64_t utf8_decode(const uint8_t *s, int64_t len, uint32_t *out) {
     return n;
 }
 
-/* The quick check of a whole text: DOC_DONE if it says Yes (the text is in the form),
-   DOC_NOT_SETTLED if No or Maybe, DOC_UNKNOWN if a code point is not in the table. */
+/* The quick check of a whole text: 1 if it says Yes (the text is in the form), 0 if No or
+   Maybe, -2 if a code point is not in the table. */
 static int quick_check(const uint32_t *cps, int64_t n, const uint8_t *qc) {
     uint8_t last = 0;
     for (int64_t i = 0; i < n; i++) {
         const uint8_t q = qc[cps[i]];
-        if (q >= PENDING) return DOC_UNKNOWN;
-        if (q == QC_NOT_YES || (q != 0 && last > q)) return DOC_NOT_SETTLED;
+        if (q >= PENDING) return -2;
+        if (q == QC_NOT_YES || (q != 0 && last > q)) return 0;
         last = q;
     }
-    return DOC_DONE;
+    return 1;
 }
 
-static int grow(uint32_t **buf, int64_t *cap, int64_t need) {
+/* Canonical ordering in place (a stable insertion sort of each run of non-starters, as
+   CPython's nfd_nfkd); every ccc known. */
+static void canonical_order(uint32_t *b, int64_t n, const uint8_t *ccc) {
+    if (n == 0) return;
+    uint8_t prev = ccc[b[0]];
+    for (int64_t i = 1; i < n; i++) {
+        const uint8_t cur = ccc[b[i]];
+        if (prev == 0 || cur == 0 || prev <= cur) {
+            prev = cur;
+            continue;
+        }
+        for (int64_t o = i - 1; o >= 0; o--) {
+            const uint32_t t = b[o + 1];
+            b[o + 1] = b[o];
+            b[o] = t;
+            if (o == 0) break;
+            const uint8_t before = ccc[b[o - 1]];
+            if (before == 0 || before <= cur) break;
+        }
+        prev = ccc[b[i]];
+    }
+}
+
+/* The primary composite of (first, second), or 0: keys are first << 21 | second, sorted. */
+static uint32_t composite(uint32_t first, uint32_t second, const uint64_t *keys,
+                          const uint32_t *values, int64_t n_pairs) {
+    const uint64_t key = (uint64_t)first << 21 | second;
+    int64_t lo = 0, hi = n_pairs;
+    while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if (keys[mid] < key) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n_pairs && keys[lo] == key ? values[lo] : 0;
+}
+
+#define S_BASE 0xAC00u
+#define L_BASE 0x1100u
+#define V_BASE 0x1161u
+#define T_BASE 0x11A7u
+#define L_COUNT 19u
+#define V_COUNT 21u
+#define T_COUNT 28u
+
+#define PAIR_FIRST 1  /* pair[c]: c begins some composition pair */
+#define PAIR_SECOND 2 /* c ends one */
+
+/* Canonical composition in place, step for step as CPython's nfc_nfkc (skipped[0..n)
+   zeroed); returns the new length. */
+static int64_t compose(uint32_t *b, int64_t n, const uint8_t *ccc, const uint8_t *pair,
+                       const uint64_t *keys, const uint32_t *values, int64_t n_pairs,
+                       uint8_t *skipped) {
+    int64_t i = 0, o = 0;
+    while (i < n) {
+        if (skipped[i]) {
+            i++;
+            continue;
+        }
+        uint32_t code = b[i];
+        if (code - L_BASE < L_COUNT && i + 1 < n && b[i + 1] - V_BASE < V_COUNT) {
+            code = S_BASE + ((code - L_BASE) * V_COUNT + (b[i + 1] - V_BASE)) * T_COUNT;
+            i += 2;
+            if (i < n && b[i] > T_BASE && b[i] < T_BASE + T_COUNT) code += b[i++] - T_BASE;
+            b[o++] = code;
+            continue;
+        }
+        if (!(pair[code] & PAIR_FIRST)) {
+            b[o++] = code;
+            i++;
+            continue;
+        }
+        uint8_t comb = 0;
+        for (int64_t i1 = i + 1; i1 < n; i1++) {
+            const uint32_t code1 = b[i1];
+            const uint8_t comb1 = ccc[code1];
+            if (comb) {
+                if (comb1 == 0) break;
+                if (comb >= comb1) continue; /* blocked */
+            }
+            const uint32_t c = pair[code1] & PAIR_SECOND
+                                   ? composite(code, code1, keys, values, n_pairs) : 0;
+            if (!c) {
+                if (comb1 == 0) break;
+                comb = comb1;
+                continue;
+            }
+            code = c;
+            skipped[i1] = 1;
+            if (!(pair[code] & PAIR_FIRST)) break;
+        }
+        b[o++] = code;
+        i++;
+    }
+    return o;
+}
+
+static int grow(void **buf, int64_t *cap, int64_t need, size_t size) {
     if (need <= *cap) return 0;
     int64_t c = *cap ? *cap : 4096;
     while (c < need) c *= 2;
-    uint32_t *t = realloc(*buf, (size_t)c * sizeof(uint32_t));
+    void *t = realloc(*buf, (size_t)c * size);
     if (!t) return -1;
     *buf = t;
     *cap = c;
     return 0;
 }
 
+/* What a decomposed text b[0..n) still needs: NEEDS_ORDER if its marks are out of
+   canonical order, NEEDS_COMPOSE if it holds a character that can end a composition (none:
+   composing changes nothing); -2 if a combining class is not in the table. */
+#define NEEDS_ORDER 1
+#define NEEDS_COMPOSE 2
+static int needs(const uint32_t *b, int64_t n, const uint8_t *ccc, const uint8_t *pair) {
+    int what = 0;
+    uint8_t last = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t c = b[i];
+        const uint8_t k = ccc[c];
+        if (k >= PENDING) return -2;
+        if (k != 0 && last > k) what |= NEEDS_ORDER;
+        last = k;
+        if ((pair[c] & PAIR_SECOND) || c - V_BASE < V_COUNT) what |= NEEDS_COMPOSE;
+    }
+    return what;
+}
+
 /* Signatures of n_docs strings of an Arrow string column: document d is
-   data[starts[d]..ends[d]). status[d] says what became of it (DOC_*); out's row d
-   is written for DOC_DONE only. check_form: whether the options ask for a Unicode normal
-   form (qc, form and the expansions, of which n_exp are complete, describe it: see
-   thr_map_form; an expansion not complete yet counts as unknown). Returns 0, or -1 if out
-   of memory. */
+   data[starts[d]..ends[d]). status[d] says what became of it (DOC_*); out's row d is
+   written for DOC_DONE only. form_kind (FORM_*) is what the options ask for; then qc is
+   the quick check table of their form, decomp each character's full decomposition under
+   it (as thr_map_form's table: canonical for NFC and NFD, compatibility for NFKC and
+   NFKD; an expansion past the n_exp complete ones counts as unknown), ccc the combining
+   classes, pair/keys/values the composition pairs. Returns 0, or -1 if out of memory. */
 int64_t thr_utf8_word_signatures(const uint8_t *data, const int64_t *starts,
-                                 const int64_t *ends, int64_t n_docs,
-                                 int64_t check_form, const uint8_t *qc, const uint32_t *form,
+                                 const int64_t *ends, int64_t n_docs, int64_t form_kind,
+                                 const uint8_t *qc, const uint32_t *decomp,
                                  const int64_t *exp_off, const int64_t *exp_len,
-                                 const uint32_t *exp_cps, int64_t n_exp,
+                                 const uint32_t *exp_cps, int64_t n_exp, const uint8_t *ccc,
+                                 const uint8_t *pair, const uint64_t *keys,
+                                 const uint32_t *values, int64_t n_pairs,
                                  const uint32_t *cp, const uint8_t *cls, int64_t n,
                                  const uint64_t *a, const uint64_t *b, int64_t num_perm,
                                  uint64_t *out, uint8_t *status) {
-    uint32_t *raw = NULL, *mapped = NULL;
+    uint32_t *raw = NULL, *norm = NULL;
+    uint8_t *skipped = NULL;
     uint64_t *tok = NULL;
-    int64_t raw_cap = 0, mapped_cap = 0, tok_cap = 0, result = 0;
+    int64_t raw_cap = 0, norm_cap = 0, skipped_cap = 0, tok_cap = 0, result = 0;
     for (int64_t d = 0; d < n_docs; d++) {
         const int64_t bytes = ends[d] - starts[d];
-        if (grow(&raw, &raw_cap, bytes + 1)) { result = -1; break; }
+        if (grow((void **)&raw, &raw_cap, bytes + 1, sizeof(uint32_t))) { result = -1; break; }
         int64_t len = utf8_decode(data + starts[d], bytes, raw);
-        status[d] = DOC_NOT_SETTLED;
+        status[d] = DOC_NOT_UTF8;
         if (len < 0) continue;
+        status[d] = DOC_UNKNOWN;
         const uint32_t *text = raw;
-        if (check_form) {
-            int q = quick_check(raw, len, qc);
-            if (q == DOC_UNKNOWN) { status[d] = DOC_UNKNOWN; continue; }
-            if (q == DOC_NOT_SETTLED) {  /* each character's own normal form, checked again */
-                const int64_t mlen = form_length(raw, len, form, exp_len, n_exp);
-                if (mlen < 0) { status[d] = DOC_UNKNOWN; continue; }
-                if (grow(&mapped, &mapped_cap, mlen + 1)) { result = -1; break; }
-                map_form(raw, len, form, exp_off, exp_len, exp_cps, mapped);
-                q = quick_check(mapped, mlen, qc);
-                if (q != DOC_DONE) { status[d] = (uint8_t)q; continue; }
-                text = mapped;
-                len = mlen;
+        if (form_kind != FORM_NONE) {
+            const int q = quick_check(raw, len, qc);
+            if (q < 0) continue;
+            if (q == 0) {  /* normalize */
+                const int64_t dlen = form_length(raw, len, decomp, exp_len, n_exp);
+                if (dlen < 0) continue;
+                if (grow((void **)&norm, &norm_cap, dlen + 1, sizeof(uint32_t)) ||
+                    grow((void **)&skipped, &skipped_cap, dlen + 1, 1)) {
+                    result = -1;
+                    break;
+                }
+                map_form(raw, len, decomp, exp_off, exp_len, exp_cps, norm);
+                const int what = needs(norm, dlen, ccc, pair);
+                if (what < 0) continue;
+                if (what & NEEDS_ORDER) canonical_order(norm, dlen, ccc);
+                len = dlen;
+                if (form_kind == FORM_COMPOSED && (what & NEEDS_COMPOSE)) {
+                    memset(skipped, 0, (size_t)dlen);
+                    len = compose(norm, dlen, ccc, pair, keys, values, n_pairs, skipped);
+                }
+                text = norm;
             }
         }
         const int64_t t = word_hashes(text, len, cp, cls, &tok, &tok_cap);
         if (t == -1) { result = -1; break; }
-        if (t < 0) { status[d] = DOC_UNKNOWN; continue; }
+        if (t < 0) continue;
         shingle_minima(tok, t, n, a, b, num_perm, out + d * num_perm);
         status[d] = DOC_DONE;
     }
     free(raw);
-    free(mapped);
+    free(norm);
+    free(skipped);
     free(tok);
     return result;
 }

@@ -79,8 +79,9 @@ def kernel() -> ctypes.CDLL | None:
     lib.thr_form_lengths.restype = n
     lib.thr_map_form.argtypes = [u32, i64, u8, n, u32, i64, i64, u32, w32]
     lib.thr_map_form.restype = None
-    lib.thr_utf8_word_signatures.argtypes = [u8, i64, i64, n, n, u8, u32, i64, i64, u32, n, u32, u8,
-                                             n, u64, u64, n, w64, w8]
+    lib.thr_utf8_word_signatures.argtypes = [u8, i64, i64, n, n, u8, u32, i64, i64, u32, n,
+                                             u8, u8, u64, u32, n, u32, u8, n, u64, u64, n,
+                                             w64, w8]
     lib.thr_utf8_word_signatures.restype = n
     return lib
 
@@ -224,21 +225,42 @@ def normal_form_code_points(texts: Sequence[str], opts: tn.NormOptions
 
 # ----------------------------------------------------------------------- from Arrow's UTF-8
 
-def _composition_seconds() -> frozenset[int]:
-    """The characters that can be the second of a canonical composition: the quick check's
-    Maybe of NFC and NFKC. They are the second characters of the primary composites (a
-    canonical decomposition in two that NFC keeps composed) and Hangul's vowel and
-    trailing jamo (composed by algorithm). Primary composites are in planes 0 and 1
-    (tests/test_minhash_native.py checks the rest of the code space)."""
-    seconds = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
-    decomposition, normalize = unicodedata.decomposition, unicodedata.normalize
-    for c in range(0x20000):
-        d = decomposition(chr(c))
-        if d and d[0] != "<":
-            parts = d.split()
-            if len(parts) == 2 and normalize("NFC", chr(c)) == chr(c):
-                seconds.add(int(parts[1], 16))
-    return frozenset(seconds)
+_DECOMPOSED = {"NFC": "NFD", "NFD": "NFD", "NFKC": "NFKD", "NFKD": "NFKD"}
+FORM_NONE, FORM_DECOMPOSED, FORM_COMPOSED = 0, 1, 2  # as in minhash_kernel.c
+PAIR_FIRST, PAIR_SECOND = 1, 2
+
+
+class _Compositions:
+    """Canonical composition as unicodedata does it: the primary composites (a canonical
+    decomposition in two that NFC keeps composed) as sorted (first << 21 | second) keys
+    and composite values; ``pair``, which characters begin one (PAIR_FIRST) and end one
+    (PAIR_SECOND); ``seconds``, those that end one or are Hangul's vowels and trailing
+    consonants (composed by algorithm): the quick check's Maybe of NFC and NFKC. Primary
+    composites are all in planes 0 and 1 (tests/test_minhash_native.py checks the rest of
+    the code space)."""
+
+    def __init__(self) -> None:
+        pairs = {}
+        decomposition, normalize = unicodedata.decomposition, unicodedata.normalize
+        for c in range(0x20000):
+            d = decomposition(chr(c))
+            if d and d[0] != "<":
+                parts = d.split()
+                if len(parts) == 2 and normalize("NFC", chr(c)) == chr(c):
+                    pairs[int(parts[0], 16) << 21 | int(parts[1], 16)] = c
+        keys = sorted(pairs)
+        self.keys = np.array(keys, np.uint64)
+        self.values = np.array([pairs[k] for k in keys], np.uint32)
+        self.pair = np.zeros(0x110000, np.uint8)
+        self.pair[(self.keys >> np.uint64(21)).astype(np.int64)] |= PAIR_FIRST
+        self.pair[(self.keys & np.uint64(0x1FFFFF)).astype(np.int64)] |= PAIR_SECOND
+        self.seconds = frozenset((k & 0x1FFFFF for k in keys)) | frozenset(
+            range(0x1161, 0x1176)) | frozenset(range(0x11A8, 0x11C3))
+
+
+@cache
+def _compositions() -> _Compositions:
+    return _Compositions()
 
 
 class _QuickCheckTable:
@@ -249,7 +271,7 @@ class _QuickCheckTable:
     def __init__(self, form: str) -> None:
         self.form = form
         self.table = np.full(0x110000, tn.UNKNOWN, np.uint8)
-        self.seconds = _composition_seconds() if form in ("NFC", "NFKC") else frozenset()
+        self.seconds = _compositions().seconds if form in ("NFC", "NFKC") else frozenset()
 
     def fill(self, new: np.ndarray) -> None:
         values = []
@@ -265,36 +287,68 @@ def _quick_check_table(form: str) -> _QuickCheckTable:
     return _QuickCheckTable(form)
 
 
+class _CombiningClasses:
+    """Each code point's canonical combining class, filled in as code points occur."""
+
+    def __init__(self) -> None:
+        self.table = np.full(0x110000, tn.UNKNOWN, np.uint8)
+
+    def fill(self, new: np.ndarray) -> None:
+        self.table[new] = [unicodedata.combining(chr(c)) for c in new.tolist()]
+
+
+@cache
+def _combining_classes() -> _CombiningClasses:
+    return _CombiningClasses()
+
+
 def _look_up_texts(texts: Sequence[str], opts: tn.NormOptions) -> None:
-    """Enter every code point of ``texts``, and of their characters' normal forms, in the
-    tables ``utf8_word_signatures`` reads, so that none of them is unknown there again."""
+    """Enter in the tables ``utf8_word_signatures`` reads what it needs for ``texts``: the
+    quick check and decomposition of their code points, the combining classes of the
+    decomposed ones, the normalization classes of the code points before and after."""
     lens, raw = tn.code_points(texts)
     lib = kernel()
     form = None if opts.unicode == "none" else opts.unicode
     if form:
-        forms, every = _form_table(form), np.ones(len(lens), np.uint8)
-        _look_up_new(lambda buf: lib.thr_form_unknown(raw, lens, every, len(lens), forms.table,
-                                                      buf, len(buf)),
-                     forms.fill, forms.table, FORM_UNKNOWN)
-        mapped_lens = np.empty(len(lens), np.int64)
-        exp_off, exp_len, exp_cps, _ = forms.expansions
-        total = lib.thr_form_lengths(raw, lens, every, len(lens), forms.table, exp_len,
-                                     mapped_lens)
-        mapped = np.empty(total, np.uint32)
-        lib.thr_map_form(raw, lens, every, len(lens), forms.table, exp_off, exp_len, exp_cps,
-                         mapped)
-        raw = np.concatenate([raw, mapped])
-        qc = _quick_check_table(form)
+        qc, decomp = _quick_check_table(form), _form_table(_DECOMPOSED[form])
+        ccc = _combining_classes()
+        _, decomposed = tn.code_points([unicodedata.normalize(decomp.form, t) for t in texts])
+        _, final = tn.code_points([unicodedata.normalize(form, t) for t in texts])
+        every = np.ones(len(lens), np.uint8)
         _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), qc.table, buf, len(buf)),
                      qc.fill, qc.table, tn.UNKNOWN)
+        _look_up_new(lambda buf: lib.thr_form_unknown(raw, lens, every, len(lens),
+                                                      decomp.table, buf, len(buf)),
+                     decomp.fill, decomp.table, FORM_UNKNOWN)
+        _look_up_new(lambda buf: lib.thr_unknown(decomposed, len(decomposed), ccc.table, buf,
+                                                 len(buf)),
+                     ccc.fill, ccc.table, tn.UNKNOWN)
+        raw = np.concatenate([raw, final])
     tables = tn.tables(opts)
     _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), tables.cls, buf, len(buf)),
                  tables.fill, tables.cls, tn.UNKNOWN)
 
 
 _NO_BYTES = np.zeros(1, np.uint8)
-_NO_FORM = (np.zeros(1, np.uint8), np.zeros(1, np.uint32), np.zeros(1, np.int64),
-            np.zeros(1, np.int64), np.zeros(1, np.uint32), 0)  # unicode: none
+
+
+@cache
+def _no_form() -> tuple:
+    """thr_utf8_word_signatures's form arguments for ``unicode: none`` (never read)."""
+    u8, u32, i64 = np.zeros(1, np.uint8), np.zeros(1, np.uint32), np.zeros(1, np.int64)
+    return FORM_NONE, u8, u32, i64, i64, u32, 0, u8, u8, np.zeros(1, np.uint64), u32, 0
+
+
+def _form_arguments(form: str | None) -> tuple:
+    """thr_utf8_word_signatures's form arguments, the tables as they are now (an expansion
+    added after this is seen as unknown)."""
+    if not form:
+        return _no_form()
+    comp = _compositions()
+    kind = FORM_COMPOSED if form in ("NFC", "NFKC") else FORM_DECOMPOSED
+    return (kind, _quick_check_table(form).table, _form_table(_DECOMPOSED[form]).table,
+            *_form_table(_DECOMPOSED[form]).expansions, _combining_classes().table,
+            comp.pair, comp.keys, comp.values, len(comp.keys))
 
 
 def utf8_word_signatures(column: pa.Array, opts: tn.NormOptions, n: int, a: np.ndarray,
@@ -302,9 +356,8 @@ def utf8_word_signatures(column: pa.Array, opts: tn.NormOptions, n: int, a: np.n
     """``word_signatures`` of an Arrow string or large_string array without nulls, read
     from its UTF-8.
 
-    A document the quick check cannot settle (a mark that might compose) is normalized in
-    Python. One holding a code point the tables do not have yet is looked up in Python
-    and computed again; from then on that code point costs nothing."""
+    A document holding a code point the tables do not have yet is looked up in Python and
+    computed again; from then on that code point costs nothing."""
     wide = pa.types.is_large_string(column.type)
     _, offsets_buf, data_buf = column.buffers()
     offsets = np.frombuffer(offsets_buf, np.int64 if wide else np.int32, len(column) + 1,
@@ -316,15 +369,9 @@ def utf8_word_signatures(column: pa.Array, opts: tn.NormOptions, n: int, a: np.n
     status = np.empty(len(column), np.uint8)
 
     def run(starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, st: np.ndarray) -> None:
-        if form:
-            forms, qc = _form_table(form), _quick_check_table(form)
-            # the expansions as they are now: entries filled after this are seen as unknown
-            fargs = (qc.table, forms.table, *forms.expansions)
-        else:
-            fargs = _NO_FORM
-        if lib.thr_utf8_word_signatures(data, starts, ends, len(starts), int(bool(form)),
-                                        *fargs, tables.cp, tables.cls, n, a, b, len(a), rows,
-                                        st) == -1:
+        if lib.thr_utf8_word_signatures(data, starts, ends, len(starts),
+                                        *_form_arguments(form), tables.cp, tables.cls, n, a,
+                                        b, len(a), rows, st) == -1:
             raise MemoryError("the MinHash kernel could not allocate its buffers")
 
     run(offsets[:-1].copy(), offsets[1:].copy(), out, status)
@@ -336,7 +383,7 @@ def utf8_word_signatures(column: pa.Array, opts: tn.NormOptions, n: int, a: np.n
         run(offsets[unknown], offsets[unknown + 1], rows, again)
         out[unknown], status[unknown] = rows, again
     rest = np.flatnonzero(status != DOC_DONE)
-    if len(rest):  # normalized whole: one pass, where is_normalized would be another
+    if len(rest):  # not UTF-8 (reading them fails as it would anywhere), or a table race
         texts = column.take(rest).to_pylist()
         if form:
             texts = [unicodedata.normalize(form, t) for t in texts]

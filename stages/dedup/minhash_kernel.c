@@ -292,6 +292,13 @@ enum { FORM_NONE = 0, FORM_DECOMPOSED = 1, FORM_COMPOSED = 2 }; /* none; NFD, NF
 static int64_t utf8_decode(const uint8_t *s, int64_t len, uint32_t *out) {
     int64_t i = 0, n = 0;
     while (i < len) {
+        uint64_t eight;
+        if (i + 8 <= len && (memcpy(&eight, s + i, 8), !(eight & 0x8080808080808080ULL))) {
+            for (int j = 0; j < 8; j++) out[n + j] = s[i + j]; /* ASCII, 8 at a time */
+            n += 8;
+            i += 8;
+            continue;
+        }
         const uint32_t c = s[i];
         if (c < 0x80) {
             out[n++] = c;

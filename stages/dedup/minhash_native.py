@@ -305,25 +305,30 @@ def _combining_classes() -> _CombiningClasses:
 def _look_up_texts(texts: Sequence[str], opts: tn.NormOptions) -> None:
     """Enter in the tables ``utf8_word_signatures`` reads what it needs for ``texts``: the
     quick check and decomposition of their code points, the combining classes of the
-    decomposed ones, the normalization classes of the code points before and after."""
+    decomposed ones, the normalization classes of both. (A composite the text did not
+    hold, rare, is looked up by the str path the first time it occurs.)"""
     lens, raw = tn.code_points(texts)
     lib = kernel()
     form = None if opts.unicode == "none" else opts.unicode
     if form:
         qc, decomp = _quick_check_table(form), _form_table(_DECOMPOSED[form])
-        ccc = _combining_classes()
-        _, decomposed = tn.code_points([unicodedata.normalize(decomp.form, t) for t in texts])
-        _, final = tn.code_points([unicodedata.normalize(form, t) for t in texts])
-        every = np.ones(len(lens), np.uint8)
+        ccc, every = _combining_classes(), np.ones(len(lens), np.uint8)
         _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), qc.table, buf, len(buf)),
                      qc.fill, qc.table, tn.UNKNOWN)
         _look_up_new(lambda buf: lib.thr_form_unknown(raw, lens, every, len(lens),
                                                       decomp.table, buf, len(buf)),
                      decomp.fill, decomp.table, FORM_UNKNOWN)
+        exp_off, exp_len, exp_cps, _ = decomp.expansions
+        decomposed_lens = np.empty(len(lens), np.int64)
+        total = lib.thr_form_lengths(raw, lens, every, len(lens), decomp.table, exp_len,
+                                     decomposed_lens)
+        decomposed = np.empty(total, np.uint32)
+        lib.thr_map_form(raw, lens, every, len(lens), decomp.table, exp_off, exp_len, exp_cps,
+                         decomposed)
         _look_up_new(lambda buf: lib.thr_unknown(decomposed, len(decomposed), ccc.table, buf,
                                                  len(buf)),
                      ccc.fill, ccc.table, tn.UNKNOWN)
-        raw = np.concatenate([raw, final])
+        raw = np.concatenate([raw, decomposed])
     tables = tn.tables(opts)
     _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), tables.cls, buf, len(buf)),
                  tables.fill, tables.cls, tn.UNKNOWN)
@@ -383,7 +388,7 @@ def utf8_word_signatures(column: pa.Array, opts: tn.NormOptions, n: int, a: np.n
         run(offsets[unknown], offsets[unknown + 1], rows, again)
         out[unknown], status[unknown] = rows, again
     rest = np.flatnonzero(status != DOC_DONE)
-    if len(rest):  # not UTF-8 (reading them fails as it would anywhere), or a table race
+    if len(rest):  # not UTF-8 (reading fails as it would anywhere), a new composite, a race
         texts = column.take(rest).to_pylist()
         if form:
             texts = [unicodedata.normalize(form, t) for t in texts]

@@ -124,8 +124,9 @@ def test_generated_marks_from_arrow_utf8_equal_the_numpy_path(texts, n, options)
     """Marks that compose, reorder or block one another: the quick check says Yes only
     where the text is in the form already."""
     spec = MinHashSpec(n=n, bands=4, rows=2, **options)
-    assert np.array_equal(core.column_signatures(pa.array(texts), spec),
-                          core.signatures_numpy(texts, spec))
+    expected = core.signatures_numpy(texts, spec)
+    assert np.array_equal(core.column_signatures(pa.array(texts), spec), expected)
+    assert np.array_equal(core.signatures(texts, spec), expected)
 
 
 def test_the_composition_table_holds_every_primary_composite_of_the_code_space():
@@ -147,15 +148,17 @@ def test_the_composition_table_holds_every_primary_composite_of_the_code_space()
 @pytest.mark.parametrize("form", ["NFC", "NFKC", "NFD", "NFKD"])
 def test_every_character_normalizes_as_unicodedata_does(form):
     """Each code point of planes 0-1 alone, after a letter and before two marks (which
-    reorder, compose or block): the kernel's normalization from UTF-8 is unicodedata's."""
+    reorder, compose or block) and after Hangul jamo: the kernel's normalization is
+    unicodedata's."""
     spec = MinHashSpec(n=1, bands=2, rows=2, unicode=form, lowercase=False,
                        punctuation_as_space=False, normalize_digits=False,
                        collapse_whitespace=False)
     chars = [chr(c) for c in range(0x20000) if not 0xD800 <= c < 0xE000]
     texts = chars + ["a" + c + "\u0301\u0323" for c in chars] + ["\u1100" + c for c in chars] \
         + ["\u1100\u1161" + c for c in chars]
-    got = core.column_signatures(pa.array(texts), spec)
-    assert np.array_equal(got, core.signatures_numpy(texts, spec))
+    expected = core.signatures_numpy(texts, spec)
+    assert np.array_equal(core.column_signatures(pa.array(texts), spec), expected)
+    assert np.array_equal(core.signatures(texts, spec), expected)  # from str: the same code
 
 
 def test_bytes_that_are_not_utf8_fail_as_reading_them_would():
@@ -212,20 +215,6 @@ def test_the_numpy_path_can_be_chosen_and_a_missing_library_is_said_once(tmp_pat
                              capture_output=True, text=True, check=True)
     assert missing.stdout.split() == ["False", "False"]
     assert missing.stderr.count("not built") == 1
-
-
-@pytest.mark.parametrize("form", ["NFKC", "NFC", "NFKD", "NFD"])
-def test_the_normal_form_by_characters_is_unicodedatas(form):
-    from stages.text import normalize as tn
-
-    spec = MinHashSpec(unicode=form)
-    texts = CRAFTED + UDHR + WEB[:50] + [
-        "u\u0308ber fu\u0308r", "\u1100\u1161\u11a8 Hangul jamo", "a\u0323\u0301 a\u0301\u0323",
-        "ｶﾞｷﾞ halfwidth voiced", "… ellipsis … ½ ™ № ﬁ ﬀ", "\ufdfa (eighteen)", "Å Å Å",
-        "\u00a0nbsp\u00a0only\u00a0", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ", "\u0958 \u0915\u093c nukta"]
-    lens, raw = native.normal_form_code_points(texts, spec)
-    ref_lens, ref_raw = tn.code_points(tn.normal_form(texts, spec))
-    assert np.array_equal(lens, ref_lens) and np.array_equal(raw, ref_raw)
 
 
 def test_threads_filling_the_tables_at_once_get_the_numpy_signatures():

@@ -1,4 +1,6 @@
-/* The MinHash word kernel of stages/dedup/minhash_core.py, fused in one pass per document.
+/* The MinHash word kernel of stages/dedup/minhash_core.py, fused in one pass per document
+   (from an Arrow column's UTF-8: thr_utf8_word_signatures; from code points:
+   thr_word_signatures; both at the end).
 
    `make install` builds it into stages/dedup/_minhash_kernel.so; stages/dedup/minhash_native.py
    loads it with ctypes. It computes exactly what the numpy path computes (that path is the
@@ -17,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define THR_KERNEL_ABI 2 /* bump with any change of arguments or results */
+#define THR_KERNEL_ABI 3 /* bump with any change of arguments or results */
 #ifndef THR_SOURCE
 #define THR_SOURCE "unknown" /* the Makefile passes the first 16 hex digits of this file's sha256 */
 #endif
@@ -67,32 +69,25 @@ int64_t thr_unknown(const uint32_t *raw, int64_t n, uint8_t *cls, uint32_t *out,
     return found;
 }
 
-/* The Unicode normal form, one character at a time, for texts unicodedata.is_normalized
-   says are not in it. form[c] is the normal form of the character c: the code point itself
-   when it is one (below 0x110000), FORM_EXPANDS | k when it is several (exp_cps[exp_off[k]],
-   exp_len[k] of them), FORM_UNKNOWN when not looked up yet. A text made of its characters'
-   normal forms is the text's normal form if it is normalized itself (normalization is
-   closed under concatenation), so the caller checks each mapped text with is_normalized
-   and normalizes whole the few that fail (a mark to compose or reorder): exact. */
+/* Each character's full decomposition (the caller's table for NFD or NFKD): decomp[c] is
+   the code point itself when it is one (below 0x110000), FORM_EXPANDS | k when it is
+   several (exp_cps[exp_off[k]], exp_len[k] of them), FORM_UNKNOWN when not looked up yet. */
 #define FORM_UNKNOWN 0xFFFFFFFFu
 #define FORM_PENDING 0xFFFFFFFEu
 #define FORM_EXPANDS 0x80000000u
 
-/* As thr_unknown, for the form table over the documents marked todo. */
-int64_t thr_form_unknown(const uint32_t *raw, const int64_t *lens, const uint8_t *todo,
-                         int64_t n_docs, uint32_t *form, uint32_t *out, int64_t cap) {
+/* As thr_unknown, for a decomposition table. */
+int64_t thr_form_unknown(const uint32_t *raw, int64_t n, uint32_t *form, uint32_t *out,
+                         int64_t cap) {
     int64_t found = 0;
-    for (int64_t d = 0; d < n_docs; raw += lens[d], d++) {
-        if (!todo[d]) continue;
-        for (int64_t i = 0; i < lens[d]; i++) {
-            const uint32_t c = raw[i];
-            if (form[c] == FORM_UNKNOWN) {
-                if (found < cap) {
-                    out[found] = c;
-                    form[c] = FORM_PENDING;
-                }
-                found++;
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t c = raw[i];
+        if (form[c] == FORM_UNKNOWN) {
+            if (found < cap) {
+                out[found] = c;
+                form[c] = FORM_PENDING;
             }
+            found++;
         }
     }
     return found;
@@ -112,10 +107,10 @@ static int64_t form_length(const uint32_t *raw, int64_t n, const uint32_t *form,
     return len;
 }
 
-/* The text mapped into out (form_length's count); returns the end of what it wrote. */
-static uint32_t *map_form(const uint32_t *raw, int64_t n, const uint32_t *form,
-                          const int64_t *exp_off, const int64_t *exp_len,
-                          const uint32_t *exp_cps, uint32_t *out) {
+/* The text mapped into out (form_length's count long). */
+static void map_form(const uint32_t *raw, int64_t n, const uint32_t *form,
+                     const int64_t *exp_off, const int64_t *exp_len, const uint32_t *exp_cps,
+                     uint32_t *out) {
     for (int64_t i = 0; i < n; i++) {
         const uint32_t f = form[raw[i]];
         if (f < FORM_EXPANDS) {
@@ -126,38 +121,18 @@ static uint32_t *map_form(const uint32_t *raw, int64_t n, const uint32_t *form,
             out += exp_len[k];
         }
     }
-    return out;
 }
 
-/* The code points of each document after mapping (new_lens) and their total, or -2 if a
-   code point of a todo document has not been looked up. */
-int64_t thr_form_lengths(const uint32_t *raw, const int64_t *lens, const uint8_t *todo,
-                         int64_t n_docs, const uint32_t *form, const int64_t *exp_len,
-                         int64_t *new_lens) {
-    int64_t total = 0;
-    for (int64_t d = 0; d < n_docs; raw += lens[d], d++) {
-        const int64_t len = todo[d] ? form_length(raw, lens[d], form, exp_len, INT64_MAX)
-                                    : lens[d];
-        if (len < 0) return -2;
-        new_lens[d] = len;
-        total += len;
-    }
-    return total;
+/* For the caller's table fill: raw[0..n) decomposed into out, whose length is what
+   thr_form_length returns (-2: a code point not looked up). */
+int64_t thr_form_length(const uint32_t *raw, int64_t n, const uint32_t *form,
+                        const int64_t *exp_len, int64_t n_exp) {
+    return form_length(raw, n, form, exp_len, n_exp);
 }
 
-/* Every document into out (thr_form_lengths's total long): todo ones mapped, others as
-   they are. */
-void thr_map_form(const uint32_t *raw, const int64_t *lens, const uint8_t *todo,
-                  int64_t n_docs, const uint32_t *form, const int64_t *exp_off,
+void thr_map_form(const uint32_t *raw, int64_t n, const uint32_t *form, const int64_t *exp_off,
                   const int64_t *exp_len, const uint32_t *exp_cps, uint32_t *out) {
-    for (int64_t d = 0; d < n_docs; raw += lens[d], d++) {
-        if (!todo[d]) {
-            memcpy(out, raw, (size_t)lens[d] * sizeof(uint32_t));
-            out += lens[d];
-            continue;
-        }
-        out = map_form(raw, lens[d], form, exp_off, exp_len, exp_cps, out);
-    }
+    map_form(raw, n, form, exp_off, exp_len, exp_cps, out);
 }
 
 /* m[p] = min over x in xs of a[p]*x + b[p], for p < num_perm (m starts at EMPTY). */
@@ -248,39 +223,14 @@ static void shingle_minima(uint64_t *tok, int64_t t, int64_t n, const uint64_t *
     perm_min(tok, shingles, a, b, num_perm, row);
 }
 
-/* Signatures of a batch of documents under word shingling: raw holds lens[d] code points
-   for each document d in turn (the Unicode normal form already applied), cp and cls the
-   normalization tables (every code point of raw looked up: see thr_unknown), n the words
-   per shingle. out is (n_docs, num_perm). Returns 0, -1 if out of memory, -2 if a code
-   point has not been looked up. */
-int64_t thr_word_signatures(const uint32_t *raw, const int64_t *lens, int64_t n_docs,
-                            const uint32_t *cp, const uint8_t *cls, int64_t n,
-                            const uint64_t *a, const uint64_t *b, int64_t num_perm,
-                            uint64_t *out) {
-    uint64_t *tok = NULL;
-    int64_t cap = 0, status = 0;
-    for (int64_t d = 0; d < n_docs; d++) {
-        const int64_t t = word_hashes(raw, lens[d], cp, cls, &tok, &cap);
-        if (t < 0) {
-            status = t;
-            break;
-        }
-        raw += lens[d];
-        shingle_minima(tok, t, n, a, b, num_perm, out + d * num_perm);
-    }
-    free(tok);
-    return status;
-}
+/* ------------------------------------------------------------------ the normal form
 
-/* ------------------------------------------------------------------ from Arrow's UTF-8
-
-   The same signatures straight from an Arrow string column (its UTF-8 bytes and offsets),
-   so a document never becomes a Python str: decoded here; checked to be in the normal form
-   already by the Unicode quick check (UAX #15), the common case; else normalized here as
-   CPython's unicodedata does it (full decomposition by the caller's per-character table,
-   canonical ordering, canonical composition by its pair table and Hangul's algorithm);
-   then hashed as above. Code points the tables do not hold yet, and bytes that are not
-   UTF-8, are left to the caller. */
+   A document is checked to be in the options' Unicode normal form already by the quick
+   check (UAX #15), the common case; else it is normalized here as CPython's unicodedata
+   does it (full decomposition by the caller's per-character table, canonical ordering,
+   canonical composition by its pair table and Hangul's algorithm). Code points the tables
+   do not hold yet are left to the caller (DOC_UNKNOWN), which looks them up and calls
+   again. */
 
 #define QC_NOT_YES 253 /* qc[c]: the character's combining class if its quick check is Yes */
 
@@ -463,67 +413,133 @@ static int needs(const uint32_t *b, int64_t n, const uint8_t *ccc, const uint8_t
     return what;
 }
 
+/* The options' normal form and the tables it reads (see thr_utf8_word_signatures). */
+struct normal_form {
+    int64_t kind;
+    const uint8_t *qc;
+    const uint32_t *decomp;
+    const int64_t *exp_off, *exp_len;
+    const uint32_t *exp_cps;
+    int64_t n_exp;
+    const uint8_t *ccc, *pair;
+    const uint64_t *keys;
+    const uint32_t *values;
+    int64_t n_pairs;
+};
+
+#define FORM_PARAMS                                                                      \
+    int64_t form_kind, const uint8_t *qc, const uint32_t *decomp, const int64_t *exp_off, \
+        const int64_t *exp_len, const uint32_t *exp_cps, int64_t n_exp, const uint8_t *ccc, \
+        const uint8_t *pair, const uint64_t *keys, const uint32_t *values, int64_t n_pairs
+#define FORM_INIT                                                                        \
+    { form_kind, qc, decomp, exp_off, exp_len, exp_cps, n_exp, ccc, pair, keys, values, \
+      n_pairs }
+
+/* Buffers reused from document to document of a call. */
+struct scratch {
+    uint32_t *raw, *norm;
+    uint8_t *skipped;
+    uint64_t *tok;
+    int64_t raw_cap, norm_cap, skipped_cap, tok_cap;
+};
+
+static void scratch_free(struct scratch *s) {
+    free(s->raw);
+    free(s->norm);
+    free(s->skipped);
+    free(s->tok);
+}
+
+/* One document's row of minima from its code points: DOC_DONE, DOC_UNKNOWN, or -1 if out
+   of memory. */
+static int doc_signature(const uint32_t *text, int64_t len, const struct normal_form *f,
+                         const uint32_t *cp, const uint8_t *cls, int64_t n, const uint64_t *a,
+                         const uint64_t *b, int64_t num_perm, uint64_t *row,
+                         struct scratch *s) {
+    if (f->kind != FORM_NONE) {
+        const int q = quick_check(text, len, f->qc);
+        if (q < 0) return DOC_UNKNOWN;
+        if (q == 0) {  /* normalize */
+            const int64_t dlen = form_length(text, len, f->decomp, f->exp_len, f->n_exp);
+            if (dlen < 0) return DOC_UNKNOWN;
+            if (grow((void **)&s->norm, &s->norm_cap, dlen + 1, sizeof(uint32_t)) ||
+                grow((void **)&s->skipped, &s->skipped_cap, dlen + 1, 1))
+                return -1;
+            map_form(text, len, f->decomp, f->exp_off, f->exp_len, f->exp_cps, s->norm);
+            const int what = needs(s->norm, dlen, f->ccc, f->pair);
+            if (what < 0) return DOC_UNKNOWN;
+            if (what & NEEDS_ORDER) canonical_order(s->norm, dlen, f->ccc);
+            len = dlen;
+            if (f->kind == FORM_COMPOSED && (what & NEEDS_COMPOSE)) {
+                memset(s->skipped, 0, (size_t)dlen);
+                len = compose(s->norm, dlen, f->ccc, f->pair, f->keys, f->values, f->n_pairs,
+                              s->skipped);
+            }
+            text = s->norm;
+        }
+    }
+    const int64_t t = word_hashes(text, len, cp, cls, &s->tok, &s->tok_cap);
+    if (t == -1) return -1;
+    if (t < 0) return DOC_UNKNOWN;
+    shingle_minima(s->tok, t, n, a, b, num_perm, row);
+    return DOC_DONE;
+}
+
 /* Signatures of n_docs strings of an Arrow string column: document d is
    data[starts[d]..ends[d]). status[d] says what became of it (DOC_*); out's row d is
    written for DOC_DONE only. form_kind (FORM_*) is what the options ask for; then qc is
    the quick check table of their form, decomp each character's full decomposition under
-   it (as thr_map_form's table: canonical for NFC and NFD, compatibility for NFKC and
-   NFKD; an expansion past the n_exp complete ones counts as unknown), ccc the combining
-   classes, pair/keys/values the composition pairs. Returns 0, or -1 if out of memory. */
+   it (canonical for NFC and NFD, compatibility for NFKC and NFKD; an expansion past the
+   n_exp complete ones counts as unknown), ccc the combining classes, pair/keys/values
+   the composition pairs. cp and cls are the normalization tables, n the words per
+   shingle. Returns 0, or -1 if out of memory. */
 int64_t thr_utf8_word_signatures(const uint8_t *data, const int64_t *starts,
-                                 const int64_t *ends, int64_t n_docs, int64_t form_kind,
-                                 const uint8_t *qc, const uint32_t *decomp,
-                                 const int64_t *exp_off, const int64_t *exp_len,
-                                 const uint32_t *exp_cps, int64_t n_exp, const uint8_t *ccc,
-                                 const uint8_t *pair, const uint64_t *keys,
-                                 const uint32_t *values, int64_t n_pairs,
+                                 const int64_t *ends, int64_t n_docs, FORM_PARAMS,
                                  const uint32_t *cp, const uint8_t *cls, int64_t n,
                                  const uint64_t *a, const uint64_t *b, int64_t num_perm,
                                  uint64_t *out, uint8_t *status) {
-    uint32_t *raw = NULL, *norm = NULL;
-    uint8_t *skipped = NULL;
-    uint64_t *tok = NULL;
-    int64_t raw_cap = 0, norm_cap = 0, skipped_cap = 0, tok_cap = 0, result = 0;
+    const struct normal_form f = FORM_INIT;
+    struct scratch s = {0};
+    int64_t result = 0;
     for (int64_t d = 0; d < n_docs; d++) {
         const int64_t bytes = ends[d] - starts[d];
-        if (grow((void **)&raw, &raw_cap, bytes + 1, sizeof(uint32_t))) { result = -1; break; }
-        int64_t len = utf8_decode(data + starts[d], bytes, raw);
+        if (grow((void **)&s.raw, &s.raw_cap, bytes + 1, sizeof(uint32_t))) {
+            result = -1;
+            break;
+        }
+        const int64_t len = utf8_decode(data + starts[d], bytes, s.raw);
         status[d] = DOC_NOT_UTF8;
         if (len < 0) continue;
-        status[d] = DOC_UNKNOWN;
-        const uint32_t *text = raw;
-        if (form_kind != FORM_NONE) {
-            const int q = quick_check(raw, len, qc);
-            if (q < 0) continue;
-            if (q == 0) {  /* normalize */
-                const int64_t dlen = form_length(raw, len, decomp, exp_len, n_exp);
-                if (dlen < 0) continue;
-                if (grow((void **)&norm, &norm_cap, dlen + 1, sizeof(uint32_t)) ||
-                    grow((void **)&skipped, &skipped_cap, dlen + 1, 1)) {
-                    result = -1;
-                    break;
-                }
-                map_form(raw, len, decomp, exp_off, exp_len, exp_cps, norm);
-                const int what = needs(norm, dlen, ccc, pair);
-                if (what < 0) continue;
-                if (what & NEEDS_ORDER) canonical_order(norm, dlen, ccc);
-                len = dlen;
-                if (form_kind == FORM_COMPOSED && (what & NEEDS_COMPOSE)) {
-                    memset(skipped, 0, (size_t)dlen);
-                    len = compose(norm, dlen, ccc, pair, keys, values, n_pairs, skipped);
-                }
-                text = norm;
-            }
+        const int r = doc_signature(s.raw, len, &f, cp, cls, n, a, b, num_perm,
+                                    out + d * num_perm, &s);
+        if (r < 0) {
+            result = -1;
+            break;
         }
-        const int64_t t = word_hashes(text, len, cp, cls, &tok, &tok_cap);
-        if (t == -1) { result = -1; break; }
-        if (t < 0) continue;
-        shingle_minima(tok, t, n, a, b, num_perm, out + d * num_perm);
-        status[d] = DOC_DONE;
+        status[d] = (uint8_t)r;
     }
-    free(raw);
-    free(norm);
-    free(skipped);
-    free(tok);
+    scratch_free(&s);
+    return result;
+}
+
+/* As thr_utf8_word_signatures, for code points: document d is raw[starts[d]..ends[d]). */
+int64_t thr_word_signatures(const uint32_t *raw, const int64_t *starts, const int64_t *ends,
+                            int64_t n_docs, FORM_PARAMS, const uint32_t *cp,
+                            const uint8_t *cls, int64_t n, const uint64_t *a,
+                            const uint64_t *b, int64_t num_perm, uint64_t *out,
+                            uint8_t *status) {
+    const struct normal_form f = FORM_INIT;
+    struct scratch s = {0};
+    int64_t result = 0;
+    for (int64_t d = 0; d < n_docs; d++) {
+        const int r = doc_signature(raw + starts[d], ends[d] - starts[d], &f, cp, cls, n, a,
+                                    b, num_perm, out + d * num_perm, &s);
+        if (r < 0) {
+            result = -1;
+            break;
+        }
+        status[d] = (uint8_t)r;
+    }
+    scratch_free(&s);
     return result;
 }

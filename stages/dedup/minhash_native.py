@@ -3,7 +3,11 @@
 ``make install`` compiles it to ``_minhash_kernel.so`` next to this file. It gives exactly
 the numpy path's signatures (minhash_core's ``*_numpy`` functions stay the reference, and
 tests/test_minhash_native.py holds the two equal), about an order of magnitude faster for
-word shingles (docs/benchmarks.md). Without it, because there was no C compiler or the
+word shingles (docs/benchmarks.md). Two entry points: ``utf8_word_signatures`` reads an
+Arrow text column's UTF-8 and normalizes in C (what the stage uses); ``word_signatures``
+takes Python strings. The Unicode data the kernel reads (quick check, decompositions,
+combining classes, composition pairs, normalization classes) are tables this module fills
+from ``unicodedata`` as code points first occur. Without it, because there was no C compiler or the
 library is older than its source, thresher says so once and runs the numpy path:
 same output, slower. ``THRESHER_MINHASH_KERNEL=numpy`` chooses the numpy path on purpose.
 """
@@ -30,11 +34,13 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("minhash_kernel.c")
 LIBRARY = Path(__file__).with_name("_minhash_kernel.so")
-ABI = 2  # THR_KERNEL_ABI of the source
+ABI = 3  # THR_KERNEL_ABI of the source
 _UNKNOWN_BATCH = 4096  # code points looked up per round of thr_unknown
 FORM_UNKNOWN, FORM_EXPANDS = 0xFFFFFFFF, 0x80000000  # as in minhash_kernel.c
 QC_NOT_YES = 253  # as in minhash_kernel.c
-DOC_DONE, DOC_UNKNOWN = 0, 2  # thr_utf8_word_signatures's statuses (DOC_* in the source)
+DOC_DONE, DOC_UNKNOWN = 0, 2  # a document's status after a kernel call (DOC_* in the source)
+FORM_NONE, FORM_DECOMPOSED, FORM_COMPOSED = 0, 1, 2  # as in minhash_kernel.c
+PAIR_FIRST, PAIR_SECOND = 1, 2  # as in minhash_kernel.c
 # The kernel runs without the GIL (ctypes releases it), and a table entry being looked up is
 # marked pending: finding and filling unknown code points is one critical section, so a
 # thread never meets another's pending entries (it only reads entries it found filled).
@@ -64,25 +70,25 @@ def kernel() -> ctypes.CDLL | None:
         return None
     u64, i64 = (np.ctypeslib.ndpointer(t, flags="C_CONTIGUOUS") for t in (np.uint64, np.int64))
     u32, u8 = (np.ctypeslib.ndpointer(t, flags="C_CONTIGUOUS") for t in (np.uint32, np.uint8))
-    w32, w64, w8, w64i = (np.ctypeslib.ndpointer(t, flags="C_CONTIGUOUS,WRITEABLE")
-                          for t in (np.uint32, np.uint64, np.uint8, np.int64))  # written to
+    w32, w64, w8 = (np.ctypeslib.ndpointer(t, flags="C_CONTIGUOUS,WRITEABLE")
+                    for t in (np.uint32, np.uint64, np.uint8))  # written to
     n = ctypes.c_int64
     lib.thr_unknown.argtypes = [u32, n, w8, w32, n]
     lib.thr_unknown.restype = n
     lib.thr_perm_min.argtypes = [u64, i64, n, u64, u64, n, w64]
     lib.thr_perm_min.restype = None
-    lib.thr_word_signatures.argtypes = [u32, i64, n, u32, u8, n, u64, u64, n, w64]
-    lib.thr_word_signatures.restype = n
-    lib.thr_form_unknown.argtypes = [u32, i64, u8, n, w32, w32, n]
+    lib.thr_form_unknown.argtypes = [u32, n, w32, w32, n]
     lib.thr_form_unknown.restype = n
-    lib.thr_form_lengths.argtypes = [u32, i64, u8, n, u32, i64, w64i]
-    lib.thr_form_lengths.restype = n
-    lib.thr_map_form.argtypes = [u32, i64, u8, n, u32, i64, i64, u32, w32]
+    lib.thr_form_length.argtypes = [u32, n, u32, i64, n]
+    lib.thr_form_length.restype = n
+    lib.thr_map_form.argtypes = [u32, n, u32, i64, i64, u32, w32]
     lib.thr_map_form.restype = None
-    lib.thr_utf8_word_signatures.argtypes = [u8, i64, i64, n, n, u8, u32, i64, i64, u32, n,
-                                             u8, u8, u64, u32, n, u32, u8, n, u64, u64, n,
-                                             w64, w8]
+    form = [n, u8, u32, i64, i64, u32, n, u8, u8, u64, u32, n]  # FORM_PARAMS
+    rest = [u32, u8, n, u64, u64, n, w64, w8]
+    lib.thr_utf8_word_signatures.argtypes = [u8, i64, i64, n, *form, *rest]
     lib.thr_utf8_word_signatures.restype = n
+    lib.thr_word_signatures.argtypes = [u32, i64, i64, n, *form, *rest]
+    lib.thr_word_signatures.restype = n
     return lib
 
 
@@ -120,28 +126,76 @@ def word_signatures(texts: Sequence[str], opts: tn.NormOptions, n: int, a: np.nd
     """Signatures of ``texts`` under ``n``-word shingles into ``out`` (len(texts), len(a)).
 
     The caller bounds the batch (its code points are one array here)."""
-    _code_point_signatures(*normal_form_code_points(texts, opts), opts, n, a, b, out)
+    lens, raw = tn.code_points(texts)
+    ends = np.cumsum(lens)
+    _signatures(kernel().thr_word_signatures, raw, ends - lens, ends,
+                lambda rows: [texts[i] for i in rows.tolist()], opts, n, a, b, out)
 
 
-def _code_point_signatures(lens: np.ndarray, raw: np.ndarray, opts: tn.NormOptions, n: int,
-                           a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """``word_signatures`` of texts already in the options' normal form (``lens[d]`` code
-    points of ``raw`` for each in turn)."""
+_NO_BYTES = np.zeros(1, np.uint8)
+
+
+def utf8_word_signatures(column: pa.Array, opts: tn.NormOptions, n: int, a: np.ndarray,
+                         b: np.ndarray, out: np.ndarray) -> None:
+    """``word_signatures`` of an Arrow string or large_string array without nulls, read
+    from its UTF-8: its documents never become Python strings, but the few holding a code
+    point not met before (looked up, once) and bytes that are not UTF-8 (which fail as
+    reading them would anywhere)."""
+    wide = pa.types.is_large_string(column.type)
+    _, offsets_buf, data_buf = column.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64 if wide else np.int32, len(column) + 1,
+                            column.offset * (8 if wide else 4)).astype(np.int64)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size \
+        else _NO_BYTES
+    _signatures(kernel().thr_utf8_word_signatures, data, offsets[:-1].copy(),
+                offsets[1:].copy(), lambda rows: column.take(rows).to_pylist(), opts, n, a, b,
+                out)
+
+
+def _signatures(entry, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                texts_of: Callable[[np.ndarray], list[str]], opts: tn.NormOptions, n: int,
+                a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """Run a kernel entry point over documents ``data[starts[d]:ends[d]]``. A document
+    holding a code point the tables do not have yet is looked up in Python (``texts_of``
+    gives the str of such rows) and computed again; from then on that code point costs
+    nothing. What is still not done (not UTF-8, a composite not met before, another thread
+    looking the same code point up) is normalized in Python and computed from that."""
+    form = None if opts.unicode == "none" else opts.unicode
     tables = tn.tables(opts)
-    lib = kernel()
-    _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), tables.cls, buf, len(buf)),
-                 tables.fill, tables.cls, tn.UNKNOWN)
-    status = lib.thr_word_signatures(raw, lens, len(lens), tables.cp, tables.cls, n, a, b,
-                                     len(a), out)
-    if status == -1:
-        raise MemoryError("the MinHash kernel could not allocate its token buffer")
-    if status != 0:
-        raise RuntimeError(f"the MinHash kernel returned {status}")
+
+    def run(entry, data, starts, ends, form, rows: np.ndarray) -> np.ndarray:
+        status = np.empty(len(starts), np.uint8)
+        if entry(data, starts, ends, len(starts), *_form_arguments(form), tables.cp,
+                 tables.cls, n, a, b, len(a), rows, status) == -1:
+            raise MemoryError("the MinHash kernel could not allocate its buffers")
+        return status
+
+    status = run(entry, data, starts, ends, form, out)
+    unknown = np.flatnonzero(status == DOC_UNKNOWN)
+    if len(unknown):
+        _look_up_texts(texts_of(unknown), opts)
+        rows = np.empty((len(unknown), len(a)), np.uint64)
+        status[unknown] = run(entry, data, starts[unknown], ends[unknown], form, rows)
+        out[unknown] = rows
+    rest = np.flatnonzero(status != DOC_DONE)
+    if len(rest):
+        texts = texts_of(rest)
+        lens, raw = tn.code_points([unicodedata.normalize(form, t) for t in texts]
+                                   if form else texts)
+        _look_up_new(lambda buf: kernel().thr_unknown(raw, len(raw), tables.cls, buf,
+                                                      len(buf)),
+                     tables.fill, tables.cls, tn.UNKNOWN)
+        rows, cps_ends = np.empty((len(rest), len(a)), np.uint64), np.cumsum(lens)
+        done = run(kernel().thr_word_signatures, raw, cps_ends - lens, cps_ends, None, rows)
+        if (done != DOC_DONE).any():
+            raise RuntimeError("the MinHash kernel left normalized documents undone")
+        out[rest] = rows
 
 
 class _FormTable:
-    """Each code point's normal form under one form, filled in as code points occur (the
-    layout of thr_form_lengths: one code point, or FORM_EXPANDS | k for expansion k)."""
+    """Each code point's normal form under one form (here NFD or NFKD: its full
+    decomposition), filled in as code points occur (the kernel's layout: one code point,
+    or FORM_EXPANDS | k for expansion k)."""
 
     def __init__(self, form: str) -> None:
         self.form = form
@@ -176,58 +230,9 @@ def _form_table(form: str) -> _FormTable:
     return _FormTable(form)
 
 
-def normal_form_code_points(texts: Sequence[str], opts: tn.NormOptions
-                            ) -> tuple[np.ndarray, np.ndarray]:
-    """``tn.code_points(tn.normal_form(texts, opts))``, exactly, at a fraction of the cost.
-
-    ``unicodedata.normalize`` costs about 30 ns a character on a text it changes (web text
-    with a no-break space, an ellipsis, fullwidth letters). Here each such text has its
-    characters replaced by their own normal forms in the kernel; ``is_normalized`` then
-    checks the result, which is the text's normal form when it passes (see
-    thr_form_lengths). The few that fail (a mark to compose) are normalized whole.
-    """
-    form = None if opts.unicode == "none" else opts.unicode
-    if not form:
-        return tn.code_points(texts)
-    is_normalized = unicodedata.is_normalized
-    todo = np.fromiter((not is_normalized(form, t) for t in texts), bool, len(texts))
-    lens, raw = tn.code_points(texts)
-    if not todo.any():
-        return lens, raw
-    lib, forms, flags = kernel(), _form_table(form), todo.view(np.uint8)
-    _look_up_new(lambda buf: lib.thr_form_unknown(raw, lens, flags, len(lens), forms.table,
-                                                  buf, len(buf)),
-                 forms.fill, forms.table, FORM_UNKNOWN)
-    exp_off, exp_len, exp_cps, _ = forms.expansions
-    new_lens = np.empty(len(lens), np.int64)
-    total = lib.thr_form_lengths(raw, lens, flags, len(lens), forms.table, exp_len, new_lens)
-    if total < 0:
-        raise RuntimeError(f"the MinHash kernel returned {total}")
-    out = np.empty(total, np.uint32)
-    lib.thr_map_form(raw, lens, flags, len(lens), forms.table, exp_off, exp_len, exp_cps, out)
-    ends = np.cumsum(new_lens)
-    failed = []
-    for d in np.flatnonzero(todo).tolist():
-        lo, hi = int(ends[d] - new_lens[d]), int(ends[d])
-        if not is_normalized(form, out[lo:hi].tobytes().decode("utf-32-le", "surrogatepass")):
-            failed.append(d)
-    if not failed:
-        return new_lens, out
-    pieces, lo = [], 0  # splice in the failed texts, normalized whole
-    for d in failed:
-        whole = unicodedata.normalize(form, texts[d]).encode("utf-32-le", "surrogatepass")
-        pieces += [out[lo:int(ends[d] - new_lens[d])], np.frombuffer(whole, np.uint32)]
-        new_lens[d] = len(whole) // 4
-        lo = int(ends[d])
-    pieces.append(out[lo:])
-    return new_lens, np.concatenate(pieces)
-
-
-# ----------------------------------------------------------------------- from Arrow's UTF-8
+# ----------------------------------------------------------------------- the normal form
 
 _DECOMPOSED = {"NFC": "NFD", "NFD": "NFD", "NFKC": "NFKD", "NFKD": "NFKD"}
-FORM_NONE, FORM_DECOMPOSED, FORM_COMPOSED = 0, 1, 2  # as in minhash_kernel.c
-PAIR_FIRST, PAIR_SECOND = 1, 2
 
 
 class _Compositions:
@@ -306,25 +311,24 @@ def _look_up_texts(texts: Sequence[str], opts: tn.NormOptions) -> None:
     """Enter in the tables ``utf8_word_signatures`` reads what it needs for ``texts``: the
     quick check and decomposition of their code points, the combining classes of the
     decomposed ones, the normalization classes of both. (A composite the text did not
-    hold, rare, is looked up by the str path the first time it occurs.)"""
-    lens, raw = tn.code_points(texts)
+    hold, rare, is looked up by ``_signatures``' last step the first time it occurs.)"""
+    _, raw = tn.code_points(texts)
     lib = kernel()
     form = None if opts.unicode == "none" else opts.unicode
     if form:
         qc, decomp = _quick_check_table(form), _form_table(_DECOMPOSED[form])
-        ccc, every = _combining_classes(), np.ones(len(lens), np.uint8)
+        ccc = _combining_classes()
         _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), qc.table, buf, len(buf)),
                      qc.fill, qc.table, tn.UNKNOWN)
-        _look_up_new(lambda buf: lib.thr_form_unknown(raw, lens, every, len(lens),
-                                                      decomp.table, buf, len(buf)),
+        _look_up_new(lambda buf: lib.thr_form_unknown(raw, len(raw), decomp.table, buf,
+                                                      len(buf)),
                      decomp.fill, decomp.table, FORM_UNKNOWN)
-        exp_off, exp_len, exp_cps, _ = decomp.expansions
-        decomposed_lens = np.empty(len(lens), np.int64)
-        total = lib.thr_form_lengths(raw, lens, every, len(lens), decomp.table, exp_len,
-                                     decomposed_lens)
-        decomposed = np.empty(total, np.uint32)
-        lib.thr_map_form(raw, lens, every, len(lens), decomp.table, exp_off, exp_len, exp_cps,
-                         decomposed)
+        exp_off, exp_len, exp_cps, n_exp = decomp.expansions
+        length = lib.thr_form_length(raw, len(raw), decomp.table, exp_len, n_exp)
+        if length < 0:
+            raise RuntimeError("a decomposition the table fill just entered is missing")
+        decomposed = np.empty(length, np.uint32)
+        lib.thr_map_form(raw, len(raw), decomp.table, exp_off, exp_len, exp_cps, decomposed)
         _look_up_new(lambda buf: lib.thr_unknown(decomposed, len(decomposed), ccc.table, buf,
                                                  len(buf)),
                      ccc.fill, ccc.table, tn.UNKNOWN)
@@ -334,18 +338,15 @@ def _look_up_texts(texts: Sequence[str], opts: tn.NormOptions) -> None:
                  tables.fill, tables.cls, tn.UNKNOWN)
 
 
-_NO_BYTES = np.zeros(1, np.uint8)
-
-
 @cache
 def _no_form() -> tuple:
-    """thr_utf8_word_signatures's form arguments for ``unicode: none`` (never read)."""
+    """The kernel's form arguments (FORM_PARAMS) for ``unicode: none`` (never read)."""
     u8, u32, i64 = np.zeros(1, np.uint8), np.zeros(1, np.uint32), np.zeros(1, np.int64)
     return FORM_NONE, u8, u32, i64, i64, u32, 0, u8, u8, np.zeros(1, np.uint64), u32, 0
 
 
 def _form_arguments(form: str | None) -> tuple:
-    """thr_utf8_word_signatures's form arguments, the tables as they are now (an expansion
+    """The kernel's form arguments (FORM_PARAMS), the tables as they are now (an expansion
     added after this is seen as unknown)."""
     if not form:
         return _no_form()
@@ -354,44 +355,3 @@ def _form_arguments(form: str | None) -> tuple:
     return (kind, _quick_check_table(form).table, _form_table(_DECOMPOSED[form]).table,
             *_form_table(_DECOMPOSED[form]).expansions, _combining_classes().table,
             comp.pair, comp.keys, comp.values, len(comp.keys))
-
-
-def utf8_word_signatures(column: pa.Array, opts: tn.NormOptions, n: int, a: np.ndarray,
-                         b: np.ndarray, out: np.ndarray) -> None:
-    """``word_signatures`` of an Arrow string or large_string array without nulls, read
-    from its UTF-8.
-
-    A document holding a code point the tables do not have yet is looked up in Python and
-    computed again; from then on that code point costs nothing."""
-    wide = pa.types.is_large_string(column.type)
-    _, offsets_buf, data_buf = column.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64 if wide else np.int32, len(column) + 1,
-                            column.offset * (8 if wide else 4)).astype(np.int64)
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size \
-        else _NO_BYTES
-    form = None if opts.unicode == "none" else opts.unicode
-    tables, lib = tn.tables(opts), kernel()
-    status = np.empty(len(column), np.uint8)
-
-    def run(starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, st: np.ndarray) -> None:
-        if lib.thr_utf8_word_signatures(data, starts, ends, len(starts),
-                                        *_form_arguments(form), tables.cp, tables.cls, n, a,
-                                        b, len(a), rows, st) == -1:
-            raise MemoryError("the MinHash kernel could not allocate its buffers")
-
-    run(offsets[:-1].copy(), offsets[1:].copy(), out, status)
-    unknown = np.flatnonzero(status == DOC_UNKNOWN)
-    if len(unknown):
-        _look_up_texts(column.take(unknown).to_pylist(), opts)
-        rows, again = np.empty((len(unknown), len(a)), np.uint64), np.empty(len(unknown),
-                                                                             np.uint8)
-        run(offsets[unknown], offsets[unknown + 1], rows, again)
-        out[unknown], status[unknown] = rows, again
-    rest = np.flatnonzero(status != DOC_DONE)
-    if len(rest):  # not UTF-8 (reading fails as it would anywhere), a new composite, a race
-        texts = column.take(rest).to_pylist()
-        if form:
-            texts = [unicodedata.normalize(form, t) for t in texts]
-        rows = np.empty((len(rest), len(a)), np.uint64)
-        _code_point_signatures(*tn.code_points(texts), opts, n, a, b, rows)
-        out[rest] = rows

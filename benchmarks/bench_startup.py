@@ -21,8 +21,9 @@ spread (min-max), wall and CPU (user + system of the child process):
    each phase (tasks, their summed wall, and the gap before it: dispatch and the
    phase's bookkeeping), and from the last task to the process's exit (merging stats,
    the manifest, the funnel). Every run must write the same shards.
-3. The kernel on the same documents in this process, compiled (minhash_kernel.c) and
-   its numpy reference alternating, which must agree: signatures (normal form,
+3. The kernel on the same documents in this process, compiled (minhash_kernel.c: from
+   Arrow columns, as the stage calls it, and from Python strings) and its numpy reference
+   alternating, which must agree: signatures (normal form,
    normalization tables, words, shingles, permutation minima) and the permutation
    minima alone, with the time per shingle and permutation.
 
@@ -173,6 +174,7 @@ def kernel(rows: list[dict], repeats: int) -> None:
     alternating, on the same batches; they must give the same signatures."""
     sys.path.insert(0, str(REPO))
     import numpy as np
+    import pyarrow as pa
 
     from stages.dedup import minhash_core as core
     from stages.dedup import minhash_native as native
@@ -180,12 +182,13 @@ def kernel(rows: list[dict], repeats: int) -> None:
     spec = core.MinHashSpec(unit="word", n=N_GRAMS, bands=BANDS, rows=ROWS, seed=SEED)
     texts = [r["text"] for r in rows]
     batches = [texts[i:i + 1000] for i in range(0, len(texts), 1000)]  # as the stage does
+    columns = [pa.array(b, pa.string()) for b in batches]  # what the stage hands the kernel
     first = time.perf_counter()
     core.signatures(batches[0][:1], spec)  # the first call of a process
     first = time.perf_counter() - first
     compiled = native.available()
-    times: dict[str, list[float]] = {"compiled": [], "numpy": [], "compiled minima": [],
-                                     "numpy minima": []}
+    times: dict[str, list[float]] = {"compiled utf8": [], "compiled": [], "numpy": [],
+                                     "compiled minima": [], "numpy minima": []}
     shingles = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -195,6 +198,10 @@ def kernel(rows: list[dict], repeats: int) -> None:
             t0 = time.perf_counter()
             fast = [core.signatures(b, spec) for b in batches]
             times["compiled"].append(time.perf_counter() - t0)
+            assert all(np.array_equal(f, s) for f, s in zip(fast, sigs))
+            t0 = time.perf_counter()
+            fast = [core.column_signatures(c, spec) for c in columns]
+            times["compiled utf8"].append(time.perf_counter() - t0)
             assert all(np.array_equal(f, s) for f, s in zip(fast, sigs))
         mh = {"numpy minima": 0.0, "compiled minima": 0.0}
         shingles = 0
@@ -212,7 +219,9 @@ def kernel(rows: list[dict], repeats: int) -> None:
             if compiled or k.startswith("numpy"):
                 times[k].append(v)
     print(f"| kernel: first call in a process (imports done) | {first:.3f} |")
-    for name, label in (("compiled", "compiled kernel (minhash_kernel.c)"),
+    for name, label in (("compiled utf8", "compiled kernel from the Arrow column's UTF-8 "
+                                          "(what the stage runs)"),
+                        ("compiled", "compiled kernel from Python strings"),
                         ("numpy", "numpy path (the reference)")):
         if times[name]:
             print(f"| signatures of every document, {label}: normal form, tables, words, "

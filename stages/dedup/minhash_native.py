@@ -138,9 +138,9 @@ _NO_BYTES = np.zeros(1, np.uint8)
 def utf8_word_signatures(column: pa.Array, opts: tn.NormOptions, n: int, a: np.ndarray,
                          b: np.ndarray, out: np.ndarray) -> None:
     """``word_signatures`` of an Arrow string or large_string array without nulls, read
-    from its UTF-8: its documents never become Python strings, but the few holding a code
-    point not met before (looked up, once) and bytes that are not UTF-8 (which fail as
-    reading them would anywhere)."""
+    from its UTF-8: its documents never become Python strings, except the few holding a
+    code point not met before (looked up, once) and bytes that are not UTF-8 (which fail
+    as reading them would anywhere)."""
     wide = pa.types.is_large_string(column.type)
     _, offsets_buf, data_buf = column.buffers()
     offsets = np.frombuffer(offsets_buf, np.int64 if wide else np.int32, len(column) + 1,

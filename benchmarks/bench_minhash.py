@@ -34,7 +34,9 @@ and removals. The table shows each system's median run (by end-to-end wall time)
 line per system gives every run's time, the median and the spread, end to end and for the
 whole process; the "whole process" runs from the launch of the system's process to the end
 of its run: interpreter start-up and imports included, the reading back of its results for
-scoring not. All are scored against the exact Jaccard of every pair (neardup_truth.py);
+scoring not. Whole-process ratios are printed as the ratio of the medians and, less exposed
+to a machine whose speed drifts during the benchmark, repetition by repetition with their
+median. All are scored against the exact Jaccard of every pair (neardup_truth.py);
 recall is also given without the pairs carrying fullwidth or zero-width noise, which only
 thresher folds.
 """
@@ -448,6 +450,13 @@ def main() -> None:
     for k in list(runs)[1:]:
         print(f"whole process, median {k} / median {ours}: "
               f"{whole[k][len(whole[k]) // 2] / whole[ours][len(whole[ours]) // 2]:.2f}x")
+    # runs of one repetition are minutes apart at most, so their ratio is less exposed to a
+    # machine that slows down or speeds up over the benchmark than the ratio of medians
+    for k in list(runs)[1:]:
+        paired = [p["process_wall"] / o["process_wall"] for p, o in zip(runs[k], runs[ours])]
+        print(f"whole process, {k} / {ours} repetition by repetition: "
+              f"{', '.join(f'{r:.2f}' for r in paired)}x; median "
+              f"{sorted(paired)[len(paired) // 2]:.2f}x")
     print()
     print(report(truth, rows, median))
     if tmp:

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define THR_KERNEL_ABI 3 /* bump with any change of arguments or results */
+#define THR_KERNEL_ABI 4 /* bump with any change of arguments or results */
 #ifndef THR_SOURCE
 #define THR_SOURCE "unknown" /* the Makefile passes the first 16 hex digits of this file's sha256 */
 #endif
@@ -71,46 +71,29 @@ int64_t thr_unknown(const uint32_t *raw, int64_t n, uint8_t *cls, uint32_t *out,
 
 /* Each character's full decomposition (the caller's table for NFD or NFKD): decomp[c] is
    the code point itself when it is one (below 0x110000), FORM_EXPANDS | k when it is
-   several (exp_cps[exp_off[k]], exp_len[k] of them), FORM_UNKNOWN when not looked up yet. */
+   several (exp_cps[exp_off[k]], exp_len[k] of them), FORM_UNKNOWN when not looked up yet
+   (the caller fills it with the quick check table, whose thr_unknown finds new code
+   points). */
 #define FORM_UNKNOWN 0xFFFFFFFFu
-#define FORM_PENDING 0xFFFFFFFEu
 #define FORM_EXPANDS 0x80000000u
 
-/* As thr_unknown, for a decomposition table. */
-int64_t thr_form_unknown(const uint32_t *raw, int64_t n, uint32_t *form, uint32_t *out,
-                         int64_t cap) {
-    int64_t found = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const uint32_t c = raw[i];
-        if (form[c] == FORM_UNKNOWN) {
-            if (found < cap) {
-                out[found] = c;
-                form[c] = FORM_PENDING;
-            }
-            found++;
-        }
-    }
-    return found;
-}
-
-/* The length of a text after mapping, or -2 if a code point is not looked up (or its
+/* The length of a text after decomposition, or -2 if a code point is not looked up (or its
    expansion is not among the first n_exp). */
-static int64_t form_length(const uint32_t *raw, int64_t n, const uint32_t *form,
-                           const int64_t *exp_len, int64_t n_exp) {
+int64_t thr_form_length(const uint32_t *raw, int64_t n, const uint32_t *form,
+                        const int64_t *exp_len, int64_t n_exp) {
     int64_t len = 0;
     for (int64_t i = 0; i < n; i++) {
         const uint32_t f = form[raw[i]];
         if (f < FORM_EXPANDS) len++;
-        else if (f >= FORM_PENDING || (int64_t)(f & ~FORM_EXPANDS) >= n_exp) return -2;
+        else if (f == FORM_UNKNOWN || (int64_t)(f & ~FORM_EXPANDS) >= n_exp) return -2;
         else len += exp_len[f & ~FORM_EXPANDS];
     }
     return len;
 }
 
-/* The text mapped into out (form_length's count long). */
-static void map_form(const uint32_t *raw, int64_t n, const uint32_t *form,
-                     const int64_t *exp_off, const int64_t *exp_len, const uint32_t *exp_cps,
-                     uint32_t *out) {
+/* The text decomposed into out (thr_form_length's count long). */
+void thr_map_form(const uint32_t *raw, int64_t n, const uint32_t *form, const int64_t *exp_off,
+                  const int64_t *exp_len, const uint32_t *exp_cps, uint32_t *out) {
     for (int64_t i = 0; i < n; i++) {
         const uint32_t f = form[raw[i]];
         if (f < FORM_EXPANDS) {
@@ -121,18 +104,6 @@ static void map_form(const uint32_t *raw, int64_t n, const uint32_t *form,
             out += exp_len[k];
         }
     }
-}
-
-/* For the caller's table fill: raw[0..n) decomposed into out, whose length is what
-   thr_form_length returns (-2: a code point not looked up). */
-int64_t thr_form_length(const uint32_t *raw, int64_t n, const uint32_t *form,
-                        const int64_t *exp_len, int64_t n_exp) {
-    return form_length(raw, n, form, exp_len, n_exp);
-}
-
-void thr_map_form(const uint32_t *raw, int64_t n, const uint32_t *form, const int64_t *exp_off,
-                  const int64_t *exp_len, const uint32_t *exp_cps, uint32_t *out) {
-    map_form(raw, n, form, exp_off, exp_len, exp_cps, out);
 }
 
 /* m[p] = min over x in xs of a[p]*x + b[p], for p < num_perm (m starts at EMPTY). */
@@ -460,12 +431,12 @@ static int doc_signature(const uint32_t *text, int64_t len, const struct normal_
         const int q = quick_check(text, len, f->qc);
         if (q < 0) return DOC_UNKNOWN;
         if (q == 0) {  /* normalize */
-            const int64_t dlen = form_length(text, len, f->decomp, f->exp_len, f->n_exp);
+            const int64_t dlen = thr_form_length(text, len, f->decomp, f->exp_len, f->n_exp);
             if (dlen < 0) return DOC_UNKNOWN;
             if (grow((void **)&s->norm, &s->norm_cap, dlen + 1, sizeof(uint32_t)) ||
                 grow((void **)&s->skipped, &s->skipped_cap, dlen + 1, 1))
                 return -1;
-            map_form(text, len, f->decomp, f->exp_off, f->exp_len, f->exp_cps, s->norm);
+            thr_map_form(text, len, f->decomp, f->exp_off, f->exp_len, f->exp_cps, s->norm);
             const int what = needs(s->norm, dlen, f->ccc, f->pair);
             if (what < 0) return DOC_UNKNOWN;
             if (what & NEEDS_ORDER) canonical_order(s->norm, dlen, f->ccc);

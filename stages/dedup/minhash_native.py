@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("minhash_kernel.c")
 LIBRARY = Path(__file__).with_name("_minhash_kernel.so")
-ABI = 3  # THR_KERNEL_ABI of the source
+ABI = 4  # THR_KERNEL_ABI of the source
 _UNKNOWN_BATCH = 4096  # code points looked up per round of thr_unknown
 FORM_UNKNOWN, FORM_EXPANDS = 0xFFFFFFFF, 0x80000000  # as in minhash_kernel.c
 QC_NOT_YES = 253  # as in minhash_kernel.c
@@ -45,6 +45,18 @@ PAIR_FIRST, PAIR_SECOND = 1, 2  # as in minhash_kernel.c
 # marked pending: finding and filling unknown code points is one critical section, so a
 # thread never meets another's pending entries (it only reads entries it found filled).
 _FILLING = threading.Lock()
+_CREATING = threading.RLock()  # a table built inside another's construction: reentrant
+
+
+def _shared(make: Callable) -> Callable:
+    """``functools.cache`` whose first calls for a key from several threads at once build
+    one object: a table is filled under _FILLING, so each must exist once per process."""
+    cached = cache(make)
+
+    def get(*key):
+        with _CREATING:
+            return cached(*key)
+    return get
 
 
 def source_tag() -> str:
@@ -77,8 +89,6 @@ def kernel() -> ctypes.CDLL | None:
     lib.thr_unknown.restype = n
     lib.thr_perm_min.argtypes = [u64, i64, n, u64, u64, n, w64]
     lib.thr_perm_min.restype = None
-    lib.thr_form_unknown.argtypes = [u32, n, w32, w32, n]
-    lib.thr_form_unknown.restype = n
     lib.thr_form_length.argtypes = [u32, n, u32, i64, n]
     lib.thr_form_length.restype = n
     lib.thr_map_form.argtypes = [u32, n, u32, i64, i64, u32, w32]
@@ -225,7 +235,7 @@ class _FormTable:
         self._arrays()
 
 
-@cache
+@_shared
 def _form_table(form: str) -> _FormTable:
     return _FormTable(form)
 
@@ -263,7 +273,7 @@ class _Compositions:
             range(0x1161, 0x1176)) | frozenset(range(0x11A8, 0x11C3))
 
 
-@cache
+@_shared
 def _compositions() -> _Compositions:
     return _Compositions()
 
@@ -287,7 +297,7 @@ class _QuickCheckTable:
         self.table[new] = values
 
 
-@cache
+@_shared
 def _quick_check_table(form: str) -> _QuickCheckTable:
     return _QuickCheckTable(form)
 
@@ -302,7 +312,7 @@ class _CombiningClasses:
         self.table[new] = [unicodedata.combining(chr(c)) for c in new.tolist()]
 
 
-@cache
+@_shared
 def _combining_classes() -> _CombiningClasses:
     return _CombiningClasses()
 
@@ -318,11 +328,15 @@ def _look_up_texts(texts: Sequence[str], opts: tn.NormOptions) -> None:
     if form:
         qc, decomp = _quick_check_table(form), _form_table(_DECOMPOSED[form])
         ccc = _combining_classes()
+
+        def fill(new: np.ndarray) -> None:  # a known quick check implies a known decomposition
+            qc.fill(new)
+            new = new[decomp.table[new] == FORM_UNKNOWN]  # NFKC and NFKD share the NFKD table
+            if len(new):
+                decomp.fill(new)
+
         _look_up_new(lambda buf: lib.thr_unknown(raw, len(raw), qc.table, buf, len(buf)),
-                     qc.fill, qc.table, tn.UNKNOWN)
-        _look_up_new(lambda buf: lib.thr_form_unknown(raw, len(raw), decomp.table, buf,
-                                                      len(buf)),
-                     decomp.fill, decomp.table, FORM_UNKNOWN)
+                     fill, qc.table, tn.UNKNOWN)
         exp_off, exp_len, exp_cps, n_exp = decomp.expansions
         length = lib.thr_form_length(raw, len(raw), decomp.table, exp_len, n_exp)
         if length < 0:

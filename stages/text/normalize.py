@@ -22,6 +22,7 @@ with a handful of numpy passes instead of regex substitutions or the spaCy token
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,26 +176,24 @@ def code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return lens, np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
 
 
-def normal_form(texts: Sequence[str], opts: NormOptions) -> Sequence[str]:
-    """The texts in the options' Unicode normal form (the first step of normalization)."""
-    form = None if opts.unicode == "none" else opts.unicode
-    if not form:
-        return texts
-    # is_normalized is a quick check in C for most texts
-    return [t if unicodedata.is_normalized(form, t) else unicodedata.normalize(form, t)
-            for t in texts]
+_TABLES_LOCK = threading.Lock()
 
 
 def tables(opts: NormOptions) -> _Tables:
-    """The (code point, class) tables of the options (shared by every caller in a process)."""
-    return _tables(opts.lowercase, opts.punctuation_as_space, opts.normalize_digits,
-                   opts.unicode != "none", opts.collapse_whitespace)
+    """The (code point, class) tables of the options (shared by every caller in a process;
+    threads asking at once for new options get one)."""
+    with _TABLES_LOCK:
+        return _tables(opts.lowercase, opts.punctuation_as_space, opts.normalize_digits,
+                       opts.unicode != "none", opts.collapse_whitespace)
 
 
 def normalize_batch(texts: Sequence[str], opts: NormOptions) -> Normalized:
     """Normalize every text; see the module doc for what each option does."""
     form = None if opts.unicode == "none" else opts.unicode
-    lens, raw = code_points(normal_form(texts, opts))
+    if form:  # is_normalized is a quick check in C for most texts
+        texts = [t if unicodedata.is_normalized(form, t) else unicodedata.normalize(form, t)
+                 for t in texts]
+    lens, raw = code_points(texts)
     cps, cls = tables(opts)(raw)
     if form:
         fmt = cls == FORMAT

@@ -27,6 +27,7 @@ from pipelines.io.writers import (
     JsonlShardWriter,
     ParquetShardWriter,
     ShardInfo,
+    intermediate_output,
     make_writer,
     sha256_file,
 )
@@ -350,3 +351,16 @@ def test_abort_before_any_flush_and_after_close(tmp_path: Path, fmt: str):
     shards = write(w2, [docs(5)])
     w2.abort()  # after close: nothing to remove, the finished shard stays
     assert listing(tmp_path / "b") == [Path(shards[0].path).name]
+
+
+@pytest.mark.parametrize("path,codec,written", [
+    ("/tmp/run", "auto", "none"), ("s3://bucket/run", "auto", "zstd"),
+    ("/tmp/run", "zstd", "zstd"), ("s3://bucket/run", "none", "none")])
+def test_intermediate_codec(path: str, codec: str, written: str):
+    """auto: uncompressed intermediate shards in a local run directory, zstd in object
+    storage; a level set for the output is not carried over to them."""
+    cfg = OutputConfig(path=path, intermediate_compression=codec, compression="zstd",
+                       compression_level=9)
+    out = intermediate_output(cfg)
+    assert out.compression == written and out.compression_level is None
+    assert (cfg.compression, cfg.compression_level) == ("zstd", 9)

@@ -1,4 +1,4 @@
-"""Shard writers: Parquet (zstd, bounded row groups and files) and JSONL.
+"""Shard writers: Parquet (zstd by default, bounded row groups and files) and JSONL.
 
 A writer writes each file under a hidden temporary name and renames it into
 place only when it is complete (after fsync), so a crash never leaves a
@@ -31,6 +31,7 @@ import zstandard
 from pipelines.config import OutputConfig
 from pipelines.errors import UserError
 from pipelines.io.files import commit, parquet_file, sha256_file, temp_path
+from pipelines.io.storage import is_remote
 
 
 class OutputError(UserError):
@@ -42,7 +43,7 @@ class ShardInfo:
     path: str  # relative to the run directory
     rows: int
     bytes: int
-    sha256: str
+    sha256: str | None  # None for an intermediate shard: nothing checks it, so not hashed
 
     def to_dict(self) -> dict:
         return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
@@ -54,8 +55,9 @@ class ShardWriter:
     ext = ""
 
     def __init__(self, directory: Path, prefix: str, cfg: OutputConfig, run_dir: Path,
-                 drop_columns: list[str] | None = None):
+                 drop_columns: list[str] | None = None, hashed: bool = True):
         self.dir, self.prefix, self.cfg, self.run_dir = directory, prefix, cfg, run_dir
+        self.hashed = hashed
         self.drop_columns = set(drop_columns or [])
         self.shards: list[ShardInfo] = []
         self.schema: pa.Schema | None = None
@@ -175,7 +177,8 @@ class ShardWriter:
         local temporary) when given, so a remote shard is not read back."""
         src = content if content is not None else final
         return ShardInfo(path=final.relative_to(self.run_dir).as_posix(), rows=rows,
-                         bytes=src.stat().st_size, sha256=sha256_file(src))
+                         bytes=src.stat().st_size,
+                         sha256=sha256_file(src) if self.hashed else None)
 
 
 def _widen(schema: pa.Schema, other: pa.Schema) -> pa.Schema:
@@ -344,8 +347,20 @@ class JsonlShardWriter(ShardWriter):
 
 def make_writer(directory: Path, prefix: str, cfg: OutputConfig, run_dir: Path,
                 final: bool) -> ShardWriter:
-    """The final phase writes the configured format; intermediate phases Parquet."""
+    """The final phase writes the configured format; intermediate phases Parquet in
+    ``intermediate_compression``, not hashed (the manifest lists final shards only)."""
     if final and cfg.format == "jsonl":
         return JsonlShardWriter(directory, prefix, cfg, run_dir, cfg.drop_columns)
-    return ParquetShardWriter(directory, prefix, cfg, run_dir,
-                              cfg.drop_columns if final else None)
+    if final:
+        return ParquetShardWriter(directory, prefix, cfg, run_dir, cfg.drop_columns)
+    return ParquetShardWriter(directory, prefix, intermediate_output(cfg), run_dir, None,
+                              hashed=False)
+
+
+def intermediate_output(cfg: OutputConfig) -> OutputConfig:
+    """``cfg`` as intermediate shards are written: ``intermediate_compression``, where auto
+    is none in a local run directory and zstd in object storage."""
+    codec = cfg.intermediate_compression
+    if codec == "auto":
+        codec = "zstd" if is_remote(cfg.path) else "none"
+    return cfg.model_copy(update={"compression": codec, "compression_level": None})

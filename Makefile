@@ -5,14 +5,20 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KERNEL := stages/dedup/_minhash_kernel.so
+UNICODE := stages/text/_unicode_data.npz
 
 .PHONY: install demo test docs check-docs lint clean lock bench system-deps report-screenshot
 
 # Bytecode for the project's own modules (the editable install has none): where the
 # environment sets PYTHONDONTWRITEBYTECODE, as this workplace's does, every process would
 # otherwise compile them from source (about 0.1 CPU s a `thresher validate`, measured).
-install: $(STAMP) $(KERNEL)
+install: $(STAMP) $(KERNEL) $(UNICODE)
 	@$(PY) -m compileall -q -j 0 pipelines stages
+
+# The Unicode properties dedup's tables start from (planes 0-3, from this venv's Python's
+# unicodedata; stages/text/unicode_data.py): without it they fill code point by code point.
+$(UNICODE): stages/text/unicode_data.py stages/text/normalize.py $(STAMP)
+	@$(PY) -m stages.text.unicode_data
 
 # The compiled MinHash kernel (stages/dedup/minhash_native.py loads it; without it the numpy
 # path runs, same output, slower). The library records its source's sha256, so one older

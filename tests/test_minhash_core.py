@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from stages.dedup import minhash_core as core
 from stages.dedup.minhash_core import MinHashSpec
 from stages.text import normalize as tn
+from stages.text import unicode_data
 
 SPEC = MinHashSpec()
 SENTENCES = [json.loads(line)["text"] for line in
@@ -147,7 +148,7 @@ def _eager_tables(options: tuple) -> tuple[np.ndarray, np.ndarray]:
             cls[cp] = tn.FORMAT
         elif cat == "Nd":
             cls[cp] = tn.DIGIT
-    for lo, hi in tn._NO_SPACE_SCRIPTS:
+    for lo, hi in unicode_data._NO_SPACE_SCRIPTS:
         block = cls[lo:hi + 1]
         block[block == tn.WORD] = tn.SOLO
     lowercase, punctuation_as_space, normalize_digits, delete_format, collapse = options
@@ -172,15 +173,17 @@ def _eager_tables(options: tuple) -> tuple[np.ndarray, np.ndarray]:
     return cp, cls
 
 
+@pytest.mark.parametrize("prefill", [True, False])
 @pytest.mark.parametrize("options", [(True, True, True, True, True),
                                      (False, False, False, False, False)])
-def test_tables_filled_as_code_points_occur_equal_whole_tables(options):
+def test_tables_filled_as_code_points_occur_equal_whole_tables(options, prefill):
     """Every code point of planes 0-3 and 14, and every 97th of the rest, in batches
-    (so code points are met both new and already looked up)."""
+    (so code points are met both new and already looked up); tables started from the
+    installed Unicode data (planes 0-3) or from nothing."""
     want_cp, want_cls = _eager_tables(options)
     everything = np.concatenate([np.arange(0x40000), np.arange(0xE0000, 0xF0000),
                                  np.arange(0x40000, 0x110000, 97)]).astype(np.uint32)
-    lookup = tn._Tables(*options)
+    lookup = tn._Tables(*options, prefill=prefill)
     for batch in (everything[::7], everything, everything[::-1]):
         cp, cls = lookup(batch)
         assert np.array_equal(cp, want_cp[batch]) and np.array_equal(cls, want_cls[batch])

@@ -6,10 +6,12 @@ tests/test_minhash_native.py holds the two equal), about an order of magnitude f
 word shingles (docs/benchmarks.md). Two entry points: ``utf8_word_signatures`` reads an
 Arrow text column's UTF-8 and normalizes in C (what the stage uses); ``word_signatures``
 takes Python strings. The Unicode data the kernel reads (quick check, decompositions,
-combining classes, composition pairs, normalization classes) are tables this module fills
-from ``unicodedata`` as code points first occur. Without it, because there was no C compiler or the
-library is older than its source, thresher says so once and runs the numpy path:
-same output, slower. ``THRESHER_MINHASH_KERNEL=numpy`` chooses the numpy path on purpose.
+combining classes, composition pairs, normalization classes) are tables of the running
+Python's ``unicodedata``: planes 0-3 from what ``make install`` computed
+(stages/text/unicode_data.py), other code points filled in as they first occur. Without
+the library, because there was no C compiler or the library is older than its source,
+thresher says so once and runs the numpy path: same output, slower.
+``THRESHER_MINHASH_KERNEL=numpy`` chooses the numpy path on purpose.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from pipelines.lazy import lazy_module
 from stages.text import normalize as tn
+from stages.text import unicode_data
 
 np = lazy_module("numpy")
 pa = lazy_module("pyarrow")
@@ -207,10 +210,21 @@ class _FormTable:
     decomposition), filled in as code points occur (the kernel's layout: one code point,
     or FORM_EXPANDS | k for expansion k)."""
 
-    def __init__(self, form: str) -> None:
+    def __init__(self, form: str, prefill: bool = True) -> None:
         self.form = form
         self.table = np.full(0x110000, FORM_UNKNOWN, np.uint32)
         self._expansions: list[str] = []
+        data = unicode_data.installed() if prefill else None
+        if data is not None:  # planes 0-3 as make install computed them
+            lens, cps = data.decomposed[form]
+            starts = data.decomposition_starts(form)
+            single = np.flatnonzero(lens == 1)
+            self.table[single] = cps[starts[single]]
+            several = np.flatnonzero(lens != 1)  # never 0: a normal form is never empty
+            self.table[several] = FORM_EXPANDS | np.arange(len(several), dtype=np.uint32)
+            text = cps.tobytes().decode("utf-32-le", "surrogatepass")
+            self._expansions = [text[a:a + k] for a, k in
+                                zip(starts[several].tolist(), lens[several].tolist())]
         self._arrays()
 
     def _arrays(self) -> None:
@@ -254,22 +268,14 @@ class _Compositions:
     composites are all in planes 0 and 1 (tests/test_minhash_native.py checks the rest of
     the code space)."""
 
-    def __init__(self) -> None:
-        pairs = {}
-        decomposition, normalize = unicodedata.decomposition, unicodedata.normalize
-        for c in range(0x20000):
-            d = decomposition(chr(c))
-            if d and d[0] != "<":
-                parts = d.split()
-                if len(parts) == 2 and normalize("NFC", chr(c)) == chr(c):
-                    pairs[int(parts[0], 16) << 21 | int(parts[1], 16)] = c
-        keys = sorted(pairs)
-        self.keys = np.array(keys, np.uint64)
-        self.values = np.array([pairs[k] for k in keys], np.uint32)
+    def __init__(self, prefill: bool = True) -> None:
+        data = unicode_data.installed() if prefill else None
+        self.keys, self.values = (data.pair_keys, data.pair_values) if data is not None \
+            else unicode_data.primary_composites()
         self.pair = np.zeros(0x110000, np.uint8)
         self.pair[(self.keys >> np.uint64(21)).astype(np.int64)] |= PAIR_FIRST
         self.pair[(self.keys & np.uint64(0x1FFFFF)).astype(np.int64)] |= PAIR_SECOND
-        self.seconds = frozenset((k & 0x1FFFFF for k in keys)) | frozenset(
+        self.seconds = frozenset(k & 0x1FFFFF for k in self.keys.tolist()) | frozenset(
             range(0x1161, 0x1176)) | frozenset(range(0x11A8, 0x11C3))
 
 
@@ -283,10 +289,15 @@ class _QuickCheckTable:
     as code points occur: its canonical combining class if the answer is Yes, QC_NOT_YES if
     No (its own normal form is another) or Maybe (it might compose with the one before)."""
 
-    def __init__(self, form: str) -> None:
+    def __init__(self, form: str, prefill: bool = True) -> None:
         self.form = form
         self.table = np.full(0x110000, tn.UNKNOWN, np.uint8)
         self.seconds = _compositions().seconds if form in ("NFC", "NFKC") else frozenset()
+        data = unicode_data.installed() if prefill else None
+        if data is not None:  # planes 0-3 as make install computed them
+            yes = data.own[form].copy()
+            yes[[c for c in self.seconds if c < unicode_data.END]] = False
+            self.table[:unicode_data.END] = np.where(yes, data.combining, QC_NOT_YES)
 
     def fill(self, new: np.ndarray) -> None:
         values = []
@@ -305,8 +316,11 @@ def _quick_check_table(form: str) -> _QuickCheckTable:
 class _CombiningClasses:
     """Each code point's canonical combining class, filled in as code points occur."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefill: bool = True) -> None:
         self.table = np.full(0x110000, tn.UNKNOWN, np.uint8)
+        data = unicode_data.installed() if prefill else None
+        if data is not None:
+            self.table[:unicode_data.END] = data.combining
 
     def fill(self, new: np.ndarray) -> None:
         self.table[new] = [unicodedata.combining(chr(c)) for c in new.tolist()]

@@ -17,7 +17,8 @@ the Unicode database classifies it (both filled in as code points first occur):
 Digits become ``0``, punctuation becomes a space, whitespace runs collapse to one
 space; a word is a maximal run of word characters. Whole batches are processed
 with a handful of numpy passes instead of regex substitutions or the spaCy tokenizer
-(docs/benchmarks.md, MinHash). The table follows the running Python's ``unicodedata`` version.
+(docs/benchmarks.md, MinHash). The table follows the running Python's ``unicodedata`` version
+(planes 0-3 from what ``make install`` computed with it: unicode_data.py).
 """
 
 from __future__ import annotations
@@ -30,13 +31,21 @@ from functools import lru_cache
 from typing import Protocol
 
 from pipelines.lazy import lazy_module
+from stages.text import unicode_data
+from stages.text.unicode_data import (  # noqa: F401 (the classes, for normalize's users)
+    DIGIT,
+    FORMAT,
+    PUNCT,
+    SOLO,
+    SPACE,
+    WORD,
+    case_fold,
+    char_class,
+)
 
 np = lazy_module("numpy")
 
 
-WORD, SPACE, PUNCT, FORMAT, DIGIT, SOLO = range(6)  # character classes
-_NO_SPACE_SCRIPTS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF),
-                     (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
 
 
 class NormOptions(Protocol):
@@ -66,56 +75,27 @@ class Normalized:
 UNKNOWN = 255  # the class of a code point not looked up yet (lazily filled tables)
 
 
-def char_class(cp: int) -> int:
-    """The class of one code point, from the running Python's ``unicodedata``.
-
-    Planes 4-13 have no assigned characters and 15-16 are private use: word characters.
-    """
-    if not (cp < 0x40000 or 0xE0000 <= cp < 0xF0000):
-        return WORD
-    ch = chr(cp)
-    cat = unicodedata.category(ch)
-    if ch.isspace():
-        return SPACE
-    if cat[0] in "PS" or cat == "Cc":
-        return PUNCT
-    if cat == "Cf":
-        return FORMAT
-    if cat == "Nd":
-        return DIGIT
-    if any(lo <= cp <= hi for lo, hi in _NO_SPACE_SCRIPTS):
-        return SOLO
-    return WORD
-
-
-def case_fold(cp: int) -> int:
-    """Case fold of one code point to one code point (only planes 0-1 have case).
-
-    Context-free, unlike str.lower: Σ and ς both become σ, İ becomes i (its combining
-    dot is dropped); the one-character case folding where there is one, else the
-    first character of the lowercase (ß stays ß).
-    """
-    if cp >= 0x20000:
-        return cp
-    ch = chr(cp)
-    fold = ch.casefold()
-    return ord((fold if len(fold) == 1 else ch.lower())[0])
-
-
 class _Tables:
     """(output code point, output class) of every code point under one set of options.
 
-    A code point is looked up the first time a batch holds it: a corpus holds a few
-    thousand of the 1.1M, and building whole tables cost every process a Python call
-    per code point of planes 0-3 (tests/test_minhash_core.py checks both agree).
+    Planes 0-3 start from the properties ``make install`` computed (unicode_data.py);
+    a code point beyond, or every one without that file, is looked up the first time a
+    batch holds it: a corpus holds a few thousand of the 1.1M, and building whole tables
+    in Python cost every process a call per code point of planes 0-3
+    (tests/test_unicode_data.py and tests/test_minhash_core.py check they all agree).
     """
 
     def __init__(self, lowercase: bool, punctuation_as_space: bool, normalize_digits: bool,
-                 delete_format: bool, collapse_whitespace: bool) -> None:
+                 delete_format: bool, collapse_whitespace: bool, prefill: bool = True) -> None:
         self.options = (lowercase, punctuation_as_space, normalize_digits, delete_format,
                         collapse_whitespace)
         self.cp = np.arange(0x110000, dtype=np.uint32)
         self.cls = np.full(0x110000, UNKNOWN, np.uint8)
+        data = unicode_data.installed() if prefill else None
+        if data is not None:
+            end = unicode_data.END
+            self.cp[:end], self.cls[:end] = self._derive(self.cp[:end], data.char_class,
+                                                         data.case_fold)
 
     def __call__(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Output code points and classes of the code points ``raw``."""
@@ -128,24 +108,30 @@ class _Tables:
 
     def fill(self, new: np.ndarray) -> None:
         """Look up the code points ``new`` (distinct) and enter them in the tables."""
-        looked_up = [self._lookup(c) for c in new.tolist()]
-        self.cp[new] = [c for c, _ in looked_up]
-        self.cls[new] = [k for _, k in looked_up]
+        cps = new.tolist()
+        self.cp[new], self.cls[new] = self._derive(
+            new, np.fromiter(map(char_class, cps), np.uint8, len(cps)),
+            np.fromiter(map(case_fold, cps), np.uint32, len(cps)))
 
-    def _lookup(self, cp: int) -> tuple[int, int]:
+    def _derive(self, cps: np.ndarray, cls: np.ndarray, fold: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(output code points, output classes) of ``cps`` from their ``char_class`` and
+        ``case_fold``."""
         lowercase, punctuation_as_space, normalize_digits, delete_format, collapse = \
             self.options
-        cls = char_class(cp)
-        out = case_fold(cp) if lowercase else cp
-        if cls == DIGIT:
-            out = ord("0") if normalize_digits else out
-            cls = WORD
-        if cls == PUNCT and punctuation_as_space:
-            out, cls = ord(" "), SPACE
-        if cls == SPACE and collapse:
-            out = ord(" ")
-        if cls == FORMAT and not delete_format:
-            cls = WORD
+        out = (fold if lowercase else cps).astype(np.uint32)
+        cls = cls.copy()
+        digit = cls == DIGIT
+        if normalize_digits:
+            out[digit] = ord("0")
+        cls[digit] = WORD
+        if punctuation_as_space:
+            punct = cls == PUNCT
+            out[punct], cls[punct] = ord(" "), SPACE
+        if collapse:
+            out[cls == SPACE] = ord(" ")
+        if not delete_format:
+            cls[cls == FORMAT] = WORD
         return out, cls
 
 

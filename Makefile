@@ -17,7 +17,7 @@ install: $(STAMP) $(KERNEL) $(UNICODE)
 
 # The Unicode properties dedup's tables start from (planes 0-3, from this venv's Python's
 # unicodedata; stages/text/unicode_data.py): without it they fill code point by code point.
-$(UNICODE): stages/text/unicode_data.py stages/text/normalize.py $(STAMP)
+$(UNICODE): stages/text/unicode_data.py $(STAMP)
 	@$(PY) -m stages.text.unicode_data
 
 # The compiled MinHash kernel (stages/dedup/minhash_native.py loads it; without it the numpy

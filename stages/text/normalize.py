@@ -5,7 +5,8 @@ fast, for any language; it does not need linguistic tokens. So a batch of texts
 becomes one numpy array of code points: Unicode normal form first (``unicodedata``,
 called only for the texts it would change), then a table lowercases every character
 (context-free case folding: a word folds the same wherever it is) and a table from
-the Unicode database classifies it (both filled in as code points first occur):
+the Unicode database classifies it (both from unicode_data.py's properties: planes 0-3
+computed at install, other code points looked up as they first occur):
 
 - whitespace; punctuation = categories P*, S* and non-space controls; format
   characters (Cf: zero-width space and joiners, soft hyphen, BOM), which are
@@ -17,8 +18,7 @@ the Unicode database classifies it (both filled in as code points first occur):
 Digits become ``0``, punctuation becomes a space, whitespace runs collapse to one
 space; a word is a maximal run of word characters. Whole batches are processed
 with a handful of numpy passes instead of regex substitutions or the spaCy tokenizer
-(docs/benchmarks.md, MinHash). The table follows the running Python's ``unicodedata`` version
-(planes 0-3 from what ``make install`` computed with it: unicode_data.py).
+(docs/benchmarks.md, MinHash). The table follows the running Python's ``unicodedata`` version.
 """
 
 from __future__ import annotations
@@ -44,8 +44,6 @@ from stages.text.unicode_data import (  # noqa: F401 (the classes, for normalize
 )
 
 np = lazy_module("numpy")
-
-
 
 
 class NormOptions(Protocol):

@@ -154,3 +154,32 @@ def test_the_demo_reproduced_from_its_manifest_verifies_clean(reference_run: Pat
     assert "package" not in proc.stderr and "fingerprint" not in proc.stderr
     assert shard_hashes(tmp_path / "again") == shard_hashes(reference_run)
     assert load_manifest(tmp_path / "again")["inputs"] == load_manifest(reference_run)["inputs"]
+
+
+@pytest.mark.parametrize("text", [
+    "Name: a\nVersion: 1\n\nName: not-this\nbody", "name:b\nVERSION:  2 \r\nName: c",
+    "Metadata-Version: 2.1\nName: x\n  y\n\tz\nVersion: 3", "Version: 1\n", "",
+    "Name: a\r\nSummary: s: t\r\nVersion: 1\r\n\r\nbody"])
+def test_metadata_header_fields_as_email_reads_them(text):
+    """installed_packages reads Name and Version of a metadata header without the email
+    parser, as it does."""
+    import email
+
+    from pipelines.manifest import _header_fields
+
+    header = email.message_from_string(text.split("\n\n", 1)[0])
+    got = _header_fields(text, ("name", "version"))
+    assert (got.get("name"), got.get("version")) == (header.get("Name"), header.get("Version"))
+
+
+def test_installed_packages_as_importlib_metadata_reads_them():
+    from importlib.metadata import distributions
+
+    from pipelines.manifest import installed_packages
+
+    want = {}
+    for d in distributions():
+        if d.metadata["Name"]:
+            want.setdefault(d.metadata["Name"].lower(), d.version)
+    got = installed_packages()
+    assert len(got) > 100 and got == dict(sorted(want.items()))

@@ -213,10 +213,10 @@ class OutputConfig(Strict):
                           "codec's own")
     intermediate_compression: Literal["auto", "zstd", "snappy", "gzip", "none"] = Field(
         "auto", description="codec of the intermediate shards between a run's phases "
-                            "(phases/, removed when the run ends). auto: none in a local run "
-                            "directory (much faster to write and read, about twice the bytes: "
-                            "docs/benchmarks.md), zstd in object storage (bytes are requests "
-                            "and transfer there); zstd also suits a short disk")
+                            "(phases/, removed when the run ends). auto: none on a local disk "
+                            "(much faster to write and read, about twice the bytes: "
+                            "docs/benchmarks.md), zstd in object storage or on a network "
+                            "filesystem (NFS, Lustre, GPFS, ...); zstd also suits a short disk")
     rows_per_row_group: int = Field(10_000, gt=0)
     rows_per_file: int = Field(100_000, gt=0)
     drop_columns: list[str] = Field([], description="columns not written to the final shards")

@@ -354,13 +354,42 @@ def test_abort_before_any_flush_and_after_close(tmp_path: Path, fmt: str):
 
 
 @pytest.mark.parametrize("path,codec,written", [
-    ("/tmp/run", "auto", "none"), ("s3://bucket/run", "auto", "zstd"),
+    ("s3://bucket/run", "auto", "zstd"),
     ("/tmp/run", "zstd", "zstd"), ("s3://bucket/run", "none", "none")])
 def test_intermediate_codec(path: str, codec: str, written: str):
-    """auto: uncompressed intermediate shards in a local run directory, zstd in object
-    storage; a level set for the output is not carried over to them."""
+    """auto: zstd intermediate shards in object storage (a local disk: below); a level set
+    for the output is not carried over to them."""
     cfg = OutputConfig(path=path, intermediate_compression=codec, compression="zstd",
                        compression_level=9)
     out = intermediate_output(cfg)
     assert out.compression == written and out.compression_level is None
     assert (cfg.compression, cfg.compression_level) == ("zstd", 9)
+
+
+MOUNTS = """/dev/sda1 / ext4 rw 0 0
+server:/export /mnt/shared nfs4 rw 0 0
+mds@tcp:/lfs /mnt/lustre lustre rw 0 0
+/dev/sdb1 /mnt/lustre/local ext4 rw 0 0
+tmpfs /mnt/my\\040scratch tmpfs rw 0 0
+"""
+
+
+@pytest.mark.parametrize("path,kind", [
+    ("/mnt/shared/runs/x", "nfs4"), ("/mnt/lustre/runs/x", "lustre"),
+    ("/mnt/lustre/local/x", "ext4"), ("/mnt/my scratch/x", "tmpfs"), ("/home/u/x", "ext4"),
+    ("/mnt/sharedother/x", "ext4"), ("file:///mnt/shared/x", "nfs4")])
+def test_filesystem_of_a_run_directory(path: str, kind: str):
+    """The innermost mount holding the path (octal escapes of /proc/mounts decoded); auto
+    compresses intermediate shards on network filesystems."""
+    from pipelines.io.storage import filesystem_type, on_network_filesystem
+
+    assert filesystem_type(path, MOUNTS) == kind
+    assert on_network_filesystem(path, MOUNTS) == (kind in ("nfs4", "lustre"))
+
+
+def test_auto_follows_this_machines_filesystem(tmp_path: Path):
+    from pipelines.io.storage import filesystem_type, on_network_filesystem
+
+    assert filesystem_type(tmp_path / "not" / "yet") is not None  # /proc/mounts read
+    want = "zstd" if on_network_filesystem(tmp_path) else "none"
+    assert intermediate_output(OutputConfig(path=str(tmp_path / "run"))).compression == want

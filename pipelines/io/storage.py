@@ -97,6 +97,41 @@ def is_remote(url: str | os.PathLike) -> bool:
     return scheme(str(url)) != "file"
 
 
+# Filesystem types whose bytes cross a network (a cluster's shared storage, FUSE mounts of
+# object stores): ``output.intermediate_compression: auto`` compresses there.
+NETWORK_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "lustre", "gpfs", "beegfs", "cifs", "smb3", "smbfs", "ceph", "glusterfs",
+    "fuse.glusterfs", "fuse.cephfs", "fuse.sshfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.rclone",
+    "fuse.juicefs", "fuse.mountpoint-s3", "fuse.goofys", "fuse.blobfuse2", "fuse.weka"})
+
+
+def filesystem_type(path: str | os.PathLike, mounts: str | None = None) -> str | None:
+    """The type of the filesystem that holds (or would hold) local ``path``: its innermost
+    mount point's, from ``mounts`` (``/proc/mounts``' text, read when None); None where
+    there is no /proc/mounts."""
+    if mounts is None:
+        try:
+            with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
+                mounts = fh.read()
+        except OSError:
+            return None
+    target = os.path.realpath(local_path(path))  # symlinks of the part that exists resolved
+    best, kind = -1, None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= best:  # the last of equal mount points is on top
+            best, kind = len(point), fields[2]
+    return kind
+
+
+def on_network_filesystem(path: str | os.PathLike, mounts: str | None = None) -> bool:
+    return filesystem_type(path, mounts) in NETWORK_FILESYSTEMS
+
+
 def local_path(url: str | os.PathLike) -> str:
     """The filesystem path of a local path or file:// URL."""
     url = str(url)

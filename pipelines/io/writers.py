@@ -31,7 +31,7 @@ import zstandard
 from pipelines.config import OutputConfig
 from pipelines.errors import UserError
 from pipelines.io.files import commit, parquet_file, sha256_file, temp_path
-from pipelines.io.storage import is_remote
+from pipelines.io.storage import is_remote, on_network_filesystem
 
 
 class OutputError(UserError):
@@ -359,8 +359,9 @@ def make_writer(directory: Path, prefix: str, cfg: OutputConfig, run_dir: Path,
 
 def intermediate_output(cfg: OutputConfig) -> OutputConfig:
     """``cfg`` as intermediate shards are written: ``intermediate_compression``, where auto
-    is none in a local run directory and zstd in object storage."""
+    is none on a local disk and zstd where bytes cross a network (object storage, a network
+    filesystem: ``storage.NETWORK_FILESYSTEMS``)."""
     codec = cfg.intermediate_compression
     if codec == "auto":
-        codec = "zstd" if is_remote(cfg.path) else "none"
+        codec = "zstd" if is_remote(cfg.path) or on_network_filesystem(cfg.path) else "none"
     return cfg.model_copy(update={"compression": codec, "compression_level": None})

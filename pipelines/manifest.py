@@ -77,8 +77,8 @@ def installed_packages() -> dict[str, str]:
     for d in distributions():
         text = d.read_text("METADATA") or d.read_text("PKG-INFO") or d.read_text("") or ""
         fields = _header_fields(text, ("name", "version"))
-        if fields.get("name"):
-            pkgs[fields["name"].lower()] = fields.get("version")
+        if fields.get("name"):  # the first on sys.path: the one imported, as version() says
+            pkgs.setdefault(fields["name"].lower(), fields.get("version"))
     return dict(sorted(pkgs.items()))
 
 

@@ -28,7 +28,8 @@ directories (intermediate shards and global stages' side files):
   line, over the runs whose step had documents to work on (``_step_growth``: a cluster
   step holds its edges);
 - disk: intermediate shards and side files (``phases/``, ``work/``) and output shards
-  (``data/``), scaled by bytes the same way;
+  (``data/``), scaled by bytes the same way (the sample runs write intermediate shards in
+  the codec the real run's directory resolves ``intermediate_compression`` to);
 - object-store requests, for remote inputs: one listing or size call per file at
   planning, and one ranged GET per read-ahead block of each task's input
   (``storage.DEFAULT_BLOCK_SIZE``), plus one per piece for its resync.
@@ -223,11 +224,15 @@ def _run_sample(cfg: PipelineConfig, plan: Plan, idx: list[int], where: Path,
     import sys
 
     from pipelines.io.files import write_json_atomic
+    from pipelines.io.writers import intermediate_output
     from pipelines.rundir import RunDir
 
     inputs = [plan.inputs[i] for i in idx]
     data = cfg.to_dict(resolved=True)
-    data["output"] = {**data["output"], "path": str(where), "keep_intermediate": True}
+    # the intermediate codec the real run's directory resolves to (auto: none on a local
+    # disk, zstd in object storage or on a network filesystem), not the temporary one's
+    data["output"] = {**data["output"], "path": str(where), "keep_intermediate": True,
+                      "intermediate_compression": intermediate_output(cfg.output).compression}
     data["executor"] = {"kind": "local", "workers": workers}
     scfg = config_from_dict(data)
     splan = Plan(plan_phases([s.build() for s in scfg.stages], len(inputs)), inputs, [])

@@ -422,3 +422,26 @@ def test_content_pass_windows_weigh_long_records_by_their_share(tmp_path: Path):
         errs.append(sum(est) / whole - 1)
     print("split WARC windows, content:", [f"{e:+.1%}" for e in errs])
     assert all(abs(e) <= 0.2 for e in errs)
+
+
+@pytest.mark.parametrize("out,codec", [("local", "UNCOMPRESSED"), ("s3://bucket/run", "ZSTD")])
+def test_sample_runs_write_the_real_runs_intermediate_codec(tmp_path: Path, out: str,
+                                                            codec: str):
+    """The sample runs go to a local temporary directory, but their intermediate shards
+    (counted as the estimate's intermediate disk) are coded as the real run's directory
+    resolves ``intermediate_compression: auto``: zstd for a run in object storage."""
+    import pyarrow.parquet as pq
+
+    from pipelines.io.storage import on_network_filesystem
+
+    path = corpus_config(tmp_path)
+    d = yaml.safe_load(path.read_text())
+    d["output"]["path"] = str(tmp_path / "run") if out == "local" else out
+    d["stages"] = d["stages"][-1:]  # minhash_dedup: an intermediate phase
+    path.write_text(yaml.safe_dump(d))
+    if out == "local" and on_network_filesystem(tmp_path):
+        codec = "ZSTD"
+    estimate(load_config(path), sample=2, slots=1, keep=tmp_path / "keep")
+    shards = sorted((tmp_path / "keep" / "sample" / "phases" / "main").glob("*.parquet"))
+    assert shards and all(pq.ParquetFile(s).metadata.row_group(0).column(0).compression
+                          == codec for s in shards)

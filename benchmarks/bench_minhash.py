@@ -381,6 +381,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="keep the set and outputs in this directory")
     ap.add_argument("--repeats", type=int, default=3,
                     help="runs of each system, alternating (default 3)")
+    ap.add_argument("--systems", nargs="+", choices=list(WORKERS), default=list(WORKERS),
+                    help="workers to run (default all; `stage datatrove-tuned` leaves out the "
+                         "3-minute default peer); the stage is always run, first")
     ap.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -420,6 +423,7 @@ def main() -> None:
                "thresher core": (sys.executable, "thresher"),
                "datatrove": (a.datatrove_python, "datatrove"),
                "datatrove tuned": (a.datatrove_python, "datatrove-tuned")}
+    pythons = {k: v for k, v in pythons.items() if v[1] in {"stage", *a.systems}}
     runs: dict[str, list[dict]] = {k: [] for k in pythons}
     order = list(pythons)
     for rep in range(a.repeats):

@@ -292,20 +292,25 @@ class _QuickCheckTable:
     def __init__(self, form: str, prefill: bool = True) -> None:
         self.form = form
         self.table = np.full(0x110000, tn.UNKNOWN, np.uint8)
-        self.seconds = _compositions().seconds if form in ("NFC", "NFKC") else frozenset()
+        seconds = _compositions().seconds if form in ("NFC", "NFKC") else frozenset()
+        self._seconds = np.array(sorted(seconds), np.int64)
         data = unicode_data.installed() if prefill else None
         if data is not None:  # planes 0-3 as make install computed them
-            yes = data.own[form].copy()
-            yes[[c for c in self.seconds if c < unicode_data.END]] = False
-            self.table[:unicode_data.END] = np.where(yes, data.combining, QC_NOT_YES)
+            self.table[:unicode_data.END] = self._answers(
+                np.arange(unicode_data.END), data.own[form], data.combining)
 
     def fill(self, new: np.ndarray) -> None:
-        values = []
-        for c in new.tolist():
-            ch = chr(c)
-            yes = unicodedata.normalize(self.form, ch) == ch and c not in self.seconds
-            values.append(unicodedata.combining(ch) if yes else QC_NOT_YES)
-        self.table[new] = values
+        chars = [chr(c) for c in new.tolist()]
+        own = np.fromiter((unicodedata.normalize(self.form, ch) == ch for ch in chars), bool,
+                          len(chars))
+        self.table[new] = self._answers(
+            new, own, np.fromiter(map(unicodedata.combining, chars), np.uint8, len(chars)))
+
+    def _answers(self, cps: np.ndarray, own: np.ndarray, combining: np.ndarray) -> np.ndarray:
+        """The table's values for ``cps``, from whether each is its own normal form and its
+        combining class: Yes unless it is not or it may compose with the one before."""
+        yes = own & ~np.isin(cps, self._seconds)
+        return np.where(yes, combining, QC_NOT_YES).astype(np.uint8)
 
 
 @_shared

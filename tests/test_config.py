@@ -17,6 +17,7 @@ from pipelines.config import (
     PipelineConfig,
     RayExecutor,
     WarcInput,
+    read_yaml,
 )
 from pipelines.errors import ConfigError, ConfigErrors, UserError
 
@@ -378,6 +379,38 @@ def test_demo_round_trips_unresolved_and_resolved():
     assert again.to_yaml() == cfg.to_yaml()  # the resolved YAML is a fixed point
     assert config_from_yaml(cfg.to_yaml(resolved=False)).to_dict(resolved=False) == \
         cfg.to_dict(resolved=False)
+
+
+def test_read_yaml_is_safe_load():
+    """libyaml's parser where PyYAML has one (the wheel does: checked, not assumed), the
+    same data as the pure-Python loader for every bundled config and its resolved form."""
+    assert getattr(yaml, "CSafeLoader", None) is not None, "PyYAML built without libyaml"
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        text = path.read_text()
+        assert read_yaml(text) == yaml.safe_load(text), path
+        resolved = load_config(path, check_inputs=False).to_yaml(resolved=True)
+        assert read_yaml(resolved) == yaml.safe_load(resolved), path
+    odd = ("a: !!binary aGk=\nb: 2020-01-02\nc: [.inf, ~, 0x1f, 1_000, 'x: y']\n"
+           "d: &k {e: 1}\nf: *k\n")
+    assert read_yaml(odd) == yaml.safe_load(odd)
+    with pytest.raises(yaml.constructor.ConstructorError):  # safe: no Python objects
+        read_yaml("a: !!python/object/apply:os.system ['true']\n")
+
+
+def test_engine_rereads_of_a_resolved_config_are_validated_once(tmp_path: Path):
+    path = tmp_path / "config.yaml"
+    path.write_text(load_config(DEMO, check_inputs=False).to_yaml(resolved=True))
+    first = load_config(path, check_inputs=False)
+    assert load_config(path, check_inputs=False) is first  # every phase of a run
+    path.write_text(path.read_text().replace("name: demo", "name: changed"))
+    again = load_config(path, check_inputs=False)
+    assert again is not first and again.name == "changed" and first.name == "demo"
+    assert load_config(path, check_inputs=False) is again
+    # a user's config (inputs checked) or one with overrides is read every time
+    flag = {"sets": ["seed=3"]}
+    assert load_config(path, check_inputs=False, overrides=flag) is not again
+    assert load_config(path, check_inputs=False, overrides=flag).seed == 3
+    assert load_config(path) is not load_config(path)
 
 
 def test_demo_inputs_resolve_from_the_repo_dir(monkeypatch):

@@ -27,6 +27,10 @@ columns are datatrove's time over each thresher system's):
   signature step in place of its default (spaCy's English tokenizer for ``en``): the
   strongest fair setup of the peer, since its API takes any word tokenizer and its
   recall is measured in the same run (issue #23).
+- floor (``--systems ... floor``, not run by default): the imports a thresher run needs
+  and the compiled kernel's signatures of every document read from the JSONL, nothing
+  else (``run_floor``): a lower bound of any thresher run, printed against a tenth of
+  the tuned peer's whole process of the same repetition.
 
 Each system runs ``--repeats`` times (3 by default), the systems alternating and their
 order rotating every repetition; every repetition of a system must give the same clusters
@@ -273,8 +277,38 @@ def _whitespace_tokenizer():
     return Whitespace("en")
 
 
+def run_floor(docs_path: Path, work: Path) -> dict:
+    """Less than any thresher MinHash run can cost: the libraries a run imports (numpy,
+    pyarrow with parquet, pydantic, yaml), the kernel's module (which imports the
+    ``pipelines`` package and its config models, as every run does to validate its
+    config) and the compiled kernel's signatures of every document read from the JSONL;
+    nothing else: no config, band rows, buckets, clusters, output, stats or run
+    directory. A peer whose whole process is under 10x this cannot be beaten 10x by a
+    thresher run (issue #20's goal at 2,000 documents)."""
+    sys.path.insert(0, str(REPO))
+    import numpy  # noqa: F401
+    import pyarrow  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import pydantic  # noqa: F401
+    import yaml  # noqa: F401
+
+    from stages.dedup import minhash_core as core
+    from stages.dedup import minhash_native as native
+
+    assert native.available(), "the compiled kernel is not built (make install)"
+    spec = core.MinHashSpec(unit="word", n=N_GRAMS, bands=BANDS, rows=ROWS, seed=SEED)
+    t = Phases()
+    with t("signatures"):
+        with open(docs_path, encoding="utf-8") as f:
+            texts = [json.loads(line)["text"] for line in f]
+        sigs = core.signatures(texts, spec)
+    return {"wall": t.wall, "cpu": t.cpu, "peak_rss_mb": _peak_rss_mb(), "run_end": time.time(),
+            "labels": None, "removed": None, "signatures": int(sigs.shape[0])}
+
+
 WORKERS = {"thresher": run_thresher, "stage": run_stage, "datatrove": run_datatrove,
-           "datatrove-tuned": lambda docs, work: run_datatrove(docs, work, tuned=True)}
+           "datatrove-tuned": lambda docs, work: run_datatrove(docs, work, tuned=True),
+           "floor": run_floor}
 
 
 # ---------------------------------------------------------------- driver
@@ -381,9 +415,10 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="keep the set and outputs in this directory")
     ap.add_argument("--repeats", type=int, default=3,
                     help="runs of each system, alternating (default 3)")
-    ap.add_argument("--systems", nargs="+", choices=list(WORKERS), default=list(WORKERS),
-                    help="workers to run (default all; `stage datatrove-tuned` leaves out the "
-                         "3-minute default peer); the stage is always run, first")
+    ap.add_argument("--systems", nargs="+", choices=list(WORKERS),
+                    help="workers to run (default all but the floor; `stage datatrove-tuned` "
+                         "leaves out the 3-minute default peer; `floor` adds run_floor's "
+                         "lower bound); the stage is always run, first")
     ap.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -422,8 +457,10 @@ def main() -> None:
     pythons = {"thresher stage": (sys.executable, "stage"),
                "thresher core": (sys.executable, "thresher"),
                "datatrove": (a.datatrove_python, "datatrove"),
-               "datatrove tuned": (a.datatrove_python, "datatrove-tuned")}
-    pythons = {k: v for k, v in pythons.items() if v[1] in {"stage", *a.systems}}
+               "datatrove tuned": (a.datatrove_python, "datatrove-tuned"),
+               "floor": (sys.executable, "floor")}
+    systems = a.systems if a.systems is not None else [w for w in WORKERS if w != "floor"]
+    pythons = {k: v for k, v in pythons.items() if v[1] in {"stage", *systems}}
     runs: dict[str, list[dict]] = {k: [] for k in pythons}
     order = list(pythons)
     for rep in range(a.repeats):
@@ -433,6 +470,7 @@ def main() -> None:
             first = runs[name][0] if runs[name] else r
             assert (r["labels"], r["removed"]) == (first["labels"], first["removed"]), \
                 f"{name}: repetition {rep} gave other clusters than the first"
+            assert which != "floor" or r["signatures"] == len(rows), r
             runs[name].append(r)
             print(f"rep {rep} {name}: {sum(r['wall'].values()):.2f} s"
                   + (f" ({r['hash']} hashing, {r['python']})" if "hash" in r else ""),
@@ -461,8 +499,19 @@ def main() -> None:
         print(f"whole process, {k} / {ours} repetition by repetition: "
               f"{', '.join(f'{r:.2f}' for r in paired)}x; median "
               f"{sorted(paired)[len(paired) // 2]:.2f}x")
+    if "floor" in runs and "datatrove tuned" in runs:  # the lower bound against 10x
+        budget = [p["process_wall"] / 10 for p in runs["datatrove tuned"]]
+        floor = [f["process_wall"] for f in runs["floor"]]
+        head = [p / f for p, f in zip(budget, floor)]
+        print(f"floor (imports and signatures alone): whole process "
+              f"{', '.join(f'{f:.2f}' for f in floor)} s; a tenth of the tuned peer's whole "
+              f"process in the same repetition {', '.join(f'{b:.2f}' for b in budget)} s: "
+              f"what is left for everything else "
+              f"{', '.join(f'{b - f:+.2f}' for b, f in zip(budget, floor))} s; the tuned peer "
+              f"is {', '.join(f'{10 * h:.1f}' for h in head)}x the floor (median "
+              f"{10 * sorted(head)[len(head) // 2]:.1f}x)")
     print()
-    print(report(truth, rows, median))
+    print(report(truth, rows, {k: v for k, v in median.items() if k != "floor"}))
     if tmp:
         tmp.cleanup()
 

@@ -238,17 +238,24 @@ class ParquetShardWriter(ShardWriter):
         if self._pending_rows >= n:
             whole = pa.concat_tables(self._pending)
             full = (whole.num_rows // n) * n
-            self._flush(whole.slice(0, full))
+            groups = self._combined(whole.slice(0, full))
             rest = whole.slice(full)
+            # the batches are copied into ``groups``: let them go before the encoder's
+            # buffers are added (a 10,000-row group of web text is tens of MB each)
+            del whole
             self._pending = [rest] if rest.num_rows else []
             self._pending_rows = rest.num_rows
+            self._flush(groups)
 
-    def _flush(self, table: pa.Table) -> None:
+    def _combined(self, table: pa.Table) -> pa.Table:
         table = _fit(table, self.schema)  # row groups read back after a widening
         # One chunk per column: Parquet's encoder decides pages and dictionary fallback
         # chunk by chunk, so without this the bytes would depend on how the rows were
         # batched in memory (e.g. a materialized run vs the direct run), not just on them.
-        table = table.combine_chunks()
+        return table.combine_chunks()
+
+    def _flush(self, table: pa.Table) -> None:
+        table = self._combined(table)  # copies nothing when _write combined it already
         if self._writer is None:
             comp = None if self.cfg.compression == "none" else self.cfg.compression
             self._writer = pq.ParquetWriter(

@@ -486,13 +486,20 @@ class PipelineConfig(BaseModel):
 
 # ----------------------------------------------------------------------------- loading
 
+# The engine's re-reads of a run's resolved config (``check_inputs=False``): every phase
+# of a run in one process reads the same file, validated once. Keyed by the text, so a
+# changed file is read again; a PipelineConfig is frozen, so sharing it is safe.
+_RESOLVED: dict[tuple[str, str], PipelineConfig] = {}
+
+
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
                 check_inputs: bool = True) -> PipelineConfig:
     """Read, override and validate a YAML config; raises ConfigErrors with file:line.
 
     ``check_inputs=False`` is the engine re-reading a run's resolved config: its inputs
     and its chain were checked when the run was made (or, for a config built in Python,
-    are left to run time), so neither is checked again."""
+    are left to run time), so neither is checked again, and a process validates the
+    same text once (``_RESOLVED``)."""
     from pipelines.io import storage
 
     path = str(path)
@@ -517,11 +524,6 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
         _RESOLVED[key] = config_from_yaml(text, file=path, check_chain=False)
     return _RESOLVED[key]
 
-
-# The engine's re-reads of a run's resolved config (``check_inputs=False``): every phase
-# of a run in one process reads the same file, validated once. Keyed by the text, so a
-# changed file is read again; a PipelineConfig is frozen, so sharing it is safe.
-_RESOLVED: dict[tuple[str, str], PipelineConfig] = {}
 
 
 def read_yaml(text: str) -> Any:

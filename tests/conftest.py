@@ -139,6 +139,28 @@ def shard_hashes(run_dir: Path) -> dict[str, str]:
 DEMO = REPO / "configs" / "demo.yaml"
 
 
+def kill_inside_a_task(proc: subprocess.Popen, run: Path, done: int, phase: str = "main",
+                       timeout: float = 300) -> None:
+    """SIGKILL the process group of a local run once `done` tasks of `phase` are done and
+    another has begun (its log exists, its record does not), however fast the machine.
+    Logs are listed before records, so a task begun and not done was still running when
+    the records were listed."""
+    import signal
+    import time
+
+    stats, logs = run / "stats" / phase, run / "logs" / phase
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        begun = {p.stem for p in logs.glob("task-*.log")}
+        finished = {p.stem for p in stats.glob("task-*.json")}
+        if len(finished) >= done and begun - finished:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"the run ended ({proc.poll()}) or timed out before it was killed")
+
+
 def demo_config(tmp: Path, **executor) -> Path:
     """configs/demo.yaml on all bundled WARCs (absolute paths), with the given executor."""
     import yaml

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, WARC_DIR, demo_config, shard_hashes, thresher
+from conftest import REPO, WARC_DIR, demo_config, kill_inside_a_task, shard_hashes, thresher
 
 
 def test_every_record_is_accounted_for(reference_run: Path):
@@ -100,16 +97,8 @@ def test_sigkill_then_resume_is_byte_identical(reference_run: Path, tmp_path: Pa
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", str(cfg), "--output", str(run), "--quiet"],
         cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
+    kill_inside_a_task(proc, run, done_before_kill)
     stats_dir = run / "stats" / "main"
-    while time.time() < deadline and proc.poll() is None:
-        if stats_dir.is_dir() and len(list(stats_dir.glob("task-*.json"))) >= done_before_kill:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "run finished before it could be killed"
-    time.sleep(0.3)  # land somewhere inside the next task
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     n_done = len(list(stats_dir.glob("task-*.json")))
     n_tasks = len(list(WARC_DIR.glob("*.warc.gz")))
     assert done_before_kill <= n_done < n_tasks

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATA, REPO, WARC_DIR, demo_config, thresher
+from conftest import DATA, REPO, WARC_DIR, demo_config, kill_inside_a_task, thresher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -115,15 +112,7 @@ def killed_and_resumed(reference_run: Path, tmp_path_factory) -> Path:
         [sys.executable, "-m", "pipelines.cli", "run", str(cfg), "--output", str(run), "--quiet"],
         cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = run / "stats" / "main"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if done.is_dir() and list(done.glob("task-*.json")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "run finished before it could be killed"
-    time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_inside_a_task(proc, run, 1)
     assert len(list(done.glob("task-*.json"))) < len(list(WARC_DIR.glob("*.warc.gz")))
     thresher("run", str(cfg), "--output", str(run), "--resume", "--quiet")
     return run

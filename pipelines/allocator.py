@@ -11,6 +11,10 @@ MinHash run, 313-334 k page faults and 1.4-1.8 s of system time in 6.4-6.8 s
 64 MiB trim threshold keep those blocks in the heap for reuse, at the price of up to
 64 MiB of freed memory a worker may hold. Bytes written never depend on it.
 
+When a task ends, ``release_free_memory`` hands back what the task freed: Arrow's pool
+keeps freed blocks for reuse and the tuned glibc up to its trim threshold, which a worker
+would otherwise hold while idle or through a next task that needs less.
+
 Set in the processes thresher owns: the ``thresher`` command (so its in-process tasks
 and Slurm's ``thresher run-task``), the local executor's pool workers and Ray task
 processes. A program that calls ``run_pipeline`` itself keeps its allocator as it is
@@ -22,6 +26,7 @@ start).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 
@@ -45,12 +50,27 @@ def tuned() -> bool:
     return bool(_tuned)
 
 
+def release_free_memory() -> None:
+    """Return freed memory to the kernel: Arrow's pool's unused blocks (if pyarrow is
+    loaded) and, where thresher tuned glibc, the heap's free pages (``malloc_trim``)."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
+    if _tuned:
+        _libc().malloc_trim(0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None)  # the symbols the interpreter is linked with: libc's
+
+
 def _set_thresholds() -> bool:
     if os.environ.get("THRESHER_ALLOCATOR", "") == "default" or not sys.platform.startswith(
             "linux"):
         return False
     try:
-        libc = ctypes.CDLL(None)  # the symbols the interpreter is linked with: libc's
+        libc = _libc()
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # noqa: B018 - glibc only; musl's mallopt does nothing
     except (OSError, AttributeError):

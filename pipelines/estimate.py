@@ -25,8 +25,9 @@ directories (intermediate shards and global stages' side files):
   fitted per phase through the two runs: total CPU = A + B x corpus bytes, then spread
   over its tasks; its peak RSS per task is the largest sampled plus what a task's own
   increment (peak minus RSS at its start, the median task's) grows by along the same
-  line, over the runs whose step had documents to work on (``_step_growth``: a cluster
-  step holds its edges);
+  line, over the runs whose step had documents to work on, once the rise across the
+  sample runs exceeds the process-to-process noise (``_step_growth``: a cluster step
+  holds its edges);
 - disk: intermediate shards and side files (``phases/``, ``work/``) and output shards
   (``data/``), scaled by bytes the same way (the sample runs write intermediate shards in
   the codec the real run's directory resolves ``intermediate_compression`` to);
@@ -661,6 +662,13 @@ def sample_for(rel_error: float, sampled: int, n: int, target: float = 0.125) ->
     return min(n, max(sampled + 1, math.ceil(k)))
 
 
+# A step's own increment on the same data differs by a few MB from process to process
+# (what the allocators hand out in chunks); a rise across the sample runs within this is
+# taken for none, or the corpus-to-sample ratio multiplies it (docs/benchmarks.md,
+# "Planning a run").
+STEP_RSS_NOISE_MB = 8.0
+
+
 def _step_growth(name: str, runs: list[_Sampled], collect: str | None, total: int) -> float:
     """MB a task of the step phase ``name`` grows by from the largest sample run to the
     whole corpus: its own increment (peak minus its RSS at the start; the median task's
@@ -687,10 +695,13 @@ def _step_growth(name: str, runs: list[_Sampled], collect: str | None, total: in
         if not inc:  # records of a thresher before start_rss_mb: the peaks themselves
             inc = sorted(r.get("max_rss_mb") or 0.0 for r in recs)
         pts.append((float(run.bytes), inc[(len(inc) - 1) // 2]))
-    if len({x for x, _ in pts}) < 2:
+    xs = [x for x, _ in pts]
+    if len(set(xs)) < 2:
         return 0.0
-    _, b = _fit([x for x, _ in pts], [y for _, y in pts])
-    return max(0.0, b * (total - max(x for x, _ in pts)))
+    _, b = _fit(xs, [y for _, y in pts])
+    span = max(xs) - min(xs)
+    rise = b * span - STEP_RSS_NOISE_MB  # what the sampled range shows beyond the noise
+    return max(0.0, rise / span * (total - max(xs)))
 
 
 def _phase(ph, inputs: list[InputFile], runs: list[_Sampled], total: int, slots: int,

@@ -81,6 +81,7 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
         raise UserError(f"phase {phase!r} has tasks 0..{ph.n_tasks - 1}, not {task}")
     handler = _task_log(run, phase, task)
     retries_before = default_storage().retries.as_dict()
+    allocator.release_free_memory()  # what the process freed before is not the task's
     _reset_peak_rss()  # a reused worker (or the caller, in process) has its own history
     start_rss = _status_mb("VmRSS:")  # what the process holds before the task
     modules = len(sys.modules)
@@ -120,6 +121,7 @@ def run_task(run_dir: str | Path, phase: str, task: int) -> TaskResult:
         logging.getLogger().removeHandler(handler)
         handler.close()
         _upload_task_log(run, phase, task, handler)
+        allocator.release_free_memory()  # what the task freed, not kept by an idle worker
 
 
 def _retries_since(before: dict[str, int]) -> dict[str, int]:

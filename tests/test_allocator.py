@@ -96,3 +96,48 @@ def test_thresher_processes_tune_and_an_api_caller_keeps_its_own(tmp_path: Path)
                    cwd=REPO, env=env, check=True, capture_output=True)
     tuned = _tuned_by_task(tmp_path / "run-w1")
     assert len(tuned) >= 5 and not any(tuned), tuned
+
+
+RELEASE_PROBE = """
+import ctypes, json
+from pipelines import allocator
+tuned = allocator.tune_allocator()
+import pyarrow as pa
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+base = rss()
+buf = pa.allocate_buffer(95 << 20)  # Arrow's pool keeps it for reuse once freed
+ctypes.memset(buf.address, 1, buf.size)
+blocks = [libc.malloc(1 << 20) for _ in range(120)]  # on the heap below the mmap threshold
+for b in blocks:
+    ctypes.memset(b, 1, 1 << 20)
+top = libc.malloc(1 << 20)  # in use above the blocks: freeing them cannot shrink the heap
+held = rss() - base
+del buf
+for b in blocks:
+    libc.free(b)
+freed = rss() - base
+allocator.release_free_memory()
+print(json.dumps({"tuned": tuned, "held": held, "freed": freed, "released": rss() - base}))
+"""
+
+
+def test_the_memory_a_task_freed_goes_back_to_the_kernel():
+    """run_task calls release_free_memory when a task ends: Arrow's pool's freed blocks
+    (either allocator setting) and the tuned heap's free pages are handed back."""
+    for env, kept in (({}, 95 + 120), ({"THRESHER_ALLOCATOR": "default"}, 95)):
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith("MALLOC_") and k != "THRESHER_ALLOCATOR"}
+        out = json.loads(subprocess.run(
+            [sys.executable, "-c", RELEASE_PROBE], cwd=REPO, env={**clean, **env},
+            capture_output=True, text=True, check=True).stdout)
+        assert out["tuned"] is not bool(env), out
+        assert out["held"] >= 200 and out["freed"] >= kept - 15, out  # freed, still held
+        assert out["released"] < 15, out

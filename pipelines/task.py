@@ -39,7 +39,10 @@ from pipelines.version import __version__
 
 log = logging.getLogger(__name__)
 
-# Per-process cache: stages are built and set up (models loaded) once per worker.
+# Per-process cache: a phase's stages are built and set up (models loaded) once per
+# worker. It holds one phase: a process runs the phases of a run one after another (in
+# process with one worker, a Ray worker), so the previous phase's stages (a model, a
+# blocklist held as a set) are let go when another phase's first task begins.
 _CACHE: dict[tuple[str, str], tuple[PipelineConfig, Plan, list[Stage]]] = {}
 
 
@@ -47,6 +50,7 @@ def _load(run: RunDir, phase: str) -> tuple[PipelineConfig, Plan, list[Stage]]:
     """Config, plan and the set-up stages of ``phase`` (its collecting stage last)."""
     key = (str(run.root), phase)
     if key not in _CACHE:
+        _CACHE.clear()  # another phase's (or run's) stages: not needed again
         cfg = run.load_config()
         plan = run.load_plan()
         ph = plan.phase(phase)

@@ -11,9 +11,10 @@ MinHash run, 313-334 k page faults and 1.4-1.8 s of system time in 6.4-6.8 s
 64 MiB trim threshold keep those blocks in the heap for reuse, at the price of up to
 64 MiB of freed memory a worker may hold. Bytes written never depend on it.
 
-When a task ends, ``release_free_memory`` hands back what the task freed: Arrow's pool
-keeps freed blocks for reuse and the tuned glibc up to its trim threshold, which a worker
-would otherwise hold while idle or through a next task that needs less.
+Before and after each task, ``release_free_memory`` hands back what the process freed:
+Arrow's pool keeps freed blocks for reuse and the tuned glibc up to its trim threshold,
+which a worker would otherwise hold while idle or through a next task that needs less
+(and which a task's measured peak would otherwise not show).
 
 Set in the processes thresher owns: the ``thresher`` command (so its in-process tasks
 and Slurm's ``thresher run-task``), the local executor's pool workers and Ray task

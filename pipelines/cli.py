@@ -19,6 +19,7 @@ import atexit
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import traceback
@@ -111,11 +112,30 @@ def cmd_status(a: argparse.Namespace) -> int:
 
 
 def cmd_run_task(a: argparse.Namespace) -> int:
+    """One task, or several one after another in this process (a Slurm array job with
+    ``tasks_per_job``): a failed task does not stop the next; the exit is the first
+    failure's, once all have run."""
+    from pipelines.executors.slurm_queue import expand_ranges
     from pipelines.task import run_task
 
-    res = run_task(a.run, a.phase, a.task)
-    print(f"thresher: {a.phase}/{a.task}: "
-          + ("already done" if res.skipped else f"done, {res.docs_out:,} documents out"))
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", a.tasks):
+        raise UserError(f"run-task: {a.tasks!r} is not a task id or ranges like 0-4,7")
+    tasks = expand_ranges(a.tasks)
+    first_error: BaseException | None = None
+    for task in tasks:
+        try:
+            res = run_task(a.run, a.phase, task)
+        except Exception as exc:
+            if len(tasks) == 1:
+                raise
+            print(f"thresher: {a.phase}/{task}: failed: {exc}", file=sys.stderr, flush=True)
+            first_error = first_error or exc
+            continue
+        print(f"thresher: {a.phase}/{task}: "
+              + ("already done" if res.skipped else f"done, {res.docs_out:,} documents out"),
+              flush=True)
+    if first_error is not None:
+        raise first_error
     return 0
 
 
@@ -453,10 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("run-task", help="run one task of a planned run (what a Slurm array "
-                                        "task runs); a no-op if it is done")
+                                        "task runs), or several in turn; a no-op for a "
+                                        "task that is done")
     p.add_argument("run", help="run directory")
     p.add_argument("phase")
-    p.add_argument("task", type=int)
+    p.add_argument("tasks", metavar="TASKS", help="a task id, or ranges: 0-4,7")
     p.set_defaults(func=cmd_run_task)
 
     p = sub.add_parser("train-classifier",

@@ -291,6 +291,11 @@ class SlurmExecutor(Strict):
         None, ge=1, validation_alias=pydantic.AliasChoices("max_parallel", "workers"),
         description="at most this many tasks running at once (array %throttle); "
                     "`workers` / --workers set it too")
+    tasks_per_job: int = Field(
+        1, ge=1, description="tasks one array job runs one after another in one process: "
+                             "models and blocklists are loaded once for them, and the "
+                             "scheduler sees that many times fewer jobs (`time` and `mem` "
+                             "are then for the whole group)")
     sbatch_args: list[str] = Field([], description="extra sbatch arguments, e.g. [--exclusive]")
     setup: list[str] = Field([], description="shell lines run before each task "
                                              "(module load, venv activation)")

@@ -310,6 +310,58 @@ def test_failed_task_is_reported_blocks_dependents_and_resume_finishes(
     assert counts(run)["exact_dedup"]["dropped"]  # the corpus has duplicates: dedup worked
 
 
+def test_tasks_per_job_runs_a_group_in_one_process_and_a_failure_stops_only_its_task(
+        slurm, test_env, tmp_path: Path):
+    """tasks_per_job: 3 over 4 main tasks gives 2 array jobs; the first runs tasks 0, 1, 2
+    in one process, the failing task 1 does not stop task 2, the job fails and blocks the
+    later phases; --resume submits task 1 alone and the bytes are a local run's."""
+    from test_exact_dedup import make_corpus
+
+    data = tmp_path / "in"
+    make_corpus(data)  # part0..part3.jsonl: 4 main tasks
+    stages = [{"stage": "plugins.flaky:FailOnSource"},
+              {"stage": "exact_dedup", "partitions": 2},
+              {"stage": "length", "min_chars": 20}]
+    run = tmp_path / "run"
+    cfg = write_config(tmp_path / "p.yaml", data, run, {"kind": "slurm", "tasks_per_job": 3},
+                       stages, fields=("lang",))
+    test_env.setenv("THRESHER_TEST_FAIL_SOURCE", "part1")
+    thresher("run", str(cfg))
+    st = wait_until_settled(run)
+    [sub] = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"]
+    main = sub["jobs"][0]
+    assert (main["phase"], main["tasks"], main["per_job"]) == ("main", "0-3", 3)
+    script = (run / main["script"]).read_text()
+    assert "--array=0-1 " in script.splitlines()[1]  # the sbatch command, recorded
+    assert "TASKS=(0-2 3)\n" in script
+    pids = {t: json.loads((run / "stats" / "main" / f"task-{t:05d}.json").read_text())["pid"]
+            for t in (0, 2, 3)}
+    assert pids[0] == pids[2] != pids[3]  # tasks 0 and 2 in one process, 3 in the next job
+    out = (run / "logs" / "main" / f"slurm-{main['id']}_0.out").read_text()
+    assert "main/0: done" in out and "main/1: failed: " in out and "main/2: done" in out
+    assert st["state"] == "failed"
+    [failure] = st["failed"]
+    assert (failure["phase"], failure["task"], failure["job"]) == ("main", 1, f"{main['id']}_0")
+    assert failure["error"] == "RuntimeError: simulated crash in a stage"
+    by_phase = {p["phase"]: p for p in st["phases"]}
+    assert by_phase["exact_dedup.group"]["blocked"] == 2
+
+    test_env.delenv("THRESHER_TEST_FAIL_SOURCE")
+    thresher("run", str(cfg), "--resume", "--wait", "--quiet")
+    assert status_json(run)["state"] == "finished"
+    resumed = json.loads((run / "slurm" / "jobs.json").read_text())["submissions"][1]["jobs"]
+    assert [(j["phase"], j["tasks"]) for j in resumed][:2] == [
+        ("main", "1"), ("exact_dedup.group", "0-1")]
+    group = [json.loads((run / "stats" / "exact_dedup.group" / f"task-{t:05d}.json")
+                        .read_text())["pid"] for t in (0, 1)]
+    assert group[0] == group[1]  # both step tasks in one job
+    local = write_config(tmp_path / "local.yaml", data, tmp_path / "local",
+                         {"kind": "local", "workers": 2}, stages, fields=("lang",))
+    thresher("run", str(local), "--quiet")
+    assert shard_hashes(run) == shard_hashes(tmp_path / "local")
+    assert counts(run) == counts(tmp_path / "local")
+
+
 def _scontrol_job(job: str) -> dict[str, str]:
     """The first record `scontrol show job` prints (an array's first task) as a dict."""
     out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,

@@ -16,6 +16,11 @@ holds for the phase. Each job script is rendered from a template (default
 ``templates/task.sbatch`` next to this module, shipped as package data) into
 ``<run>/slurm/`` and Slurm's own output of each array task goes to
 ``<run>/logs/<phase>/slurm-<job>_<index>.out``, next to the task log.
+
+With ``tasks_per_job: N`` an array job runs N tasks of its phase one after another in
+one process (``thresher run-task RUN PHASE 0-4``): a stage's set-up (a model, a
+blocklist) is paid once per N tasks and the scheduler sees N times fewer jobs. The
+array index is then the group's number, and the script lists each group's tasks.
 """
 
 from __future__ import annotations
@@ -76,6 +81,13 @@ def split_arrays(tasks: list[int], max_size: int) -> list[tuple[int, list[int]]]
     return groups
 
 
+def group_arrays(tasks: list[int], per_job: int, max_size: int) -> list[list[int]]:
+    """Sorted task ids in arrays of at most ``max_size`` jobs of ``per_job`` tasks (array
+    index i of an array runs its tasks ``[i * per_job:][:per_job]``)."""
+    tasks, step = sorted(tasks), per_job * max_size
+    return [tasks[i:i + step] for i in range(0, len(tasks), step)]
+
+
 class SlurmExecutor(Executor):
     finalizes = True  # the last job runs `thresher finalize RUN`
 
@@ -131,7 +143,10 @@ class SlurmExecutor(Executor):
                     continue
                 (spool_dir(run) / "logs" / phase.name).mkdir(parents=True, exist_ok=True)
                 this_phase: list[str] = []
-                for offset, tasks in split_arrays(todo[phase.name], limit):
+                per_job = self.cfg.tasks_per_job
+                arrays = split_arrays(todo[phase.name], limit) if per_job == 1 else \
+                    [(0, tasks) for tasks in group_arrays(todo[phase.name], per_job, limit)]
+                for offset, tasks in arrays:
                     deps = [f"afterok:{':'.join(before)}"] if before else []
                     if this_phase and self.cfg.max_parallel:
                         deps.append(f"afterany:{this_phase[-1]}")  # one throttle per phase
@@ -152,18 +167,27 @@ class SlurmExecutor(Executor):
 
     def _submit_array(self, run: RunDir, job_name: str, phase: str, offset: int,
                       tasks: list[int], deps: list[str], template: str) -> Job:
-        spec = compress_ranges([t - offset for t in tasks])
+        per_job = self.cfg.tasks_per_job
+        run_task = (f"exec {self._python()} -m pipelines.cli run-task "
+                    f"{shlex.quote(str(run.root))} {shlex.quote(phase)}")
+        if per_job == 1:  # the array index is the task id (less the offset)
+            spec = compress_ranges([t - offset for t in tasks])
+            cmd = f'{run_task} "$((SLURM_ARRAY_TASK_ID + {offset}))"'
+        else:  # array index i runs the i-th group of per_job tasks, listed in the script
+            groups = [compress_ranges(tasks[i:i + per_job])
+                      for i in range(0, len(tasks), per_job)]
+            spec = f"0-{len(groups) - 1}"
+            cmd = (f"TASKS=({' '.join(groups)})\n"
+                   f'{run_task} "${{TASKS[$SLURM_ARRAY_TASK_ID]}}"')
         if self.cfg.max_parallel:
             spec += f"%{self.cfg.max_parallel}"
-        cmd = (f"exec {self._python()} -m pipelines.cli run-task {shlex.quote(str(run.root))} "
-               f'{shlex.quote(phase)} "$((SLURM_ARRAY_TASK_ID + {offset}))"')
         out = spool_dir(run) / "logs" / phase / "slurm-%A_%a.out"
         args = [f"--job-name={job_name}", f"--array={spec}", f"--output={out}",
                 *self._resources(), *self._deps(deps), *self.cfg.sbatch_args]
         script = self._write_script(run, f"{phase}.{offset:05d}", template, cmd, phase, args)
         job = sbatch(args, script)
         return Job(job, phase, compress_ranges(tasks), offset,
-                   str(script.relative_to(spool_dir(run))), job_name)
+                   str(script.relative_to(spool_dir(run))), job_name, per_job)
 
     def _submit_finalize(self, run: RunDir, job_name: str, after: list[str],
                          template: str) -> Job:

@@ -191,12 +191,19 @@ class Job:
     script: str = ""  # the rendered job script, relative to spool_dir (the run dir when local)
     name: str = ""  # --job-name; a state under another name is not this job's (ids restart
     #                 at 1 when a test cluster's state is wiped)
+    per_job: int = 1  # tasks_per_job: array index i runs tasks[i * per_job:][:per_job]
 
     def task_ids(self) -> list[int]:
         return expand_ranges(self.tasks)
 
+    def index(self, task: int) -> int:
+        """The array index whose job runs ``task``."""
+        if self.per_job == 1:
+            return task - self.offset
+        return self.task_ids().index(task) // self.per_job
+
     def key(self, task: int | None) -> Key:
-        return (self.id, None if task is None else task - self.offset)
+        return (self.id, None if task is None else self.index(task))
 
     def owns(self, state: JobState) -> bool:
         return not (self.name and state.name) or self.name == state.name
@@ -204,7 +211,7 @@ class Job:
     def slurm_log(self, run: RunDir, task: int | None) -> Path:
         if task is None:
             return spool_dir(run) / "logs" / f"slurm-finalize-{self.id}.out"
-        return spool_dir(run) / "logs" / self.phase / f"slurm-{self.id}_{task - self.offset}.out"
+        return spool_dir(run) / "logs" / self.phase / f"slurm-{self.id}_{self.index(task)}.out"
 
 
 def spool_dir(run: RunDir) -> Path:

@@ -112,7 +112,7 @@ def _failure(run: RunDir, phase: str, task: int | None, job, st) -> dict:
     if st.state == "COMPLETED":  # the job ended well but the task left no stats file
         error = error or "the job completed but the task's stats file is missing"
     return {"phase": phase, "task": task,
-            "job": job.id if task is None else f"{job.id}_{task - job.offset}",
+            "job": job.id if task is None else f"{job.id}_{job.index(task)}",
             "slurm_state": st.describe(), "error": error,
             "log": str(log) if log is not None and log.exists() else None,
             "slurm_log": str(slurm_log) if slurm_log.exists() else None}

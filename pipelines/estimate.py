@@ -467,9 +467,10 @@ def estimate(cfg: PipelineConfig, sample: int = 4, slots: int = 1, workers: int 
             runs = [_run_sample(cfg, plan, half, base / "half", workers),
                     _run_sample(cfg, plan, idx, base / "sample", workers)]
     # a task that is the first of its process in its phase pays the process's warm-up
-    # (imports, models, caches): a pool of W processes pays it W times per phase, a
-    # scheduler that starts a process per task (Slurm) once per task
-    per_task = getattr(cfg.executor, "kind", "local") == "slurm"
+    # (imports, models, caches): a pool of W processes pays it W times per phase, Slurm
+    # (a process per array job) once per job of `tasks_per_job` tasks
+    per_job = getattr(cfg.executor, "tasks_per_job", 1) \
+        if getattr(cfg.executor, "kind", "local") == "slurm" else None
     est = Estimate(config_name, n, len({f.path for f in plan.inputs}), total, slots, idx,
                    runs[-1].bytes, round(time.perf_counter() - t0, 3))
     if content is not None:
@@ -477,7 +478,7 @@ def estimate(cfg: PipelineConfig, sample: int = 4, slots: int = 1, workers: int 
             int(sum(content)), read, windows
     collecting = {p.collect: p.name for p in plan.phases if p.kind == "map" and p.collect}
     for ph in plan.phases:
-        warm = ph.n_tasks if per_task else min(slots, ph.n_tasks)
+        warm = -(-ph.n_tasks // per_job) if per_job else min(slots, ph.n_tasks)
         collect = collecting.get(ph.stages[0]) if ph.kind == "step" and ph.stages else None
         est.phases.append(_phase(ph, plan.inputs, runs, total, slots, warm, content, collect))
     for s in cfg.stages:  # side files of a global stage: counted with its last step phase

@@ -333,6 +333,15 @@ def test_estimate_from_earlier_runs(tmp_path: Path):
     est = estimate(cfg, slots=2, runs_from=pilots)
     assert est.sample == [] and est.tasks == 22 and est.cpu_hours > 0
     assert est.phases[0].peak_rss_mb > 0 and est.to_dict()["output_bytes"] > 0
+    # Slurm pays a process's warm-up per array job: per task, or per tasks_per_job tasks
+    from pipelines.config import config_from_dict
+
+    d = yaml.safe_load(path.read_text())
+    cpu = {}
+    for per_job in (1, 4):
+        d["executor"] = {"kind": "slurm", "tasks_per_job": per_job}
+        cpu[per_job] = estimate(config_from_dict(d), slots=2, runs_from=pilots).cpu_hours
+    assert cpu[1] > cpu[4] > est.cpu_hours, (cpu, est.cpu_hours)
     from pipelines.errors import UserError
 
     d = yaml.safe_load(path.read_text())

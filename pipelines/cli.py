@@ -2,8 +2,8 @@
 it needs when it runs, so ``thresher validate`` does not import the executors.
 
 Run a pipeline:    run, validate, plan (estimate a run's cost from a sample), stages,
-                   status, finalize, run-task (one task: what a Slurm array job or any
-                   other scheduler runs)
+                   status, finalize, run-task (one task, or several in turn: what a Slurm
+                   array job or any other scheduler runs)
 Read a run:        stats, samples, diff, dups, report, mixture (domain weights for a
                    trainer's data loader)
 Snapshots:         verify, reproduce

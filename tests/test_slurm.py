@@ -135,6 +135,21 @@ def test_split_arrays_uses_as_few_arrays_as_the_index_bound_allows():
     assert split_arrays([3, 7, 8, 20], 5) == [(3, [3, 7]), (8, [8]), (20, [20])]
 
 
+def test_groups_of_tasks_per_job_give_each_task_its_array_index():
+    """tasks_per_job: an array holds at most MaxArraySize groups; index i runs its i-th
+    group of tasks, and Job.index (status, Slurm's log file) finds it for every task."""
+    from pipelines.executors.slurm import group_arrays
+    from pipelines.executors.slurm_queue import Job
+
+    todo = [20, 0, 1, 2, 5, 7, 8, 9, 12, 13]
+    arrays = group_arrays(todo, 3, 2)  # at most 2 groups of 3 per array
+    assert arrays == [[0, 1, 2, 5, 7, 8], [9, 12, 13, 20]]
+    for tasks in arrays:
+        job = Job("1", "main", compress_ranges(tasks), per_job=3)
+        assert [job.index(t) for t in tasks] == [i // 3 for i in range(len(tasks))]
+    assert Job("1", "main", "4-9", offset=4).index(9) == 5  # one task per job: id - offset
+
+
 def test_ranges_round_trip():
     assert compress_ranges([7, 0, 1, 2, 5, 8]) == "0-2,5,7-8"
     assert expand_ranges("0-2,5,7-8") == [0, 1, 2, 5, 7, 8]

@@ -9,6 +9,7 @@ without accounting it prints a notice and lists nothing, which would read as
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -200,7 +201,11 @@ class Job:
         """The array index whose job runs ``task``."""
         if self.per_job == 1:
             return task - self.offset
-        return self.task_ids().index(task) // self.per_job
+        return self._positions[task] // self.per_job
+
+    @functools.cached_property
+    def _positions(self) -> dict[int, int]:  # once per job: status asks for every task
+        return {t: i for i, t in enumerate(self.task_ids())}
 
     def key(self, task: int | None) -> Key:
         return (self.id, None if task is None else self.index(task))

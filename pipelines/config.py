@@ -530,7 +530,6 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     return _RESOLVED[key]
 
 
-
 def read_yaml(text: str) -> Any:
     """``yaml.safe_load`` with libyaml's parser where PyYAML has it (several times faster on a
     resolved config, which every task reads); a document it refuses is parsed again by

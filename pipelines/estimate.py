@@ -469,8 +469,7 @@ def estimate(cfg: PipelineConfig, sample: int = 4, slots: int = 1, workers: int 
     # a task that is the first of its process in its phase pays the process's warm-up
     # (imports, models, caches): a pool of W processes pays it W times per phase, Slurm
     # (a process per array job) once per job of `tasks_per_job` tasks
-    per_job = getattr(cfg.executor, "tasks_per_job", 1) \
-        if getattr(cfg.executor, "kind", "local") == "slurm" else None
+    per_job = getattr(cfg.executor, "tasks_per_job", None)  # Slurm's executor has it
     est = Estimate(config_name, n, len({f.path for f in plan.inputs}), total, slots, idx,
                    runs[-1].bytes, round(time.perf_counter() - t0, 3))
     if content is not None:

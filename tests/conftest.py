@@ -6,9 +6,11 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -145,9 +147,6 @@ def kill_inside_a_task(proc: subprocess.Popen, run: Path, done: int, phase: str 
     another has begun (its log exists, its record does not), however fast the machine.
     Logs are listed before records, so a task begun and not done was still running when
     the records were listed."""
-    import signal
-    import time
-
     stats, logs = run / "stats" / phase, run / "logs" / phase
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:

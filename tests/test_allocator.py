@@ -37,10 +37,11 @@ print(json.dumps({"tuned": tuned,
 """
 
 
-def _probe(**env: str) -> dict:
+def _probe(code: str = PROBE, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter with only ``env``'s allocator settings."""
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith("MALLOC_") and k != "THRESHER_ALLOCATOR"}
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env={**clean, **env},
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**clean, **env},
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -130,14 +131,10 @@ print(json.dumps({"tuned": tuned, "held": held, "freed": freed, "released": rss(
 
 
 def test_the_memory_a_task_freed_goes_back_to_the_kernel():
-    """run_task calls release_free_memory when a task ends: Arrow's pool's freed blocks
-    (either allocator setting) and the tuned heap's free pages are handed back."""
+    """run_task calls release_free_memory before and after each task: Arrow's pool's freed
+    blocks (either allocator setting) and the tuned heap's free pages are handed back."""
     for env, kept in (({}, 95 + 120), ({"THRESHER_ALLOCATOR": "default"}, 95)):
-        clean = {k: v for k, v in os.environ.items()
-                 if not k.startswith("MALLOC_") and k != "THRESHER_ALLOCATOR"}
-        out = json.loads(subprocess.run(
-            [sys.executable, "-c", RELEASE_PROBE], cwd=REPO, env={**clean, **env},
-            capture_output=True, text=True, check=True).stdout)
+        out = _probe(RELEASE_PROBE, **env)
         assert out["tuned"] is not bool(env), out
         assert out["held"] >= 200 and out["freed"] >= kept - 15, out  # freed, still held
         assert out["released"] < 15, out
